@@ -1,0 +1,100 @@
+/*
+ * config.h: postern.conf, parsed into one struct.  Every limit of
+ * limits.h that a site may want to change is a field here.
+ *
+ * The file is "key = value" lines; '#' starts a comment at the beginning
+ * of a line; blank lines are ignored; "listen" may repeat.  See
+ * postern.conf(5).
+ */
+#ifndef POSTERN_CONFIG_H
+#define POSTERN_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include "attrs.h"
+#include "limits.h"
+#include "net.h"
+
+struct listener_conf {
+	char			text[128];	/* as written, e.g. "[::1]:1110" */
+	struct sockaddr_storage	addr;
+	socklen_t		addrlen;
+};
+
+enum plaintext_policy {
+	/* USER/PASS only on loopback connections (the default, until TLS). */
+	PLAINTEXT_LOOPBACK_ONLY,
+	/* USER/PASS everywhere (disable_plaintext_auth = no). */
+	PLAINTEXT_ALLOWED,
+};
+
+struct config {
+	char			*path;		/* the file it came from */
+
+	struct listener_conf	 listeners[MAX_LISTENERS];
+	size_t			 n_listeners;
+
+	char			*mail_root;	/* absolute directory */
+	char			*mailbox_path;	/* template: %u %n %d %% */
+	char			*user_db;	/* passwd-file path */
+
+	char			*mail_user;	/* workers run as this if root */
+	char			*auth_user;	/* auth runs as this if root */
+
+	unsigned int		 workers;	/* 0: one per core */
+	unsigned int		 auth_workers;
+
+	uint64_t		 idle_timeout_ms;
+	unsigned int		 max_connections;
+	unsigned int		 max_connections_per_ip;
+	unsigned int		 max_line_length;
+	unsigned int		 max_bad_commands;
+	unsigned int		 max_auth_failures;
+	uint64_t		 auth_fail_delay_ms;
+	uint64_t		 auth_fail_delay_max_ms;
+
+	bool			 lock_session;
+	int64_t			 expire_days;	/* -1: NEVER */
+	uint64_t		 login_delay_s;	/* 0: none */
+
+	enum plaintext_policy	 plaintext;
+	/* Networks treated like loopback for the plaintext policy. */
+	struct cidr		 plaintext_networks[MAX_NETWORKS];
+	size_t			 n_plaintext_networks;
+	bool			 apop;		/* offer APOP if the store can */
+
+	bool			 log_syslog;	/* else stderr */
+	bool			 log_debug;
+	char			*hostname;	/* for the APOP timestamp */
+	char			*greeting;	/* text after "+OK " */
+};
+
+/* Fills c with the built-in defaults.  Strings are heap copies. */
+void	config_defaults(struct config *c);
+
+/*
+ * Reads and validates path into c (which it first resets to defaults).
+ * On error returns -1 and writes one line "PATH:LINE: what is wrong" (or
+ * "PATH: ..." when no line applies) into err.
+ */
+int	config_load(const char *path, struct config *c, char *err,
+	    size_t errsize) ATTR_WARN_UNUSED;
+
+/* Parses "host:port", "[v6]:port" or "*:port"; 0 or -1. */
+int	config_parse_listener(const char *text, struct listener_conf *l)
+	    ATTR_WARN_UNUSED;
+
+/*
+ * Expands the mailbox template for user into out: the absolute path
+ * mail_root/expanded.  Refuses user names that could escape the mail
+ * root (empty, "/", leading '.', "..", control characters).  0 or -1.
+ */
+int	config_mailbox_path(const struct config *c, const char *user,
+	    char *out, size_t outsize) ATTR_WARN_UNUSED;
+
+void	config_free(struct config *c);
+
+#endif

@@ -1,0 +1,68 @@
+/*
+ * limits.h: every numeric limit of Postern, with its reason.
+ *
+ * Each DEFAULT_* value can be overridden in postern.conf (see
+ * postern.conf(5)); the HARD_* values are compile-time ceilings that keep
+ * a hostile peer or a bad configuration from growing a buffer without
+ * bound.
+ */
+#ifndef POSTERN_LIMITS_H
+#define POSTERN_LIMITS_H
+
+/* RFC 2449 section 4: a command line is at most 255 octets including the
+ * CRLF.  We accept up to max_line_length (default 512) as a tolerance for
+ * clients that send long user names; longer lines get -ERR. */
+#define POP3_RFC_LINE_MAX		255
+#define DEFAULT_MAX_LINE_LENGTH		512
+#define HARD_MAX_LINE_LENGTH		8192
+
+/* RFC 1939 section 3: the autologout timer must be at least 10 minutes. */
+#define DEFAULT_IDLE_TIMEOUT_SEC	600
+
+#define DEFAULT_MAX_CONNECTIONS		10000
+#define DEFAULT_MAX_CONNECTIONS_PER_IP	50
+#define DEFAULT_MAX_BAD_COMMANDS	10
+#define DEFAULT_MAX_AUTH_FAILURES	3	/* per session, then close */
+
+/* Failed logins: delay = base * 2^(failures-1), at most max.  Failures
+ * of one IP are forgotten after AUTH_PENALTY_FORGET_SEC without one. */
+#define DEFAULT_AUTH_FAIL_DELAY_MS	2000
+#define DEFAULT_AUTH_FAIL_DELAY_MAX_MS	15000
+#define AUTH_PENALTY_FORGET_SEC		300
+#define AUTH_PENALTY_MAX_IPS		65536
+
+#define DEFAULT_AUTH_WORKERS		2
+#define MAX_WORKERS			256
+#define MAX_LISTENERS			32
+#define MAX_NETWORKS			64
+
+/* Protocol fields. */
+#define MAX_USERNAME_LEN		255
+#define MAX_PASSWORD_LEN		1024
+#define UIDL_MAX_LEN			70	/* RFC 1939 section 7 */
+
+/* IPC: one framed message between our own processes. */
+#define IPC_MAX_MSG			(64 * 1024)
+
+/* Storage. */
+#define MAILDIR_TMP_STALE_SEC		(36 * 3600)	/* Maildir convention */
+#define INDEX_MAX_BYTES			(512u * 1024 * 1024)
+#define MAX_MESSAGES_PER_MAILBOX	10000000u
+#define MAX_PATH_LEN			4096
+
+/* RETR streaming: refill output when it drops below the low mark. */
+#define RETR_CHUNK			(64 * 1024)
+#define OUTPUT_LOW_WATERMARK		(64 * 1024)
+
+/* Config and user-database files are read whole, bounded. */
+#define CONFIG_MAX_BYTES		(1024 * 1024)
+#define USERDB_MAX_BYTES		(256u * 1024 * 1024)
+#define CONFIG_MAX_LINE			4096
+
+/* The master restarts a dead child, at most this often. */
+#define RESTART_MIN_INTERVAL_MS		1000
+
+/* Shutdown: how long sessions get to receive their last reply. */
+#define SHUTDOWN_GRACE_MS		2000
+
+#endif

@@ -1,0 +1,68 @@
+/*
+ * wire.h: stored message bytes to POP3 wire form (RFC 1939 section 3).
+ *
+ * The stored form may end lines with LF or CRLF and may lack a final
+ * newline.  The wire form is defined as: split the stored bytes at each
+ * LF; drop one CR just before each LF; send every line followed by CRLF;
+ * a last line without LF is sent followed by CRLF if it is non-empty; an
+ * empty message is zero octets.  A CR that is not just before an LF is
+ * an ordinary octet.  Every line that starts with '.' gets one more '.'
+ * in front (byte-stuffing) when stuffing is on.
+ *
+ * The size of a message (STAT, LIST) is the number of wire octets before
+ * byte-stuffing; wire_enc counts exactly that in octets, so that size and
+ * RETR come from one piece of code and cannot disagree.
+ *
+ * TOP n: the header lines, the empty line that ends them, then at most n
+ * body lines.  A message without an empty line is all header.
+ */
+#ifndef POSTERN_WIRE_H
+#define POSTERN_WIRE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct evbuffer;
+
+#define WIRE_ALL_LINES	UINT64_MAX
+
+struct wire_enc {
+	uint64_t	octets;		/* wire octets so far, stuffing excluded */
+	uint64_t	body_lines_left;	/* TOP budget, or WIRE_ALL_LINES */
+	bool		stuff;		/* byte-stuff lines starting with '.' */
+	bool		bol;		/* at the start of a stored line */
+	bool		pending_cr;	/* a CR was the last octet seen */
+	bool		line_empty;	/* the current line has no octets yet */
+	bool		in_body;	/* the header/body empty line was seen */
+	bool		done;		/* TOP budget used: ignore further input */
+	bool		all_clean;	/* so far stored bytes == wire bytes */
+};
+
+void	wire_enc_init(struct wire_enc *, bool stuff, uint64_t top_lines);
+
+/* Converts in[0..len) and appends the wire octets to out (out may be
+ * NULL to count only).  0, or -1 if out could not grow. */
+int	wire_enc_feed(struct wire_enc *, const uint8_t *in, size_t len,
+	    struct evbuffer *out);
+
+/* At end of input: completes a last line that lacks its LF.  0 or -1. */
+int	wire_enc_finish(struct wire_enc *, struct evbuffer *out);
+
+/* True once a TOP budget is used up: the caller may stop reading. */
+bool	wire_enc_done(const struct wire_enc *);
+
+/*
+ * Whole-buffer helpers.  wire_size returns the wire size of a stored
+ * message; *clean_r (may be NULL) says whether the stored bytes already
+ * are the exact wire form with no line needing a stuffed '.', so that
+ * they can be sent as they are (sendfile).
+ */
+uint64_t wire_size(const uint8_t *in, size_t len, bool *clean_r);
+
+/* The same over a file descriptor, read from offset 0 to EOF in chunks.
+ * 0, or -1 with errno set; *stored_r gets the stored octets read. */
+int	wire_size_fd(int fd, uint64_t *size_r, uint64_t *stored_r,
+	    bool *clean_r);
+
+#endif
