@@ -1,0 +1,49 @@
+# Postern: the two entry points are `make run` (build and start the
+# demo server) and `make test` (build twice and run every test).  Meson
+# and Ninja do the building; this file only orders the steps.
+
+MESON ?=	meson
+NINJA ?=	ninja
+
+BUILD_DIR =	build
+SAN_DIR =	build-san
+SAN_OPTS =	-Db_sanitize=address,undefined -Db_lundef=false \
+		-Dc_args=-fno-sanitize-recover=all
+
+# meson setup DIR [OPTIONS]: configures DIR unless it already has a
+# build.ninja; a half-configured DIR is configured again.
+meson_setup = \
+	if [ ! -f $(1)/build.ninja ]; then \
+		if [ -f $(1)/meson-private/coredata.dat ]; then \
+			$(MESON) setup --reconfigure $(1) $(2); \
+		else \
+			$(MESON) setup $(1) $(2); \
+		fi; \
+	fi
+
+.PHONY: all deps build build-san run test install clean
+
+all: build
+
+deps:
+	scripts/install-deps
+
+build: deps
+	@$(call meson_setup,$(BUILD_DIR),)
+	$(NINJA) -C $(BUILD_DIR)
+
+build-san: deps
+	@$(call meson_setup,$(SAN_DIR),$(SAN_OPTS))
+	$(NINJA) -C $(SAN_DIR)
+
+run: build
+	exec scripts/demo
+
+test: deps build build-san
+	tests/run
+
+install: build
+	$(MESON) install -C $(BUILD_DIR)
+
+clean:
+	rm -rf $(BUILD_DIR) $(SAN_DIR)
