@@ -1,0 +1,231 @@
+/*
+ * wire.c: the one encoder from stored message bytes to the POP3 wire form
+ * (RFC 1939 section 3), used for RETR, TOP and for the sizes of STAT and
+ * LIST, so that a size and the octets sent cannot disagree.
+ *
+ * Owns: nothing beyond the caller's struct wire_enc.  Trusts nothing in
+ * the input: any octet sequence is a valid stored message.
+ *
+ * The encoder copies runs of octets that need no change (lines already
+ * ending in CRLF and not starting with '.') in one evbuffer_add, and only
+ * breaks a run where the wire form differs from the stored form: a bare
+ * LF, a stuffed '.', a CR held back at the end of a chunk, or the end of
+ * a TOP budget.  LF is found with memchr, never byte by byte.
+ */
+#include <errno.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <event2/buffer.h>
+
+#include "lib/limits.h"
+#include "pop3/wire.h"
+
+void
+wire_enc_init(struct wire_enc *e, bool stuff, uint64_t top_lines)
+{
+	e->octets = 0;
+	e->body_lines_left = top_lines;
+	e->stuff = stuff;
+	e->bol = true;
+	e->pending_cr = false;
+	e->line_empty = true;
+	e->in_body = false;
+	e->done = false;
+	e->all_clean = true;
+}
+
+/* Appends wire octets that count towards the size. */
+static int
+put(struct wire_enc *e, struct evbuffer *out, const void *p, size_t n)
+{
+	if (n == 0)
+		return 0;
+	e->octets += n;
+	if (out != NULL && evbuffer_add(out, p, n) == -1)
+		return -1;
+	return 0;
+}
+
+/*
+ * A stored line ended (its LF was consumed, or the input ended after a
+ * non-empty last line).  The CRLF itself was already put.  Advances the
+ * TOP state: the first empty line ends the header; after it, every line
+ * spends one unit of the budget.
+ */
+static void
+end_line(struct wire_enc *e, bool stored_crlf)
+{
+	bool was_empty = e->line_empty;
+
+	if (!stored_crlf)
+		e->all_clean = false;
+	e->bol = true;
+	e->line_empty = true;
+	if (!e->in_body) {
+		if (was_empty) {
+			e->in_body = true;
+			if (e->body_lines_left == 0)
+				e->done = true;
+		}
+		return;
+	}
+	if (e->body_lines_left == WIRE_ALL_LINES)
+		return;
+	if (e->body_lines_left > 0)
+		e->body_lines_left--;
+	if (e->body_lines_left == 0)
+		e->done = true;
+}
+
+int
+wire_enc_feed(struct wire_enc *e, const uint8_t *in, size_t len,
+    struct evbuffer *out)
+{
+	const uint8_t *p = in, *end = in + len, *run = in, *nl, *q;
+
+	while (p < end && !e->done) {
+		if (e->pending_cr) {
+			/* The previous chunk ended with CR; p == in == run. */
+			e->pending_cr = false;
+			if (*p == '\n') {
+				if (put(e, out, "\r\n", 2) == -1)
+					return -1;
+				p++;
+				run = p;
+				end_line(e, true);
+				continue;
+			}
+			/* Not before LF: an ordinary octet of the line. */
+			if (put(e, out, "\r", 1) == -1)
+				return -1;
+			e->line_empty = false;
+		}
+		if (e->bol) {
+			e->bol = false;
+			if (*p == '.') {
+				e->all_clean = false;
+				if (e->stuff) {
+					if (put(e, out, run,
+					    (size_t)(p - run)) == -1)
+						return -1;
+					run = p;
+					/* Not counted: sizes exclude stuffing. */
+					if (out != NULL &&
+					    evbuffer_add(out, ".", 1) == -1)
+						return -1;
+				}
+			}
+		}
+		nl = memchr(p, '\n', (size_t)(end - p));
+		if (nl == NULL) {
+			/* The line continues in the next chunk.  Hold back a
+			 * final CR: only the next octet says if it is part of
+			 * a CRLF. */
+			q = end;
+			if (q[-1] == '\r') {
+				e->pending_cr = true;
+				q--;
+			}
+			if (q > p)
+				e->line_empty = false;
+			if (put(e, out, run, (size_t)(q - run)) == -1)
+				return -1;
+			p = run = end;
+			break;
+		}
+		if (nl > p && nl[-1] == '\r') {
+			/* Stored CRLF: already the wire form, extend the run. */
+			if (nl - 1 > p)
+				e->line_empty = false;
+			p = nl + 1;
+			end_line(e, true);
+			continue;
+		}
+		/* Bare LF: the run stops before it and CRLF replaces it. */
+		if (nl > p)
+			e->line_empty = false;
+		if (put(e, out, run, (size_t)(nl - run)) == -1 ||
+		    put(e, out, "\r\n", 2) == -1)
+			return -1;
+		p = run = nl + 1;
+		end_line(e, false);
+	}
+	/* When a TOP budget ran out mid-chunk, p is just past that line. */
+	return put(e, out, run, (size_t)(p - run));
+}
+
+int
+wire_enc_finish(struct wire_enc *e, struct evbuffer *out)
+{
+	if (e->done)
+		return 0;
+	if (e->pending_cr) {
+		/* A CR at the very end is not before an LF: ordinary. */
+		e->pending_cr = false;
+		if (put(e, out, "\r", 1) == -1)
+			return -1;
+		e->line_empty = false;
+	}
+	if (!e->line_empty) {
+		/* A last line without LF: stored and wire forms differ. */
+		if (put(e, out, "\r\n", 2) == -1)
+			return -1;
+		end_line(e, false);
+	}
+	return 0;
+}
+
+bool
+wire_enc_done(const struct wire_enc *e)
+{
+	return e->done;
+}
+
+uint64_t
+wire_size(const uint8_t *in, size_t len, bool *clean_r)
+{
+	struct wire_enc e;
+
+	wire_enc_init(&e, false, WIRE_ALL_LINES);
+	/* Counting mode cannot fail: out is NULL. */
+	(void)wire_enc_feed(&e, in, len, NULL);
+	(void)wire_enc_finish(&e, NULL);
+	if (clean_r != NULL)
+		*clean_r = e.all_clean;
+	return e.octets;
+}
+
+int
+wire_size_fd(int fd, uint64_t *size_r, uint64_t *stored_r, bool *clean_r)
+{
+	uint8_t chunk[RETR_CHUNK];
+	struct wire_enc e;
+	uint64_t off = 0;
+	ssize_t n;
+
+	wire_enc_init(&e, false, WIRE_ALL_LINES);
+	for (;;) {
+		if (off > (uint64_t)INT64_MAX - sizeof(chunk)) {
+			errno = EFBIG;
+			return -1;
+		}
+		n = pread(fd, chunk, sizeof(chunk), (off_t)off);
+		if (n == -1) {
+			if (errno == EINTR)
+				continue;
+			return -1;
+		}
+		if (n == 0)
+			break;
+		off += (uint64_t)n;
+		(void)wire_enc_feed(&e, chunk, (size_t)n, NULL);
+	}
+	(void)wire_enc_finish(&e, NULL);
+	*size_r = e.octets;
+	if (stored_r != NULL)
+		*stored_r = off;
+	if (clean_r != NULL)
+		*clean_r = e.all_clean;
+	return 0;
+}
