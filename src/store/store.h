@@ -89,4 +89,9 @@ void	mailbox_close(struct mailbox **);
 enum store_rc mailbox_login_stamp(const char *path, time_t now,
     time_t *previous_r) ATTR_WARN_UNUSED;
 
+/* The time recorded by the last mailbox_login_stamp (0 if none),
+ * without recording anything. */
+enum store_rc mailbox_last_login(const char *path, time_t *previous_r)
+    ATTR_WARN_UNUSED;
+
 #endif

@@ -1,0 +1,671 @@
+/*
+ * commands.c: the POP3 commands (RFC 1939, RFC 2449, RFC 3206 response
+ * codes).  One table lists every command with the states it is valid in;
+ * dispatch looks a command up once and checks the state there.  Handlers
+ * parse their arguments completely before they change anything.
+ */
+#include <ctype.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+
+#include "lib/buf.h"
+#include "lib/fsutil.h"
+#include "lib/ipc.h"
+#include "lib/log.h"
+#include "lib/strnum.h"
+#include "session.h"
+#include "store/store.h"
+
+#define MAX_ARGS	3
+
+enum cmd_flag {
+	CMD_AUTHZ	= 1u << 0,	/* valid in AUTHORIZATION */
+	CMD_TRANS	= 1u << 1,	/* valid in TRANSACTION */
+	CMD_RAW		= 1u << 2,	/* takes the rest of the line whole */
+};
+
+struct pop3_cmd {
+	const char	*name;
+	unsigned int	 flags;
+	unsigned int	 min_args, max_args;
+	void		(*run)(struct session *, char **argv, int argc);
+};
+
+static void cmd_apop(struct session *, char **, int);
+static void cmd_capa(struct session *, char **, int);
+static void cmd_dele(struct session *, char **, int);
+static void cmd_list(struct session *, char **, int);
+static void cmd_noop(struct session *, char **, int);
+static void cmd_pass(struct session *, char **, int);
+static void cmd_quit(struct session *, char **, int);
+static void cmd_retr(struct session *, char **, int);
+static void cmd_rset(struct session *, char **, int);
+static void cmd_stat(struct session *, char **, int);
+static void cmd_top(struct session *, char **, int);
+static void cmd_uidl(struct session *, char **, int);
+static void cmd_user(struct session *, char **, int);
+
+static const struct pop3_cmd commands[] = {
+	{ "APOP", CMD_AUTHZ,		  2, 2, cmd_apop },
+	{ "CAPA", CMD_AUTHZ | CMD_TRANS,  0, 0, cmd_capa },
+	{ "DELE", CMD_TRANS,		  1, 1, cmd_dele },
+	{ "LIST", CMD_TRANS,		  0, 1, cmd_list },
+	{ "NOOP", CMD_TRANS,		  0, 0, cmd_noop },
+	{ "PASS", CMD_AUTHZ | CMD_RAW,	  1, 1, cmd_pass },
+	{ "QUIT", CMD_AUTHZ | CMD_TRANS,  0, 0, cmd_quit },
+	{ "RETR", CMD_TRANS,		  1, 1, cmd_retr },
+	{ "RSET", CMD_TRANS,		  0, 0, cmd_rset },
+	{ "STAT", CMD_TRANS,		  0, 0, cmd_stat },
+	{ "TOP",  CMD_TRANS,		  2, 2, cmd_top },
+	{ "UIDL", CMD_TRANS,		  0, 1, cmd_uidl },
+	{ "USER", CMD_AUTHZ,		  1, 1, cmd_user },
+};
+
+static void
+bad_command(struct session *s, const char *reply)
+{
+	session_reply(s, "%s", reply);
+	if (++s->bad_cmds >= cfg->max_bad_commands) {
+		session_reply(s, "-ERR Too many bad commands.");
+		session_close(s, "bad-commands");
+	}
+}
+
+void
+commands_dispatch(struct session *s, char *line)
+{
+	const struct pop3_cmd *cmd = NULL;
+	char *argv[MAX_ARGS + 1];
+	char *p = line, *name;
+	unsigned int want;
+	size_t i;
+	int argc = 0;
+
+	name = p;
+	while (*p != '\0' && *p != ' ')
+		p++;
+	if (*p == ' ')
+		*p++ = '\0';
+	for (i = 0; i < N_ELEMENTS(commands); i++)
+		if (strcasecmp(name, commands[i].name) == 0) {
+			cmd = &commands[i];
+			break;
+		}
+	if (cmd == NULL) {
+		bad_command(s, "-ERR Unknown command.");
+		return;
+	}
+	want = s->state == STATE_AUTHORIZATION ? CMD_AUTHZ : CMD_TRANS;
+	if ((cmd->flags & want) == 0) {
+		bad_command(s, "-ERR Command not valid in this state.");
+		return;
+	}
+	if (cmd->flags & CMD_RAW) {
+		/* RFC 1939 section 7: PASS may contain spaces. */
+		if (*p != '\0')
+			argv[argc++] = p;
+	} else {
+		for (;;) {
+			while (*p == ' ')
+				p++;
+			if (*p == '\0')
+				break;
+			if (argc == MAX_ARGS) {
+				argc++;
+				break;
+			}
+			argv[argc++] = p;
+			while (*p != '\0' && *p != ' ')
+				p++;
+			if (*p == ' ')
+				*p++ = '\0';
+		}
+	}
+	if ((unsigned int)argc < cmd->min_args ||
+	    (unsigned int)argc > cmd->max_args) {
+		bad_command(s, argc < (int)cmd->min_args ?
+		    "-ERR Missing argument." : "-ERR Too many arguments.");
+		return;
+	}
+	argv[argc < MAX_ARGS ? argc : MAX_ARGS] = NULL;
+	cmd->run(s, argv, argc);
+}
+
+/* A message number that names a message not deleted; one -ERR if not. */
+static bool
+get_msg(struct session *s, const char *arg, uint32_t *idx_r)
+{
+	switch (parse_msgnum(arg, s->count, idx_r)) {
+	case PARSE_OK:
+		if (!s->deleted[*idx_r])
+			return true;
+		session_reply(s, "-ERR Message %" PRIu32 " is deleted.",
+		    *idx_r + 1);
+		return false;
+	case PARSE_RANGE:
+		session_reply(s, "-ERR No such message.");
+		return false;
+	default:
+		bad_command(s, "-ERR Invalid message number.");
+		return false;
+	}
+}
+
+static bool
+valid_user_arg(const char *u)
+{
+	size_t n = strlen(u);
+
+	if (n == 0 || n > MAX_USERNAME_LEN)
+		return false;
+	for (; *u != '\0'; u++)
+		if ((unsigned char)*u <= 0x20 || (unsigned char)*u >= 0x7f)
+			return false;
+	return true;
+}
+
+static void
+cmd_user(struct session *s, char **argv, int argc)
+{
+	if (!s->plaintext_ok) {
+		session_reply(s, "-ERR [AUTH] Plaintext authentication is not"
+		    " allowed on this connection.");
+		return;
+	}
+	if (!valid_user_arg(argv[0])) {
+		bad_command(s, "-ERR Invalid user name.");
+		return;
+	}
+	snprintf(s->user, sizeof(s->user), "%s", argv[0]);
+	s->have_user = true;
+	session_reply(s, "+OK");
+}
+
+static void
+start_auth(struct session *s, struct ipc_msg *m, const char *method)
+{
+	if (pop3_auth_request(s, m) == -1) {
+		log_warnx("pop3 session=%016" PRIx64 " login failed user=%s"
+		    " reason=auth-unavailable", s->conn_id, s->user);
+		session_reply(s, "-ERR [SYS/TEMP] Authentication is"
+		    " temporarily unavailable.");
+		s->have_user = false;
+		return;
+	}
+	log_debug("pop3 session=%016" PRIx64 " auth request user=%s"
+	    " method=%s", s->conn_id, s->user, method);
+	s->method = method;
+	s->waiting = true;
+}
+
+static void
+cmd_pass(struct session *s, char **argv, int argc)
+{
+	struct ipc_msg *m;
+	size_t n = strlen(argv[0]);
+
+	if (!s->plaintext_ok) {
+		session_reply(s, "-ERR [AUTH] Plaintext authentication is not"
+		    " allowed on this connection.");
+		goto out;
+	}
+	if (!s->have_user) {
+		bad_command(s, "-ERR Send USER first.");
+		goto out;
+	}
+	if (n > MAX_PASSWORD_LEN) {
+		s->have_user = false;
+		session_reply(s, "-ERR [AUTH] Authentication failed.");
+		goto out;
+	}
+	if ((m = malloc(sizeof(*m))) == NULL) {
+		session_close(s, "no-memory");
+		goto out;
+	}
+	ipc_msg_init(m, MSG_AUTH_PASS, s->id);
+	ipc_put_str(m, s->user);
+	ipc_put_str(m, argv[0]);
+	start_auth(s, m, "USER");
+	ipc_msg_wipe(m);
+	free(m);
+out:
+	explicit_bzero(argv[0], n);
+}
+
+static bool
+is_hex32(const char *p)
+{
+	size_t i;
+
+	for (i = 0; i < 32; i++)
+		if (!isxdigit((unsigned char)p[i]))
+			return false;
+	return p[32] == '\0';
+}
+
+static void
+cmd_apop(struct session *s, char **argv, int argc)
+{
+	struct ipc_msg *m;
+
+	if (!valid_user_arg(argv[0]) || !is_hex32(argv[1])) {
+		bad_command(s, "-ERR Usage: APOP name digest.");
+		return;
+	}
+	snprintf(s->user, sizeof(s->user), "%s", argv[0]);
+	s->have_user = false;
+	if (s->apop_ts[0] == '\0') {
+		/* Not offered in the greeting: it cannot succeed, but it
+		 * costs the same as any failure. */
+		session_auth_reply(s, AUTH_STATUS_FAIL);
+		return;
+	}
+	if ((m = malloc(sizeof(*m))) == NULL) {
+		session_close(s, "no-memory");
+		return;
+	}
+	ipc_msg_init(m, MSG_AUTH_APOP, s->id);
+	ipc_put_str(m, s->user);
+	ipc_put_str(m, s->apop_ts);
+	ipc_put_str(m, argv[1]);
+	start_auth(s, m, "APOP");
+	free(m);
+}
+
+static void
+cmd_capa(struct session *s, char **argv, int argc)
+{
+	struct buf b;
+
+	buf_init(&b, 4096);
+	if (buf_addstr(&b, "+OK Capability list follows\r\nTOP\r\n") == -1 ||
+	    (s->state == STATE_AUTHORIZATION && s->plaintext_ok &&
+	    buf_addstr(&b, "USER\r\n") == -1) ||
+	    buf_addstr(&b, "UIDL\r\nRESP-CODES\r\nAUTH-RESP-CODE\r\n"
+	    "PIPELINING\r\n") == -1 ||
+	    (cfg->expire_days < 0 ? buf_addstr(&b, "EXPIRE NEVER\r\n") :
+	    buf_addf(&b, "EXPIRE %" PRId64 "\r\n", cfg->expire_days)) == -1 ||
+	    buf_addf(&b, "LOGIN-DELAY %" PRIu64 "\r\n",
+	    cfg->login_delay_s) == -1 ||
+	    buf_addf(&b, "IMPLEMENTATION Postern-%s\r\n.\r\n",
+	    POSTERN_VERSION) == -1) {
+		buf_clear(&b);
+		session_reply(s, "-ERR [SYS/TEMP] Out of memory.");
+		return;
+	}
+	session_raw(s, b.data, b.len);
+	buf_clear(&b);
+}
+
+static void
+cmd_quit(struct session *s, char **argv, int argc)
+{
+	uint32_t removed = 0;
+	char err[512];
+	enum store_rc rc;
+
+	if (s->state == STATE_AUTHORIZATION) {
+		session_reply(s, "+OK Bye.");
+		session_close(s, "quit");
+		return;
+	}
+	/* RFC 1939 section 6: the UPDATE state. */
+	s->state = STATE_UPDATE;
+	rc = mailbox_commit(s->mb, s->deleted, s->retrieved, cfg->expire_days,
+	    time(NULL), &removed, err, sizeof(err));
+	if (rc != STORE_OK) {
+		log_warnx("pop3 session=%016" PRIx64 " user=%s update failed:"
+		    " %s", s->conn_id, s->user, err);
+		session_reply(s, "-ERR [SYS/TEMP] Some deleted messages were"
+		    " not removed.");
+	} else
+		session_reply(s, "+OK Bye, %" PRIu32 " message%s deleted.",
+		    removed, removed == 1 ? "" : "s");
+	session_close(s, "quit");
+}
+
+static void
+cmd_noop(struct session *s, char **argv, int argc)
+{
+	session_reply(s, "+OK");
+}
+
+static void
+cmd_stat(struct session *s, char **argv, int argc)
+{
+	session_reply(s, "+OK %" PRIu32 " %" PRIu64, s->live_count,
+	    s->live_octets);
+}
+
+static int
+list_cont(struct session *s)
+{
+	struct evbuffer *out = bufferevent_get_output(s->bev);
+	unsigned int n;
+
+	for (n = 0; n < 1024 && s->next_idx < s->count; s->next_idx++) {
+		if (s->deleted[s->next_idx])
+			continue;
+		evbuffer_add_printf(out, "%" PRIu32 " %" PRIu64 "\r\n",
+		    s->next_idx + 1, mailbox_msg(s->mb, s->next_idx)->size);
+		n++;
+	}
+	if (s->next_idx < s->count)
+		return 0;
+	evbuffer_add(out, ".\r\n", 3);
+	return 1;
+}
+
+static int
+uidl_cont(struct session *s)
+{
+	struct evbuffer *out = bufferevent_get_output(s->bev);
+	unsigned int n;
+
+	for (n = 0; n < 1024 && s->next_idx < s->count; s->next_idx++) {
+		if (s->deleted[s->next_idx])
+			continue;
+		evbuffer_add_printf(out, "%" PRIu32 " %s\r\n",
+		    s->next_idx + 1, mailbox_msg(s->mb, s->next_idx)->uidl);
+		n++;
+	}
+	if (s->next_idx < s->count)
+		return 0;
+	evbuffer_add(out, ".\r\n", 3);
+	return 1;
+}
+
+static void
+start_cont(struct session *s, session_cont_fn *fn)
+{
+	s->in_multiline = true;
+	if (fn(s) == 1) {
+		s->in_multiline = false;
+		return;
+	}
+	s->cont = fn;
+}
+
+static void
+cmd_list(struct session *s, char **argv, int argc)
+{
+	uint32_t idx;
+
+	if (argc == 1) {
+		if (get_msg(s, argv[0], &idx))
+			session_reply(s, "+OK %" PRIu32 " %" PRIu64, idx + 1,
+			    mailbox_msg(s->mb, idx)->size);
+		return;
+	}
+	session_reply(s, "+OK %" PRIu32 " messages (%" PRIu64 " octets)",
+	    s->live_count, s->live_octets);
+	s->next_idx = 0;
+	start_cont(s, list_cont);
+}
+
+static void
+cmd_uidl(struct session *s, char **argv, int argc)
+{
+	uint32_t idx;
+
+	if (argc == 1) {
+		if (get_msg(s, argv[0], &idx))
+			session_reply(s, "+OK %" PRIu32 " %s", idx + 1,
+			    mailbox_msg(s->mb, idx)->uidl);
+		return;
+	}
+	session_reply(s, "+OK");
+	s->next_idx = 0;
+	start_cont(s, uidl_cont);
+}
+
+static int
+msg_finish(struct session *s)
+{
+	close(s->msg_fd);
+	s->msg_fd = -1;
+	session_raw(s, ".\r\n", 3);
+	return 1;
+}
+
+/* Streams the message through the wire encoder, one chunk a call. */
+static int
+retr_cont(struct session *s)
+{
+	static uint8_t chunk[RETR_CHUNK];
+	struct evbuffer *out = bufferevent_get_output(s->bev);
+	uint64_t before = s->enc.octets;
+	ssize_t n;
+
+	if (wire_enc_done(&s->enc))
+		return msg_finish(s);
+	n = read(s->msg_fd, chunk, sizeof(chunk));
+	if (n == -1 && errno == EINTR)
+		return 0;
+	if (n == -1) {
+		/* Cannot finish the reply: the client must not take a
+		 * truncated message for a whole one. */
+		log_warn("pop3 session=%016" PRIx64 " user=%s read of message"
+		    " %" PRIu32 " failed", s->conn_id, s->user, s->next_idx + 1);
+		close(s->msg_fd);
+		s->msg_fd = -1;
+		session_close(s, "io-error");
+		return 0;
+	}
+	if (n == 0) {
+		if (wire_enc_finish(&s->enc, out) == -1)
+			goto nomem;
+		s->bytes_out += s->enc.octets - before;
+		return msg_finish(s);
+	}
+	if (wire_enc_feed(&s->enc, chunk, (size_t)n, out) == -1)
+		goto nomem;
+	s->bytes_out += s->enc.octets - before;
+	return 0;
+nomem:
+	close(s->msg_fd);
+	s->msg_fd = -1;
+	session_close(s, "no-memory");
+	return 0;
+}
+
+static void
+send_message(struct session *s, uint32_t idx, uint64_t top_lines)
+{
+	const struct msg_info *mi = mailbox_msg(s->mb, idx);
+	enum store_rc rc;
+	int fd;
+
+	rc = mailbox_msg_open(s->mb, idx, &fd);
+	if (rc == STORE_GONE) {
+		session_reply(s, "-ERR [SYS/TEMP] Message was removed.");
+		return;
+	}
+	if (rc != STORE_OK) {
+		session_reply(s, "-ERR [SYS/TEMP] Cannot read the message.");
+		return;
+	}
+	if (top_lines == WIRE_ALL_LINES) {
+		session_reply(s, "+OK %" PRIu64 " octets", mi->size);
+		s->retrieved[idx] = true;
+		s->n_retr++;
+	} else
+		session_reply(s, "+OK");
+	if (top_lines == WIRE_ALL_LINES && (mi->flags & MSG_WIRE_CLEAN) &&
+	    mi->stored_size > 0) {
+		/* Stored in wire form: the kernel sends the file. */
+		if (evbuffer_add_file(bufferevent_get_output(s->bev), fd, 0,
+		    (ev_off_t)mi->stored_size) == 0) {
+			s->bytes_out += mi->stored_size;
+			session_raw(s, ".\r\n", 3);
+			return;
+		}
+	}
+	s->msg_fd = fd;
+	s->next_idx = idx;
+	wire_enc_init(&s->enc, true, top_lines);
+	start_cont(s, retr_cont);
+}
+
+static void
+cmd_retr(struct session *s, char **argv, int argc)
+{
+	uint32_t idx;
+
+	if (get_msg(s, argv[0], &idx))
+		send_message(s, idx, WIRE_ALL_LINES);
+}
+
+static void
+cmd_top(struct session *s, char **argv, int argc)
+{
+	uint64_t lines;
+	uint32_t idx;
+
+	if (parse_u64(argv[1], WIRE_ALL_LINES - 1, &lines) == PARSE_SYNTAX) {
+		bad_command(s, "-ERR Invalid line count.");
+		return;
+	}
+	if (parse_u64(argv[1], WIRE_ALL_LINES - 1, &lines) != PARSE_OK)
+		lines = WIRE_ALL_LINES - 1;	/* more than any message */
+	if (get_msg(s, argv[0], &idx))
+		send_message(s, idx, lines);
+}
+
+static void
+cmd_dele(struct session *s, char **argv, int argc)
+{
+	uint32_t idx;
+
+	if (!get_msg(s, argv[0], &idx))
+		return;
+	s->deleted[idx] = true;
+	s->live_count--;
+	s->live_octets -= mailbox_msg(s->mb, idx)->size;
+	s->n_dele++;
+	session_reply(s, "+OK Message %" PRIu32 " deleted.", idx + 1);
+}
+
+static void
+cmd_rset(struct session *s, char **argv, int argc)
+{
+	uint32_t i;
+
+	for (i = 0; i < s->count; i++)
+		if (s->deleted[i]) {
+			s->deleted[i] = false;
+			s->live_count++;
+			s->live_octets += mailbox_msg(s->mb, i)->size;
+		}
+	s->n_dele = 0;
+	session_reply(s, "+OK %" PRIu32 " messages (%" PRIu64 " octets).",
+	    s->live_count, s->live_octets);
+}
+
+void
+commands_release_mailbox(struct session *s)
+{
+	if (s->mb != NULL)
+		mailbox_close(&s->mb);
+	free(s->deleted);
+	free(s->retrieved);
+	s->deleted = s->retrieved = NULL;
+	s->count = 0;
+}
+
+/* LOGIN-DELAY (RFC 2449 section 6.5): enforced per mailbox, and only
+ * after valid credentials, so the reply tells an attacker nothing. */
+static bool
+login_too_soon(struct session *s, time_t now)
+{
+	time_t prev;
+
+	if (cfg->login_delay_s == 0)
+		return false;
+	if (mailbox_last_login(s->mbox_path, &prev) != STORE_OK)
+		return false;
+	return prev != 0 && now >= prev &&
+	    (uint64_t)(now - prev) < cfg->login_delay_s;
+}
+
+void
+commands_login_ok(struct session *s)
+{
+	struct mailbox_opts opts = { cfg->lock_session, true };
+	time_t now = time(NULL), prev;
+	enum store_rc rc;
+	char err[512];
+	uint32_t i;
+
+	s->have_user = false;
+	if (config_mailbox_path(cfg, s->user, s->mbox_path,
+	    sizeof(s->mbox_path)) == -1) {
+		log_warnx("pop3 session=%016" PRIx64 " login failed user=%s"
+		    " reason=bad-mailbox-path", s->conn_id, s->user);
+		session_reply(s, "-ERR [SYS/PERM] No mailbox for this user.");
+		return;
+	}
+	if (login_too_soon(s, now)) {
+		log_info("pop3 session=%016" PRIx64 " login refused user=%s"
+		    " reason=login-delay", s->conn_id, s->user);
+		session_reply(s, "-ERR [LOGIN-DELAY] Minimum time between"
+		    " logins is %" PRIu64 " seconds.", cfg->login_delay_s);
+		return;
+	}
+	if (mkdir_p(s->mbox_path, 0700) == -1) {
+		log_warn("pop3 session=%016" PRIx64 " user=%s cannot create"
+		    " %s", s->conn_id, s->user, s->mbox_path);
+		session_reply(s, "-ERR [SYS/TEMP] Cannot open the mailbox.");
+		return;
+	}
+	rc = mailbox_open(s->mbox_path, &opts, &s->mb, err, sizeof(err));
+	switch (rc) {
+	case STORE_OK:
+		break;
+	case STORE_IN_USE:
+		log_info("pop3 session=%016" PRIx64 " login refused user=%s"
+		    " reason=in-use", s->conn_id, s->user);
+		session_reply(s, "-ERR [IN-USE] Mailbox is locked by another"
+		    " session.");
+		return;
+	default:
+		log_warnx("pop3 session=%016" PRIx64 " user=%s mailbox: %s",
+		    s->conn_id, s->user, err);
+		session_reply(s, rc == STORE_PERM ?
+		    "-ERR [SYS/PERM] The mailbox is damaged; contact the"
+		    " administrator." :
+		    "-ERR [SYS/TEMP] Cannot open the mailbox, try later.");
+		return;
+	}
+	s->count = mailbox_count(s->mb);
+	s->deleted = calloc(s->count + 1, sizeof(bool));
+	s->retrieved = calloc(s->count + 1, sizeof(bool));
+	if (s->deleted == NULL || s->retrieved == NULL) {
+		commands_release_mailbox(s);
+		session_reply(s, "-ERR [SYS/TEMP] Out of memory.");
+		return;
+	}
+	if (cfg->login_delay_s > 0 &&
+	    mailbox_login_stamp(s->mbox_path, now, &prev) != STORE_OK)
+		log_warnx("pop3 session=%016" PRIx64 " user=%s cannot record"
+		    " the login time", s->conn_id, s->user);
+	s->live_count = s->count;
+	s->live_octets = 0;
+	for (i = 0; i < s->count; i++)
+		s->live_octets += mailbox_msg(s->mb, i)->size;
+	s->state = STATE_TRANSACTION;
+	log_info("pop3 session=%016" PRIx64 " login user=%s method=%s"
+	    " messages=%" PRIu32, s->conn_id, s->user,
+	    s->method != NULL ? s->method : "USER", s->count);
+	session_reply(s, "+OK Logged in, %" PRIu32 " messages (%" PRIu64
+	    " octets).", s->live_count, s->live_octets);
+}

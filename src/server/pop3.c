@@ -1,0 +1,376 @@
+/*
+ * pop3.c: the pop3 worker process: one libevent loop carrying many
+ * sessions.  It receives client connections from the master and reaches
+ * the auth workers over channels the master hands it.  It never reads
+ * the user database; it trusts the auth workers' answers and nothing
+ * that arrives from a client.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+
+#include "lib/ipc.h"
+#include "lib/log.h"
+#include "session.h"
+
+struct auth_link {
+	struct ipc_chan	*chan;
+	bool		 hello;
+	bool		 has_plain;
+};
+
+struct event_base *pop3_base;
+bool pop3_apop_available;
+
+static struct ipc_chan *master;
+static struct auth_link auth_links[64];
+static unsigned int auth_rr;
+static struct session **slots;
+static uint32_t n_slots, n_used;
+static uint32_t *free_slots;
+static uint32_t n_free;
+static uint32_t slot_gen;
+static bool draining, stopping;
+static struct event *ev_stop_timer;
+
+uint64_t
+pop3_now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+static void
+maybe_exit(void)
+{
+	if ((draining || stopping) && n_used == 0)
+		event_base_loopbreak(pop3_base);
+}
+
+static int
+slot_alloc(uint32_t *slot_r)
+{
+	if (n_free > 0) {
+		*slot_r = free_slots[--n_free];
+		return 0;
+	}
+	if (n_slots == UINT32_MAX / 2)
+		return -1;
+	{
+		uint32_t n = n_slots == 0 ? 256 : n_slots * 2, i;
+		struct session **ns = realloc(slots, n * sizeof(*ns));
+		uint32_t *nf;
+
+		if (ns == NULL)
+			return -1;
+		slots = ns;
+		nf = realloc(free_slots, n * sizeof(*nf));
+		if (nf == NULL)
+			return -1;
+		free_slots = nf;
+		for (i = n; i > n_slots + 1; i--)
+			free_slots[n_free++] = i - 1;
+		for (i = n_slots; i < n; i++)
+			slots[i] = NULL;
+		*slot_r = n_slots;
+		n_slots = n;
+	}
+	return 0;
+}
+
+struct session *
+pop3_session_lookup(uint64_t id)
+{
+	uint32_t slot = (uint32_t)id;
+	struct session *s;
+
+	if (slot >= n_slots || (s = slots[slot]) == NULL || s->id != id)
+		return NULL;
+	return s;
+}
+
+void
+pop3_session_gone(struct session *s)
+{
+	uint32_t slot = (uint32_t)s->id;
+	struct ipc_msg *m;
+
+	if (slot < n_slots && slots[slot] == s) {
+		slots[slot] = NULL;
+		free_slots[n_free++] = slot;
+		n_used--;
+	}
+	if (master != NULL && (m = malloc(sizeof(*m))) != NULL) {
+		ipc_msg_init(m, MSG_CONN_DONE, s->conn_id);
+		(void)ipc_send(master, m);
+		free(m);
+	}
+	maybe_exit();
+}
+
+int
+pop3_auth_request(struct session *s, struct ipc_msg *m)
+{
+	unsigned int i, n = N_ELEMENTS(auth_links);
+
+	for (i = 0; i < n; i++) {
+		unsigned int k = (auth_rr + i) % n;
+
+		if (auth_links[k].chan == NULL ||
+		    !ipc_chan_is_open(auth_links[k].chan))
+			continue;
+		if (ipc_send(auth_links[k].chan, m) == -1)
+			continue;
+		auth_rr = k + 1;
+		s->auth_slot = (int)k;
+		return 0;
+	}
+	return -1;
+}
+
+void
+pop3_login_result(const struct session *s, bool failed)
+{
+	struct ipc_msg *m;
+
+	if (master == NULL || (m = malloc(sizeof(*m))) == NULL)
+		return;
+	ipc_msg_init(m, MSG_LOGIN_RESULT, s->conn_id);
+	ipc_put_u32(m, failed ? 1 : 0);
+	ipc_put_str(m, s->peer_ip);
+	(void)ipc_send(master, m);
+	free(m);
+}
+
+static void
+update_apop(void)
+{
+	size_t i;
+
+	pop3_apop_available = false;
+	if (!cfg->apop)
+		return;
+	for (i = 0; i < N_ELEMENTS(auth_links); i++)
+		if (auth_links[i].chan != NULL && auth_links[i].has_plain)
+			pop3_apop_available = true;
+}
+
+static void auth_closed(struct ipc_chan *, void *);
+
+static void
+auth_msg(struct ipc_chan *ch, struct ipc_in *in, void *arg)
+{
+	struct auth_link *l = arg;
+	struct session *s;
+
+	if (in->fd >= 0) {
+		close(in->fd);
+		in->fd = -1;
+	}
+	switch (in->type) {
+	case MSG_AUTH_HELLO: {
+		uint32_t flags = ipc_get_u32(in);
+
+		if (!ipc_done(in))
+			break;
+		l->hello = true;
+		l->has_plain = (flags & AUTH_HELLO_HAS_PLAIN) != 0;
+		update_apop();
+		return;
+	}
+	case MSG_AUTH_REPLY: {
+		uint32_t st = ipc_get_u32(in);
+
+		(void)ipc_get_str(in, MAX_USERNAME_LEN);
+		if (!ipc_done(in) || st > AUTH_STATUS_TEMPFAIL)
+			break;
+		s = pop3_session_lookup(in->id);
+		if (s != NULL && s->waiting &&
+		    s->auth_slot == (int)(l - auth_links))
+			session_auth_reply(s, (enum auth_status)st);
+		return;
+	}
+	default:
+		break;
+	}
+	log_warnx("pop3: malformed message from an auth worker, dropping"
+	    " the channel");
+	auth_closed(ch, arg);
+}
+
+static void
+auth_closed(struct ipc_chan *ch, void *arg)
+{
+	struct auth_link *l = arg;
+	int k = (int)(l - auth_links);
+	uint32_t i;
+
+	ipc_chan_free(&l->chan);
+	l->hello = l->has_plain = false;
+	update_apop();
+	/* Sessions waiting on that worker get a temporary failure. */
+	for (i = 0; i < n_slots; i++) {
+		struct session *s = slots[i];
+
+		if (s != NULL && s->waiting && s->auth_slot == k)
+			session_auth_reply(s, AUTH_STATUS_TEMPFAIL);
+	}
+}
+
+static void
+new_connection(struct ipc_in *in)
+{
+	const char *pip, *lip;
+	uint32_t pport, lport, fails, slot;
+	struct session *s;
+	uint64_t id;
+
+	pip = ipc_get_str(in, 63);
+	pport = ipc_get_u32(in);
+	lip = ipc_get_str(in, 63);
+	lport = ipc_get_u32(in);
+	fails = ipc_get_u32(in);
+	(void)lip;
+	(void)lport;
+	if (!ipc_done(in) || in->fd < 0) {
+		log_warnx("pop3: malformed connection message");
+		goto drop;
+	}
+	if (draining || stopping || slot_alloc(&slot) == -1)
+		goto drop;
+	id = ((uint64_t)++slot_gen << 32) | slot;
+	s = session_new(in->fd, in->id, id, pip, pport, fails);
+	if (s == NULL) {
+		free_slots[n_free++] = slot;
+		goto drop;
+	}
+	in->fd = -1;
+	slots[slot] = s;
+	n_used++;
+	return;
+drop:
+	if (in->fd >= 0) {
+		close(in->fd);
+		in->fd = -1;
+	}
+	if (master != NULL) {
+		struct ipc_msg *m = malloc(sizeof(*m));
+
+		if (m != NULL) {
+			ipc_msg_init(m, MSG_CONN_DONE, in->id);
+			(void)ipc_send(master, m);
+			free(m);
+		}
+	}
+}
+
+static void
+master_msg(struct ipc_chan *ch, struct ipc_in *in, void *arg)
+{
+	switch (in->type) {
+	case MSG_CONN:
+		new_connection(in);
+		break;
+	case MSG_AUTH_CHAN: {
+		uint32_t k = ipc_get_u32(in);
+		struct auth_link *l;
+
+		if (!ipc_done(in) || in->fd < 0 ||
+		    k >= N_ELEMENTS(auth_links)) {
+			log_warnx("pop3: malformed auth channel message");
+			break;
+		}
+		l = &auth_links[k];
+		if (l->chan != NULL)
+			ipc_chan_free(&l->chan);
+		l->hello = l->has_plain = false;
+		l->chan = ipc_chan_new(pop3_base, in->fd, auth_msg,
+		    auth_closed, l);
+		if (l->chan == NULL)
+			close(in->fd);
+		in->fd = -1;
+		break;
+	}
+	case MSG_DRAIN:
+		draining = true;
+		maybe_exit();
+		break;
+	default:
+		log_warnx("pop3: unexpected message %u from the master",
+		    in->type);
+	}
+	if (in->fd >= 0) {
+		close(in->fd);
+		in->fd = -1;
+	}
+}
+
+static void
+master_closed(struct ipc_chan *ch, void *arg)
+{
+	/* The master is gone: nobody can account for our connections. */
+	ipc_chan_free(&master);
+	stopping = true;
+	event_base_loopbreak(pop3_base);
+}
+
+static void
+on_stop_timer(evutil_socket_t fd, short what, void *arg)
+{
+	event_base_loopbreak(pop3_base);
+}
+
+static void
+on_term(evutil_socket_t sig, short what, void *arg)
+{
+	struct timeval tv = { SHUTDOWN_GRACE_MS / 1000,
+	    (SHUTDOWN_GRACE_MS % 1000) * 1000 };
+	uint32_t i;
+
+	if (stopping)
+		return;
+	stopping = true;
+	for (i = 0; i < n_slots; i++)
+		if (slots[i] != NULL)
+			session_shutdown(slots[i]);
+	ev_stop_timer = evtimer_new(pop3_base, on_stop_timer, NULL);
+	if (ev_stop_timer != NULL)
+		evtimer_add(ev_stop_timer, &tv);
+	maybe_exit();
+}
+
+void
+pop3_worker_main(int master_fd, unsigned int generation)
+{
+	struct event *ev_term, *ev_int;
+	uint32_t i;
+
+	log_set_ident("posternd/pop3");
+	privsep_drop(cfg, "pop3");
+	signal(SIGPIPE, SIG_IGN);
+	if ((pop3_base = event_base_new()) == NULL)
+		fatalx("pop3: cannot create the event loop");
+	master = ipc_chan_new(pop3_base, master_fd, master_msg, master_closed,
+	    NULL);
+	ev_term = evsignal_new(pop3_base, SIGTERM, on_term, NULL);
+	ev_int = evsignal_new(pop3_base, SIGINT, on_term, NULL);
+	if (master == NULL || ev_term == NULL || ev_int == NULL ||
+	    evsignal_add(ev_term, NULL) == -1 ||
+	    evsignal_add(ev_int, NULL) == -1)
+		fatalx("pop3: cannot set up the event loop");
+	(void)generation;
+	event_base_dispatch(pop3_base);
+	/* Whatever is still open now is closed without UPDATE. */
+	for (i = 0; i < n_slots; i++)
+		if (slots[i] != NULL)
+			session_free(slots[i]);
+	_exit(0);
+}

@@ -1,0 +1,118 @@
+/*
+ * session.h: one POP3 session inside a pop3 worker, shared by the
+ * session life cycle (session.c), the commands (commands.c) and the
+ * worker process (pop3.c).
+ */
+#ifndef POSTERND_SESSION_H
+#define POSTERND_SESSION_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include "lib/linebuf.h"
+#include "lib/limits.h"
+#include "pop3/wire.h"
+#include "posternd.h"
+
+struct bufferevent;
+struct event;
+struct event_base;
+struct ipc_chan;
+struct mailbox;
+
+enum session_state {
+	STATE_AUTHORIZATION,
+	STATE_TRANSACTION,
+	STATE_UPDATE,
+};
+
+struct session;
+
+/* A long reply in progress: called whenever output has drained;
+ * returns 1 when the reply is complete, 0 to be called again. */
+typedef int session_cont_fn(struct session *);
+
+struct session {
+	uint64_t		 conn_id;	/* from the master; logs */
+	uint64_t		 id;		/* slot | generation; auth */
+	struct bufferevent	*bev;
+	struct linebuf		 lb;
+	enum session_state	 state;
+
+	char			 peer_ip[64];
+	unsigned int		 peer_port;
+	struct sockaddr_storage	 peer;
+	bool			 plaintext_ok;	/* USER/PASS allowed here */
+	char			 apop_ts[160];	/* "" when APOP not offered */
+
+	char			 user[MAX_USERNAME_LEN + 1];
+	bool			 have_user;	/* USER was accepted */
+	bool			 waiting;	/* for an auth reply */
+	bool			 delaying;	/* in a failed-login delay */
+	int			 auth_slot;	/* channel of the request */
+	const char		*method;	/* "USER" or "APOP" */
+	unsigned int		 bad_cmds;
+	unsigned int		 auth_failures;
+	unsigned int		 ip_failures;	/* at connect, from master */
+	struct event		*ev_delay;
+	struct event		*ev_idle;
+	bool			 closing;	/* flush, then free */
+	const char		*close_reason;
+
+	/* TRANSACTION */
+	struct mailbox		*mb;
+	char			 mbox_path[MAX_PATH_LEN];
+	uint32_t		 count;
+	bool			*deleted;
+	bool			*retrieved;
+	uint32_t		 live_count;
+	uint64_t		 live_octets;
+
+	/* The reply in progress. */
+	session_cont_fn		*cont;
+	bool			 in_multiline;	/* started, '.' not yet sent */
+	uint32_t		 next_idx;	/* LIST, UIDL */
+	int			 msg_fd;	/* RETR, TOP */
+	struct wire_enc		 enc;
+
+	/* For the logout line. */
+	unsigned int		 n_retr;
+	unsigned int		 n_dele;
+	uint64_t		 bytes_out;
+	uint64_t		 start_ms;
+	size_t			 last_out_len;
+};
+
+/* pop3.c */
+extern struct event_base *pop3_base;
+extern bool pop3_apop_available;
+/* Sends a request for s to an auth worker: 0, or -1 if none is up. */
+int	pop3_auth_request(struct session *s, struct ipc_msg *m);
+void	pop3_login_result(const struct session *s, bool failed);
+void	pop3_session_gone(struct session *s);
+struct session *pop3_session_lookup(uint64_t id);
+uint64_t pop3_now_ms(void);
+
+/* session.c */
+struct session *session_new(int fd, uint64_t conn_id, uint64_t id,
+    const char *peer_ip, unsigned int peer_port, unsigned int ip_failures);
+void	session_reply(struct session *s, const char *fmt, ...)
+	    ATTR_PRINTF(2, 3);
+void	session_raw(struct session *s, const void *data, size_t len);
+void	session_close(struct session *s, const char *reason);
+void	session_free(struct session *s);
+/* Processes buffered input as far as the session allows. */
+void	session_input(struct session *s);
+/* An auth worker answered, or became unavailable (st TEMPFAIL). */
+void	session_auth_reply(struct session *s, enum auth_status st);
+/* Shutdown: tell the client and close without UPDATE. */
+void	session_shutdown(struct session *s);
+size_t	session_output_len(const struct session *s);
+
+/* commands.c */
+void	commands_dispatch(struct session *s, char *line);
+void	commands_login_ok(struct session *s);
+void	commands_release_mailbox(struct session *s);
+
+#endif
