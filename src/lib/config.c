@@ -1,0 +1,1258 @@
+/*
+ * config.c: postern.conf into struct config, and the mailbox path of a
+ * user.
+ *
+ * Owns: every string of struct config (heap copies, freed by
+ * config_free).  Trusts nothing in the file: it is read whole, bounded by
+ * CONFIG_MAX_BYTES, split into lines of at most CONFIG_MAX_LINE octets,
+ * and each value is checked before it is stored.  Every key is listed
+ * once, in keys[] below; its handler parses and stores the value.  A user
+ * name given to config_mailbox_path() is treated as hostile.
+ *
+ * What callers rely on:
+ * - config_load() overwrites c without freeing it: pass a struct that is
+ *   new or was given to config_free().  On failure c is left as
+ *   config_free() leaves it (all pointers NULL), so a reload on SIGHUP
+ *   loads into a second struct and swaps only on success.
+ * - A relative user_db is resolved against the directory of the config
+ *   file and stored absolute, so a later chdir() does not move it.
+ * - An idle_timeout below 10 minutes (RFC 1939 section 3) is accepted;
+ *   warning about it is left to the daemon, which logs it once per load.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <netinet/in.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+
+#include "buf.h"
+#include "config.h"
+#include "fsutil.h"
+#include "log.h"
+#include "strnum.h"
+
+/* Built-in defaults that are not numbers (those are in limits.h). */
+#define DEFAULT_PORT		"110"
+#define DEFAULT_MAIL_ROOT	"/var/mail/postern"
+#define DEFAULT_MAILBOX_PATH	"%u"
+#define DEFAULT_USER_DB		"/etc/postern/users"
+#define DEFAULT_RUN_USER	"postern"
+#define DEFAULT_GREETING	"Postern ready."
+#define DEFAULT_HOSTNAME	"localhost"
+
+/*
+ * Ranges of the keys that limits.h does not bound.  Each is wide enough
+ * for any sane site and narrow enough that no arithmetic on it overflows.
+ */
+#define AUTH_WORKERS_MAX	64
+#define COUNT_MAX		INT_MAX		/* connections, failures */
+#define IDLE_TIMEOUT_MIN_MS	1000ull
+#define IDLE_TIMEOUT_MAX_MS	(24ull * 3600 * 1000)
+#define AUTH_DELAY_MAX_MS	(300ull * 1000)
+#define EXPIRE_MAX_DAYS		100000
+#define LOGIN_DELAY_MAX_MS	(30ull * 86400 * 1000)
+#define GREETING_MAX		200	/* leaves room for the APOP stamp */
+#define HOSTNAME_MAX		255	/* RFC 1035 section 2.3.4 */
+#define RUN_USER_MAX		32	/* useradd's limit */
+#define KEY_NAME_MAX		32
+
+#define KEY_REPEAT		0x01	/* may appear on several lines */
+#define KEY_EMPTY_OK		0x02	/* an empty value is allowed */
+
+struct parse;
+
+struct key {
+	const char	*name;
+	/* Parses and stores one value; 0, or -1 with the message set. */
+	int		(*set)(struct parse *, const struct key *,
+			    const char *);
+	size_t		 off;		/* field of struct config, if generic */
+	uint64_t	 min, max;	/* range, for numbers and durations */
+	unsigned int	 flags;
+};
+
+/* The key handlers, defined below in the order of keys[]. */
+static int	set_listen(struct parse *, const struct key *,
+	    const char *);
+static int	set_mail_root(struct parse *, const struct key *,
+	    const char *);
+static int	set_mailbox_path(struct parse *, const struct key *,
+	    const char *);
+static int	set_user_db(struct parse *, const struct key *,
+	    const char *);
+static int	set_run_user(struct parse *, const struct key *,
+	    const char *);
+static int	set_uint(struct parse *, const struct key *,
+	    const char *);
+static int	set_duration(struct parse *, const struct key *,
+	    const char *);
+static int	set_bool(struct parse *, const struct key *,
+	    const char *);
+static int	set_expire(struct parse *, const struct key *,
+	    const char *);
+static int	set_login_delay(struct parse *, const struct key *,
+	    const char *);
+static int	set_plaintext(struct parse *, const struct key *,
+	    const char *);
+static int	set_networks(struct parse *, const struct key *,
+	    const char *);
+static int	set_log(struct parse *, const struct key *,
+	    const char *);
+static int	set_hostname(struct parse *, const struct key *,
+	    const char *);
+static int	set_greeting(struct parse *, const struct key *,
+	    const char *);
+
+#define FIELD(f)	offsetof(struct config, f)
+
+/* The only list of keys; postern.conf(5) documents them in this order. */
+static const struct key keys[] = {
+	{ "listen", set_listen, 0, 0, 0, KEY_REPEAT },
+	{ "mail_root", set_mail_root, FIELD(mail_root), 0, 0, 0 },
+	{ "mailbox_path", set_mailbox_path, FIELD(mailbox_path), 0, 0, 0 },
+	{ "user_db", set_user_db, FIELD(user_db), 0, 0, 0 },
+	{ "mail_user", set_run_user, FIELD(mail_user), 0, 0, 0 },
+	{ "auth_user", set_run_user, FIELD(auth_user), 0, 0, 0 },
+	{ "workers", set_uint, FIELD(workers), 0, MAX_WORKERS, 0 },
+	{ "auth_workers", set_uint, FIELD(auth_workers), 1,
+	    AUTH_WORKERS_MAX, 0 },
+	{ "idle_timeout", set_duration, FIELD(idle_timeout_ms),
+	    IDLE_TIMEOUT_MIN_MS, IDLE_TIMEOUT_MAX_MS, 0 },
+	{ "max_connections", set_uint, FIELD(max_connections), 1,
+	    COUNT_MAX, 0 },
+	{ "max_connections_per_ip", set_uint, FIELD(max_connections_per_ip),
+	    1, COUNT_MAX, 0 },
+	{ "max_line_length", set_uint, FIELD(max_line_length),
+	    POP3_RFC_LINE_MAX, HARD_MAX_LINE_LENGTH, 0 },
+	{ "max_bad_commands", set_uint, FIELD(max_bad_commands), 1,
+	    COUNT_MAX, 0 },
+	{ "max_auth_failures", set_uint, FIELD(max_auth_failures), 1,
+	    COUNT_MAX, 0 },
+	{ "auth_fail_delay", set_duration, FIELD(auth_fail_delay_ms), 0,
+	    AUTH_DELAY_MAX_MS, 0 },
+	{ "auth_fail_delay_max", set_duration, FIELD(auth_fail_delay_max_ms),
+	    0, AUTH_DELAY_MAX_MS, 0 },
+	{ "lock_session", set_bool, FIELD(lock_session), 0, 0, 0 },
+	{ "expire", set_expire, FIELD(expire_days), 0, EXPIRE_MAX_DAYS, 0 },
+	{ "login_delay", set_login_delay, FIELD(login_delay_s), 0,
+	    LOGIN_DELAY_MAX_MS, 0 },
+	{ "disable_plaintext_auth", set_plaintext, FIELD(plaintext), 0, 0,
+	    0 },
+	{ "plaintext_networks", set_networks, 0, 0, 0, 0 },
+	{ "apop", set_bool, FIELD(apop), 0, 0, 0 },
+	{ "log", set_log, FIELD(log_syslog), 0, 0, 0 },
+	{ "log_debug", set_bool, FIELD(log_debug), 0, 0, 0 },
+	{ "hostname", set_hostname, FIELD(hostname), 0, 0, 0 },
+	{ "greeting", set_greeting, FIELD(greeting), 0, 0, KEY_EMPTY_OK },
+};
+
+struct parse {
+	struct config	*c;
+	const char	*path;
+	char		*err;
+	size_t		 errsize;
+	unsigned int	 line;		/* 0: no line applies */
+	unsigned int	 seen[N_ELEMENTS(keys)];	/* line that set it */
+	unsigned int	 listen_line[MAX_LISTENERS];
+	bool		 listen_given;	/* the defaults were replaced */
+	char		 shown[72];	/* a value, made safe to print */
+};
+
+static void err_set(struct parse *, const char *, ...) ATTR_PRINTF(2, 3);
+
+/* "PATH:LINE: message" into the caller's buffer (truncated if small). */
+static void
+err_set(struct parse *p, const char *fmt, ...)
+{
+	char msg[512];
+	va_list ap;
+
+	if (p->err == NULL || p->errsize == 0)
+		return;
+	va_start(ap, fmt);
+	(void)vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	if (p->line > 0)
+		(void)snprintf(p->err, p->errsize, "%s:%u: %s", p->path,
+		    p->line, msg);
+	else
+		(void)snprintf(p->err, p->errsize, "%s: %s", p->path, msg);
+}
+
+/* A value as it may appear in a message: ASCII only, shortened. */
+static const char *
+shown(struct parse *p, const char *value)
+{
+	return log_safe(p->shown, sizeof(p->shown), value);
+}
+
+static void *
+field(struct parse *p, const struct key *k)
+{
+	return (char *)p->c + k->off;
+}
+
+/* Replaces the string field of k; the old one is freed. */
+static int
+store_str(struct parse *p, const struct key *k, const char *value)
+{
+	char **dst = field(p, k);
+	char *s;
+
+	if ((s = strdup(value)) == NULL) {
+		err_set(p, "%s: out of memory", k->name);
+		return -1;
+	}
+	free(*dst);
+	*dst = s;
+	return 0;
+}
+
+/* "90s", "10m", "24h": the largest unit that divides ms exactly. */
+static const char *
+duration_str(uint64_t ms, char *buf, size_t size)
+{
+	static const struct {
+		const char	*unit;
+		uint64_t	 ms;
+	} units[] = {
+		{ "d", 86400000 }, { "h", 3600000 }, { "m", 60000 },
+		{ "s", 1000 }, { "ms", 1 },
+	};
+	size_t i;
+
+	if (ms == 0) {
+		(void)snprintf(buf, size, "0");
+		return buf;
+	}
+	for (i = 0; i < N_ELEMENTS(units) - 1; i++)
+		if (ms % units[i].ms == 0)
+			break;
+	(void)snprintf(buf, size, "%" PRIu64 "%s", ms / units[i].ms,
+	    units[i].unit);
+	return buf;
+}
+
+static bool
+is_blank(char ch)
+{
+	return ch == ' ' || ch == '\t';
+}
+
+/* Printable ASCII; space allowed only if asked for. */
+static bool
+is_print(unsigned char ch, bool space_ok)
+{
+	return (ch > 0x20 && ch < 0x7f) || (space_ok && ch == ' ');
+}
+
+/* ---- listeners ---------------------------------------------------- */
+
+/* Parses a listen address; *why_r says what is wrong on failure. */
+static int
+listener_parse(const char *text, struct listener_conf *l,
+    const char **why_r)
+{
+	struct listener_conf t;
+	char host[INET6_ADDRSTRLEN];
+	const char *hs, *he, *port;
+	size_t len = strlen(text), hlen;
+	uint32_t pn;
+	bool v6 = false;
+
+	memset(&t, 0, sizeof(t));
+	if (len >= sizeof(t.text)) {
+		*why_r = "is too long";
+		return -1;
+	}
+	if (text[0] == '[') {
+		hs = text + 1;
+		if ((he = strchr(hs, ']')) == NULL) {
+			*why_r = "has '[' without ']' (use e.g. [::1]:1110)";
+			return -1;
+		}
+		if (he[1] != ':') {
+			*why_r = "has no ':port' after ']' (use e.g. "
+			    "[::1]:1110)";
+			return -1;
+		}
+		port = he + 2;
+		v6 = true;
+	} else {
+		hs = text;
+		if ((he = strchr(text, ':')) == NULL) {
+			*why_r = "has no port (use host:port, e.g. "
+			    "127.0.0.1:1110)";
+			return -1;
+		}
+		port = he + 1;
+		if (strchr(port, ':') != NULL) {
+			*why_r = "is ambiguous (put an IPv6 address in "
+			    "brackets, e.g. [::1]:1110)";
+			return -1;
+		}
+	}
+	hlen = (size_t)(he - hs);
+	if (hlen == 0) {
+		*why_r = "has no address (use * for every IPv4 address, "
+		    "[::] for every IPv6 address)";
+		return -1;
+	}
+	if (parse_u32(port, 65535, &pn) != PARSE_OK || pn == 0) {
+		*why_r = "has no valid port (use 1 to 65535)";
+		return -1;
+	}
+	if (hlen >= sizeof(host))
+		goto badhost;
+	memcpy(host, hs, hlen);
+	host[hlen] = '\0';
+	if (v6) {
+		struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&t.addr;
+
+		if (inet_pton(AF_INET6, host, &s6->sin6_addr) != 1) {
+			*why_r = "has no valid IPv6 address in brackets";
+			return -1;
+		}
+		s6->sin6_family = AF_INET6;
+		s6->sin6_port = htons((uint16_t)pn);
+		t.addrlen = sizeof(*s6);
+	} else {
+		struct sockaddr_in *s4 = (struct sockaddr_in *)&t.addr;
+
+		if (strcmp(host, "*") == 0)
+			s4->sin_addr.s_addr = htonl(INADDR_ANY);
+		else if (strcasecmp(host, "localhost") == 0)
+			s4->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+		else if (inet_pton(AF_INET, host, &s4->sin_addr) != 1)
+			goto badhost;
+		s4->sin_family = AF_INET;
+		s4->sin_port = htons((uint16_t)pn);
+		t.addrlen = sizeof(*s4);
+	}
+	memcpy(t.text, text, len + 1);
+	*l = t;
+	return 0;
+badhost:
+	*why_r = "has no valid address (use a numeric IPv4 address, "
+	    "[IPv6], * or localhost; names are not looked up)";
+	return -1;
+}
+
+int
+config_parse_listener(const char *text, struct listener_conf *l)
+{
+	const char *why;
+
+	return listener_parse(text, l, &why);
+}
+
+/* The address octets, their length, and the port of a listener. */
+static const uint8_t *
+listener_addr(const struct listener_conf *l, size_t *len_r,
+    unsigned int *port_r)
+{
+	const struct sockaddr *sa = (const struct sockaddr *)&l->addr;
+
+	*port_r = addr_port(sa);
+	if (sa->sa_family == AF_INET6) {
+		*len_r = 16;
+		return ((const struct sockaddr_in6 *)(const void *)sa)->
+		    sin6_addr.s6_addr;
+	}
+	*len_r = 4;
+	return (const uint8_t *)&((const struct sockaddr_in *)
+	    (const void *)sa)->sin_addr;
+}
+
+static bool
+all_zero(const uint8_t *a, size_t n)
+{
+	while (n-- > 0)
+		if (*a++ != 0)
+			return false;
+	return true;
+}
+
+/*
+ * 1: same address and port; 2: one is the wildcard of the other's family
+ * on the same port, so the second bind() would fail; 0: independent.
+ * IPv6 listeners are IPv6-only (listen_tcp), so [::] and * do not clash.
+ */
+static int
+listener_clash(const struct listener_conf *a, const struct listener_conf *b)
+{
+	const uint8_t *aa, *ba;
+	size_t alen, blen;
+	unsigned int aport, bport;
+
+	aa = listener_addr(a, &alen, &aport);
+	ba = listener_addr(b, &blen, &bport);
+	if (alen != blen || aport != bport)
+		return 0;
+	if (memcmp(aa, ba, alen) == 0)
+		return 1;
+	if (all_zero(aa, alen) || all_zero(ba, blen))
+		return 2;
+	return 0;
+}
+
+static int
+set_listen(struct parse *p, const struct key *k, const char *value)
+{
+	struct config *c = p->c;
+	struct listener_conf l;
+	const char *why;
+	size_t i;
+
+	/* The first listen line replaces the two default listeners. */
+	if (!p->listen_given) {
+		c->n_listeners = 0;
+		p->listen_given = true;
+	}
+	if (listener_parse(value, &l, &why) == -1) {
+		err_set(p, "%s: '%s' %s", k->name, shown(p, value), why);
+		return -1;
+	}
+	for (i = 0; i < c->n_listeners; i++) {
+		int clash = listener_clash(&c->listeners[i], &l);
+
+		if (clash == 1) {
+			err_set(p, "%s: '%s' is already listed on line %u "
+			    "(remove one of them)", k->name, shown(p, value),
+			    p->listen_line[i]);
+			return -1;
+		}
+		if (clash == 2) {
+			err_set(p, "%s: '%s' overlaps '%s' on line %u (a "
+			    "wildcard address already covers every address "
+			    "on that port; keep one of them)", k->name,
+			    shown(p, value), c->listeners[i].text,
+			    p->listen_line[i]);
+			return -1;
+		}
+	}
+	if (c->n_listeners == MAX_LISTENERS) {
+		err_set(p, "%s: more than %d listen lines (merge them with "
+		    "a wildcard address such as *:110)", k->name,
+		    MAX_LISTENERS);
+		return -1;
+	}
+	p->listen_line[c->n_listeners] = p->line;
+	c->listeners[c->n_listeners++] = l;
+	return 0;
+}
+
+/* ---- paths and names ---------------------------------------------- */
+
+static int
+set_mail_root(struct parse *p, const struct key *k, const char *value)
+{
+	char tmp[MAX_PATH_LEN];
+	size_t len = strlen(value);
+
+	if (value[0] != '/') {
+		err_set(p, "%s: '%s' is not an absolute path (use e.g. "
+		    "/var/mail/postern)", k->name, shown(p, value));
+		return -1;
+	}
+	if (len >= sizeof(tmp)) {
+		err_set(p, "%s: the path is longer than %d bytes", k->name,
+		    MAX_PATH_LEN - 1);
+		return -1;
+	}
+	memcpy(tmp, value, len + 1);
+	while (len > 1 && tmp[len - 1] == '/')
+		tmp[--len] = '\0';
+	return store_str(p, k, tmp);
+}
+
+/*
+ * Checks the components of a relative path: none may be empty, "." or
+ * "..".  Returns a reason, or NULL if it is fine.
+ */
+static const char *
+bad_component(const char *s, size_t len)
+{
+	size_t i = 0, start;
+
+	do {
+		start = i;
+		while (i < len && s[i] != '/')
+			i++;
+		if (i == start)
+			return "an empty path component";
+		if ((i - start == 1 && s[start] == '.') ||
+		    (i - start == 2 && s[start] == '.' && s[start + 1] == '.'))
+			return "a '.' or '..' component";
+	} while (i++ < len);
+	return NULL;
+}
+
+static int
+set_mailbox_path(struct parse *p, const struct key *k, const char *value)
+{
+	const char *s, *why;
+	bool user = false;
+
+	if (value[0] == '/') {
+		err_set(p, "%s: '%s' must be relative to mail_root (remove "
+		    "the leading '/')", k->name, shown(p, value));
+		return -1;
+	}
+	if (strlen(value) >= MAX_PATH_LEN) {
+		err_set(p, "%s: the template is longer than %d bytes",
+		    k->name, MAX_PATH_LEN - 1);
+		return -1;
+	}
+	for (s = value; *s != '\0'; s++) {
+		if (*s != '%')
+			continue;
+		s++;
+		if (*s == 'u' || *s == 'n')
+			user = true;
+		else if (*s != 'd' && *s != '%') {
+			if (*s == '\0')
+				err_set(p, "%s: '%s' ends with a lone '%%' "
+				    "(write %%%% for a '%%')", k->name,
+				    shown(p, value));
+			else
+				err_set(p, "%s: '%s' uses '%%%c' (only %%u, "
+				    "%%n, %%d and %%%% are allowed)", k->name,
+				    shown(p, value), is_print((unsigned char)*s,
+				    false) ? *s : '?');
+			return -1;
+		}
+	}
+	if ((why = bad_component(value, strlen(value))) != NULL) {
+		err_set(p, "%s: '%s' has %s (write e.g. %%d/%%n)", k->name,
+		    shown(p, value), why);
+		return -1;
+	}
+	if (!user) {
+		err_set(p, "%s: '%s' contains neither %%u nor %%n, so every "
+		    "user would share one mailbox (use e.g. %%u or %%d/%%n)",
+		    k->name, shown(p, value));
+		return -1;
+	}
+	return store_str(p, k, value);
+}
+
+static int
+set_user_db(struct parse *p, const struct key *k, const char *value)
+{
+	char dir[MAX_PATH_LEN], full[MAX_PATH_LEN], *real;
+	const char *slash;
+
+	if (value[0] == '/') {
+		if (strlen(value) >= MAX_PATH_LEN) {
+			err_set(p, "%s: the path is longer than %d bytes",
+			    k->name, MAX_PATH_LEN - 1);
+			return -1;
+		}
+		return store_str(p, k, value);
+	}
+	/* Relative: against the directory that holds the config file. */
+	slash = strrchr(p->path, '/');
+	if (slash == NULL)
+		(void)snprintf(dir, sizeof(dir), ".");
+	else if (slash == p->path)
+		(void)snprintf(dir, sizeof(dir), "/");
+	else if (str_fmt(dir, sizeof(dir), "%.*s", (int)(slash - p->path),
+	    p->path) == -1) {
+		err_set(p, "%s: the config path is too long", k->name);
+		return -1;
+	}
+	if ((real = realpath(dir, NULL)) == NULL) {
+		err_set(p, "%s: cannot resolve '%s' against the directory "
+		    "of the config file: %s (give an absolute path)", k->name,
+		    shown(p, value), strerror(errno));
+		return -1;
+	}
+	if (str_fmt(full, sizeof(full), "%s%s%s", real,
+	    strcmp(real, "/") == 0 ? "" : "/", value) == -1) {
+		free(real);
+		err_set(p, "%s: the path is longer than %d bytes", k->name,
+		    MAX_PATH_LEN - 1);
+		return -1;
+	}
+	free(real);
+	return store_str(p, k, full);
+}
+
+/* The portable user-name set of POSIX: letters, digits, '.', '_', '-'. */
+static int
+set_run_user(struct parse *p, const struct key *k, const char *value)
+{
+	size_t n = strspn(value, "abcdefghijklmnopqrstuvwxyz"
+	    "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-");
+
+	if (value[n] != '\0' || value[0] == '-' || n > RUN_USER_MAX) {
+		err_set(p, "%s: '%s' is not a user name (use at most %d "
+		    "letters, digits, '.', '_' or '-', not starting with "
+		    "'-')", k->name, shown(p, value), RUN_USER_MAX);
+		return -1;
+	}
+	return store_str(p, k, value);
+}
+
+static bool
+hostname_ok(const char *s)
+{
+	size_t len = strlen(s);
+
+	if (len == 0 || len > HOSTNAME_MAX)
+		return false;
+	for (; *s != '\0'; s++)
+		if (!is_print((unsigned char)*s, false) || *s == '<' ||
+		    *s == '>' || *s == '@')
+			return false;
+	return true;
+}
+
+static int
+set_hostname(struct parse *p, const struct key *k, const char *value)
+{
+	if (!hostname_ok(value)) {
+		err_set(p, "%s: '%s' is not usable in the APOP timestamp (use "
+		    "at most %d printable ASCII characters without spaces, "
+		    "'<', '>' or '@', e.g. mail.example.org)", k->name,
+		    shown(p, value), HOSTNAME_MAX);
+		return -1;
+	}
+	return store_str(p, k, value);
+}
+
+static int
+set_greeting(struct parse *p, const struct key *k, const char *value)
+{
+	const char *s;
+
+	if (strlen(value) > GREETING_MAX) {
+		err_set(p, "%s: the text is longer than %d characters "
+		    "(shorten it)", k->name, GREETING_MAX);
+		return -1;
+	}
+	for (s = value; *s != '\0'; s++)
+		if (!is_print((unsigned char)*s, true)) {
+			err_set(p, "%s: '%s' is not printable ASCII (use "
+			    "plain ASCII text)", k->name, shown(p, value));
+			return -1;
+		}
+	return store_str(p, k, value);
+}
+
+/* ---- numbers, durations, switches --------------------------------- */
+
+static int
+set_uint(struct parse *p, const struct key *k, const char *value)
+{
+	uint32_t v;
+
+	switch (parse_u32(value, (uint32_t)k->max, &v)) {
+	case PARSE_OK:
+		if (v >= k->min)
+			break;
+		/* FALLTHROUGH */
+	case PARSE_RANGE:
+		err_set(p, "%s: '%s' is out of range (use %" PRIu64 " to %"
+		    PRIu64 ")", k->name, shown(p, value), k->min, k->max);
+		return -1;
+	case PARSE_SYNTAX:
+	default:
+		err_set(p, "%s: '%s' is not a number (use digits only, %"
+		    PRIu64 " to %" PRIu64 ")", k->name, shown(p, value),
+		    k->min, k->max);
+		return -1;
+	}
+	*(unsigned int *)field(p, k) = v;
+	return 0;
+}
+
+/* A duration within the range of k, in milliseconds. */
+static int
+parse_duration_key(struct parse *p, const struct key *k, const char *value,
+    uint64_t *ms_r)
+{
+	char lo[32], hi[32];
+
+	switch (parse_duration_ms(value, k->max, ms_r)) {
+	case PARSE_OK:
+		if (*ms_r >= k->min)
+			return 0;
+		/* FALLTHROUGH */
+	case PARSE_RANGE:
+		err_set(p, "%s: '%s' is out of range (use %s to %s)", k->name,
+		    shown(p, value), duration_str(k->min, lo, sizeof(lo)),
+		    duration_str(k->max, hi, sizeof(hi)));
+		return -1;
+	case PARSE_SYNTAX:
+	default:
+		err_set(p, "%s: '%s' is not a duration (use e.g. 600, 10m, "
+		    "1h)", k->name, shown(p, value));
+		return -1;
+	}
+}
+
+static int
+set_duration(struct parse *p, const struct key *k, const char *value)
+{
+	uint64_t ms;
+
+	if (parse_duration_key(p, k, value, &ms) == -1)
+		return -1;
+	*(uint64_t *)field(p, k) = ms;
+	return 0;
+}
+
+static int
+set_login_delay(struct parse *p, const struct key *k, const char *value)
+{
+	uint64_t ms;
+
+	if (parse_duration_key(p, k, value, &ms) == -1)
+		return -1;
+	if (ms % 1000 != 0) {
+		err_set(p, "%s: '%s' is not a whole number of seconds (use "
+		    "e.g. 0, 90, 15m, 1h)", k->name, shown(p, value));
+		return -1;
+	}
+	*(uint64_t *)field(p, k) = ms / 1000;
+	return 0;
+}
+
+static int
+set_expire(struct parse *p, const struct key *k, const char *value)
+{
+	uint64_t days;
+
+	if (strcasecmp(value, "never") == 0) {
+		*(int64_t *)field(p, k) = -1;
+		return 0;
+	}
+	if (parse_u64(value, k->max, &days) != PARSE_OK) {
+		err_set(p, "%s: '%s' is not 'never' or a number of days (use "
+		    "never, or 0 to %" PRIu64 ")", k->name, shown(p, value),
+		    k->max);
+		return -1;
+	}
+	*(int64_t *)field(p, k) = (int64_t)days;
+	return 0;
+}
+
+/*
+ * yes/no, true/false, on/off: 1, 0, or -1 with a message.  Like every
+ * keyword of the file (never, none, stderr, syslog), in any case.
+ */
+static int
+parse_bool(struct parse *p, const struct key *k, const char *value)
+{
+	static const char *const words[][2] = {
+		{ "yes", "no" }, { "true", "false" }, { "on", "off" },
+	};
+	size_t i;
+
+	for (i = 0; i < N_ELEMENTS(words); i++) {
+		if (strcasecmp(value, words[i][0]) == 0)
+			return 1;
+		if (strcasecmp(value, words[i][1]) == 0)
+			return 0;
+	}
+	err_set(p, "%s: '%s' is not a boolean (use yes or no)", k->name,
+	    shown(p, value));
+	return -1;
+}
+
+static int
+set_bool(struct parse *p, const struct key *k, const char *value)
+{
+	int v = parse_bool(p, k, value);
+
+	if (v == -1)
+		return -1;
+	*(bool *)field(p, k) = v == 1;
+	return 0;
+}
+
+static int
+set_plaintext(struct parse *p, const struct key *k, const char *value)
+{
+	int v = parse_bool(p, k, value);
+
+	if (v == -1)
+		return -1;
+	*(enum plaintext_policy *)field(p, k) = v == 1 ?
+	    PLAINTEXT_LOOPBACK_ONLY : PLAINTEXT_ALLOWED;
+	return 0;
+}
+
+static int
+set_log(struct parse *p, const struct key *k, const char *value)
+{
+	bool *syslog_r = field(p, k);
+
+	if (strcasecmp(value, "stderr") == 0)
+		*syslog_r = false;
+	else if (strcasecmp(value, "syslog") == 0)
+		*syslog_r = true;
+	else {
+		err_set(p, "%s: '%s' is not a log target (use stderr or "
+		    "syslog)", k->name, shown(p, value));
+		return -1;
+	}
+	return 0;
+}
+
+/* Blank-separated CIDRs, or "none"; replaces the default list. */
+static int
+set_networks(struct parse *p, const struct key *k, const char *value)
+{
+	struct cidr nets[MAX_NETWORKS];
+	char tok[64];
+	size_t n = 0, len;
+	const char *s = value;
+
+	if (strcasecmp(value, "none") == 0) {
+		p->c->n_plaintext_networks = 0;
+		return 0;
+	}
+	for (;;) {
+		while (is_blank(*s))
+			s++;
+		if (*s == '\0')
+			break;
+		len = strcspn(s, " \t");
+		if (n == MAX_NETWORKS) {
+			err_set(p, "%s: more than %d networks (merge them into "
+			    "larger ones)", k->name, MAX_NETWORKS);
+			return -1;
+		}
+		if (len < sizeof(tok)) {
+			memcpy(tok, s, len);
+			tok[len] = '\0';
+		} else
+			tok[0] = '\0';		/* too long for any network */
+		if (tok[0] == '\0' || cidr_parse(tok, &nets[n]) == -1) {
+			err_set(p, "%s: '%s' is not a network (use e.g. "
+			    "127.0.0.0/8 ::1/128 192.0.2.0/24, or none)",
+			    k->name, shown(p, tok[0] != '\0' ? tok : s));
+			return -1;
+		}
+		n++;
+		s += len;
+	}
+	memcpy(p->c->plaintext_networks, nets, n * sizeof(nets[0]));
+	p->c->n_plaintext_networks = n;
+	return 0;
+}
+
+/* ---- the file ----------------------------------------------------- */
+
+/* Levenshtein distance of two short names, for "did you mean". */
+static size_t
+edit_distance(const char *a, const char *b)
+{
+	size_t row[KEY_NAME_MAX + 1];
+	size_t la = strlen(a), lb = strlen(b), i, j;
+
+	if (la > KEY_NAME_MAX || lb > KEY_NAME_MAX)
+		return SIZE_MAX;
+	for (j = 0; j <= lb; j++)
+		row[j] = j;
+	for (i = 1; i <= la; i++) {
+		size_t diag = row[0];
+
+		row[0] = i;
+		for (j = 1; j <= lb; j++) {
+			size_t up = row[j];
+			size_t best = diag + (a[i - 1] != b[j - 1]);
+
+			if (up + 1 < best)
+				best = up + 1;
+			if (row[j - 1] + 1 < best)
+				best = row[j - 1] + 1;
+			row[j] = best;
+			diag = up;
+		}
+	}
+	return row[lb];
+}
+
+static void
+err_unknown_key(struct parse *p, const char *name)
+{
+	const char *best = NULL;
+	size_t i, d, bestd = 3;
+
+	for (i = 0; i < N_ELEMENTS(keys); i++)
+		if ((d = edit_distance(name, keys[i].name)) < bestd) {
+			bestd = d;
+			best = keys[i].name;
+		}
+	if (best != NULL)
+		err_set(p, "unknown key '%s' (did you mean '%s'?)",
+		    shown(p, name), best);
+	else
+		err_set(p, "unknown key '%s' (see postern.conf(5) for the "
+		    "keys)", shown(p, name));
+}
+
+/* One line, without its line end, NUL-terminated; modified in place. */
+static int
+parse_line(struct parse *p, char *line)
+{
+	const struct key *k;
+	char *s = line, *name, *name_end, *value, *end;
+	size_t i, len;
+
+	while (is_blank(*s))
+		s++;
+	if (*s == '\0' || *s == '#')
+		return 0;
+	name = s;
+	while (*s != '\0' && *s != '=' && !is_blank(*s))
+		s++;
+	name_end = s;
+	while (is_blank(*s))
+		s++;
+	if (name_end == name) {
+		err_set(p, "missing key name before '=' (write key = value)");
+		return -1;
+	}
+	if (*s != '=') {
+		*name_end = '\0';
+		err_set(p, "missing '=' after '%s' (write key = value; only "
+		    "lines starting with '#' are comments)", shown(p, name));
+		return -1;
+	}
+	value = s + 1;
+	*name_end = '\0';
+	for (i = 0; i < N_ELEMENTS(keys); i++)
+		if (strcmp(keys[i].name, name) == 0)
+			break;
+	if (i == N_ELEMENTS(keys)) {
+		err_unknown_key(p, name);
+		return -1;
+	}
+	k = &keys[i];
+
+	while (is_blank(*value))
+		value++;
+	len = strlen(value);
+	while (len > 0 && is_blank(value[len - 1]))
+		value[--len] = '\0';
+	for (end = value; *end != '\0'; end++) {
+		unsigned char ch = (unsigned char)*end;
+
+		if ((ch < 0x20 && ch != '\t') || ch == 0x7f) {
+			err_set(p, "%s: the value contains a control character "
+			    "(remove it)", k->name);
+			return -1;
+		}
+	}
+	if (value[0] == '"') {
+		if (len < 2 || value[len - 1] != '"') {
+			err_set(p, "%s: the quoted value has no closing '\"' "
+			    "(end the line with '\"')", k->name);
+			return -1;
+		}
+		value[len - 1] = '\0';
+		value++;
+	}
+	if (value[0] == '\0' && !(k->flags & KEY_EMPTY_OK)) {
+		err_set(p, "%s: the value is empty (give one, or remove the "
+		    "line to keep the default)", k->name);
+		return -1;
+	}
+	if (p->seen[i] != 0 && !(k->flags & KEY_REPEAT)) {
+		err_set(p, "%s: already set on line %u (only listen may "
+		    "repeat; remove one of them)", k->name, p->seen[i]);
+		return -1;
+	}
+	p->seen[i] = p->line;
+	return k->set(p, k, value);
+}
+
+static int
+parse_text(struct parse *p, const char *text, size_t len)
+{
+	char line[CONFIG_MAX_LINE + 1];
+	size_t pos = 0;
+
+	while (pos < len) {
+		const char *nl = memchr(text + pos, '\n', len - pos);
+		size_t end = nl != NULL ? (size_t)(nl - text) : len;
+		size_t n = end - pos;
+
+		p->line++;
+		if (memchr(text + pos, '\0', n) != NULL) {
+			err_set(p, "the line contains a NUL byte (the file "
+			    "must be plain text)");
+			return -1;
+		}
+		if (n > 0 && text[pos + n - 1] == '\r')
+			n--;
+		if (n > CONFIG_MAX_LINE) {
+			err_set(p, "the line is longer than %d bytes "
+			    "(shorten it)", CONFIG_MAX_LINE);
+			return -1;
+		}
+		memcpy(line, text + pos, n);
+		line[n] = '\0';
+		if (parse_line(p, line) == -1)
+			return -1;
+		pos = end + 1;
+	}
+	return 0;
+}
+
+static unsigned int
+seen_line(const struct parse *p, const char *name)
+{
+	size_t i;
+
+	for (i = 0; i < N_ELEMENTS(keys); i++)
+		if (strcmp(keys[i].name, name) == 0)
+			return p->seen[i];
+	return 0;
+}
+
+/* Checks that involve more than one key, once the file is read. */
+static int
+check_whole(struct parse *p)
+{
+	const struct config *c = p->c;
+	unsigned int a, b;
+	char d1[32], d2[32];
+
+	if (c->auth_fail_delay_ms > c->auth_fail_delay_max_ms) {
+		a = seen_line(p, "auth_fail_delay");
+		b = seen_line(p, "auth_fail_delay_max");
+		p->line = a > b ? a : b;
+		err_set(p, "auth_fail_delay (%s) is longer than "
+		    "auth_fail_delay_max (%s) (lower the first or raise the "
+		    "second)", duration_str(c->auth_fail_delay_ms, d1,
+		    sizeof(d1)), duration_str(c->auth_fail_delay_max_ms, d2,
+		    sizeof(d2)));
+		return -1;
+	}
+	return 0;
+}
+
+/* The defaults, or -1 (ENOMEM) with c freed. */
+static int
+defaults(struct config *c)
+{
+	char host[HOSTNAME_MAX + 1];
+
+	memset(c, 0, sizeof(*c));
+	if (config_parse_listener("*:" DEFAULT_PORT, &c->listeners[0]) == -1 ||
+	    config_parse_listener("[::]:" DEFAULT_PORT,
+	    &c->listeners[1]) == -1 ||
+	    cidr_parse("127.0.0.0/8", &c->plaintext_networks[0]) == -1 ||
+	    cidr_parse("::1/128", &c->plaintext_networks[1]) == -1)
+		panic("config: built-in defaults do not parse");
+	c->n_listeners = 2;
+	c->n_plaintext_networks = 2;
+
+	c->workers = 0;
+	c->auth_workers = DEFAULT_AUTH_WORKERS;
+	c->idle_timeout_ms = DEFAULT_IDLE_TIMEOUT_SEC * 1000ull;
+	c->max_connections = DEFAULT_MAX_CONNECTIONS;
+	c->max_connections_per_ip = DEFAULT_MAX_CONNECTIONS_PER_IP;
+	c->max_line_length = DEFAULT_MAX_LINE_LENGTH;
+	c->max_bad_commands = DEFAULT_MAX_BAD_COMMANDS;
+	c->max_auth_failures = DEFAULT_MAX_AUTH_FAILURES;
+	c->auth_fail_delay_ms = DEFAULT_AUTH_FAIL_DELAY_MS;
+	c->auth_fail_delay_max_ms = DEFAULT_AUTH_FAIL_DELAY_MAX_MS;
+	c->lock_session = false;
+	c->expire_days = -1;
+	c->login_delay_s = 0;
+	c->plaintext = PLAINTEXT_LOOPBACK_ONLY;
+	c->apop = false;
+	c->log_syslog = false;
+	c->log_debug = false;
+
+	if (gethostname(host, sizeof(host)) == -1)
+		host[0] = '\0';
+	host[sizeof(host) - 1] = '\0';
+	if (!hostname_ok(host))
+		(void)snprintf(host, sizeof(host), "%s", DEFAULT_HOSTNAME);
+
+	c->path = strdup("");
+	c->mail_root = strdup(DEFAULT_MAIL_ROOT);
+	c->mailbox_path = strdup(DEFAULT_MAILBOX_PATH);
+	c->user_db = strdup(DEFAULT_USER_DB);
+	c->mail_user = strdup(DEFAULT_RUN_USER);
+	c->auth_user = strdup(DEFAULT_RUN_USER);
+	c->hostname = strdup(host);
+	c->greeting = strdup(DEFAULT_GREETING);
+	if (c->path == NULL || c->mail_root == NULL ||
+	    c->mailbox_path == NULL || c->user_db == NULL ||
+	    c->mail_user == NULL || c->auth_user == NULL ||
+	    c->hostname == NULL || c->greeting == NULL) {
+		config_free(c);
+		errno = ENOMEM;
+		return -1;
+	}
+	return 0;
+}
+
+void
+config_defaults(struct config *c)
+{
+	if (defaults(c) == -1)
+		fatal("config defaults");
+}
+
+int
+config_load(const char *path, struct config *c, char *err, size_t errsize)
+{
+	struct parse p;
+	struct buf b;
+	int rc = -1;
+
+	memset(&p, 0, sizeof(p));
+	p.c = c;
+	p.path = path;
+	p.err = err;
+	p.errsize = errsize;
+	if (err != NULL && errsize > 0)
+		err[0] = '\0';
+	if (defaults(c) == -1) {
+		err_set(&p, "out of memory");
+		return -1;
+	}
+	free(c->path);
+	if ((c->path = strdup(path)) == NULL) {
+		err_set(&p, "out of memory");
+		config_free(c);
+		return -1;
+	}
+	buf_init(&b, CONFIG_MAX_BYTES);
+	if (read_file(path, CONFIG_MAX_BYTES, &b) == -1) {
+		if (errno == EFBIG || errno == EMSGSIZE)
+			err_set(&p, "the file is larger than %d bytes",
+			    CONFIG_MAX_BYTES);
+		else if (errno == EINVAL)
+			err_set(&p, "not a regular file");
+		else
+			err_set(&p, "cannot read: %s", strerror(errno));
+	} else if (parse_text(&p, b.data, b.len) == 0 &&
+	    check_whole(&p) == 0)
+		rc = 0;
+	buf_clear(&b);
+	if (rc == -1)
+		config_free(c);
+	return rc;
+}
+
+/* ---- mailboxes ---------------------------------------------------- */
+
+/*
+ * A user name that can only name a mailbox under mail_root: 1 to
+ * MAX_USERNAME_LEN bytes, no '/', no spaces or control characters, not
+ * starting with '.', no "..".
+ */
+static bool
+username_ok(const char *user)
+{
+	size_t len = strlen(user), i;
+
+	if (len == 0 || len > MAX_USERNAME_LEN || user[0] == '.' ||
+	    strstr(user, "..") != NULL)
+		return false;
+	for (i = 0; i < len; i++) {
+		unsigned char ch = (unsigned char)user[i];
+
+		if (ch <= 0x20 || ch == 0x7f || ch == '/')
+			return false;
+	}
+	return true;
+}
+
+int
+config_mailbox_path(const struct config *c, const char *user, char *out,
+    size_t outsize)
+{
+	char rel[MAX_PATH_LEN];
+	const char *t, *at, *ins, *dom;
+	size_t ulen, nlen, dlen, ilen, rlen = 0;
+
+	if (c->mail_root == NULL || c->mailbox_path == NULL ||
+	    !username_ok(user)) {
+		errno = EINVAL;
+		return -1;
+	}
+	ulen = strlen(user);
+	at = strrchr(user, '@');
+	nlen = at != NULL ? (size_t)(at - user) : ulen;
+	dom = at != NULL ? at + 1 : user + ulen;
+	dlen = strlen(dom);
+
+	for (t = c->mailbox_path; *t != '\0'; t++) {
+		if (*t != '%') {
+			ins = t;
+			ilen = 1;
+		} else {
+			switch (*++t) {
+			case 'u':
+				ins = user;
+				ilen = ulen;
+				break;
+			case 'n':
+				ins = user;
+				ilen = nlen;
+				break;
+			case 'd':
+				ins = dom;
+				ilen = dlen;
+				/* "%d/%n" for "bob" is "bob", not "/bob". */
+				if (dlen == 0 && t[1] == '/')
+					t++;
+				break;
+			case '%':
+				ins = t;
+				ilen = 1;
+				break;
+			default:
+				/* config_load refuses such templates. */
+				errno = EINVAL;
+				return -1;
+			}
+		}
+		if (ilen >= sizeof(rel) - rlen) {
+			errno = ENAMETOOLONG;
+			return -1;
+		}
+		memcpy(rel + rlen, ins, ilen);
+		rlen += ilen;
+	}
+	rel[rlen] = '\0';
+	/* "@example.org" under "%d/%n" would name the domain directory. */
+	if (rlen == 0 || bad_component(rel, rlen) != NULL) {
+		errno = EINVAL;
+		return -1;
+	}
+	return str_fmt(out, outsize, "%s%s%s", c->mail_root,
+	    strcmp(c->mail_root, "/") == 0 ? "" : "/", rel);
+}
+
+void
+config_free(struct config *c)
+{
+	free(c->path);
+	free(c->mail_root);
+	free(c->mailbox_path);
+	free(c->user_db);
+	free(c->mail_user);
+	free(c->auth_user);
+	free(c->hostname);
+	free(c->greeting);
+	memset(c, 0, sizeof(*c));
+}

@@ -1,0 +1,1015 @@
+/*
+ * test_config.c: postern.conf parsing, listeners, and mailbox paths.
+ *
+ * Each test writes its config to a fresh temporary file (mkstemp) and
+ * removes it afterwards; nothing outside the temporary directory is read
+ * or written.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <limits.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "lib/buf.h"
+#include "lib/config.h"
+#include "lib/fsutil.h"
+
+static char tmpdir[PATH_MAX];
+
+static const char *
+tmp_base(void)
+{
+	const char *t = getenv("TMPDIR");
+
+	return t != NULL && t[0] == '/' ? t : "/tmp";
+}
+
+/* Writes len bytes of text to a new temporary file; its path into path. */
+static void
+write_conf_n(const char *text, size_t len, char *path, size_t size)
+{
+	int fd;
+
+	assert_true(snprintf(path, size, "%s/postern-conf.XXXXXX",
+	    tmp_base()) < (int)size);
+	fd = mkstemp(path);
+	assert_true(fd != -1);
+	assert_int_equal(write_full(fd, text, len), 0);
+	assert_int_equal(close(fd), 0);
+}
+
+static void
+write_conf(const char *text, char *path, size_t size)
+{
+	write_conf_n(text, strlen(text), path, size);
+}
+
+/* Loads text; the test fails with the loader's message if it refuses. */
+static void
+load_ok(const char *text, struct config *c)
+{
+	char path[PATH_MAX], err[512];
+	int rc;
+
+	write_conf(text, path, sizeof(path));
+	rc = config_load(path, c, err, sizeof(err));
+	if (rc != 0)
+		fail_msg("config refused: %s\n--- config ---\n%s", err, text);
+	assert_string_equal(c->path, path);
+	unlink(path);
+}
+
+/*
+ * Loads text, expects a refusal at line `line` whose message contains
+ * want; checks that the message is "PATH:LINE: ..." and that c is left
+ * freed.
+ */
+static void
+load_err_n(const char *text, size_t len, unsigned int line,
+    const char *want)
+{
+	struct config c;
+	char path[PATH_MAX], err[512], prefix[PATH_MAX + 32];
+
+	write_conf_n(text, len, path, sizeof(path));
+	memset(&c, 0x5a, sizeof(c));
+	if (config_load(path, &c, err, sizeof(err)) != -1)
+		fail_msg("config accepted, expected '%s'\n--- config ---\n%s",
+		    want, text);
+	if (line > 0)
+		snprintf(prefix, sizeof(prefix), "%s:%u: ", path, line);
+	else
+		snprintf(prefix, sizeof(prefix), "%s: ", path);
+	if (strncmp(err, prefix, strlen(prefix)) != 0)
+		fail_msg("message '%s' does not start with '%s'", err, prefix);
+	if (strstr(err, want) == NULL)
+		fail_msg("message '%s' does not contain '%s'", err, want);
+	assert_null(c.path);
+	assert_null(c.mail_root);
+	assert_null(c.greeting);
+	config_free(&c);
+	unlink(path);
+}
+
+static void
+load_err(const char *text, unsigned int line, const char *want)
+{
+	load_err_n(text, strlen(text), line, want);
+}
+
+static void
+check_v4(const struct listener_conf *l, const char *addr, unsigned int port)
+{
+	const struct sockaddr_in *s4 =
+	    (const struct sockaddr_in *)(const void *)&l->addr;
+	char buf[INET_ADDRSTRLEN];
+
+	assert_int_equal(s4->sin_family, AF_INET);
+	assert_int_equal(l->addrlen, sizeof(struct sockaddr_in));
+	assert_int_equal(ntohs(s4->sin_port), port);
+	assert_non_null(inet_ntop(AF_INET, &s4->sin_addr, buf, sizeof(buf)));
+	assert_string_equal(buf, addr);
+}
+
+static void
+check_v6(const struct listener_conf *l, const char *addr, unsigned int port)
+{
+	const struct sockaddr_in6 *s6 =
+	    (const struct sockaddr_in6 *)(const void *)&l->addr;
+	char buf[INET6_ADDRSTRLEN];
+
+	assert_int_equal(s6->sin6_family, AF_INET6);
+	assert_int_equal(l->addrlen, sizeof(struct sockaddr_in6));
+	assert_int_equal(ntohs(s6->sin6_port), port);
+	assert_non_null(inet_ntop(AF_INET6, &s6->sin6_addr, buf, sizeof(buf)));
+	assert_string_equal(buf, addr);
+}
+
+static bool
+net_matches(const struct config *c, const char *addr)
+{
+	struct sockaddr_storage ss;
+
+	memset(&ss, 0, sizeof(ss));
+	if (strchr(addr, ':') != NULL) {
+		struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&ss;
+
+		s6->sin6_family = AF_INET6;
+		assert_int_equal(inet_pton(AF_INET6, addr, &s6->sin6_addr), 1);
+	} else {
+		struct sockaddr_in *s4 = (struct sockaddr_in *)&ss;
+
+		s4->sin_family = AF_INET;
+		assert_int_equal(inet_pton(AF_INET, addr, &s4->sin_addr), 1);
+	}
+	return cidr_match(c->plaintext_networks, c->n_plaintext_networks,
+	    (const struct sockaddr *)&ss);
+}
+
+/* ---- defaults and file syntax ------------------------------------- */
+
+static void
+check_defaults(const struct config *c)
+{
+	assert_int_equal(c->n_listeners, 2);
+	check_v4(&c->listeners[0], "0.0.0.0", 110);
+	assert_string_equal(c->listeners[0].text, "*:110");
+	check_v6(&c->listeners[1], "::", 110);
+	assert_string_equal(c->listeners[1].text, "[::]:110");
+	assert_string_equal(c->mail_root, "/var/mail/postern");
+	assert_string_equal(c->mailbox_path, "%u");
+	assert_string_equal(c->user_db, "/etc/postern/users");
+	assert_string_equal(c->mail_user, "postern");
+	assert_string_equal(c->auth_user, "postern");
+	assert_int_equal(c->workers, 0);
+	assert_int_equal(c->auth_workers, DEFAULT_AUTH_WORKERS);
+	assert_int_equal(c->idle_timeout_ms, 600000);
+	assert_int_equal(c->max_connections, 10000);
+	assert_int_equal(c->max_connections_per_ip, 50);
+	assert_int_equal(c->max_line_length, 512);
+	assert_int_equal(c->max_bad_commands, 10);
+	assert_int_equal(c->max_auth_failures, 3);
+	assert_int_equal(c->auth_fail_delay_ms, 2000);
+	assert_int_equal(c->auth_fail_delay_max_ms, 15000);
+	assert_false(c->lock_session);
+	assert_true(c->expire_days == -1);
+	assert_int_equal(c->login_delay_s, 0);
+	assert_int_equal(c->plaintext, PLAINTEXT_LOOPBACK_ONLY);
+	assert_int_equal(c->n_plaintext_networks, 2);
+	assert_true(net_matches(c, "127.0.0.1"));
+	assert_true(net_matches(c, "127.255.0.9"));
+	assert_true(net_matches(c, "::1"));
+	assert_false(net_matches(c, "192.0.2.1"));
+	assert_false(net_matches(c, "::2"));
+	assert_false(c->apop);
+	assert_false(c->log_syslog);
+	assert_false(c->log_debug);
+	assert_non_null(c->hostname);
+	assert_true(c->hostname[0] != '\0');
+	assert_null(strpbrk(c->hostname, " <>@"));
+	assert_string_equal(c->greeting, "Postern ready.");
+}
+
+static void
+test_defaults(void **state)
+{
+	struct config c;
+
+	(void)state;
+	config_defaults(&c);
+	check_defaults(&c);
+	assert_string_equal(c.path, "");
+	config_free(&c);
+	assert_null(c.mail_root);
+	config_free(&c);	/* twice is harmless */
+}
+
+static void
+test_empty_file(void **state)
+{
+	struct config c;
+
+	(void)state;
+	load_ok("", &c);
+	check_defaults(&c);
+	config_free(&c);
+	load_ok("# only a comment\n\n   \n\t# indented comment\n", &c);
+	check_defaults(&c);
+	config_free(&c);
+}
+
+static void
+test_syntax(void **state)
+{
+	struct config c;
+
+	(void)state;
+	load_ok("workers=4\n"
+	    "auth_workers =3\n"
+	    "max_bad_commands= 7\n"
+	    "  \tmax_auth_failures\t=\t5  \t\n"
+	    "log_debug = yes\r\n"
+	    "greeting = Hello # not a comment\n"
+	    "hostname = mail.example.org", &c);	/* no final newline */
+	assert_int_equal(c.workers, 4);
+	assert_int_equal(c.auth_workers, 3);
+	assert_int_equal(c.max_bad_commands, 7);
+	assert_int_equal(c.max_auth_failures, 5);
+	assert_true(c.log_debug);
+	assert_string_equal(c.greeting, "Hello # not a comment");
+	assert_string_equal(c.hostname, "mail.example.org");
+	config_free(&c);
+
+	/* Quotes keep blanks; inner quotes are kept as they are. */
+	load_ok("greeting = \"  two spaces  \"\n", &c);
+	assert_string_equal(c.greeting, "  two spaces  ");
+	config_free(&c);
+	load_ok("greeting = \"say \"hi\"\"\n", &c);
+	assert_string_equal(c.greeting, "say \"hi\"");
+	config_free(&c);
+	load_ok("greeting = \"\"\n", &c);
+	assert_string_equal(c.greeting, "");
+	config_free(&c);
+	load_ok("greeting =\n", &c);
+	assert_string_equal(c.greeting, "");
+	config_free(&c);
+	load_ok("mail_root = \"/srv/mail\"\n", &c);
+	assert_string_equal(c.mail_root, "/srv/mail");
+	config_free(&c);
+}
+
+static void
+test_syntax_errors(void **state)
+{
+	static const char with_nul[] = "workers = 1\ngreeting = a\0b\n";
+	char big[CONFIG_MAX_LINE + 32];
+	char *huge;
+	size_t i;
+
+	(void)state;
+	load_err("listen\n", 1, "missing '=' after 'listen'");
+	load_err("# c\n\nworkers 4\n", 3, "missing '='");
+	load_err("= 4\n", 1, "missing key name");
+	load_err("\n\nidle_timout = 10m\n", 3,
+	    "unknown key 'idle_timout' (did you mean 'idle_timeout'?)");
+	load_err("frobnicate = 1\n", 1, "unknown key 'frobnicate'");
+	load_err("Workers = 1\n", 1, "did you mean 'workers'");
+	load_err("workers = 1\n\nworkers = 2\n", 3,
+	    "workers: already set on line 1");
+	load_err("greeting = \"open\n", 1, "no closing '\"'");
+	load_err("greeting = \"\n", 1, "no closing '\"'");
+	load_err("mail_root =\n", 1, "mail_root: the value is empty");
+	load_err("mail_root = \"\"\n", 1, "mail_root: the value is empty");
+	load_err("workers = \t \n", 1, "workers: the value is empty");
+	load_err("greeting = a\x01" "b\n", 1, "control character");
+	load_err("greeting = a\x7f" "b\n", 1, "control character");
+	load_err_n(with_nul, sizeof(with_nul) - 1, 2, "NUL byte");
+
+	memset(big, 'x', sizeof(big));
+	memcpy(big, "# ", 2);
+	big[CONFIG_MAX_LINE + 1] = '\n';
+	big[CONFIG_MAX_LINE + 2] = '\0';
+	load_err(big, 1, "longer than 4096 bytes");
+	big[CONFIG_MAX_LINE] = '\n';	/* exactly the limit: fine */
+	big[CONFIG_MAX_LINE + 1] = '\0';
+	{
+		struct config c;
+
+		load_ok(big, &c);
+		config_free(&c);
+	}
+
+	huge = malloc(CONFIG_MAX_BYTES + 2);
+	assert_non_null(huge);
+	for (i = 0; i < CONFIG_MAX_BYTES + 1; i++)
+		huge[i] = i % 64 == 63 ? '\n' : '#';
+	huge[CONFIG_MAX_BYTES + 1] = '\0';
+	load_err_n(huge, CONFIG_MAX_BYTES + 1, 0, "larger than");
+	free(huge);
+}
+
+static void
+test_unreadable(void **state)
+{
+	struct config c;
+	char err[256], path[PATH_MAX];
+
+	(void)state;
+	snprintf(path, sizeof(path), "%s/no-such-dir-%ld/postern.conf",
+	    tmp_base(), (long)getpid());
+	assert_int_equal(config_load(path, &c, err, sizeof(err)), -1);
+	assert_non_null(strstr(err, "cannot read"));
+	assert_int_equal(strncmp(err, path, strlen(path)), 0);
+	assert_null(c.path);
+
+	assert_int_equal(config_load(tmpdir, &c, err, sizeof(err)), -1);
+	assert_non_null(strstr(err, "not a regular file"));
+
+	/* A tiny error buffer is filled but never overrun. */
+	assert_int_equal(config_load(path, &c, err, 8), -1);
+	assert_int_equal(strlen(err), 7);
+	assert_int_equal(config_load(path, &c, NULL, 0), -1);
+}
+
+/* ---- every key ---------------------------------------------------- */
+
+static void
+test_all_keys(void **state)
+{
+	struct config c;
+
+	(void)state;
+	load_ok("listen = 127.0.0.1:1110\n"
+	    "listen = [::1]:1110\n"
+	    "mail_root = /srv/mail/\n"
+	    "mailbox_path = %d/%n\n"
+	    "user_db = /etc/postern/virtual\n"
+	    "mail_user = vmail\n"
+	    "auth_user = postern-auth\n"
+	    "workers = 8\n"
+	    "auth_workers = 4\n"
+	    "idle_timeout = 30m\n"
+	    "max_connections = 500\n"
+	    "max_connections_per_ip = 20\n"
+	    "max_line_length = 1024\n"
+	    "max_bad_commands = 5\n"
+	    "max_auth_failures = 2\n"
+	    "auth_fail_delay = 500ms\n"
+	    "auth_fail_delay_max = 1m\n"
+	    "lock_session = on\n"
+	    "expire = 30\n"
+	    "login_delay = 15m\n"
+	    "disable_plaintext_auth = no\n"
+	    "plaintext_networks = 10.0.0.0/8 2001:db8::/32\n"
+	    "apop = TRUE\n"
+	    "log = syslog\n"
+	    "log_debug = true\n"
+	    "hostname = pop.example.org\n"
+	    "greeting = Welcome to Example POP.\n", &c);
+	assert_int_equal(c.n_listeners, 2);
+	check_v4(&c.listeners[0], "127.0.0.1", 1110);
+	check_v6(&c.listeners[1], "::1", 1110);
+	assert_string_equal(c.mail_root, "/srv/mail");
+	assert_string_equal(c.mailbox_path, "%d/%n");
+	assert_string_equal(c.user_db, "/etc/postern/virtual");
+	assert_string_equal(c.mail_user, "vmail");
+	assert_string_equal(c.auth_user, "postern-auth");
+	assert_int_equal(c.workers, 8);
+	assert_int_equal(c.auth_workers, 4);
+	assert_int_equal(c.idle_timeout_ms, 30 * 60 * 1000);
+	assert_int_equal(c.max_connections, 500);
+	assert_int_equal(c.max_connections_per_ip, 20);
+	assert_int_equal(c.max_line_length, 1024);
+	assert_int_equal(c.max_bad_commands, 5);
+	assert_int_equal(c.max_auth_failures, 2);
+	assert_int_equal(c.auth_fail_delay_ms, 500);
+	assert_int_equal(c.auth_fail_delay_max_ms, 60000);
+	assert_true(c.lock_session);
+	assert_true(c.expire_days == 30);
+	assert_int_equal(c.login_delay_s, 900);
+	assert_int_equal(c.plaintext, PLAINTEXT_ALLOWED);
+	assert_int_equal(c.n_plaintext_networks, 2);
+	assert_true(net_matches(&c, "10.1.2.3"));
+	assert_true(net_matches(&c, "2001:db8::7"));
+	assert_false(net_matches(&c, "127.0.0.1"));
+	assert_true(c.apop);
+	assert_true(c.log_syslog);
+	assert_true(c.log_debug);
+	assert_string_equal(c.hostname, "pop.example.org");
+	assert_string_equal(c.greeting, "Welcome to Example POP.");
+	config_free(&c);
+}
+
+static void
+test_numbers(void **state)
+{
+	struct config c;
+
+	(void)state;
+	load_ok("workers = 0\nauth_workers = 1\nmax_line_length = 255\n"
+	    "max_connections = 1\nmax_connections_per_ip = 1\n"
+	    "max_bad_commands = 1\nmax_auth_failures = 1\n", &c);
+	assert_int_equal(c.workers, 0);
+	assert_int_equal(c.auth_workers, 1);
+	assert_int_equal(c.max_line_length, 255);
+	assert_int_equal(c.max_connections, 1);
+	config_free(&c);
+	load_ok("workers = 256\nauth_workers = 64\nmax_line_length = 8192\n"
+	    "max_connections = 2147483647\n", &c);
+	assert_int_equal(c.workers, MAX_WORKERS);
+	assert_int_equal(c.auth_workers, 64);
+	assert_int_equal(c.max_line_length, HARD_MAX_LINE_LENGTH);
+	assert_int_equal(c.max_connections, 2147483647);
+	config_free(&c);
+
+	load_err("workers = 257\n", 1, "workers: '257' is out of range "
+	    "(use 0 to 256)");
+	load_err("workers = -1\n", 1, "workers: '-1' is not a number");
+	load_err("workers = +1\n", 1, "not a number");
+	load_err("workers = 1x\n", 1, "not a number");
+	load_err("workers = 4294967297\n", 1, "out of range");
+	load_err("auth_workers = 0\n", 1, "out of range (use 1 to 64)");
+	load_err("auth_workers = 65\n", 1, "out of range (use 1 to 64)");
+	load_err("max_line_length = 254\n", 1, "(use 255 to 8192)");
+	load_err("max_line_length = 8193\n", 1, "(use 255 to 8192)");
+	load_err("max_connections = 0\n", 1, "max_connections: '0' is out");
+	load_err("max_connections = 2147483648\n", 1, "out of range");
+	load_err("max_connections_per_ip = 0\n", 1, "out of range");
+	load_err("max_bad_commands = 0\n", 1, "out of range");
+	load_err("max_auth_failures = 0\n", 1, "out of range");
+	load_err("max_auth_failures = ten\n", 1, "not a number");
+}
+
+static void
+test_durations(void **state)
+{
+	static const struct {
+		const char	*text;
+		uint64_t	 ms;
+	} good[] = {
+		{ "600", 600000 }, { "10m", 600000 }, { "1h", 3600000 },
+		{ "1s", 1000 }, { "1000ms", 1000 }, { "24h", 86400000 },
+		{ "1d", 86400000 },
+	};
+	struct config c;
+	char text[128];
+	size_t i;
+
+	(void)state;
+	for (i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+		snprintf(text, sizeof(text), "idle_timeout = %s\n",
+		    good[i].text);
+		load_ok(text, &c);
+		assert_int_equal(c.idle_timeout_ms, good[i].ms);
+		config_free(&c);
+	}
+	load_err("# x\n# y\n# z\n# w\n# v\n# u\n# t\n# s\n# r\n# q\n# p\n"
+	    "idle_timeout = 5x\n", 12, "idle_timeout: '5x' is not a "
+	    "duration (use e.g. 600, 10m, 1h)");
+	load_err("idle_timeout = 0\n", 1, "'0' is out of range (use 1s to "
+	    "1d)");
+	load_err("idle_timeout = 999ms\n", 1, "out of range");
+	load_err("idle_timeout = 25h\n", 1, "out of range");
+	load_err("idle_timeout = 10 m\n", 1, "not a duration");
+	load_err("idle_timeout = m\n", 1, "not a duration");
+	load_err("idle_timeout = 99999999999999999999\n", 1, "out of range");
+
+	load_ok("auth_fail_delay = 0\nauth_fail_delay_max = 300s\n", &c);
+	assert_int_equal(c.auth_fail_delay_ms, 0);
+	assert_int_equal(c.auth_fail_delay_max_ms, 300000);
+	config_free(&c);
+	load_ok("auth_fail_delay = 5s\nauth_fail_delay_max = 5s\n", &c);
+	assert_int_equal(c.auth_fail_delay_ms, 5000);
+	config_free(&c);
+	load_err("auth_fail_delay_max = 301s\n", 1, "(use 0 to 5m)");
+	load_err("auth_fail_delay = 6m\n", 1, "out of range");
+	load_err("auth_fail_delay = 20s\n", 1,
+	    "auth_fail_delay (20s) is longer than auth_fail_delay_max (15s)");
+	load_err("auth_fail_delay_max = 1s\n\n", 1,
+	    "auth_fail_delay (2s) is longer than auth_fail_delay_max (1s)");
+	load_err("auth_fail_delay_max = 1s\n\nauth_fail_delay = 3s\n", 3,
+	    "is longer than");
+
+	load_ok("login_delay = 30d\n", &c);
+	assert_int_equal(c.login_delay_s, 30 * 86400);
+	config_free(&c);
+	load_ok("login_delay = 90\n", &c);
+	assert_int_equal(c.login_delay_s, 90);
+	config_free(&c);
+	load_ok("login_delay = 0\n", &c);
+	assert_int_equal(c.login_delay_s, 0);
+	config_free(&c);
+	load_err("login_delay = 31d\n", 1, "out of range (use 0 to 30d)");
+	load_err("login_delay = 1500ms\n", 1, "not a whole number of seconds");
+	load_err("login_delay = soon\n", 1, "not a duration");
+}
+
+static void
+test_switches(void **state)
+{
+	static const char *const yes[] = { "yes", "true", "on", "YES", "On" };
+	static const char *const no[] = { "no", "false", "off", "No", "FALSE" };
+	struct config c;
+	char text[128];
+	size_t i;
+
+	(void)state;
+	for (i = 0; i < sizeof(yes) / sizeof(yes[0]); i++) {
+		snprintf(text, sizeof(text), "lock_session = %s\napop = %s\n"
+		    "log_debug = %s\ndisable_plaintext_auth = %s\n", yes[i],
+		    yes[i], yes[i], yes[i]);
+		load_ok(text, &c);
+		assert_true(c.lock_session && c.apop && c.log_debug);
+		assert_int_equal(c.plaintext, PLAINTEXT_LOOPBACK_ONLY);
+		config_free(&c);
+		snprintf(text, sizeof(text), "lock_session = %s\napop = %s\n"
+		    "log_debug = %s\ndisable_plaintext_auth = %s\n", no[i],
+		    no[i], no[i], no[i]);
+		load_ok(text, &c);
+		assert_false(c.lock_session || c.apop || c.log_debug);
+		assert_int_equal(c.plaintext, PLAINTEXT_ALLOWED);
+		config_free(&c);
+	}
+	load_err("apop = maybe\n", 1, "apop: 'maybe' is not a boolean "
+	    "(use yes or no)");
+	load_err("lock_session = 1\n", 1, "not a boolean");
+	load_err("disable_plaintext_auth = y\n", 1, "not a boolean");
+	load_err("log_debug = yes please\n", 1, "not a boolean");
+
+	load_ok("log = SysLog\n", &c);
+	assert_true(c.log_syslog);
+	config_free(&c);
+	load_ok("log = stderr\n", &c);
+	assert_false(c.log_syslog);
+	config_free(&c);
+	load_err("log = file\n", 1, "log: 'file' is not a log target "
+	    "(use stderr or syslog)");
+
+	load_ok("expire = never\n", &c);
+	assert_true(c.expire_days == -1);
+	config_free(&c);
+	load_ok("expire = 0\n", &c);
+	assert_true(c.expire_days == 0);
+	config_free(&c);
+	load_ok("expire = 100000\n", &c);
+	assert_true(c.expire_days == 100000);
+	config_free(&c);
+	load_err("expire = 100001\n", 1, "(use never, or 0 to 100000)");
+	load_err("expire = -1\n", 1, "not 'never' or a number of days");
+	load_ok("expire = Never\n", &c);
+	assert_true(c.expire_days == -1);
+	config_free(&c);
+	load_err("expire = 3d\n", 1, "not 'never'");
+}
+
+static void
+test_strings(void **state)
+{
+	struct config c;
+	char text[512];
+
+	(void)state;
+	load_ok("mail_root = /\n", &c);
+	assert_string_equal(c.mail_root, "/");
+	config_free(&c);
+	load_ok("mail_root = /var/mail//\n", &c);
+	assert_string_equal(c.mail_root, "/var/mail");
+	config_free(&c);
+	load_err("mail_root = var/mail\n", 1, "mail_root: 'var/mail' is not "
+	    "an absolute path");
+	load_err("mail_root = ~/mail\n", 1, "not an absolute path");
+
+	load_ok("mail_user = _vmail.1\nauth_user = a-b\n", &c);
+	assert_string_equal(c.mail_user, "_vmail.1");
+	assert_string_equal(c.auth_user, "a-b");
+	config_free(&c);
+	load_err("mail_user = bad user\n", 1, "mail_user: 'bad user' is not "
+	    "a user name");
+	load_err("auth_user = -x\n", 1, "auth_user: '-x' is not a user name");
+	load_err("auth_user = a:b\n", 1, "not a user name");
+	load_err("auth_user = abcdefghijabcdefghijabcdefghijabc\n", 1,
+	    "not a user name");
+
+	load_err("hostname = a b\n", 1, "hostname: 'a b' is not usable");
+	load_err("hostname = <x>\n", 1, "not usable");
+	load_err("hostname = a@b\n", 1, "not usable");
+	load_err("hostname = h\xc3\xa9\n", 1, "not usable");
+	load_ok("hostname = [192.0.2.1]\n", &c);
+	assert_string_equal(c.hostname, "[192.0.2.1]");
+	config_free(&c);
+
+	memset(text, 0, sizeof(text));
+	memcpy(text, "greeting = ", 11);
+	memset(text + 11, 'g', 200);
+	text[211] = '\n';
+	load_ok(text, &c);
+	assert_int_equal(strlen(c.greeting), 200);
+	config_free(&c);
+	text[211] = 'g';
+	text[212] = '\n';
+	load_err(text, 1, "greeting: the text is longer than 200");
+	load_err("greeting = caf\xc3\xa9\n", 1, "not printable ASCII");
+	load_err("greeting = a\tb\n", 1, "not printable ASCII");
+}
+
+static void
+test_user_db_relative(void **state)
+{
+	struct config c;
+	char dir[PATH_MAX], path[PATH_MAX], want[PATH_MAX + 16], err[512];
+	char *real;
+	FILE *f;
+
+	(void)state;
+	assert_int_equal(str_fmt(dir, sizeof(dir), "%s/sub", tmpdir), 0);
+	assert_int_equal(mkdir_p(dir, 0700), 0);
+	assert_int_equal(str_fmt(path, sizeof(path), "%s/postern.conf", dir),
+	    0);
+	f = fopen(path, "w");
+	assert_non_null(f);
+	fputs("user_db = db/users\n", f);
+	assert_int_equal(fclose(f), 0);
+	assert_int_equal(config_load(path, &c, err, sizeof(err)), 0);
+	real = realpath(dir, NULL);
+	assert_non_null(real);
+	snprintf(want, sizeof(want), "%s/db/users", real);
+	free(real);
+	assert_string_equal(c.user_db, want);
+	config_free(&c);
+
+	/* The same through a relative config path. */
+	{
+		char cwd[PATH_MAX];
+
+		assert_non_null(getcwd(cwd, sizeof(cwd)));
+		assert_int_equal(chdir(dir), 0);
+		assert_int_equal(config_load("postern.conf", &c, err,
+		    sizeof(err)), 0);
+		assert_int_equal(chdir(cwd), 0);
+		assert_string_equal(c.user_db, want);
+		assert_string_equal(c.path, "postern.conf");
+		config_free(&c);
+	}
+	unlink(path);
+	rmdir(dir);
+
+	load_ok("user_db = /abs/users\n", &c);
+	assert_string_equal(c.user_db, "/abs/users");
+	config_free(&c);
+}
+
+static void
+test_reload(void **state)
+{
+	struct config c;
+
+	(void)state;
+	load_ok("greeting = one\nlisten = 127.0.0.1:1110\n", &c);
+	assert_string_equal(c.greeting, "one");
+	config_free(&c);
+	load_ok("greeting = two\n", &c);
+	assert_string_equal(c.greeting, "two");
+	assert_int_equal(c.n_listeners, 2);
+	check_v4(&c.listeners[0], "0.0.0.0", 110);
+	config_free(&c);
+	config_free(&c);
+}
+
+/* ---- listeners ---------------------------------------------------- */
+
+static void
+test_parse_listener(void **state)
+{
+	struct listener_conf l;
+	char longtext[200];
+
+	(void)state;
+	assert_int_equal(config_parse_listener("127.0.0.1:1110", &l), 0);
+	check_v4(&l, "127.0.0.1", 1110);
+	assert_string_equal(l.text, "127.0.0.1:1110");
+	assert_int_equal(config_parse_listener("*:110", &l), 0);
+	check_v4(&l, "0.0.0.0", 110);
+	assert_string_equal(l.text, "*:110");
+	assert_int_equal(config_parse_listener("localhost:65535", &l), 0);
+	check_v4(&l, "127.0.0.1", 65535);
+	assert_int_equal(config_parse_listener("[::1]:1110", &l), 0);
+	check_v6(&l, "::1", 1110);
+	assert_string_equal(l.text, "[::1]:1110");
+	assert_int_equal(config_parse_listener("[::]:110", &l), 0);
+	check_v6(&l, "::", 110);
+	assert_int_equal(config_parse_listener("[2001:db8::5]:995", &l), 0);
+	check_v6(&l, "2001:db8::5", 995);
+
+	/* On failure l is left alone. */
+	assert_int_equal(config_parse_listener("127.0.0.1:0", &l), -1);
+	check_v6(&l, "2001:db8::5", 995);
+	assert_int_equal(config_parse_listener("127.0.0.1:65536", &l), -1);
+	assert_int_equal(config_parse_listener("127.0.0.1:", &l), -1);
+	assert_int_equal(config_parse_listener("127.0.0.1:+1", &l), -1);
+	assert_int_equal(config_parse_listener("127.0.0.1:1x", &l), -1);
+	assert_int_equal(config_parse_listener("127.0.0.1", &l), -1);
+	assert_int_equal(config_parse_listener(":110", &l), -1);
+	assert_int_equal(config_parse_listener("", &l), -1);
+	assert_int_equal(config_parse_listener("example.org:110", &l), -1);
+	assert_int_equal(config_parse_listener("127.1:110", &l), -1);
+	assert_int_equal(config_parse_listener("::1:110", &l), -1);
+	assert_int_equal(config_parse_listener("[::1]110", &l), -1);
+	assert_int_equal(config_parse_listener("[::1:110", &l), -1);
+	assert_int_equal(config_parse_listener("[127.0.0.1]:110", &l), -1);
+	assert_int_equal(config_parse_listener("[*]:110", &l), -1);
+	assert_int_equal(config_parse_listener("[]:110", &l), -1);
+	assert_int_equal(config_parse_listener("[fe80::1%lo]:110", &l), -1);
+	memset(longtext, '1', sizeof(longtext) - 1);
+	longtext[sizeof(longtext) - 1] = '\0';
+	assert_int_equal(config_parse_listener(longtext, &l), -1);
+}
+
+static void
+test_listen_lines(void **state)
+{
+	struct config c;
+	char text[4096];
+	size_t i, n = 0;
+
+	(void)state;
+	load_ok("listen = [::1]:1110\n", &c);
+	assert_int_equal(c.n_listeners, 1);
+	check_v6(&c.listeners[0], "::1", 1110);
+	config_free(&c);
+
+	load_ok("listen = *:110\nlisten = [::]:110\nlisten = *:995\n", &c);
+	assert_int_equal(c.n_listeners, 3);
+	check_v4(&c.listeners[0], "0.0.0.0", 110);
+	check_v6(&c.listeners[1], "::", 110);
+	check_v4(&c.listeners[2], "0.0.0.0", 995);
+	config_free(&c);
+
+	load_ok("listen = 127.0.0.1:1110\nlisten = 127.0.0.2:1110\n"
+	    "listen = 127.0.0.1:1111\n", &c);
+	assert_int_equal(c.n_listeners, 3);
+	config_free(&c);
+
+	load_err("listen = 127.0.0.1:1110\n# x\nlisten = 127.0.0.1:1110\n", 3,
+	    "listen: '127.0.0.1:1110' is already listed on line 1");
+	load_err("listen = localhost:1110\nlisten = 127.0.0.1:1110\n", 2,
+	    "already listed on line 1");
+	load_err("listen = [::1]:1110\nlisten = [0:0::1]:1110\n", 2,
+	    "already listed");
+	load_err("listen = *:110\nlisten = 127.0.0.1:110\n", 2,
+	    "listen: '127.0.0.1:110' overlaps '*:110' on line 1");
+	load_err("listen = [::1]:110\nlisten = [::]:110\n", 2, "overlaps");
+	load_err("listen = 127.0.0.1:99999\n", 1,
+	    "listen: '127.0.0.1:99999' has no valid port (use 1 to 65535)");
+	load_err("listen = mail.example.org:110\n", 1,
+	    "has no valid address");
+	load_err("listen = ::1:110\n", 1, "put an IPv6 address in brackets");
+	load_err("listen = 127.0.0.1\n", 1, "has no port");
+	load_err("listen = [::1]\n", 1, "no ':port' after ']'");
+	load_err("listen = [::1:110\n", 1, "'[' without ']'");
+	load_err("listen = [1.2.3.4]:110\n", 1, "no valid IPv6 address");
+
+	for (i = 0; i <= MAX_LISTENERS; i++)
+		n += (size_t)snprintf(text + n, sizeof(text) - n,
+		    "listen = 127.0.0.1:%zu\n", 2000 + i);
+	load_err(text, MAX_LISTENERS + 1, "more than 32 listen lines");
+	text[n - strlen("listen = 127.0.0.1:2032\n")] = '\0';
+	load_ok(text, &c);
+	assert_int_equal(c.n_listeners, MAX_LISTENERS);
+	check_v4(&c.listeners[MAX_LISTENERS - 1], "127.0.0.1", 2031);
+	config_free(&c);
+}
+
+static void
+test_plaintext_networks(void **state)
+{
+	struct config c;
+	char text[4096];
+	size_t i, n;
+
+	(void)state;
+	load_ok("plaintext_networks = 127.0.0.1/32\n", &c);
+	assert_int_equal(c.n_plaintext_networks, 1);
+	assert_true(net_matches(&c, "127.0.0.1"));
+	assert_false(net_matches(&c, "127.0.0.2"));
+	assert_false(net_matches(&c, "::1"));
+	assert_true(net_matches(&c, "::ffff:127.0.0.1"));
+	assert_int_equal(c.plaintext, PLAINTEXT_LOOPBACK_ONLY);
+	config_free(&c);
+
+	load_ok("plaintext_networks = 192.0.2.0/24\t 2001:db8::/32  "
+	    "198.51.100.7\n", &c);
+	assert_int_equal(c.n_plaintext_networks, 3);
+	assert_true(net_matches(&c, "192.0.2.200"));
+	assert_true(net_matches(&c, "198.51.100.7"));
+	assert_false(net_matches(&c, "198.51.100.8"));
+	assert_true(net_matches(&c, "2001:db8:1::1"));
+	assert_false(net_matches(&c, "127.0.0.1"));
+	config_free(&c);
+
+	load_ok("plaintext_networks = None\n", &c);
+	assert_int_equal(c.n_plaintext_networks, 0);
+	assert_false(net_matches(&c, "127.0.0.1"));
+	config_free(&c);
+
+	load_err("plaintext_networks = 127.0.0.1/33\n", 1,
+	    "plaintext_networks: '127.0.0.1/33' is not a network");
+	load_err("plaintext_networks = 10.0.0.0/8 localhost\n", 1,
+	    "'localhost' is not a network");
+	load_err("plaintext_networks = 10.0.0.0/8,10.1.0.0/16\n", 1,
+	    "is not a network");
+	load_err("plaintext_networks = 10.0.0.0/8\n"
+	    "plaintext_networks = ::1\n", 2, "already set on line 1");
+
+	n = (size_t)snprintf(text, sizeof(text), "plaintext_networks =");
+	for (i = 0; i < MAX_NETWORKS; i++)
+		n += (size_t)snprintf(text + n, sizeof(text) - n,
+		    " 10.0.%zu.0/24", i);
+	snprintf(text + n, sizeof(text) - n, "\n");
+	load_ok(text, &c);
+	assert_int_equal(c.n_plaintext_networks, MAX_NETWORKS);
+	assert_true(net_matches(&c, "10.0.63.1"));
+	config_free(&c);
+	snprintf(text + n, sizeof(text) - n, " 10.1.0.0/16\n");
+	load_err(text, 1, "more than 64 networks");
+}
+
+/* ---- mailbox paths ------------------------------------------------ */
+
+static void
+test_mailbox_path(void **state)
+{
+	struct config c;
+	char out[MAX_PATH_LEN];
+
+	(void)state;
+	config_defaults(&c);
+	assert_int_equal(config_mailbox_path(&c, "bob", out, sizeof(out)), 0);
+	assert_string_equal(out, "/var/mail/postern/bob");
+	assert_int_equal(config_mailbox_path(&c, "bob@example.org", out,
+	    sizeof(out)), 0);
+	assert_string_equal(out, "/var/mail/postern/bob@example.org");
+	config_free(&c);
+
+	load_ok("mail_root = /srv/mail\nmailbox_path = %d/%n\n", &c);
+	assert_int_equal(config_mailbox_path(&c, "bob@example.org", out,
+	    sizeof(out)), 0);
+	assert_string_equal(out, "/srv/mail/example.org/bob");
+	assert_int_equal(config_mailbox_path(&c, "bob", out, sizeof(out)), 0);
+	assert_string_equal(out, "/srv/mail/bob");
+	/* The last '@' splits; an empty domain drops its '/'. */
+	assert_int_equal(config_mailbox_path(&c, "a@b@c.org", out,
+	    sizeof(out)), 0);
+	assert_string_equal(out, "/srv/mail/c.org/a@b");
+	assert_int_equal(config_mailbox_path(&c, "bob@", out, sizeof(out)),
+	    0);
+	assert_string_equal(out, "/srv/mail/bob");
+	/* An empty local part would name the domain's own directory. */
+	errno = 0;
+	assert_int_equal(config_mailbox_path(&c, "@example.org", out,
+	    sizeof(out)), -1);
+	assert_int_equal(errno, EINVAL);
+	assert_int_equal(config_mailbox_path(&c, "x@.", out, sizeof(out)),
+	    -1);
+	assert_int_equal(config_mailbox_path(&c, "@", out, sizeof(out)), -1);
+	config_free(&c);
+
+	load_ok("mail_root = /\nmailbox_path = users/%u/Maildir%%\n", &c);
+	assert_int_equal(config_mailbox_path(&c, "bob", out, sizeof(out)), 0);
+	assert_string_equal(out, "/users/bob/Maildir%");
+	config_free(&c);
+
+	load_ok("mail_root = /m\nmailbox_path = %n.%d\n", &c);
+	assert_int_equal(config_mailbox_path(&c, "bob@x.org", out,
+	    sizeof(out)), 0);
+	assert_string_equal(out, "/m/bob.x.org");
+	assert_int_equal(config_mailbox_path(&c, "bob", out, sizeof(out)), 0);
+	assert_string_equal(out, "/m/bob.");
+	config_free(&c);
+
+	load_ok("mail_root = /m\nmailbox_path = %n/%d\n", &c);
+	assert_int_equal(config_mailbox_path(&c, "bob", out, sizeof(out)),
+	    -1);	/* "bob/" has an empty last component */
+	config_free(&c);
+}
+
+static void
+test_mailbox_hostile(void **state)
+{
+	static const char *const bad[] = {
+		"", "../x", ".x", "a/b", "a\n", ".", "..", "a..b", "x/..",
+		"a b", "a\tb", "a\rb", "tab\x7f", "/etc", "bob/",
+	};
+	struct config c;
+	char out[MAX_PATH_LEN], name[MAX_USERNAME_LEN + 2];
+	size_t i;
+
+	(void)state;
+	config_defaults(&c);
+	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		errno = 0;
+		if (config_mailbox_path(&c, bad[i], out, sizeof(out)) != -1)
+			fail_msg("user name #%zu accepted: %s", i, out);
+		assert_int_equal(errno, EINVAL);
+	}
+	memset(name, 'a', MAX_USERNAME_LEN);
+	name[MAX_USERNAME_LEN] = '\0';
+	assert_int_equal(config_mailbox_path(&c, name, out, sizeof(out)), 0);
+	name[MAX_USERNAME_LEN] = 'a';
+	name[MAX_USERNAME_LEN + 1] = '\0';
+	assert_int_equal(config_mailbox_path(&c, name, out, sizeof(out)), -1);
+
+	/* UTF-8 names are not control characters. */
+	assert_int_equal(config_mailbox_path(&c, "j\xc3\xb6rg", out,
+	    sizeof(out)), 0);
+
+	/* Truncation is an error, never a shorter path. */
+	errno = 0;
+	assert_int_equal(config_mailbox_path(&c, "bob", out, 21), -1);
+	assert_int_equal(errno, ENAMETOOLONG);
+	assert_int_equal(config_mailbox_path(&c, "bob", out, 22), 0);
+	assert_string_equal(out, "/var/mail/postern/bob");
+	config_free(&c);
+
+	/* A freed config names no mailbox. */
+	assert_int_equal(config_mailbox_path(&c, "bob", out, sizeof(out)),
+	    -1);
+}
+
+static void
+test_mailbox_templates(void **state)
+{
+	struct config c;
+
+	(void)state;
+	load_err("mailbox_path = /var/mail/%u\n", 1, "mailbox_path: "
+	    "'/var/mail/%u' must be relative to mail_root");
+	load_err("mailbox_path = %u/%x\n", 1, "uses '%x' (only %u, %n, %d "
+	    "and %% are allowed)");
+	load_err("mailbox_path = %u%\n", 1, "ends with a lone '%'");
+	load_err("mailbox_path = ../%u\n", 1, "has a '.' or '..' component");
+	load_err("mailbox_path = %u/..\n", 1, "'.' or '..'");
+	load_err("mailbox_path = %d/../%n\n", 1, "'.' or '..'");
+	load_err("mailbox_path = ./%u\n", 1, "'.' or '..'");
+	load_err("mailbox_path = a//%u\n", 1, "an empty path component");
+	load_err("mailbox_path = %u/\n", 1, "an empty path component");
+	load_err("mailbox_path = shared\n", 1, "contains neither %u nor %n");
+	load_err("mailbox_path = %d\n", 1, "every user would share");
+	load_err("mailbox_path = %%u\n", 1, "contains neither");
+
+	load_ok("mailbox_path = ..%u/x..y\n", &c);
+	assert_string_equal(c.mailbox_path, "..%u/x..y");
+	config_free(&c);
+}
+
+static int
+setup(void **state)
+{
+	(void)state;
+	snprintf(tmpdir, sizeof(tmpdir), "%s/postern-test.XXXXXX",
+	    tmp_base());
+	return mkdtemp(tmpdir) == NULL ? -1 : 0;
+}
+
+static int
+teardown(void **state)
+{
+	(void)state;
+	return rmdir(tmpdir);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_defaults),
+		cmocka_unit_test(test_empty_file),
+		cmocka_unit_test(test_syntax),
+		cmocka_unit_test(test_syntax_errors),
+		cmocka_unit_test(test_unreadable),
+		cmocka_unit_test(test_all_keys),
+		cmocka_unit_test(test_numbers),
+		cmocka_unit_test(test_durations),
+		cmocka_unit_test(test_switches),
+		cmocka_unit_test(test_strings),
+		cmocka_unit_test(test_user_db_relative),
+		cmocka_unit_test(test_reload),
+		cmocka_unit_test(test_parse_listener),
+		cmocka_unit_test(test_listen_lines),
+		cmocka_unit_test(test_plaintext_networks),
+		cmocka_unit_test(test_mailbox_path),
+		cmocka_unit_test(test_mailbox_hostile),
+		cmocka_unit_test(test_mailbox_templates),
+	};
+
+	return cmocka_run_group_tests(tests, setup, teardown);
+}
