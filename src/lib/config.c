@@ -846,6 +846,11 @@ set_networks(struct parse *p, const struct key *k, const char *value)
 		n++;
 		s += len;
 	}
+	if (n == 0) {
+		err_set(p, "%s: no network given (list some, or write none)",
+		    k->name);
+		return -1;
+	}
 	memcpy(p->c->plaintext_networks, nets, n * sizeof(nets[0]));
 	p->c->n_plaintext_networks = n;
 	return 0;

@@ -821,6 +821,7 @@ test_plaintext_networks(void **state)
 	assert_false(net_matches(&c, "127.0.0.1"));
 	config_free(&c);
 
+	load_err("plaintext_networks = \"  \"\n", 1, "no network given");
 	load_err("plaintext_networks = 127.0.0.1/33\n", 1,
 	    "plaintext_networks: '127.0.0.1/33' is not a network");
 	load_err("plaintext_networks = 10.0.0.0/8 localhost\n", 1,
