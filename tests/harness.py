@@ -1,0 +1,955 @@
+"""
+harness.py: run a real posternd on loopback and talk POP3 to it byte by byte.
+
+Shared by tests/protocol and tests/interop.  Standard library only.  The
+API below is stable; extend it, do not change what exists.
+
+Binaries
+    build_dir()                 POSTERN_BUILD_DIR or <repo>/build (absolute)
+    posternd_path(), postern_path()
+    postern(*args, input=None, timeout=60) -> subprocess.CompletedProcess
+                                runs `postern ARGS` (bytes in/out); input is
+                                str or bytes fed to stdin (DEVNULL if None)
+
+Wire form (the Python reference of src/pop3/wire.h)
+    wire_lines(stored)          list of wire lines (bytes, no CRLF)
+    wire_form(stored, stuff=False, top=None)
+                                the wire octets; stuff=True byte-stuffs lines
+                                starting with '.'; top=n gives what TOP i n
+                                sends (headers, the empty line, n body lines)
+    wire_size(stored)           len(wire_form(stored)): the STAT/LIST size
+    multiline_body(stored, top=None)
+                                exactly what follows "+OK ..." for RETR/TOP:
+                                the stuffed wire form plus ".\\r\\n"
+    unstuff(raw)                a raw multi-line body (through ".\\r\\n")
+                                back to the wire form; raises ValueError on a
+                                malformed body
+    expected_uidl(base)         the UIDL SPEC.md gives a Maildir base name
+
+Matching
+    glob_match(pattern, text)   '*' any run, '?' one char, everything else
+                                literal (so "-ERR [AUTH]*" works)
+    assert_glob(text, pattern)
+
+Server(config=None, users=None, start=False)
+    A posternd in a fresh temp dir (mail/, users, postern.conf, posternd.log)
+    on a free 127.0.0.1 port.  config: dict of overrides; a value may be a
+    str/int, a bool (yes/no), a list (repeated key) or None (key omitted).
+    Default test config: listen 127.0.0.1:PORT, mail_root, user_db,
+    workers 2, auth_workers 2, auth_fail_delay 100ms, auth_fail_delay_max
+    400ms, idle_timeout 10m; when run as root also mail_user = auth_user =
+    nobody (the mail root and user db are then chowned to those users).
+    users: dict name -> password, added with `postern user add`.
+    Attributes: dir, mail_root, user_db, conf_path, log_path, host, port,
+    proc (Popen or None), pid, users (name -> password), config (merged).
+    Methods:
+      add_user(name, password, scheme="sha512-crypt")  via `postern user add`
+      add_user_line(line)         appends a raw passwd-file line
+      set_config(**kw) / update_config(dict)  change overrides, rewrite file
+      write_config()              writes postern.conf from the overrides
+      config_text()               the text it writes
+      maildir(user) -> path       mail_root/user (mailbox_path %u)
+      ensure_maildir(user)
+      add_message(user, data, name=None, subdir="new") -> base name
+                                  tmp/ + rename, unique Maildir name
+      message_files(user) -> {base name: path} of new/ and cur/
+      start(timeout=10)           waits for the port and a greeting
+      stop(sig=SIGTERM, timeout=10) -> exit status; fails if it hangs or
+                                  leaves a posternd process behind
+      restart()
+      reload()                    SIGHUP
+      running()
+      worker_pids(kind="pop3"|"auth"|None) -> live child pids
+      kill_worker(kind="pop3", all=False) -> [pids killed with SIGKILL]
+      log_text(), log_lines(), wait_log(regex, timeout=5, start=0) -> match
+      check_log(start=0)          fails on sanitizer reports / panics
+      connect(source=None, timeout=10, greeting=True) -> Pop3Conn
+      login(user, password=None, source=None) -> Pop3Conn in TRANSACTION
+      cleanup()                   stop, check, remove the temp dir
+    Server.live: the set of Server objects not yet cleaned up.
+
+Pop3Conn(host, port, timeout=10, source=None, greeting=True)
+    A raw client (no poplib).  .greeting holds the greeting line (str).
+    Every status/line read asserts the CRLF terminator (RFC 1939).
+      send(data)                  bytes or str (latin-1), sent as given
+      sendline(line)              adds CRLF
+      readline(timeout=None, maxlen=1 MiB) -> bytes including CRLF;
+                                  raises Closed on EOF, Timeout on timeout
+      status(timeout=None) -> str one reply line without CRLF
+      command(cmd) -> str         sendline + status
+      read_multiline(timeout=None) -> raw bytes through ".\\r\\n"
+      multi(cmd) -> (status, raw or None)  raw only after "+OK"
+      multi_lines(cmd) -> (status, [str lines, unstuffed])
+      capa() -> [str]             asserts +OK
+      stat() -> (count, octets)   asserts the RFC 1939 form
+      list() -> {n: size}; uidl() -> {n: uidl}; uidl_map() -> {uidl: n}
+      retr(n) -> bytes            asserts +OK, returns the unstuffed wire form
+      retr_raw(n) -> (status, raw)
+      top(n, lines) -> bytes      likewise for TOP
+      login(user, password) -> str   USER + PASS, asserts +OK
+      try_login(user, password) -> str  the reply to PASS (or to USER if
+                                  that was -ERR)
+      quit() -> str               QUIT, then waits for the close
+      wait_closed(timeout=5) -> bytes received before EOF; Timeout if open
+      is_closed(timeout=0.5) -> bool  (data received meanwhile is kept)
+      close()
+    Usable as a context manager.
+
+DEFAULT_USERS: {"alice": ..., "bob": ...} (bob's password holds spaces);
+the fixtures' default accounts.
+
+Exceptions: Closed (EOF where a reply was expected), Timeout (both are
+AssertionError subclasses, so a hung or silent server fails the test).
+"""
+
+import hashlib
+import os
+import pwd
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import threading
+import time
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+BAD_LOG_PATTERNS = ("AddressSanitizer", "LeakSanitizer", "runtime error:",
+                    "panic")
+
+DEFAULT_TIMEOUT = 10.0
+
+DEFAULT_USERS = {
+    "alice": "Alice-Secret-7f3e",
+    "bob": "bob has a long pass phrase",
+}
+
+
+# ---------------------------------------------------------------- binaries
+
+def build_dir():
+    d = os.environ.get("POSTERN_BUILD_DIR") or os.path.join(REPO, "build")
+    if not os.path.isabs(d):
+        d = os.path.join(REPO, d)
+    return d
+
+
+def posternd_path():
+    return os.path.join(build_dir(), "posternd")
+
+
+def postern_path():
+    return os.path.join(build_dir(), "postern")
+
+
+def _child_env():
+    env = dict(os.environ)
+    env.setdefault("UBSAN_OPTIONS", "print_stacktrace=1")
+    return env
+
+
+def postern(*args, input=None, timeout=60):
+    """Runs `postern ARGS`; returns the CompletedProcess (bytes)."""
+    if isinstance(input, str):
+        input = input.encode("utf-8")
+    return subprocess.run(
+        [postern_path()] + [str(a) for a in args],
+        input=input,
+        stdin=subprocess.DEVNULL if input is None else None,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        timeout=timeout, env=_child_env())
+
+
+# --------------------------------------------------------------- wire form
+
+def wire_lines(stored):
+    """Splits stored bytes into wire lines (no CRLF), per pop3/wire.h."""
+    if not stored:
+        return []
+    parts = stored.split(b"\n")
+    last = parts.pop()
+    lines = [p[:-1] if p.endswith(b"\r") else p for p in parts]
+    if last:
+        lines.append(last)
+    return lines
+
+
+def wire_form(stored, stuff=False, top=None):
+    """The wire octets of a stored message (TOP form when top is given)."""
+    lines = wire_lines(stored)
+    if top is not None:
+        out = []
+        in_body = False
+        n = 0
+        for line in lines:
+            if in_body:
+                if n >= top:
+                    break
+                n += 1
+            out.append(line)
+            if not in_body and line == b"":
+                in_body = True
+        lines = out
+    if stuff:
+        lines = [b"." + l if l.startswith(b".") else l for l in lines]
+    return b"".join(l + b"\r\n" for l in lines)
+
+
+def wire_size(stored):
+    return len(wire_form(stored))
+
+
+def multiline_body(stored, top=None):
+    return wire_form(stored, stuff=True, top=top) + b".\r\n"
+
+
+def unstuff(raw):
+    """A multi-line response body through its ".\\r\\n" -> wire form."""
+    raw = bytes(raw)
+    if raw == b".\r\n":
+        return b""
+    if not raw.endswith(b"\r\n.\r\n"):
+        raise ValueError("multi-line body does not end with CRLF.CRLF")
+    body = raw[:-3]
+    lines = body.split(b"\r\n")
+    if lines[-1] != b"":
+        raise ValueError("multi-line body does not end with CRLF")
+    out = []
+    for line in lines[:-1]:
+        if line == b".":
+            raise ValueError("unstuffed terminator inside the body")
+        if line.startswith(b"."):
+            line = line[1:]
+        out.append(line + b"\r\n")
+    return b"".join(out)
+
+
+def expected_uidl(base):
+    """SPEC.md: the base name if it is 1..70 octets of 0x21..0x7e, else the
+    first 32 hex digits of SHA-256(base name)."""
+    if isinstance(base, str):
+        base = base.encode("utf-8", "surrogateescape")
+    if 1 <= len(base) <= 70 and all(0x21 <= c <= 0x7e for c in base):
+        return base.decode("ascii")
+    return hashlib.sha256(base).hexdigest()[:32]
+
+
+# ---------------------------------------------------------------- matching
+
+def _glob_re(pattern):
+    out = []
+    for ch in pattern:
+        if ch == "*":
+            out.append(".*")
+        elif ch == "?":
+            out.append(".")
+        else:
+            out.append(re.escape(ch))
+    return re.compile("".join(out) + r"\Z", re.DOTALL)
+
+
+def glob_match(pattern, text):
+    return _glob_re(pattern).match(text) is not None
+
+
+def assert_glob(text, pattern):
+    assert glob_match(pattern, text), \
+        "reply %r does not match %r" % (text, pattern)
+
+
+# ------------------------------------------------------------------ client
+
+class Closed(AssertionError):
+    """The server closed the connection where a reply was expected."""
+
+
+class Timeout(AssertionError):
+    """The server did not answer in time."""
+
+
+class Pop3Conn:
+    def __init__(self, host, port, timeout=DEFAULT_TIMEOUT, source=None,
+                 greeting=True):
+        self.timeout = timeout
+        self.buf = bytearray()
+        self.eof = False
+        src = (source, 0) if source else None
+        self.sock = socket.create_connection((host, port), timeout=timeout,
+                                             source_address=src)
+        self.greeting = self.status() if greeting else None
+
+    # -- low level
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def close(self):
+        try:
+            self.sock.close()
+        except OSError:
+            pass
+
+    def send(self, data):
+        if isinstance(data, str):
+            data = data.encode("latin-1")
+        self.sock.settimeout(self.timeout)
+        self.sock.sendall(data)
+
+    def sendline(self, line):
+        if isinstance(line, str):
+            line = line.encode("latin-1")
+        self.send(line + b"\r\n")
+
+    def _fill(self, deadline):
+        """Reads more input into buf; False on EOF."""
+        if self.eof:
+            return False
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise socket.timeout()
+        self.sock.settimeout(left)
+        try:
+            data = self.sock.recv(262144)
+        except ConnectionResetError:
+            data = b""
+        if not data:
+            self.eof = True
+            return False
+        self.buf += data
+        return True
+
+    def readline(self, timeout=None, maxlen=1 << 20):
+        deadline = time.monotonic() + (timeout or self.timeout)
+        start = 0
+        while True:
+            i = self.buf.find(b"\n", start)
+            if i >= 0:
+                line = bytes(self.buf[:i + 1])
+                del self.buf[:i + 1]
+                return line
+            if len(self.buf) > maxlen:
+                raise AssertionError("reply line longer than %d octets: %r"
+                                     % (maxlen, bytes(self.buf[:200])))
+            start = len(self.buf)
+            try:
+                if not self._fill(deadline):
+                    raise Closed("connection closed by the server; "
+                                 "pending %r" % bytes(self.buf[:200]))
+            except socket.timeout:
+                raise Timeout("no reply line within %.1fs; pending %r"
+                              % (timeout or self.timeout,
+                                 bytes(self.buf[:200]))) from None
+
+    def status(self, timeout=None):
+        line = self.readline(timeout)
+        assert line.endswith(b"\r\n"), "reply %r not ended by CRLF" % line
+        return line[:-2].decode("latin-1")
+
+    def command(self, cmd, timeout=None):
+        self.sendline(cmd)
+        return self.status(timeout)
+
+    def read_multiline(self, timeout=None):
+        """Raw body of a multi-line reply, through the terminating line."""
+        deadline = time.monotonic() + (timeout or self.timeout)
+        start = 0
+        while True:
+            if self.buf.startswith(b".\r\n"):
+                del self.buf[:3]
+                return b".\r\n"
+            i = self.buf.find(b"\r\n.\r\n", start)
+            if i >= 0:
+                raw = bytes(self.buf[:i + 5])
+                del self.buf[:i + 5]
+                return raw
+            start = max(0, len(self.buf) - 4)
+            try:
+                if not self._fill(deadline):
+                    raise Closed("connection closed inside a multi-line "
+                                 "reply (%d octets read)" % len(self.buf))
+            except socket.timeout:
+                raise Timeout("multi-line reply not finished within %.1fs "
+                              "(%d octets read)" % (timeout or self.timeout,
+                                                    len(self.buf))) from None
+
+    def multi(self, cmd, timeout=None):
+        st = self.command(cmd, timeout)
+        if st.startswith("+OK"):
+            return st, self.read_multiline(timeout)
+        return st, None
+
+    def multi_lines(self, cmd, timeout=None):
+        st, raw = self.multi(cmd, timeout)
+        if raw is None:
+            return st, None
+        text = unstuff(raw).decode("latin-1")
+        return st, text.split("\r\n")[:-1] if text else []
+
+    def wait_closed(self, timeout=5.0):
+        """Waits for EOF; returns what arrived before it."""
+        deadline = time.monotonic() + timeout
+        try:
+            while self._fill(deadline):
+                pass
+        except socket.timeout:
+            raise Timeout("connection still open after %.1fs; received %r"
+                          % (timeout, bytes(self.buf[:300]))) from None
+        data = bytes(self.buf)
+        self.buf.clear()
+        return data
+
+    def is_closed(self, timeout=0.5):
+        deadline = time.monotonic() + timeout
+        try:
+            while self._fill(deadline):
+                pass
+        except socket.timeout:
+            return False
+        except OSError:
+            return True
+        return True
+
+    # -- POP3 helpers
+
+    def try_login(self, user, password):
+        st = self.command("USER " + user)
+        if not st.startswith("+OK"):
+            return st
+        return self.command("PASS " + password)
+
+    def login(self, user, password):
+        st = self.try_login(user, password)
+        assert st.startswith("+OK"), "login %s failed: %r" % (user, st)
+        return st
+
+    def capa(self):
+        st, lines = self.multi_lines("CAPA")
+        assert st.startswith("+OK"), "CAPA: %r" % st
+        return lines
+
+    def stat(self):
+        st = self.command("STAT")
+        m = re.match(r"\+OK (\d+) (\d+)(?: .*)?\Z", st)
+        assert m, "STAT reply %r" % st
+        return int(m.group(1)), int(m.group(2))
+
+    def list(self):
+        st, lines = self.multi_lines("LIST")
+        assert st.startswith("+OK"), "LIST: %r" % st
+        out = {}
+        for line in lines:
+            m = re.match(r"(\d+) (\d+)(?: .*)?\Z", line)
+            assert m, "LIST line %r" % line
+            out[int(m.group(1))] = int(m.group(2))
+        return out
+
+    def uidl(self):
+        st, lines = self.multi_lines("UIDL")
+        assert st.startswith("+OK"), "UIDL: %r" % st
+        out = {}
+        for line in lines:
+            m = re.match(r"(\d+) ([\x21-\x7e]{1,70})\Z", line)
+            assert m, "UIDL line %r" % line
+            out[int(m.group(1))] = m.group(2)
+        return out
+
+    def uidl_map(self):
+        return {u: n for n, u in self.uidl().items()}
+
+    def retr_raw(self, n, timeout=None):
+        return self.multi("RETR %d" % n, timeout)
+
+    def retr(self, n, timeout=None):
+        st, raw = self.retr_raw(n, timeout)
+        assert st.startswith("+OK"), "RETR %d: %r" % (n, st)
+        return unstuff(raw)
+
+    def top(self, n, lines, timeout=None):
+        st, raw = self.multi("TOP %d %d" % (n, lines), timeout)
+        assert st.startswith("+OK"), "TOP %d %d: %r" % (n, lines, st)
+        return unstuff(raw)
+
+    def quit(self):
+        st = self.command("QUIT")
+        self.wait_closed()
+        return st
+
+
+# ------------------------------------------------------------------ server
+
+def free_port(host="127.0.0.1"):
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]
+
+
+def _proc_stat(pid):
+    """(state, ppid) of pid, or None if it does not exist."""
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            data = f.read()
+    except OSError:
+        return None
+    rest = data[data.rfind(")") + 2:].split()
+    return rest[0], int(rest[1])
+
+
+def pid_alive(pid):
+    st = _proc_stat(pid)
+    return st is not None and st[0] not in ("Z", "X")
+
+
+def children_of(pid):
+    """Live direct children of pid."""
+    out = []
+    for d in os.listdir("/proc"):
+        if d.isdigit():
+            st = _proc_stat(int(d))
+            if st and st[1] == pid and st[0] not in ("Z", "X"):
+                out.append(int(d))
+    return sorted(out)
+
+
+def proc_uids(pid):
+    """[real, effective, saved, fs] uids of pid from /proc/PID/status."""
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith("Uid:"):
+                return [int(x) for x in line.split()[1:5]]
+    raise AssertionError("no Uid line for pid %d" % pid)
+
+
+def proc_cmdline(pid):
+    try:
+        with open("/proc/%d/cmdline" % pid, "rb") as f:
+            return f.read().replace(b"\0", b" ").decode("latin-1")
+    except OSError:
+        return ""
+
+
+_uniq_lock = threading.Lock()
+_uniq_counter = [0]
+
+
+def maildir_unique_name():
+    with _uniq_lock:
+        _uniq_counter[0] += 1
+        q = _uniq_counter[0]
+    now = time.time()
+    host = re.sub(r"[^A-Za-z0-9.-]", "_", socket.gethostname()) or "host"
+    return "%d.M%dP%dQ%d.%s" % (int(now), int((now % 1) * 1e6), os.getpid(),
+                                q, host)
+
+
+class Server:
+    live = set()
+
+    def __init__(self, config=None, users=None, start=False):
+        self.dir = tempfile.mkdtemp(prefix="postern-test-")
+        os.chmod(self.dir, 0o755)
+        self.mail_root = os.path.join(self.dir, "mail")
+        self.user_db = os.path.join(self.dir, "users")
+        self.conf_path = os.path.join(self.dir, "postern.conf")
+        self.log_path = os.path.join(self.dir, "posternd.log")
+        self.host = "127.0.0.1"
+        self.port = free_port()
+        self.proc = None
+        self.users = {}
+        self.overrides = dict(config or {})
+        self._seen_children = set()
+        self._log_checked = 0
+        os.mkdir(self.mail_root, 0o755)
+        with open(self.user_db, "w"):
+            pass
+        os.chmod(self.user_db, 0o640)
+        self._fix_owner(self.mail_root, "mail")
+        self._fix_owner(self.user_db, "auth")
+        Server.live.add(self)
+        for name, pw in (users or {}).items():
+            self.add_user(name, pw)
+        if start:
+            self.start()
+
+    # -- configuration
+
+    @property
+    def config(self):
+        c = {
+            "listen": "%s:%d" % (self.host, self.port),
+            "mail_root": self.mail_root,
+            "user_db": self.user_db,
+            "workers": 2,
+            "auth_workers": 2,
+            "auth_fail_delay": "100ms",
+            "auth_fail_delay_max": "400ms",
+            "idle_timeout": "10m",
+        }
+        if os.geteuid() == 0:
+            c["mail_user"] = "nobody"
+            c["auth_user"] = "nobody"
+        c.update(self.overrides)
+        return c
+
+    def config_text(self):
+        out = []
+        for key, val in self.config.items():
+            if val is None:
+                continue
+            vals = val if isinstance(val, (list, tuple)) else [val]
+            for v in vals:
+                if isinstance(v, bool):
+                    v = "yes" if v else "no"
+                out.append("%s = %s" % (key, v))
+        return "\n".join(out) + "\n"
+
+    def write_config(self):
+        tmp = self.conf_path + ".tmp"
+        with open(tmp, "w") as f:
+            f.write(self.config_text())
+        os.rename(tmp, self.conf_path)
+
+    def update_config(self, changes):
+        self.overrides.update(changes)
+        self.write_config()
+
+    def set_config(self, **kw):
+        self.update_config(kw)
+
+    def _ids(self, kind):
+        """(uid, gid) the mail or auth processes run as, or None."""
+        if os.geteuid() != 0:
+            return None
+        name = self.config.get("mail_user" if kind == "mail" else
+                               "auth_user")
+        if not name:
+            return None
+        try:
+            pw = pwd.getpwnam(name)
+        except KeyError:
+            return None
+        return pw.pw_uid, pw.pw_gid
+
+    def _fix_owner(self, path, kind="mail"):
+        ids = self._ids(kind)
+        if ids is not None:
+            os.chown(path, ids[0], ids[1])
+
+    def chown_mail_root(self):
+        """Gives the whole mail root to the mail user (as root only)."""
+        ids = self._ids("mail")
+        if ids is None:
+            return
+        for dirpath, dirnames, filenames in os.walk(self.mail_root):
+            os.chown(dirpath, *ids)
+            for f in filenames:
+                os.chown(os.path.join(dirpath, f), *ids)
+
+    # -- users
+
+    def add_user(self, name, password, scheme="sha512-crypt"):
+        r = postern("user", "add", "--db", self.user_db, "--scheme", scheme,
+                    name, input=password + "\n")
+        assert r.returncode == 0, \
+            "postern user add %s: exit %d: %s" % (
+                name, r.returncode, r.stderr.decode("utf-8", "replace"))
+        self._fix_owner(self.user_db, "auth")
+        self.users[name] = password
+
+    def add_user_line(self, line):
+        with open(self.user_db, "a") as f:
+            f.write(line.rstrip("\n") + "\n")
+
+    # -- mail
+
+    def maildir(self, user):
+        return os.path.join(self.mail_root, user)
+
+    def ensure_maildir(self, user):
+        md = self.maildir(user)
+        for d in (md, md + "/cur", md + "/new", md + "/tmp"):
+            if not os.path.isdir(d):
+                os.makedirs(d, 0o700, exist_ok=True)
+                self._fix_owner(d)
+        return md
+
+    def add_message(self, user, data, name=None, subdir="new"):
+        """Delivers data into the user's Maildir; returns the base name."""
+        md = self.ensure_maildir(user)
+        name = name or maildir_unique_name()
+        tmp = os.path.join(md, "tmp", name.split(":", 1)[0])
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view):]
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        self._fix_owner(tmp)
+        os.rename(tmp, os.path.join(md, subdir, name))
+        return name.split(":2,", 1)[0]
+
+    def message_files(self, user):
+        """{base name: path} of the files in new/ and cur/."""
+        md = self.maildir(user)
+        out = {}
+        for sub in ("new", "cur"):
+            d = os.path.join(md, sub)
+            if os.path.isdir(d):
+                for f in os.listdir(d):
+                    out[f.split(":2,", 1)[0]] = os.path.join(d, f)
+        return out
+
+    # -- process control
+
+    def running(self):
+        return self.proc is not None and self.proc.poll() is None
+
+    @property
+    def pid(self):
+        return self.proc.pid if self.proc else None
+
+    def start(self, timeout=10.0):
+        assert not self.running(), "server already running"
+        assert os.access(posternd_path(), os.X_OK), \
+            "no posternd binary at %s" % posternd_path()
+        for attempt in range(3):
+            self.write_config()
+            log_start = self._log_size()
+            logf = open(self.log_path, "ab")
+            try:
+                self.proc = subprocess.Popen(
+                    [posternd_path(), "-c", self.conf_path],
+                    stdin=subprocess.DEVNULL, stdout=logf, stderr=logf,
+                    env=_child_env(), cwd=self.dir)
+            finally:
+                logf.close()
+            err = self._wait_ready(timeout)
+            if err is None:
+                return
+            tail = self.log_text()[log_start:]
+            if not self.running() and "in use" in tail and attempt < 2 \
+                    and "listen" not in self.overrides:
+                self.port = free_port()
+                continue
+            if self.running():
+                self._kill_all()
+            raise AssertionError("posternd did not start: %s\n--- log:\n%s"
+                                 % (err, tail[-4000:]))
+
+    def _wait_ready(self, timeout):
+        deadline = time.monotonic() + timeout
+        last = "no connection"
+        while time.monotonic() < deadline:
+            if not self.running():
+                return "exited with status %s" % self.proc.returncode
+            try:
+                c = Pop3Conn(self.host, self.port, timeout=max(
+                    0.2, min(2.0, deadline - time.monotonic())))
+            except (OSError, AssertionError) as e:
+                last = repr(e)
+                time.sleep(0.05)
+                continue
+            try:
+                if not c.greeting.startswith("+OK"):
+                    return "greeting %r" % c.greeting
+                try:
+                    c.command("QUIT")
+                    c.wait_closed(2)
+                except AssertionError:
+                    pass
+                self._remember_children()
+                return None
+            finally:
+                c.close()
+        return "no greeting within %.0fs (%s)" % (timeout, last)
+
+    def _remember_children(self):
+        if self.running():
+            self._seen_children.update(children_of(self.proc.pid))
+
+    def _started_pids(self, kind=None):
+        pat = r"started (pop3|auth) worker pid=(\d+)"
+        out = []
+        for m in re.finditer(pat, self.log_text()):
+            if kind is None or m.group(1) == kind:
+                out.append(int(m.group(2)))
+        return out
+
+    def worker_pids(self, kind="pop3"):
+        """Live worker processes of the running master."""
+        if not self.running():
+            return []
+        kids = children_of(self.proc.pid)
+        self._seen_children.update(kids)
+        if kind is None:
+            return kids
+        named = set(self._started_pids(kind))
+        if named:
+            return [p for p in kids if p in named]
+        return kids
+
+    def wait_workers(self, kind="pop3", count=1, timeout=10.0):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            pids = self.worker_pids(kind)
+            if len(pids) >= count:
+                return pids
+            time.sleep(0.05)
+        raise AssertionError("fewer than %d %s workers after %.0fs"
+                             % (count, kind, timeout))
+
+    def kill_worker(self, kind="pop3", all=False):
+        pids = self.worker_pids(kind)
+        assert pids, "no %s worker to kill" % kind
+        if not all:
+            pids = pids[:1]
+        for p in pids:
+            os.kill(p, signal.SIGKILL)
+        return pids
+
+    def reload(self):
+        assert self.running()
+        os.kill(self.proc.pid, signal.SIGHUP)
+
+    def _our_processes(self):
+        """Every live process that belongs to this server instance."""
+        pids = set()
+        for d in os.listdir("/proc"):
+            if d.isdigit() and self.conf_path in proc_cmdline(int(d)):
+                if pid_alive(int(d)):
+                    pids.add(int(d))
+        for p in self._seen_children | set(self._started_pids()):
+            if pid_alive(p) and "posternd" in proc_cmdline(p):
+                pids.add(p)
+        if self.proc is not None:
+            pids.discard(self.proc.pid)
+        return pids
+
+    def _kill_all(self):
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+        for p in self._our_processes():
+            try:
+                os.kill(p, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+
+    def stop(self, sig=signal.SIGTERM, timeout=10.0):
+        """Stops the master; returns its exit status.  Fails if it hangs
+        or leaves a process behind."""
+        if self.proc is None:
+            return None
+        if self.proc.poll() is None:
+            self._remember_children()
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self._kill_all()
+                raise AssertionError("posternd did not exit %.0fs after %s"
+                                     % (timeout, signal.Signals(sig).name))
+        status = self.proc.returncode
+        deadline = time.monotonic() + 5
+        left = self._our_processes()
+        while left and time.monotonic() < deadline:
+            time.sleep(0.05)
+            left = self._our_processes()
+        if left:
+            for p in left:
+                try:
+                    os.kill(p, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+            raise AssertionError("posternd processes left behind after "
+                                 "stop: %s" % sorted(left))
+        return status
+
+    def restart(self):
+        st = self.stop()
+        assert st == 0, "posternd exit status %s on SIGTERM" % st
+        self.start()
+
+    def cleanup(self, check=True):
+        """Stops the server, checks the log, removes the temp dir."""
+        err = None
+        try:
+            self.stop()
+        except AssertionError as e:
+            err = e
+        Server.live.discard(self)
+        try:
+            if check:
+                self.check_log()
+        finally:
+            if err is None and not os.environ.get("POSTERN_KEEP_TMP"):
+                shutil.rmtree(self.dir, ignore_errors=True)
+        if err is not None:
+            raise err
+
+    # -- log
+
+    def _log_size(self):
+        try:
+            return len(self.log_text())
+        except OSError:
+            return 0
+
+    def log_text(self):
+        try:
+            with open(self.log_path, "rb") as f:
+                return f.read().decode("utf-8", "replace")
+        except FileNotFoundError:
+            return ""
+
+    def log_lines(self):
+        return self.log_text().splitlines()
+
+    def wait_log(self, regex, timeout=5.0, start=0):
+        deadline = time.monotonic() + timeout
+        rx = re.compile(regex)
+        while True:
+            m = rx.search(self.log_text(), start)
+            if m:
+                return m
+            if time.monotonic() > deadline:
+                raise AssertionError("log has no %r after %.0fs:\n%s"
+                                     % (regex, timeout,
+                                        self.log_text()[start:][-3000:]))
+            time.sleep(0.05)
+
+    def check_log(self, start=0):
+        text = self.log_text()[start:]
+        for pat in BAD_LOG_PATTERNS:
+            i = text.find(pat)
+            if i >= 0:
+                raise AssertionError("posternd log contains %r:\n%s"
+                                     % (pat, text[max(0, i - 2000):i + 6000]))
+
+    # -- clients
+
+    def connect(self, source=None, timeout=DEFAULT_TIMEOUT, greeting=True):
+        return Pop3Conn(self.host, self.port, timeout=timeout, source=source,
+                        greeting=greeting)
+
+    def login(self, user, password=None, source=None,
+              timeout=DEFAULT_TIMEOUT):
+        c = self.connect(source=source, timeout=timeout)
+        try:
+            assert c.greeting.startswith("+OK"), c.greeting
+            c.login(user, self.users[user] if password is None else password)
+        except BaseException:
+            c.close()
+            raise
+        return c
+
+
+def is_root():
+    return os.geteuid() == 0
+
