@@ -1,0 +1,817 @@
+/*
+ * test_userdb.c: the passwd-file (loading, lookups, reloading, editing),
+ * password schemes, user names and APOP.
+ *
+ * Each test works in its own files under one temporary directory.
+ * Hashing tests are few on purpose: a yescrypt hash costs ~20 ms.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "auth/userdb.h"
+#include "lib/buf.h"
+#include "lib/fsutil.h"
+#include "lib/limits.h"
+
+/* Hashes made once with libxcrypt; the passwords are in the names. */
+#define H_YES	"$y$j9T$L7pbD7zvJ7jCnQJcqVq/6/$" \
+		"liQZj2xUIYqdll/Uu/t63TfhMXl8cAwTfhKU5rx1SB8"
+#define H_SHA	"$6$A1cRxFiKeZ4XfY.1$0PkwWIhOU.xgg7Bk8QehJa3QZh16xu" \
+		"bExdXwSuLSkbeWL2rwusVHjx5HkzrAL3WoluKCgeZL6BN//ZI4ri0Q0/"
+#define H_BLF	"$2b$05$PIDNmhPUJcVvj/0SaSAawucxA" \
+		"iN6b23MUAzNkXxx4vdtWIjxfeRS2"
+#define H_MD5	"$1$AaUtUH8d$6S.aY3worz2EjYlUkKXLY."
+#define H_DES	"abltkxdOx9si."
+
+static char tmpdir[] = "/tmp/test_userdb.XXXXXX";
+
+static int
+rm_entry(const char *path, const struct stat *st, int flag, struct FTW *f)
+{
+	(void)st;
+	(void)flag;
+	(void)f;
+	return remove(path);
+}
+
+static int
+group_setup(void **state)
+{
+	(void)state;
+	return mkdtemp(tmpdir) == NULL ? -1 : 0;
+}
+
+static int
+group_teardown(void **state)
+{
+	(void)state;
+	return nftw(tmpdir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+/* tmpdir/name, in a static buffer (one at a time). */
+static const char *
+tpath(const char *name)
+{
+	static char p[512];
+
+	assert_int_equal(str_fmt(p, sizeof(p), "%s/%s", tmpdir, name), 0);
+	return p;
+}
+
+static void
+put(const char *path, const char *content)
+{
+	FILE *fp = fopen(path, "w");
+
+	assert_non_null(fp);
+	assert_int_equal(fwrite(content, 1, strlen(content), fp),
+	    strlen(content));
+	assert_int_equal(fclose(fp), 0);
+}
+
+/* Replaces path by a new file (a new inode), as editors and mv do. */
+static void
+replace(const char *path, const char *content)
+{
+	char tmp[600];
+
+	assert_int_equal(str_fmt(tmp, sizeof(tmp), "%s.new", path), 0);
+	put(tmp, content);
+	assert_int_equal(rename(tmp, path), 0);
+}
+
+static char *
+slurp(const char *path)
+{
+	struct buf b;
+	char *s;
+
+	buf_init(&b, 1 << 20);
+	if (read_file(path, 1 << 20, &b) == -1)
+		return NULL;
+	s = strdup(buf_str(&b) != NULL ? buf_str(&b) : "");
+	buf_clear(&b);
+	return s;
+}
+
+static void
+assert_file(const char *path, const char *want)
+{
+	char *got = slurp(path);
+
+	assert_non_null(got);
+	assert_string_equal(got, want);
+	free(got);
+}
+
+/* Moves the file's mtime one second on. */
+static void
+later(const char *path)
+{
+	struct timespec ts[2];
+	struct stat st;
+
+	assert_int_equal(stat(path, &st), 0);
+	ts[0] = st.st_atim;
+	ts[1] = st.st_mtim;
+	ts[1].tv_sec++;
+	assert_int_equal(utimensat(AT_FDCWD, path, ts, 0), 0);
+}
+
+/* ---- loading -------------------------------------------------------- */
+
+static void
+test_load_good(void **state)
+{
+	const char *path = tpath("good");
+	const struct user_rec *u;
+	struct userdb *db;
+	char err[256];
+
+	(void)state;
+	put(path,
+	    "# users\n"
+	    "\n"
+	    "   \t\n"
+	    "alice:{YESCRYPT}" H_YES "\n"
+	    "bob:{sha512-crypt}" H_SHA ":1000:1000:Bob B.:/home/bob:/bin/sh\n"
+	    "carol:{BLF-CRYPT}" H_BLF "::::::disabled=yes quota=1G\n"
+	    "dave:" H_SHA "\n"
+	    "erin@example.org:{PLAIN}secret with spaces:::::: "
+	    "userdb_mail=maildir:~/Mail  disabled=no\n"
+	    "frank:{CRYPT}" H_MD5 ":::\n"
+	    "gina:{PLAIN}apop::::::disabled=on\n"
+	    "hank:{crypt}" H_DES);	/* no final newline */
+	err[0] = '\0';
+	assert_int_equal(userdb_open(path, &db, err, sizeof(err)), 0);
+	assert_string_equal(err, "");
+	assert_int_equal(userdb_count(db), 8);
+	assert_string_equal(userdb_get(db, 0)->name, "alice");
+	assert_string_equal(userdb_get(db, 7)->name, "hank");
+	assert_null(userdb_get(db, 8));
+
+	u = userdb_lookup(db, "alice");
+	assert_non_null(u);
+	assert_string_equal(u->password, "{YESCRYPT}" H_YES);
+	assert_false(u->disabled);
+	u = userdb_lookup(db, "bob");
+	assert_non_null(u);
+	assert_string_equal(u->password, "{sha512-crypt}" H_SHA);
+	u = userdb_lookup(db, "carol");
+	assert_non_null(u);
+	assert_true(u->disabled);
+	assert_string_equal(userdb_lookup(db, "dave")->password, H_SHA);
+	u = userdb_lookup(db, "erin@example.org");
+	assert_non_null(u);
+	assert_false(u->disabled);
+	assert_string_equal(pw_plain_secret(u->password), "secret with spaces");
+	assert_true(userdb_lookup(db, "gina")->disabled);
+	assert_string_equal(userdb_lookup(db, "hank")->password,
+	    "{crypt}" H_DES);
+
+	assert_null(userdb_lookup(db, "nobody"));
+	assert_null(userdb_lookup(db, "Alice"));
+	assert_null(userdb_lookup(db, "alic"));
+	assert_null(userdb_lookup(db, ""));
+	assert_null(userdb_lookup(db, NULL));
+	assert_true(userdb_has_plain(db));	/* erin; gina is disabled */
+	userdb_free(&db);
+	assert_null(db);
+
+	/* Only a disabled user has a plain secret: no APOP. */
+	put(path, "gina:{PLAIN}apop::::::disabled=yes\n"
+	    "alice:{YESCRYPT}" H_YES "\n");
+	assert_int_equal(userdb_open(path, &db, err, sizeof(err)), 0);
+	assert_false(userdb_has_plain(db));
+	userdb_free(&db);
+
+	/* An empty file is a valid file with no users. */
+	put(path, "");
+	assert_int_equal(userdb_open(path, &db, err, sizeof(err)), 0);
+	assert_int_equal(userdb_count(db), 0);
+	assert_null(userdb_lookup(db, "alice"));
+	userdb_free(&db);
+}
+
+static void
+test_load_bad(void **state)
+{
+	static const struct {
+		const char	*text;
+		const char	*where;		/* ":LINE: " */
+		const char	*why;		/* part of the reason */
+	} cases[] = {
+		{ "bad name:{PLAIN}x\n", ":1: ", "invalid user name" },
+		{ "ok:{PLAIN}x\n.dot:{PLAIN}x\n", ":2: ", "invalid user name" },
+		{ "-dash:{PLAIN}x\n", ":1: ", "invalid user name" },
+		{ "a..b:{PLAIN}x\n", ":1: ", "invalid user name" },
+		{ ":{PLAIN}x\n", ":1: ", "invalid user name" },
+		{ "#c\nbob:{PLAIN}x\n\nbob:{PLAIN}y\n", ":4: ",
+		    "duplicate user 'bob' (first on line 2)" },
+		{ "bob:\n", ":1: ", "empty password field" },
+		{ "a:{PLAIN}x\nbob::1:1\n", ":2: ", "empty password field" },
+		{ "bob\n", ":1: ", "no ':'" },
+		{ "bob:{PLAIN}x::::::disabled\n", ":1: ",
+		    "malformed extra field 'disabled'" },
+		{ "bob:{PLAIN}x::::::a=1 =2\n", ":1: ",
+		    "malformed extra field '=2'" },
+		{ "bob:{PLAIN}x::::::disabled=maybe\n", ":1: ",
+		    "disabled= wants yes or no" },
+		{ "bob:{PLAIN}x:disabled=yes\n", ":1: ", "uid field" },
+		{ "bob:{PLAIN}x:1:g\n", ":1: ", "gid field" },
+		{ "bob:{PLAIN}x\r\n", ":1: ", "carriage return" },
+		{ "a:{PLAIN}x\nbob:{PLAIN}x\ty\n", ":2: ", "bad password" },
+		{ "bob:{PLAIN}x\001\n", ":1: ", "control character" },
+		{ "bob:{SSHA}abc\n", ":1: ", "bad password field" },
+		{ "bob:{PLAIN}\n", ":1: ", "bad password field" },
+		{ "bob:{YESCRYPT}" H_SHA "\n", ":1: ", "bad password field" },
+		{ "bob:{YESCRYPT}$y$\n", ":1: ", "bad password field" },
+		{ "bob:plaintext\n", ":1: ", "bad password field" },
+		{ "bob:{PLAIN\n", ":1: ", "bad password field" },
+		{ "a:{PLAIN}x\nb:{PLAIN}x\nc:*\n", ":3: ",
+		    "bad password field" },
+	};
+	const char *path = tpath("bad");
+	struct userdb *db;
+	char err[512], want[64];
+	size_t i;
+
+	(void)state;
+	for (i = 0; i < N_ELEMENTS(cases); i++) {
+		put(path, cases[i].text);
+		err[0] = '\0';
+		db = (struct userdb *)(uintptr_t)1;	/* to be NULLed */
+		if (userdb_open(path, &db, err, sizeof(err)) != -1)
+			fail_msg("case %zu accepted: %s", i, cases[i].text);
+		assert_null(db);
+		assert_int_equal(errno, EINVAL);
+		assert_int_equal(str_fmt(want, sizeof(want), "%s%s", path,
+		    cases[i].where), 0);
+		if (strncmp(err, want, strlen(want)) != 0 ||
+		    strstr(err, cases[i].why) == NULL)
+			fail_msg("case %zu: got \"%s\", want \"%s...%s\"", i,
+			    err, want, cases[i].why);
+	}
+}
+
+static void
+test_load_limits(void **state)
+{
+	const char *path = tpath("limits");
+	struct userdb *db;
+	char err[512], name[MAX_USERNAME_LEN + 2];
+	struct buf b;
+	FILE *fp;
+
+	(void)state;
+	/* The longest name loads; one more octet is refused. */
+	memset(name, 'n', MAX_USERNAME_LEN);
+	name[MAX_USERNAME_LEN] = '\0';
+	fp = fopen(path, "w");
+	assert_non_null(fp);
+	fprintf(fp, "%s:{PLAIN}x\n", name);
+	fclose(fp);
+	assert_int_equal(userdb_open(path, &db, err, sizeof(err)), 0);
+	assert_non_null(userdb_lookup(db, name));
+	userdb_free(&db);
+	name[MAX_USERNAME_LEN] = 'n';
+	name[MAX_USERNAME_LEN + 1] = '\0';
+	fp = fopen(path, "w");
+	assert_non_null(fp);
+	fprintf(fp, "%s:{PLAIN}x\n", name);
+	fclose(fp);
+	assert_int_equal(userdb_open(path, &db, err, sizeof(err)), -1);
+	assert_non_null(strstr(err, ":1: invalid user name"));
+
+	/* A line over USERDB_MAX_LINE, even a comment, is refused. */
+	buf_init(&b, 1 << 20);
+	assert_int_equal(buf_addstr(&b, "ok:{PLAIN}x\n#"), 0);
+	while (b.len < USERDB_MAX_LINE + 20)
+		assert_int_equal(buf_addc(&b, 'x'), 0);
+	assert_int_equal(buf_addc(&b, '\n'), 0);
+	put(path, buf_str(&b));
+	buf_clear(&b);
+	assert_int_equal(userdb_open(path, &db, err, sizeof(err)), -1);
+	assert_non_null(strstr(err, ":2: line longer than"));
+
+	/* Not there, not a file. */
+	assert_int_equal(userdb_open(tpath("missing"), &db, err, sizeof(err)),
+	    -1);
+	assert_int_equal(errno, ENOENT);
+	assert_non_null(strstr(err, "missing: "));
+	assert_int_equal(userdb_open(tmpdir, &db, err, sizeof(err)), -1);
+	assert_non_null(strstr(err, "not a regular file"));
+}
+
+/* 200,000 users: every one is found through the table. */
+static void
+test_lookup_many(void **state)
+{
+	const size_t n = 200000;
+	const char *path = tpath("many");
+	const struct user_rec *u;
+	struct userdb *db;
+	char err[256], name[32];
+	size_t i;
+	FILE *fp;
+
+	(void)state;
+	fp = fopen(path, "w");
+	assert_non_null(fp);
+	for (i = 0; i < n; i++)
+		fprintf(fp, "user%zu:{PLAIN}pw%zu\n", i, i);
+	fclose(fp);
+	assert_int_equal(userdb_open(path, &db, err, sizeof(err)), 0);
+	assert_int_equal(userdb_count(db), n);
+	for (i = 0; i < n; i += 7) {
+		assert_int_equal(str_fmt(name, sizeof(name), "user%zu", i), 0);
+		u = userdb_lookup(db, name);
+		if (u == NULL || strcmp(u->name, name) != 0)
+			fail_msg("%s not found", name);
+	}
+	assert_string_equal(pw_plain_secret(userdb_lookup(db,
+	    "user199999")->password), "pw199999");
+	assert_null(userdb_lookup(db, "user200000"));
+	assert_null(userdb_lookup(db, "user"));
+	userdb_free(&db);
+}
+
+static void
+test_refresh(void **state)
+{
+	const char *path = tpath("refresh");
+	const struct user_rec *u;
+	struct userdb *db;
+	char err[256];
+
+	(void)state;
+	put(path, "alice:{PLAIN}one\n");
+	assert_int_equal(userdb_open(path, &db, err, sizeof(err)), 0);
+	assert_int_equal(userdb_refresh(db, err, sizeof(err)), 0);
+	assert_string_equal(pw_plain_secret(userdb_lookup(db,
+	    "alice")->password), "one");
+
+	/* A new version is picked up. */
+	replace(path, "alice:{PLAIN}two\nbob:{PLAIN}b\n");
+	assert_int_equal(userdb_refresh(db, err, sizeof(err)), 0);
+	u = userdb_lookup(db, "alice");
+	assert_non_null(u);
+	assert_string_equal(pw_plain_secret(u->password), "two");
+	assert_non_null(userdb_lookup(db, "bob"));
+
+	/* The same inode rewritten in place with the same size (and a
+	 * later mtime: the clock may not have ticked since the rename). */
+	put(path, "alice:{PLAIN}3wo\nbob:{PLAIN}b\n");
+	later(path);
+	assert_int_equal(userdb_refresh(db, err, sizeof(err)), 0);
+	assert_string_equal(pw_plain_secret(userdb_lookup(db,
+	    "alice")->password), "3wo");
+
+	/* A bad version: reported once, the old users stay. */
+	replace(path, "alice:{PLAIN}four\nalice:{PLAIN}x\n");
+	err[0] = '\0';
+	assert_int_equal(userdb_refresh(db, err, sizeof(err)), -1);
+	assert_non_null(strstr(err, ":2: duplicate user 'alice'"));
+	assert_string_equal(pw_plain_secret(userdb_lookup(db,
+	    "alice")->password), "3wo");
+	assert_non_null(userdb_lookup(db, "bob"));
+	assert_int_equal(userdb_refresh(db, err, sizeof(err)), 0);
+	assert_string_equal(pw_plain_secret(userdb_lookup(db,
+	    "alice")->password), "3wo");
+
+	/* The file vanishes: same. */
+	assert_int_equal(unlink(path), 0);
+	assert_int_equal(userdb_refresh(db, err, sizeof(err)), -1);
+	assert_non_null(strstr(err, "No such file"));
+	assert_int_equal(userdb_refresh(db, err, sizeof(err)), 0);
+	assert_non_null(userdb_lookup(db, "bob"));
+
+	/* Fixed: loaded again. */
+	put(path, "carol:{PLAIN}five\n");
+	assert_int_equal(userdb_refresh(db, err, sizeof(err)), 0);
+	assert_null(userdb_lookup(db, "alice"));
+	assert_null(userdb_lookup(db, "bob"));
+	assert_string_equal(pw_plain_secret(userdb_lookup(db,
+	    "carol")->password), "five");
+	assert_true(userdb_has_plain(db));
+	userdb_free(&db);
+}
+
+/* ---- editing -------------------------------------------------------- */
+
+#define ORIG \
+	"# Postern users\n" \
+	"alice:{PLAIN}a:1:2:Alice:/home/a:/bin/sh:quota=1G\n" \
+	"\n" \
+	"#bob:{PLAIN}commented out\n" \
+	"carol:" H_SHA "::::::disabled=yes\n" \
+	"   \n" \
+	"dave:{YESCRYPT}" H_YES "\n"
+
+static void
+test_edit_add(void **state)
+{
+	const char *p;
+	char path[512], err[256];
+	struct userdb *db;
+	struct stat st;
+
+	(void)state;
+	assert_int_equal(str_fmt(path, sizeof(path), "%s", tpath("edit-add")),
+	    0);
+	put(path, ORIG);
+	assert_int_equal(userdb_file_add(path, "erin", "{PLAIN}e", err,
+	    sizeof(err)), 0);
+	assert_file(path, ORIG "erin:{PLAIN}e\n");
+
+	/* Adding an existing user fails and changes nothing. */
+	assert_int_equal(userdb_file_add(path, "alice", "{PLAIN}x", err,
+	    sizeof(err)), -1);
+	assert_int_equal(errno, EEXIST);
+	assert_non_null(strstr(err, "user 'alice' already exists in "));
+	assert_file(path, ORIG "erin:{PLAIN}e\n");
+
+	/* A file without a final newline gets one before the new line. */
+	put(path, "alice:{PLAIN}a");
+	assert_int_equal(userdb_file_add(path, "bob", "{BLF-CRYPT}" H_BLF, err,
+	    sizeof(err)), 0);
+	assert_file(path, "alice:{PLAIN}a\nbob:{BLF-CRYPT}" H_BLF "\n");
+	assert_int_equal(userdb_open(path, &db, err, sizeof(err)), 0);
+	assert_int_equal(userdb_count(db), 2);
+	userdb_free(&db);
+
+	/* A new file is created 0600 (and its lock file too). */
+	p = tpath("edit-new");
+	assert_int_equal(userdb_file_add(p, "zed", "{PLAIN}z", err,
+	    sizeof(err)), 0);
+	assert_file(p, "zed:{PLAIN}z\n");
+	assert_int_equal(stat(p, &st), 0);
+	assert_int_equal(st.st_mode & 07777, 0600);
+	assert_int_equal(stat(tpath("edit-new.lock"), &st), 0);
+	assert_int_equal(st.st_mode & 07777, 0600);
+
+	/* An existing file keeps its mode. */
+	assert_int_equal(chmod(path, 0640), 0);
+	assert_int_equal(userdb_file_add(path, "carl", "{PLAIN}c", err,
+	    sizeof(err)), 0);
+	assert_int_equal(stat(path, &st), 0);
+	assert_int_equal(st.st_mode & 07777, 0640);
+}
+
+static void
+test_edit_set_delete(void **state)
+{
+	char path[512], err[256], lnk[512];
+	struct stat st;
+
+	(void)state;
+	assert_int_equal(str_fmt(path, sizeof(path), "%s", tpath("edit-set")),
+	    0);
+	put(path, ORIG);
+	assert_int_equal(userdb_file_set_password(path, "alice",
+	    "{SHA512-CRYPT}" H_SHA, err, sizeof(err)), 0);
+	assert_file(path,
+	    "# Postern users\n"
+	    "alice:{SHA512-CRYPT}" H_SHA ":1:2:Alice:/home/a:/bin/sh:quota=1G\n"
+	    "\n"
+	    "#bob:{PLAIN}commented out\n"
+	    "carol:" H_SHA "::::::disabled=yes\n"
+	    "   \n"
+	    "dave:{YESCRYPT}" H_YES "\n");
+	/* The last line, password the last field. */
+	assert_int_equal(userdb_file_set_password(path, "dave", "{PLAIN}d",
+	    err, sizeof(err)), 0);
+	/* disabled stays. */
+	assert_int_equal(userdb_file_set_password(path, "carol", "{PLAIN}c",
+	    err, sizeof(err)), 0);
+	assert_file(path,
+	    "# Postern users\n"
+	    "alice:{SHA512-CRYPT}" H_SHA ":1:2:Alice:/home/a:/bin/sh:quota=1G\n"
+	    "\n"
+	    "#bob:{PLAIN}commented out\n"
+	    "carol:{PLAIN}c::::::disabled=yes\n"
+	    "   \n"
+	    "dave:{PLAIN}d\n");
+
+	/* No such user: the commented-out one does not count. */
+	assert_int_equal(userdb_file_set_password(path, "bob", "{PLAIN}b",
+	    err, sizeof(err)), -1);
+	assert_int_equal(errno, ENOENT);
+	assert_non_null(strstr(err, "no user 'bob' in "));
+
+	assert_int_equal(userdb_file_delete(path, "carol", err, sizeof(err)),
+	    0);
+	assert_int_equal(userdb_file_delete(path, "dave", err, sizeof(err)),
+	    0);
+	assert_file(path,
+	    "# Postern users\n"
+	    "alice:{SHA512-CRYPT}" H_SHA ":1:2:Alice:/home/a:/bin/sh:quota=1G\n"
+	    "\n"
+	    "#bob:{PLAIN}commented out\n"
+	    "   \n");
+	assert_int_equal(userdb_file_delete(path, "dave", err, sizeof(err)),
+	    -1);
+	assert_int_equal(errno, ENOENT);
+
+	/* The last line without a newline. */
+	put(path, "a:{PLAIN}a\nb:{PLAIN}b");
+	assert_int_equal(userdb_file_delete(path, "b", err, sizeof(err)), 0);
+	assert_file(path, "a:{PLAIN}a\n");
+	assert_int_equal(userdb_file_delete(path, "a", err, sizeof(err)), 0);
+	assert_file(path, "");
+
+	/* Through a symbolic link: the target changes, the link stays. */
+	put(path, "a:{PLAIN}a\n");
+	assert_int_equal(str_fmt(lnk, sizeof(lnk), "%s",
+	    tpath("edit-link")), 0);
+	assert_int_equal(symlink(path, lnk), 0);
+	assert_int_equal(userdb_file_set_password(lnk, "a", "{PLAIN}b", err,
+	    sizeof(err)), 0);
+	assert_int_equal(lstat(lnk, &st), 0);
+	assert_true(S_ISLNK(st.st_mode));
+	assert_file(path, "a:{PLAIN}b\n");
+}
+
+static void
+test_edit_errors(void **state)
+{
+	char path[512], err[256];
+
+	(void)state;
+	assert_int_equal(str_fmt(path, sizeof(path), "%s", tpath("edit-err")),
+	    0);
+
+	/* passwd and del on a file that does not exist. */
+	assert_int_equal(userdb_file_set_password(path, "a", "{PLAIN}a", err,
+	    sizeof(err)), -1);
+	assert_int_equal(errno, ENOENT);
+	assert_int_equal(userdb_file_delete(path, "a", err, sizeof(err)), -1);
+	assert_int_equal(errno, ENOENT);
+	assert_int_equal(access(path, F_OK), -1);
+
+	put(path, ORIG);
+	/* Bad names and fields never reach the file. */
+	assert_int_equal(userdb_file_add(path, "a:b", "{PLAIN}x", err,
+	    sizeof(err)), -1);
+	assert_int_equal(errno, EINVAL);
+	assert_int_equal(userdb_file_add(path, "", "{PLAIN}x", err,
+	    sizeof(err)), -1);
+	assert_int_equal(userdb_file_add(path, "x\nroot", "{PLAIN}x", err,
+	    sizeof(err)), -1);
+	assert_int_equal(userdb_file_add(path, "x", "{PLAIN}x\nroot:{PLAIN}r",
+	    err, sizeof(err)), -1);
+	assert_int_equal(userdb_file_add(path, "x", "{PLAIN}a:b", err,
+	    sizeof(err)), -1);
+	assert_int_equal(userdb_file_add(path, "x", "", err, sizeof(err)), -1);
+	assert_int_equal(userdb_file_set_password(path, "alice", "{FOO}bar",
+	    err, sizeof(err)), -1);
+	assert_int_equal(errno, EINVAL);
+	assert_file(path, ORIG);
+
+	/* A file the server would refuse is not edited. */
+	put(path, "a:{PLAIN}a\nbad line\n");
+	assert_int_equal(userdb_file_add(path, "b", "{PLAIN}b", err,
+	    sizeof(err)), -1);
+	assert_int_equal(errno, EINVAL);
+	assert_non_null(strstr(err, ":2: "));
+	assert_file(path, "a:{PLAIN}a\nbad line\n");
+}
+
+/* ---- passwords ------------------------------------------------------ */
+
+static void
+test_pw_hash_verify(void **state)
+{
+	static const struct {
+		enum pw_scheme	 scheme;
+		const char	*prefix;
+	} cases[] = {
+		{ PW_YESCRYPT,		"{YESCRYPT}$y$" },
+		{ PW_SHA512_CRYPT,	"{SHA512-CRYPT}$6$" },
+		{ PW_BCRYPT,		"{BLF-CRYPT}$2b$" },
+		{ PW_PLAIN,		"{PLAIN}" },
+	};
+	char out[PW_HASH_OUT_SIZE], out2[PW_HASH_OUT_SIZE];
+	size_t i;
+
+	(void)state;
+	for (i = 0; i < N_ELEMENTS(cases); i++) {
+		assert_int_equal(pw_hash(cases[i].scheme, "correct horse", out,
+		    sizeof(out)), 0);
+		assert_memory_equal(out, cases[i].prefix,
+		    strlen(cases[i].prefix));
+		assert_true(pw_stored_valid(out));
+		assert_true(pw_verify(out, "correct horse"));
+		assert_false(pw_verify(out, "correct horsE"));
+		if (cases[i].scheme != PW_YESCRYPT) {
+			assert_false(pw_verify(out, "correct hors"));
+			assert_false(pw_verify(out, ""));
+		}
+	}
+	/* A fresh salt each time. */
+	assert_int_equal(pw_hash(PW_SHA512_CRYPT, "pw", out, sizeof(out)), 0);
+	assert_int_equal(pw_hash(PW_SHA512_CRYPT, "pw", out2, sizeof(out2)),
+	    0);
+	assert_string_not_equal(out, out2);
+	assert_string_equal(pw_plain_secret("{PLAIN}correct horse"),
+	    "correct horse");
+
+	/* Refused: empty, too long, too small an output, bad plain. */
+	assert_int_equal(pw_hash(PW_SHA512_CRYPT, "", out, sizeof(out)), -1);
+	assert_int_equal(errno, EINVAL);
+	memset(out2, 'x', PW_HASH_MAX_PASS + 1);
+	out2[PW_HASH_MAX_PASS + 1] = '\0';
+	assert_int_equal(pw_hash(PW_SHA512_CRYPT, out2, out, sizeof(out)), -1);
+	assert_int_equal(errno, ERANGE);
+	assert_int_equal(pw_hash(PW_SHA512_CRYPT, "pw", out, 20), -1);
+	assert_int_equal(pw_hash(PW_PLAIN, "a:b", out, sizeof(out)), -1);
+	assert_int_equal(errno, EINVAL);
+	assert_int_equal(pw_hash(PW_PLAIN, "a\nb", out, sizeof(out)), -1);
+}
+
+static void
+test_pw_verify_stored(void **state)
+{
+	(void)state;
+	/* Scheme names in any case, and bare crypt strings. */
+	assert_true(pw_verify("{SHA512-CRYPT}" H_SHA, "sha-pass"));
+	assert_true(pw_verify("{sha512-crypt}" H_SHA, "sha-pass"));
+	assert_true(pw_verify("{CRYPT}" H_SHA, "sha-pass"));
+	assert_true(pw_verify(H_SHA, "sha-pass"));
+	assert_false(pw_verify(H_SHA, "sha-pasS"));
+	assert_true(pw_verify("{blf-crypt}" H_BLF, "blf-pass"));
+	assert_false(pw_verify(H_BLF, "blf-pas"));
+	assert_true(pw_verify("{CRYPT}" H_MD5, "md5-pass"));
+	assert_true(pw_verify("{crypt}" H_DES, "des-pass"));
+	assert_false(pw_verify("{crypt}" H_DES, "des-pasz"));
+	assert_true(pw_verify(H_YES, "yes-pass"));
+	assert_true(pw_verify("{Plain}tanstaaf", "tanstaaf"));
+	assert_false(pw_verify("{PLAIN}tanstaaf", "tanstaa"));
+	assert_false(pw_verify("{PLAIN}tanstaaf", "tanstaaff"));
+	assert_false(pw_verify("{PLAIN}tanstaaf", ""));
+}
+
+static void
+test_pw_malformed(void **state)
+{
+	static const char *const bad[] = {
+		"", "{", "}", "{}", "{}x", "{PLAIN", "{PLAIN}", "PLAIN}x",
+		"{FOO}pass", "{SSHA}pass", "{YESCRYPT}", "{YESCRYPT}$y$",
+		"{YESCRYPT}" H_SHA, "{SHA512-CRYPT}" H_YES,
+		"{SHA512-CRYPT}$6$salt$", "{BLF-CRYPT}" H_SHA, "{CRYPT}",
+		"{CRYPT}*", "{CRYPT}!" H_SHA, "*", "!" H_SHA, "pass",
+		"sha-pass", "{YESCRYPT} " H_YES, "{ YESCRYPT}" H_YES,
+		"{PLAIN}sha-pass:x", "{PLAIN}a\tb",
+	};
+	size_t i;
+
+	(void)state;
+	for (i = 0; i < N_ELEMENTS(bad); i++) {
+		if (pw_stored_valid(bad[i]))
+			fail_msg("accepted as valid: \"%s\"", bad[i]);
+		if (pw_verify(bad[i], "") || pw_verify(bad[i], "sha-pass") ||
+		    pw_verify(bad[i], "pass") || pw_verify(bad[i], "x"))
+			fail_msg("matched: \"%s\"", bad[i]);
+	}
+	assert_false(pw_verify(NULL, "x"));
+	assert_false(pw_verify("{PLAIN}x", NULL));
+	assert_null(pw_plain_secret("{YESCRYPT}" H_YES));
+	assert_null(pw_plain_secret("{PLAIN}"));
+	assert_null(pw_plain_secret(NULL));
+	assert_string_equal(pw_plain_secret("{plain}p"), "p");
+}
+
+static void
+test_pw_misc(void **state)
+{
+	enum pw_scheme s;
+	const char *d;
+
+	(void)state;
+	assert_int_equal(pw_scheme_parse("yescrypt", &s), 0);
+	assert_int_equal(s, PW_YESCRYPT);
+	assert_int_equal(pw_scheme_parse("SHA512-CRYPT", &s), 0);
+	assert_int_equal(s, PW_SHA512_CRYPT);
+	assert_int_equal(pw_scheme_parse("bcrypt", &s), 0);
+	assert_int_equal(s, PW_BCRYPT);
+	assert_int_equal(pw_scheme_parse("plain", &s), 0);
+	assert_int_equal(s, PW_PLAIN);
+	assert_int_equal(pw_scheme_parse("md5", &s), -1);
+	assert_int_equal(pw_scheme_parse("", &s), -1);
+	assert_int_equal(pw_scheme_parse("yescrypt ", &s), -1);
+	assert_int_equal(pw_scheme_parse(NULL, &s), -1);
+
+	d = pw_dummy_hash();
+	assert_non_null(d);
+	assert_memory_equal(d, "{YESCRYPT}$y$", 13);
+	assert_true(pw_stored_valid(d));
+	assert_ptr_equal(pw_dummy_hash(), d);
+	assert_false(pw_verify(d, ""));
+}
+
+static void
+test_username_valid(void **state)
+{
+	static const char *const good[] = {
+		"a", "bob", "Bob_2", "j.doe", "j.doe@example.org", "a+tag",
+		"x-y", "0", "a.b.c", "a-", "a.", "_x", "@x", "+x",
+	};
+	static const char *const bad[] = {
+		"", ".x", "-x", "a..b", "..", ".", "a b", "a:b", "a/b",
+		"a\\b", "a\tb", "a\nb", "a%b", "a*", "\xc3\xa9", "a\x7f",
+	};
+	char name[MAX_USERNAME_LEN + 2];
+	size_t i;
+
+	(void)state;
+	for (i = 0; i < N_ELEMENTS(good); i++)
+		if (!username_valid(good[i]))
+			fail_msg("refused: \"%s\"", good[i]);
+	for (i = 0; i < N_ELEMENTS(bad); i++)
+		if (username_valid(bad[i]))
+			fail_msg("accepted: \"%s\"", bad[i]);
+	assert_false(username_valid(NULL));
+	memset(name, 'a', sizeof(name) - 1);
+	name[MAX_USERNAME_LEN] = '\0';
+	assert_true(username_valid(name));
+	name[MAX_USERNAME_LEN] = 'a';
+	name[MAX_USERNAME_LEN + 1] = '\0';
+	assert_false(username_valid(name));
+}
+
+/* ---- APOP ----------------------------------------------------------- */
+
+static void
+test_apop(void **state)
+{
+	/* RFC 1939 section 7. */
+	const char *ts = "<1896.697170952@dbc.mtview.ca.us>";
+
+	(void)state;
+	assert_true(apop_verify("tanstaaf", ts,
+	    "c4c9334bac560ecc979e58001b3e22fb"));
+	assert_true(apop_verify("tanstaaf", ts,
+	    "C4C9334BAC560ECC979E58001B3E22FB"));
+	assert_true(apop_verify("tanstaaf", ts,
+	    "c4c9334BAC560ecc979e58001b3e22fB"));
+	assert_false(apop_verify("tanstaaF", ts,
+	    "c4c9334bac560ecc979e58001b3e22fb"));
+	assert_false(apop_verify("tanstaaf",
+	    "<1896.697170953@dbc.mtview.ca.us>",
+	    "c4c9334bac560ecc979e58001b3e22fb"));
+	assert_false(apop_verify("tanstaaf", ts,
+	    "c4c9334bac560ecc979e58001b3e22fc"));
+	assert_false(apop_verify("tanstaaf", ts,
+	    "c4c9334bac560ecc979e58001b3e22f"));
+	assert_false(apop_verify("tanstaaf", ts,
+	    "c4c9334bac560ecc979e58001b3e22fb0"));
+	assert_false(apop_verify("tanstaaf", ts,
+	    "c4c9334bac560ecc979e58001b3e22fb "));
+	assert_false(apop_verify("tanstaaf", ts,
+	    " c4c9334bac560ecc979e58001b3e22fb"));
+	assert_false(apop_verify("tanstaaf", ts,
+	    "g4c9334bac560ecc979e58001b3e22fb"));
+	assert_false(apop_verify("tanstaaf", ts,
+	    "0xc9334bac560ecc979e58001b3e22fb"));
+	assert_false(apop_verify("tanstaaf", ts, ""));
+	assert_false(apop_verify("", ts, "c4c9334bac560ecc979e58001b3e22fb"));
+	assert_false(apop_verify(NULL, ts, "c4c9334bac560ecc979e58001b3e22fb"));
+	assert_false(apop_verify("tanstaaf", NULL,
+	    "c4c9334bac560ecc979e58001b3e22fb"));
+	assert_false(apop_verify("tanstaaf", ts, NULL));
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_load_good),
+		cmocka_unit_test(test_load_bad),
+		cmocka_unit_test(test_load_limits),
+		cmocka_unit_test(test_lookup_many),
+		cmocka_unit_test(test_refresh),
+		cmocka_unit_test(test_edit_add),
+		cmocka_unit_test(test_edit_set_delete),
+		cmocka_unit_test(test_edit_errors),
+		cmocka_unit_test(test_pw_hash_verify),
+		cmocka_unit_test(test_pw_verify_stored),
+		cmocka_unit_test(test_pw_malformed),
+		cmocka_unit_test(test_pw_misc),
+		cmocka_unit_test(test_username_valid),
+		cmocka_unit_test(test_apop),
+	};
+
+	return cmocka_run_group_tests(tests, group_setup, group_teardown);
+}
