@@ -1,0 +1,73 @@
+/*
+ * cmd_check.c: `postern check [-c FILE]`, the same test as
+ * `posternd -t`: load the configuration and say whether it is valid.
+ *
+ * Owns: nothing beyond one parsed configuration.  Trusts: nothing in the
+ * file; config_load reports the first bad line.
+ */
+#include <getopt.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "cli/cli.h"
+#include "lib/config.h"
+
+static void
+check_usage(FILE *fp)
+{
+	fputs("usage: postern check [-c FILE]\n"
+	    "Checks the configuration (-c FILE, else $" CLI_CONFIG_ENV
+	    ", else " CLI_DEFAULT_CONFIG ").\n"
+	    "Prints \"FILE: ok\" and exits 0, or prints the first error and "
+	    "exits 1.\n", fp);
+}
+
+int
+cmd_check(int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{ "config",	required_argument,	NULL, 'c' },
+		{ "help",	no_argument,		NULL, 'h' },
+		{ NULL,		0,			NULL, 0 },
+	};
+	const char *opt_c = NULL, *path;
+	struct config c;
+	char err[1024];
+	int ch;
+
+	opterr = 0;
+	optind = 1;
+	while ((ch = getopt_long(argc, argv, ":c:h", longopts, NULL)) != -1) {
+		switch (ch) {
+		case 'c':
+			opt_c = optarg;
+			break;
+		case 'h':
+			check_usage(stdout);
+			return CLI_EXIT_OK;
+		case ':':
+			fprintf(stderr, "postern check: option '%s' needs a "
+			    "value; see 'postern check -h'\n",
+			    argv[optind - 1]);
+			return CLI_EXIT_USAGE;
+		default:
+			fprintf(stderr, "postern check: unknown option '%s'; "
+			    "see 'postern check -h'\n", argv[optind - 1]);
+			return CLI_EXIT_USAGE;
+		}
+	}
+	if (optind != argc) {
+		fprintf(stderr, "postern check: unexpected argument '%s'; "
+		    "use -c FILE to name the configuration\n", argv[optind]);
+		return CLI_EXIT_USAGE;
+	}
+	path = cli_config_path(opt_c);
+	if (config_load(path, &c, err, sizeof(err)) == -1) {
+		fprintf(stderr, "%s\n", err[0] != '\0' ? err :
+		    "configuration rejected");
+		return CLI_EXIT_USAGE;
+	}
+	config_free(&c);
+	printf("%s: ok\n", path);
+	return fflush(stdout) == 0 ? CLI_EXIT_OK : CLI_EXIT_FAIL;
+}
