@@ -1,0 +1,767 @@
+/*
+ * index.c: the per-mailbox index file, postern.index, and UIDLs.
+ *
+ * Owns: the in-memory struct index and the strings of its entries.
+ * Trusts nothing in an index file: it may have been truncated by a full
+ * disk, edited by hand or written by a hostile local user, so every byte
+ * is checked and any fault rejects the whole file (the caller then
+ * rebuilds from the Maildir, which gives the same UIDLs because they are
+ * a function of the file names).
+ *
+ * File format, version 1.  Text, lines end with LF, fields are separated
+ * by exactly one space, every octet is in 0x20..0x7e except the LFs.
+ * Numbers are decimal without sign or leading zeros.
+ *
+ *	postern-index 1
+ *	state <mtime-sec> <mtime-nsec> <scanned-sec> <scanned-nsec> <next-seq>
+ *	<seq> <uidl> <size> <stored-size> <retr-time> <flags> <name>
+ *	...			(one line per message, seq increasing)
+ *	end <count> <checksum>
+ *
+ * state: cur/'s mtime when its listing was taken, the clock just before
+ * that, and the next arrival sequence number (above every seq).  uidl:
+ * 1..70 octets in 0x21..0x7e, unique.  size: wire size; stored-size:
+ * octets in the file; retr-time: unix time of the first RETR or 0; flags:
+ * MSG_* bits of store.h.  name: the file name in cur/, with every octet
+ * outside 0x21..0x7e and every '%' written as %XX (upper-case hex, and
+ * only those), unique.  count: the number of message lines.  checksum: 16
+ * lower-case hex digits of FNV-1a 64 over every octet before "end".
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/evp.h>
+
+#include "lib/buf.h"
+#include "lib/strnum.h"
+#include "store/index.h"
+#include "store/store.h"
+
+#define INDEX_MAGIC		"postern-index"
+#define INDEX_KNOWN_FLAGS	MSG_WIRE_CLEAN
+/* The shortest message line: "1 a 0 0 0 0 n\n". */
+#define INDEX_MIN_LINE		14
+#define FIELD_MAX		(INDEX_NAME_MAX * 3)
+#define UIDL_MAX_ATTEMPTS	1000
+
+#define FNV64_OFFSET		0xcbf29ce484222325ull
+#define FNV64_PRIME		0x100000001b3ull
+
+struct index_map_slot {
+	uint64_t	 hash;
+	const char	*key;
+	size_t		 len;
+	uint32_t	 val;
+	bool		 used;
+};
+
+static uint64_t
+fnv1a64(uint64_t h, const void *data, size_t len)
+{
+	const unsigned char *p = data;
+	size_t i;
+
+	for (i = 0; i < len; i++) {
+		h ^= p[i];
+		h *= FNV64_PRIME;
+	}
+	return h;
+}
+
+/* ---- entries ---- */
+
+void
+index_init(struct index *idx)
+{
+	memset(idx, 0, sizeof(*idx));
+	idx->next_seq = 1;
+}
+
+static void
+entry_free(struct index_entry *e)
+{
+	free(e->uidl);
+	free(e->name);
+	e->uidl = NULL;
+	e->name = NULL;
+}
+
+void
+index_free(struct index *idx)
+{
+	size_t i;
+
+	for (i = 0; i < idx->n; i++)
+		entry_free(&idx->v[i]);
+	free(idx->v);
+	index_init(idx);
+}
+
+static int
+index_reserve(struct index *idx, size_t want)
+{
+	struct index_entry *v;
+	size_t ncap;
+
+	if (want <= idx->cap)
+		return 0;
+	if (want > MAX_MESSAGES_PER_MAILBOX) {
+		errno = EMSGSIZE;
+		return -1;
+	}
+	ncap = idx->cap == 0 ? 64 : idx->cap;
+	while (ncap < want)
+		ncap *= 2;
+	if (ncap > MAX_MESSAGES_PER_MAILBOX)
+		ncap = MAX_MESSAGES_PER_MAILBOX;
+	v = reallocarray(idx->v, ncap, sizeof(*v));
+	if (v == NULL)
+		return -1;
+	idx->v = v;
+	idx->cap = ncap;
+	return 0;
+}
+
+int
+index_append(struct index *idx, uint64_t seq, uint64_t size,
+    uint64_t stored_size, int64_t retr_time, unsigned int flags, char *uidl,
+    char *name)
+{
+	struct index_entry *e;
+
+	if (index_reserve(idx, idx->n + 1) == -1)
+		return -1;
+	e = &idx->v[idx->n++];
+	e->seq = seq;
+	e->size = size;
+	e->stored_size = stored_size;
+	e->retr_time = retr_time;
+	e->flags = flags;
+	e->uidl = uidl;
+	e->name = name;
+	if (seq >= idx->next_seq)
+		idx->next_seq = seq + 1;
+	return 0;
+}
+
+void
+index_compact(struct index *idx, const bool *drop)
+{
+	size_t i, o = 0;
+
+	for (i = 0; i < idx->n; i++) {
+		if (drop[i]) {
+			entry_free(&idx->v[i]);
+			continue;
+		}
+		idx->v[o++] = idx->v[i];
+	}
+	idx->n = o;
+}
+
+/* ---- names and UIDLs ---- */
+
+size_t
+index_base_len(const char *name)
+{
+	const char *info = strstr(name, ":2,");
+
+	return info != NULL ? (size_t)(info - name) : strlen(name);
+}
+
+bool
+index_uidl_valid(const char *s, size_t len)
+{
+	size_t i;
+
+	if (len < 1 || len > UIDL_MAX_LEN)
+		return false;
+	for (i = 0; i < len; i++)
+		if ((unsigned char)s[i] < 0x21 || (unsigned char)s[i] > 0x7e)
+			return false;
+	return true;
+}
+
+bool
+index_name_valid(const char *s, size_t len)
+{
+	if (len < 1 || len > INDEX_NAME_MAX || s[0] == '.')
+		return false;
+	return memchr(s, '/', len) == NULL && memchr(s, '\0', len) == NULL;
+}
+
+int
+index_uidl_for(const char *base, size_t len, unsigned int attempt, char *out)
+{
+	static const char hex[] = "0123456789abcdef";
+	unsigned char md[EVP_MAX_MD_SIZE];
+	unsigned int mdlen = 0, i;
+	char num[16];
+	EVP_MD_CTX *ctx;
+	int ok, n;
+
+	if (attempt == 0 && index_uidl_valid(base, len)) {
+		memcpy(out, base, len);
+		out[len] = '\0';
+		return 0;
+	}
+	if ((ctx = EVP_MD_CTX_new()) == NULL)
+		return -1;
+	ok = EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) == 1 &&
+	    EVP_DigestUpdate(ctx, base, len) == 1;
+	if (ok && attempt > 0) {
+		n = snprintf(num, sizeof(num), "%u", attempt);
+		ok = n > 0 && (size_t)n < sizeof(num) &&
+		    EVP_DigestUpdate(ctx, "", 1) == 1 &&
+		    EVP_DigestUpdate(ctx, num, (size_t)n) == 1;
+	}
+	ok = ok && EVP_DigestFinal_ex(ctx, md, &mdlen) == 1 && mdlen >= 16;
+	EVP_MD_CTX_free(ctx);
+	if (!ok)
+		return -1;
+	for (i = 0; i < 16; i++) {
+		out[2 * i] = hex[md[i] >> 4];
+		out[2 * i + 1] = hex[md[i] & 0xf];
+	}
+	out[32] = '\0';
+	return 0;
+}
+
+int
+index_assign_uidls(struct index *idx)
+{
+	struct index_map set;
+	char cand[UIDL_MAX_LEN + 1];
+	size_t i, it;
+	unsigned int attempt;
+	uint32_t v;
+
+	if (index_map_init(&set, idx->n) == -1)
+		return -1;
+	for (i = 0; i < idx->n; i++) {
+		const char *u = idx->v[i].uidl;
+
+		if (u != NULL && index_map_add(&set, u, strlen(u),
+		    (uint32_t)i) == -1)
+			goto fail;
+	}
+	for (i = 0; i < idx->n; i++) {
+		struct index_entry *e = &idx->v[i];
+		size_t blen;
+
+		if (e->uidl != NULL)
+			continue;
+		blen = index_base_len(e->name);
+		for (attempt = 0; attempt < UIDL_MAX_ATTEMPTS; attempt++) {
+			if (index_uidl_for(e->name, blen, attempt,
+			    cand) == -1) {
+				errno = EIO;
+				goto fail;
+			}
+			it = 0;
+			if (!index_map_find(&set, cand, strlen(cand), &it, &v))
+				break;
+		}
+		if (attempt == UIDL_MAX_ATTEMPTS) {
+			errno = EIO;
+			goto fail;
+		}
+		if ((e->uidl = strdup(cand)) == NULL)
+			goto fail;
+		if (index_map_add(&set, e->uidl, strlen(e->uidl),
+		    (uint32_t)i) == -1)
+			goto fail;
+	}
+	index_map_free(&set);
+	return 0;
+fail:
+	index_map_free(&set);
+	return -1;
+}
+
+/* ---- hash map ---- */
+
+int
+index_map_init(struct index_map *m, size_t expected)
+{
+	size_t cap = 16;
+
+	while (cap < expected * 2 && cap < ((size_t)1 << 40))
+		cap *= 2;
+	m->slots = calloc(cap, sizeof(*m->slots));
+	if (m->slots == NULL)
+		return -1;
+	m->mask = cap - 1;
+	m->n = 0;
+	return 0;
+}
+
+void
+index_map_free(struct index_map *m)
+{
+	free(m->slots);
+	m->slots = NULL;
+	m->mask = 0;
+	m->n = 0;
+}
+
+static void
+map_put(struct index_map_slot *slots, size_t mask,
+    const struct index_map_slot *s)
+{
+	size_t i = (size_t)s->hash & mask;
+
+	while (slots[i].used)
+		i = (i + 1) & mask;
+	slots[i] = *s;
+}
+
+int
+index_map_add(struct index_map *m, const char *key, size_t len, uint32_t val)
+{
+	struct index_map_slot s;
+
+	if ((m->n + 1) * 2 > m->mask + 1) {
+		size_t ncap = (m->mask + 1) * 2, i;
+		struct index_map_slot *ns = calloc(ncap, sizeof(*ns));
+
+		if (ns == NULL)
+			return -1;
+		for (i = 0; i <= m->mask; i++)
+			if (m->slots[i].used)
+				map_put(ns, ncap - 1, &m->slots[i]);
+		free(m->slots);
+		m->slots = ns;
+		m->mask = ncap - 1;
+	}
+	s.hash = fnv1a64(FNV64_OFFSET, key, len);
+	s.key = key;
+	s.len = len;
+	s.val = val;
+	s.used = true;
+	map_put(m->slots, m->mask, &s);
+	m->n++;
+	return 0;
+}
+
+bool
+index_map_find(const struct index_map *m, const char *key, size_t len,
+    size_t *it, uint32_t *val_r)
+{
+	uint64_t h = fnv1a64(FNV64_OFFSET, key, len);
+
+	while (*it <= m->mask) {
+		const struct index_map_slot *s =
+		    &m->slots[((size_t)h + *it) & m->mask];
+
+		(*it)++;
+		if (!s->used)
+			return false;
+		if (s->hash == h && s->len == len &&
+		    memcmp(s->key, key, len) == 0) {
+			*val_r = s->val;
+			return true;
+		}
+	}
+	return false;
+}
+
+/* ---- parsing ---- */
+
+struct field {
+	const char	*p;
+	size_t		 len;
+};
+
+/* Splits line[0..len) at single spaces into exactly n non-empty fields. */
+static int
+split_fields(const char *line, size_t len, struct field *f, size_t n)
+{
+	size_t k = 0, i, start = 0;
+
+	for (i = 0; i <= len; i++) {
+		if (i < len && line[i] != ' ')
+			continue;
+		if (i == start || k == n)
+			return -1;
+		f[k].p = line + start;
+		f[k].len = i - start;
+		k++;
+		start = i + 1;
+	}
+	return k == n ? 0 : -1;
+}
+
+static bool
+field_is(const struct field *f, const char *s)
+{
+	return f->len == strlen(s) && memcmp(f->p, s, f->len) == 0;
+}
+
+static int
+field_u64(const struct field *f, uint64_t max, uint64_t *v_r)
+{
+	char tmp[24];
+
+	if (f->len == 0 || f->len >= sizeof(tmp))
+		return -1;
+	if (f->len > 1 && f->p[0] == '0')
+		return -1;		/* not the form we write */
+	memcpy(tmp, f->p, f->len);
+	tmp[f->len] = '\0';
+	return parse_u64(tmp, max, v_r) == PARSE_OK ? 0 : -1;
+}
+
+static bool
+needs_escape(unsigned char c)
+{
+	return c < 0x21 || c > 0x7e || c == '%';
+}
+
+static int
+hexval(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
+/* Decodes a name field; only the canonical form is accepted. */
+static char *
+name_decode(const struct field *f)
+{
+	char out[INDEX_NAME_MAX + 1];
+	size_t i, o = 0;
+
+	if (f->len > FIELD_MAX)
+		return NULL;
+	for (i = 0; i < f->len; i++) {
+		unsigned char c = (unsigned char)f->p[i];
+
+		if (o == INDEX_NAME_MAX)
+			return NULL;
+		if (c == '%') {
+			int hi, lo;
+
+			if (i + 2 >= f->len)
+				return NULL;
+			hi = hexval(f->p[i + 1]);
+			lo = hexval(f->p[i + 2]);
+			if (hi < 0 || lo < 0)
+				return NULL;
+			c = (unsigned char)(hi << 4 | lo);
+			if (!needs_escape(c))
+				return NULL;
+			i += 2;
+		} else if (needs_escape(c))
+			return NULL;
+		out[o++] = (char)c;
+	}
+	if (!index_name_valid(out, o))
+		return NULL;
+	out[o] = '\0';
+	return strdup(out);
+}
+
+static void
+set_err(char *err, size_t errsize, const char *what, size_t lineno)
+{
+	if (err == NULL || errsize == 0)
+		return;
+	if (lineno > 0)
+		snprintf(err, errsize, "index line %zu: %s", lineno, what);
+	else
+		snprintf(err, errsize, "index: %s", what);
+}
+
+static int
+parse_state(const char *line, size_t len, struct index *idx)
+{
+	struct field f[6];
+	uint64_t ms, mn, ss, sn, next;
+
+	if (split_fields(line, len, f, 6) == -1 || !field_is(&f[0], "state"))
+		return -1;
+	if (field_u64(&f[1], INDEX_MAX_TIME, &ms) == -1 ||
+	    field_u64(&f[2], 999999999, &mn) == -1 ||
+	    field_u64(&f[3], INDEX_MAX_TIME, &ss) == -1 ||
+	    field_u64(&f[4], 999999999, &sn) == -1 ||
+	    field_u64(&f[5], UINT64_MAX - 1, &next) == -1 || next == 0)
+		return -1;
+	idx->cur_mtime.sec = (int64_t)ms;
+	idx->cur_mtime.nsec = (long)mn;
+	idx->scanned.sec = (int64_t)ss;
+	idx->scanned.nsec = (long)sn;
+	idx->next_seq = next;
+	return 0;
+}
+
+/* One message line; checks it against the previous ones through maps. */
+static const char *
+parse_entry(const char *line, size_t len, struct index *idx,
+    uint64_t next_seq, struct index_map *uidls, struct index_map *names)
+{
+	struct field f[7];
+	uint64_t seq, size, stored, rt, flags;
+	char *uidl, *name;
+	size_t it = 0;
+	uint32_t v;
+
+	if (split_fields(line, len, f, 7) == -1)
+		return "malformed message line";
+	if (field_u64(&f[0], UINT64_MAX, &seq) == -1 || seq >= next_seq ||
+	    (idx->n > 0 && seq <= idx->v[idx->n - 1].seq))
+		return "bad sequence number";
+	if (!index_uidl_valid(f[1].p, f[1].len))
+		return "bad UIDL";
+	if (field_u64(&f[2], 2 * INDEX_MAX_MSG_OCTETS + 2, &size) == -1 ||
+	    field_u64(&f[3], INDEX_MAX_MSG_OCTETS, &stored) == -1 ||
+	    size > 2 * stored + 2 || (size == 0) != (stored == 0))
+		return "bad size";
+	if (field_u64(&f[4], INDEX_MAX_TIME, &rt) == -1)
+		return "bad retrieval time";
+	if (field_u64(&f[5], INDEX_KNOWN_FLAGS, &flags) == -1 ||
+	    (flags & ~(uint64_t)INDEX_KNOWN_FLAGS) != 0 ||
+	    ((flags & MSG_WIRE_CLEAN) && size != stored))
+		return "bad flags";
+	if (index_map_find(uidls, f[1].p, f[1].len, &it, &v))
+		return "duplicate UIDL";
+	if ((name = name_decode(&f[6])) == NULL)
+		return "bad file name";
+	it = 0;
+	if (index_map_find(names, name, strlen(name), &it, &v)) {
+		free(name);
+		return "duplicate file name";
+	}
+	if ((uidl = strndup(f[1].p, f[1].len)) == NULL) {
+		free(name);
+		return "out of memory";
+	}
+	if (index_append(idx, seq, size, stored, (int64_t)rt,
+	    (unsigned int)flags, uidl, name) == -1) {
+		free(uidl);
+		free(name);
+		return "out of memory";
+	}
+	v = (uint32_t)(idx->n - 1);
+	if (index_map_add(uidls, uidl, f[1].len, v) == -1 ||
+	    index_map_add(names, name, strlen(name), v) == -1)
+		return "out of memory";
+	return NULL;
+}
+
+int
+index_parse(const char *data, size_t len, struct index *idx, char *err,
+    size_t errsize)
+{
+	struct index_map uidls = { 0 }, names = { 0 };
+	struct field f[3];
+	const char *why = NULL, *trailer, *p, *end, *nl;
+	size_t body_len, i, lineno;
+	uint64_t count, sum, next_seq;
+	char want[17];
+
+	index_init(idx);
+	if (len == 0 || len > INDEX_MAX_BYTES || data[len - 1] != '\n') {
+		set_err(err, errsize, "empty, too large or truncated", 0);
+		return -1;
+	}
+	for (i = 0; i < len; i++) {
+		unsigned char c = (unsigned char)data[i];
+
+		if ((c < 0x20 || c > 0x7e) && c != '\n') {
+			set_err(err, errsize, "bad octet", 0);
+			return -1;
+		}
+	}
+	/* The trailer is the last line; the checksum covers all before it. */
+	for (body_len = len - 1; body_len > 0 && data[body_len - 1] != '\n';)
+		body_len--;
+	trailer = data + body_len;
+	if (split_fields(trailer, len - 1 - body_len, f, 3) == -1 ||
+	    !field_is(&f[0], "end") ||
+	    field_u64(&f[1], MAX_MESSAGES_PER_MAILBOX, &count) == -1 ||
+	    f[2].len != 16) {
+		set_err(err, errsize, "bad or missing trailer", 0);
+		return -1;
+	}
+	sum = fnv1a64(FNV64_OFFSET, data, body_len);
+	snprintf(want, sizeof(want), "%016llx", (unsigned long long)sum);
+	if (memcmp(want, f[2].p, 16) != 0) {
+		set_err(err, errsize, "checksum mismatch", 0);
+		return -1;
+	}
+	if (count > body_len / INDEX_MIN_LINE) {
+		set_err(err, errsize, "count does not fit the file", 0);
+		return -1;
+	}
+	if (index_map_init(&uidls, (size_t)count) == -1 ||
+	    index_map_init(&names, (size_t)count) == -1 ||
+	    index_reserve(idx, (size_t)count) == -1) {
+		why = "out of memory";
+		lineno = 0;
+		goto fail;
+	}
+
+	p = data;
+	end = data + body_len;
+	next_seq = 0;
+	for (lineno = 1; p < end; lineno++) {
+		size_t ll;
+
+		nl = memchr(p, '\n', (size_t)(end - p));
+		ll = (size_t)(nl - p);
+		if (lineno == 1) {
+			char magic[32];
+
+			snprintf(magic, sizeof(magic), "%s %d", INDEX_MAGIC,
+			    INDEX_VERSION);
+			if (ll != strlen(magic) || memcmp(p, magic, ll) != 0)
+				why = "unknown header or version";
+		} else if (lineno == 2) {
+			if (parse_state(p, ll, idx) == -1)
+				why = "bad state line";
+			next_seq = idx->next_seq;
+		} else if (idx->n >= count) {
+			why = "more message lines than the count";
+		} else
+			why = parse_entry(p, ll, idx, next_seq, &uidls, &names);
+		if (why != NULL)
+			goto fail;
+		p = nl + 1;
+	}
+	lineno = 0;
+	if (next_seq == 0)
+		why = "missing state line";
+	else if (idx->n != count)
+		why = "fewer message lines than the count";
+	if (why != NULL)
+		goto fail;
+	idx->next_seq = next_seq;
+	index_map_free(&uidls);
+	index_map_free(&names);
+	return 0;
+fail:
+	set_err(err, errsize, why, lineno);
+	index_map_free(&uidls);
+	index_map_free(&names);
+	index_free(idx);
+	return -1;
+}
+
+/* ---- serializing ---- */
+
+static size_t
+fmt_u64(char *out, uint64_t v)
+{
+	char tmp[24];
+	size_t n = 0, i;
+
+	do {
+		tmp[n++] = (char)('0' + v % 10);
+		v /= 10;
+	} while (v > 0);
+	for (i = 0; i < n; i++)
+		out[i] = tmp[n - 1 - i];
+	return n;
+}
+
+static size_t
+name_encode(char *out, const char *name)
+{
+	static const char hex[] = "0123456789ABCDEF";
+	size_t o = 0;
+
+	for (; *name != '\0'; name++) {
+		unsigned char c = (unsigned char)*name;
+
+		if (needs_escape(c)) {
+			out[o++] = '%';
+			out[o++] = hex[c >> 4];
+			out[o++] = hex[c & 0xf];
+		} else
+			out[o++] = (char)c;
+	}
+	return o;
+}
+
+static bool
+time_ok(const struct index_time *t)
+{
+	return t->sec >= 0 && t->sec <= INDEX_MAX_TIME && t->nsec >= 0 &&
+	    t->nsec <= 999999999;
+}
+
+int
+index_serialize(const struct index *idx, struct buf *out)
+{
+	char line[32 + UIDL_MAX_LEN + 5 * 24 + FIELD_MAX];
+	struct index_time mt = idx->cur_mtime, sc = idx->scanned;
+	size_t start = out->len, i, o;
+	uint64_t sum;
+
+	if (!time_ok(&mt) || !time_ok(&sc)) {
+		/* Never trusted: the readdir shortcut needs real values. */
+		mt.sec = sc.sec = 0;
+		mt.nsec = sc.nsec = 0;
+	}
+	if (idx->n > MAX_MESSAGES_PER_MAILBOX || idx->next_seq == 0 ||
+	    idx->next_seq == UINT64_MAX) {
+		errno = EINVAL;
+		return -1;
+	}
+	if (buf_addf(out, "%s %d\nstate %lld %ld %lld %ld %llu\n",
+	    INDEX_MAGIC, INDEX_VERSION, (long long)mt.sec, mt.nsec,
+	    (long long)sc.sec, sc.nsec,
+	    (unsigned long long)idx->next_seq) == -1)
+		return -1;
+	for (i = 0; i < idx->n; i++) {
+		const struct index_entry *e = &idx->v[i];
+		size_t ul;
+
+		if (e->uidl == NULL || e->name == NULL ||
+		    !index_uidl_valid(e->uidl, (ul = strlen(e->uidl))) ||
+		    !index_name_valid(e->name, strlen(e->name)) ||
+		    e->seq >= idx->next_seq ||
+		    (i > 0 && e->seq <= idx->v[i - 1].seq) ||
+		    e->retr_time < 0 || e->retr_time > INDEX_MAX_TIME ||
+		    e->stored_size > INDEX_MAX_MSG_OCTETS ||
+		    e->size > 2 * e->stored_size + 2 ||
+		    (e->size == 0) != (e->stored_size == 0) ||
+		    (e->flags & ~(unsigned int)INDEX_KNOWN_FLAGS) != 0 ||
+		    ((e->flags & MSG_WIRE_CLEAN) &&
+		    e->size != e->stored_size)) {
+			errno = EINVAL;
+			goto fail;
+		}
+		o = fmt_u64(line, e->seq);
+		line[o++] = ' ';
+		memcpy(line + o, e->uidl, ul);
+		o += ul;
+		line[o++] = ' ';
+		o += fmt_u64(line + o, e->size);
+		line[o++] = ' ';
+		o += fmt_u64(line + o, e->stored_size);
+		line[o++] = ' ';
+		o += fmt_u64(line + o, (uint64_t)e->retr_time);
+		line[o++] = ' ';
+		o += fmt_u64(line + o, e->flags);
+		line[o++] = ' ';
+		o += name_encode(line + o, e->name);
+		line[o++] = '\n';
+		if (buf_add(out, line, o) == -1)
+			goto fail;
+	}
+	sum = fnv1a64(FNV64_OFFSET, out->data + start, out->len - start);
+	if (buf_addf(out, "end %zu %016llx\n", idx->n,
+	    (unsigned long long)sum) == -1)
+		goto fail;
+	return 0;
+fail:
+	out->len = start;
+	return -1;
+}

@@ -1,0 +1,137 @@
+/*
+ * index.h: the per-mailbox index (postern.index) in memory, its parser
+ * and serializer, UIDL derivation, and a small string-keyed hash map.
+ * Internal to src/store; protocol code uses store.h.
+ *
+ * The parser takes the file's bytes as hostile input and needs no file
+ * system, so unit tests and fuzz targets call it directly.  The format is
+ * documented in index.c.
+ */
+#ifndef POSTERN_STORE_INDEX_H
+#define POSTERN_STORE_INDEX_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "lib/attrs.h"
+#include "lib/limits.h"
+
+struct buf;
+
+#define INDEX_VERSION		1
+/* Largest stored message the index accepts (1 PiB); a bigger number in
+ * the file is corruption, not mail. */
+#define INDEX_MAX_MSG_OCTETS	(1ull << 50)
+/* Longest file name in cur/ (NAME_MAX on Linux). */
+#define INDEX_NAME_MAX		255
+/* Largest time value accepted (9999-12-31T23:59:59Z). */
+#define INDEX_MAX_TIME		253402300799ll
+
+struct index_entry {
+	uint64_t	 seq;		/* arrival order, increasing */
+	uint64_t	 size;		/* wire size */
+	uint64_t	 stored_size;	/* octets in the file */
+	int64_t		 retr_time;	/* first RETR, or 0 */
+	unsigned int	 flags;		/* MSG_* of store.h */
+	char		*uidl;		/* owned; NUL-terminated */
+	char		*name;		/* owned; file name in cur/ */
+};
+
+struct index_time {
+	int64_t		 sec;
+	long		 nsec;		/* 0..999999999 */
+};
+
+struct index {
+	struct index_entry *v;		/* owned, sorted by seq */
+	size_t		 n;
+	size_t		 cap;
+	uint64_t	 next_seq;	/* greater than every seq in v */
+	/* cur/'s mtime when its listing was last taken, and the clock
+	 * just before that (see the readdir shortcut in maildir.c). */
+	struct index_time cur_mtime;
+	struct index_time scanned;
+};
+
+void	index_init(struct index *);
+/* Frees the entries and their strings; the index is empty afterwards. */
+void	index_free(struct index *);
+
+/*
+ * Appends an entry, taking ownership of uidl (may be NULL until
+ * index_assign_uidls) and name, both malloc'd.  On failure frees neither
+ * and returns -1 (ENOMEM, or EMSGSIZE past MAX_MESSAGES_PER_MAILBOX).
+ */
+int	index_append(struct index *, uint64_t seq, uint64_t size,
+	    uint64_t stored_size, int64_t retr_time, unsigned int flags,
+	    char *uidl, char *name) ATTR_WARN_UNUSED;
+
+/* Removes the entries with drop[i] set (frees them), keeping the order. */
+void	index_compact(struct index *, const bool *drop);
+
+/*
+ * Parses the bytes of an index file into idx (which it initialises).
+ * Every field is checked; any fault returns -1 with a one-line reason in
+ * err and leaves idx empty.  0 on success.
+ */
+int	index_parse(const char *data, size_t len, struct index *idx,
+	    char *err, size_t errsize) ATTR_WARN_UNUSED;
+
+/*
+ * Appends the file form of idx to out (whose max bounds it).  Every
+ * entry must have a valid UIDL and name; index_parse accepts the result.
+ * 0, or -1 with errno (EINVAL for an invalid entry, ENOMEM, EMSGSIZE).
+ */
+int	index_serialize(const struct index *, struct buf *out)
+	    ATTR_WARN_UNUSED;
+
+/* The length of the base name: name up to ":2," (all of it if none). */
+size_t	index_base_len(const char *name);
+
+/* True for 1..UIDL_MAX_LEN octets, each in 0x21..0x7e. */
+bool	index_uidl_valid(const char *s, size_t len);
+
+/* True for a name we keep in cur/: 1..INDEX_NAME_MAX octets, no '/',
+ * no NUL, not starting with '.'. */
+bool	index_name_valid(const char *s, size_t len);
+
+/*
+ * The UIDL of a base name (SPEC, "Maildir store"): the base name itself
+ * if index_uidl_valid, else 32 lowercase hex digits of SHA-256(base)
+ * truncated to 16 bytes.  With attempt > 0 (a collision), 32 hex digits
+ * of SHA-256(base, NUL, decimal attempt) instead, so the result stays a
+ * function of the name.  out must hold UIDL_MAX_LEN + 1 octets.  0, or -1
+ * if the hash failed.
+ */
+int	index_uidl_for(const char *base, size_t len, unsigned int attempt,
+	    char *out) ATTR_WARN_UNUSED;
+
+/*
+ * Gives every entry whose uidl is NULL a UIDL from its base name that no
+ * other entry holds, in index order (index_uidl_for with attempt 0, 1,
+ * ...).  Existing UIDLs never change.  0, or -1 (ENOMEM, or EIO if the
+ * hash failed).
+ */
+int	index_assign_uidls(struct index *) ATTR_WARN_UNUSED;
+
+/*
+ * A multimap from strings to uint32_t values, open addressing.  Keys are
+ * not copied: they must outlive the map.
+ */
+struct index_map_slot;
+struct index_map {
+	struct index_map_slot	*slots;
+	size_t			 mask;	/* slot count - 1 */
+	size_t			 n;
+};
+
+int	index_map_init(struct index_map *, size_t expected) ATTR_WARN_UNUSED;
+int	index_map_add(struct index_map *, const char *key, size_t len,
+	    uint32_t val) ATTR_WARN_UNUSED;
+/* Values stored under key: start with *it = 0; false when no more. */
+bool	index_map_find(const struct index_map *, const char *key,
+	    size_t len, size_t *it, uint32_t *val_r);
+void	index_map_free(struct index_map *);
+
+#endif
