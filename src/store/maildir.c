@@ -1,0 +1,1439 @@
+/*
+ * maildir.c: the Maildir backend of store.h, with the per-mailbox index.
+ *
+ * Owns: struct mailbox (the snapshot a session works on), the files
+ * postern.index, postern.lock, postern.session.lock and postern.login in
+ * the Maildir root, and the moves new/ -> cur/.  Trusts: the directory
+ * it is given (the caller built it from the configuration).  Does not
+ * trust: the index file (parsed strictly by index.c, rebuilt from the
+ * files on any fault), file names in the Maildir (any octet but '/' and
+ * NUL; dot files are skipped), or other programs working on the Maildir
+ * at the same time (files may vanish or be renamed at any moment).
+ *
+ * Locking: postern.lock is taken with an exclusive OFD lock (blocking)
+ * around every read-modify-write of the index, so that sessions of any
+ * process, and several sessions in one process, take turns.  With
+ * lock_session, postern.session.lock is locked the same way but without
+ * waiting, for the whole session.  OFD locks belong to the open file
+ * description, so two sessions in one process conflict as they should,
+ * and closing the descriptor releases the lock.
+ *
+ * The readdir shortcut: STAT on a mailbox of 100,000 messages must read
+ * one file.  The index records cur/'s mtime (with nanoseconds) when its
+ * listing was taken, and the clock just before that.  If cur/'s mtime is
+ * still the same, the recorded mtime was more than 2 seconds older than
+ * that clock, and new/ had nothing to move, the index is exactly cur/'s
+ * content: any later change of cur/ would have given it a different
+ * mtime, because the change happened more than 2 seconds (more than any
+ * timestamp granularity) after the recorded one.  Otherwise cur/ is
+ * listed and reconciled.  The clock taken before the listing, not the
+ * time of writing the index, is what counts: sizing new files may take
+ * seconds between the two.
+ *
+ * UIDLs are a function of the base name (index.c), so a rebuilt index
+ * gives the same UIDLs; an entry's UIDL is never changed, also when
+ * another program renames the file to change its flags.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "lib/buf.h"
+#include "lib/fsutil.h"
+#include "lib/limits.h"
+#include "lib/log.h"
+#include "lib/strnum.h"
+#include "pop3/wire.h"
+#include "store/index.h"
+#include "store/store.h"
+
+#define INDEX_FILE		"postern.index"
+#define LOCK_FILE		"postern.lock"
+#define SESSION_LOCK_FILE	"postern.session.lock"
+#define LOGIN_FILE		"postern.login"
+#define INFO_SUFFIX		":2,"
+#define TRUST_MARGIN_SEC	2
+#define LOGIN_FILE_MAX		32
+
+struct mailbox {
+	char		*path;
+	int		 dirfd;		/* the Maildir root */
+	int		 curfd;		/* cur/ */
+	int		 session_fd;	/* postern.session.lock, or -1 */
+	struct index	 idx;		/* the snapshot, by seq */
+	struct msg_info	*info;		/* one per entry of idx */
+	char		**relpath;	/* "cur/<name>" per entry */
+	uint32_t	 count;
+};
+
+/* A file found in cur/ that the index does not know yet. */
+struct newfile {
+	char		*name;
+	uint64_t	 order;		/* leading number, or mtime */
+	uint64_t	 size;
+	uint64_t	 stored;
+	bool		 clean;
+};
+
+static void errf(char *, size_t, const char *, ...) ATTR_PRINTF(3, 4);
+
+static void
+errf(char *err, size_t errsize, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (err == NULL || errsize == 0)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(err, errsize, fmt, ap);
+	va_end(ap);
+}
+
+/* Errors that retrying will not cure are PERM; the rest are TEMP. */
+static enum store_rc
+errno_rc(int e)
+{
+	switch (e) {
+	case EACCES:
+	case EPERM:
+	case ENOTDIR:
+	case ELOOP:
+	case ENAMETOOLONG:
+	case EROFS:
+	case EMSGSIZE:
+	case EFBIG:
+		return STORE_PERM;
+	default:
+		return STORE_TEMP;
+	}
+}
+
+static void
+close_fd(int *fd)
+{
+	if (*fd != -1) {
+		(void)close(*fd);
+		*fd = -1;
+	}
+}
+
+/* ---- locks ---- */
+
+/*
+ * Opens (creating) name in dirfd and locks it exclusively with an OFD
+ * lock, waiting if wait is set.  0, or -1 with errno (EAGAIN when the
+ * lock is held elsewhere and wait is not set).
+ */
+static int
+lock_file(int dirfd, const char *name, bool wait, int *fd_r)
+{
+	struct flock fl;
+	int fd, saved;
+
+	fd = openat(dirfd, name, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW |
+	    O_NOCTTY, 0600);
+	if (fd == -1)
+		return -1;
+	memset(&fl, 0, sizeof(fl));
+	fl.l_type = F_WRLCK;
+	fl.l_whence = SEEK_SET;
+	fl.l_start = 0;
+	fl.l_len = 0;
+	while (fcntl(fd, wait ? F_OFD_SETLKW : F_OFD_SETLK, &fl) == -1) {
+		if (errno == EINTR)
+			continue;
+		saved = errno == EACCES ? EAGAIN : errno;
+		(void)close(fd);
+		errno = saved;
+		return -1;
+	}
+	*fd_r = fd;
+	return 0;
+}
+
+/* ---- directories ---- */
+
+static DIR *
+open_dir(int dirfd, const char *name)
+{
+	DIR *d;
+	int fd;
+
+	fd = openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_CLOEXEC |
+	    O_NOFOLLOW);
+	if (fd == -1)
+		return NULL;
+	if ((d = fdopendir(fd)) == NULL) {
+		int saved = errno;
+
+		(void)close(fd);
+		errno = saved;
+	}
+	return d;
+}
+
+/* A regular file (not a symlink, directory or device). */
+static bool
+is_regular(DIR *d, const struct dirent *de)
+{
+	struct stat st;
+
+	if (de->d_type == DT_REG)
+		return true;
+	if (de->d_type != DT_UNKNOWN)
+		return false;
+	if (fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) == -1)
+		return false;
+	return S_ISREG(st.st_mode);
+}
+
+/*
+ * Next directory entry that names a regular, non-dot file, or NULL at
+ * the end (errno 0) or on error (errno set).
+ */
+static const struct dirent *
+next_file(DIR *d)
+{
+	const struct dirent *de;
+
+	for (;;) {
+		errno = 0;
+		if ((de = readdir(d)) == NULL)
+			return NULL;
+		if (de->d_name[0] == '.')
+			continue;
+		if (is_regular(d, de))
+			return de;
+	}
+}
+
+/* rename without replacing, where RENAME_NOREPLACE is not supported:
+ * link() never replaces.  0 or -1. */
+static int
+link_move(int fromfd, const char *from, int tofd, const char *to)
+{
+	int saved;
+
+	if (linkat(fromfd, from, tofd, to, 0) == -1)
+		return -1;
+	if (unlinkat(fromfd, from, 0) == -1 && errno != ENOENT) {
+		saved = errno;
+		(void)unlinkat(tofd, to, 0);
+		errno = saved;
+		return -1;
+	}
+	return 0;
+}
+
+/*
+ * new/ -> cur/: each file becomes cur/<name>:2, (a name that already
+ * carries ":2," keeps it).  Never replaces a file in cur/.
+ */
+static enum store_rc
+move_new(struct mailbox *mb, size_t *moved_r, char *err, size_t errsize)
+{
+	const struct dirent *de;
+	char dst[INDEX_NAME_MAX + 1];
+	size_t moved = 0;
+	DIR *d;
+	int saved;
+
+	*moved_r = 0;
+	if ((d = open_dir(mb->dirfd, "new")) == NULL) {
+		saved = errno;
+		errf(err, errsize, "mailbox %s: new/: %s", mb->path,
+		    strerror(saved));
+		return errno_rc(saved);
+	}
+	while ((de = next_file(d)) != NULL) {
+		const char *name = de->d_name;
+		int r;
+
+		if (moved >= MAX_MESSAGES_PER_MAILBOX) {
+			errno = 0;	/* the rest waits for the next session */
+			break;
+		}
+		if (strstr(name, INFO_SUFFIX) != NULL)
+			r = str_fmt(dst, sizeof(dst), "%s", name);
+		else
+			r = str_fmt(dst, sizeof(dst), "%s%s", name,
+			    INFO_SUFFIX);
+		if (r == -1) {
+			log_warnx("mailbox %s: new/ file name too long, left"
+			    " in new/", mb->path);
+			continue;
+		}
+		r = renameat2(dirfd(d), name, mb->curfd, dst,
+		    RENAME_NOREPLACE);
+		if (r == -1 && (errno == EINVAL || errno == ENOSYS))
+			r = link_move(dirfd(d), name, mb->curfd, dst);
+		if (r == 0) {
+			moved++;
+			continue;
+		}
+		if (errno == ENOENT)
+			continue;	/* another session moved it first */
+		if (errno == EEXIST) {
+			log_warnx("mailbox %s: cur/%s exists, new/%s left in"
+			    " new/", mb->path, dst, name);
+			continue;
+		}
+		saved = errno;
+		errf(err, errsize, "mailbox %s: moving new/ to cur/: %s",
+		    mb->path, strerror(saved));
+		(void)closedir(d);
+		return errno_rc(saved);
+	}
+	saved = errno;
+	if (saved != 0) {
+		errf(err, errsize, "mailbox %s: reading new/: %s", mb->path,
+		    strerror(saved));
+		(void)closedir(d);
+		return errno_rc(saved);
+	}
+	if (moved > 0 && (fsync(dirfd(d)) == -1 || fsync(mb->curfd) == -1)) {
+		saved = errno;
+		errf(err, errsize, "mailbox %s: fsync: %s", mb->path,
+		    strerror(saved));
+		(void)closedir(d);
+		return STORE_TEMP;
+	}
+	(void)closedir(d);
+	*moved_r = moved;
+	return STORE_OK;
+}
+
+/* Removes files in tmp/ older than MAILDIR_TMP_STALE_SEC.  Best effort:
+ * a failure here is logged and does not stop the session. */
+static void
+clean_tmp(struct mailbox *mb, time_t now)
+{
+	const struct dirent *de;
+	struct stat st;
+	DIR *d;
+
+	if ((d = open_dir(mb->dirfd, "tmp")) == NULL) {
+		log_warn("mailbox %s: tmp/", mb->path);
+		return;
+	}
+	while ((de = next_file(d)) != NULL) {
+		if (fstatat(dirfd(d), de->d_name, &st,
+		    AT_SYMLINK_NOFOLLOW) == -1 || !S_ISREG(st.st_mode))
+			continue;
+		if (st.st_mtime >= now - MAILDIR_TMP_STALE_SEC)
+			continue;
+		if (unlinkat(dirfd(d), de->d_name, 0) == -1 &&
+		    errno != ENOENT)
+			log_warn("mailbox %s: removing a stale tmp/ file",
+			    mb->path);
+	}
+	if (errno != 0)
+		log_warn("mailbox %s: reading tmp/", mb->path);
+	(void)closedir(d);
+}
+
+/* ---- the index file ---- */
+
+/*
+ * Reads and parses postern.index into idx.  1: loaded; 0: missing or
+ * corrupt (logged; idx is empty and must be rebuilt); -1: I/O error.
+ */
+static int
+load_index(struct mailbox *mb, struct index *idx, char *err, size_t errsize)
+{
+	char why[256];
+	struct buf b;
+	struct stat st;
+	int fd, saved;
+
+	index_init(idx);
+	fd = openat(mb->dirfd, INDEX_FILE, O_RDONLY | O_CLOEXEC | O_NOFOLLOW |
+	    O_NOCTTY | O_NONBLOCK);
+	if (fd == -1) {
+		if (errno == ENOENT)
+			return 0;
+		saved = errno;
+		if (saved == ELOOP || saved == ENXIO) {
+			log_warnx("mailbox %s: %s is not a file, rebuilding",
+			    mb->path, INDEX_FILE);
+			return 0;
+		}
+		errf(err, errsize, "mailbox %s: %s: %s", mb->path, INDEX_FILE,
+		    strerror(saved));
+		return -1;
+	}
+	if (fstat(fd, &st) == -1) {
+		saved = errno;
+		(void)close(fd);
+		errf(err, errsize, "mailbox %s: %s: %s", mb->path, INDEX_FILE,
+		    strerror(saved));
+		return -1;
+	}
+	if (!S_ISREG(st.st_mode) || st.st_size < 0 ||
+	    (uint64_t)st.st_size > INDEX_MAX_BYTES) {
+		(void)close(fd);
+		log_warnx("mailbox %s: %s is not a file or too large,"
+		    " rebuilding", mb->path, INDEX_FILE);
+		return 0;
+	}
+	buf_init(&b, INDEX_MAX_BYTES);
+	for (;;) {
+		char chunk[65536];
+		ssize_t n = read(fd, chunk, sizeof(chunk));
+
+		if (n == -1) {
+			if (errno == EINTR)
+				continue;
+			goto ioerr;
+		}
+		if (n == 0)
+			break;
+		if (buf_add(&b, chunk, (size_t)n) == -1) {
+			if (errno != EMSGSIZE)
+				goto ioerr;
+			buf_clear(&b);
+			(void)close(fd);
+			log_warnx("mailbox %s: %s too large, rebuilding",
+			    mb->path, INDEX_FILE);
+			return 0;
+		}
+	}
+	(void)close(fd);
+	if (index_parse(b.data != NULL ? b.data : "", b.len, idx, why,
+	    sizeof(why)) == -1) {
+		buf_clear(&b);
+		log_warnx("mailbox %s: %s, rebuilding", mb->path, why);
+		return 0;
+	}
+	buf_clear(&b);
+	return 1;
+ioerr:
+	saved = errno;
+	buf_clear(&b);
+	(void)close(fd);
+	errf(err, errsize, "mailbox %s: reading %s: %s", mb->path, INDEX_FILE,
+	    strerror(saved));
+	return -1;
+}
+
+static enum store_rc
+write_index(struct mailbox *mb, const struct index *idx, char *err,
+    size_t errsize)
+{
+	char path[MAX_PATH_LEN];
+	struct buf b;
+	int saved;
+
+	buf_init(&b, INDEX_MAX_BYTES);
+	if (str_fmt(path, sizeof(path), "%s/%s", mb->path, INDEX_FILE) == -1) {
+		errf(err, errsize, "mailbox %s: path too long", mb->path);
+		return STORE_PERM;
+	}
+	if (index_serialize(idx, &b) == -1 ||
+	    write_atomic(path, b.data, b.len, 0600) == -1) {
+		saved = errno;
+		buf_clear(&b);
+		errf(err, errsize, "mailbox %s: writing %s: %s", mb->path,
+		    INDEX_FILE, strerror(saved));
+		return errno_rc(saved);
+	}
+	buf_clear(&b);
+	return STORE_OK;
+}
+
+/* ---- reconciling the index with cur/ ---- */
+
+static struct index_time
+stat_mtime(const struct stat *st)
+{
+	struct index_time t;
+
+	t.sec = (int64_t)st->st_mtim.tv_sec;
+	t.nsec = st->st_mtim.tv_nsec;
+	return t;
+}
+
+static bool
+time_eq(struct index_time a, struct index_time b)
+{
+	return a.sec == b.sec && a.nsec == b.nsec;
+}
+
+/* a is more than TRUST_MARGIN_SEC before b. */
+static bool
+time_older(struct index_time a, struct index_time b)
+{
+	if (a.sec > INT64_MAX - TRUST_MARGIN_SEC)
+		return false;
+	a.sec += TRUST_MARGIN_SEC;
+	return a.sec < b.sec || (a.sec == b.sec && a.nsec < b.nsec);
+}
+
+/* The leading decimal timestamp of a Maildir name, if it has one. */
+static bool
+leading_number(const char *name, uint64_t *v_r)
+{
+	uint64_t v = 0;
+	size_t i;
+
+	for (i = 0; name[i] >= '0' && name[i] <= '9'; i++) {
+		if (i == 19)
+			return false;
+		v = v * 10 + (uint64_t)(name[i] - '0');
+	}
+	*v_r = v;
+	return i > 0;
+}
+
+static int
+newfile_cmp(const void *a, const void *b)
+{
+	const struct newfile *x = a, *y = b;
+
+	if (x->order != y->order)
+		return x->order < y->order ? -1 : 1;
+	return strcmp(x->name, y->name);
+}
+
+/*
+ * Sizes a file of cur/ for the index.  1: done; 0: skip it (vanished or
+ * not a readable regular file, logged if unexpected); -1: error that
+ * must stop the scan (errno set).
+ */
+static int
+size_file(struct mailbox *mb, struct newfile *nf)
+{
+	struct stat st;
+	int fd, saved;
+
+	fd = openat(mb->curfd, nf->name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW |
+	    O_NOCTTY | O_NONBLOCK);
+	if (fd == -1)
+		goto fail;
+	if (fstat(fd, &st) == -1 || wire_size_fd(fd, &nf->size, &nf->stored,
+	    &nf->clean) == -1) {
+		saved = errno;
+		(void)close(fd);
+		errno = saved;
+		goto fail;
+	}
+	(void)close(fd);
+	if (!S_ISREG(st.st_mode))
+		return 0;
+	if (nf->stored > INDEX_MAX_MSG_OCTETS) {
+		log_warnx("mailbox %s: cur/ file too large, skipped",
+		    mb->path);
+		return 0;
+	}
+	if (!leading_number(nf->name, &nf->order))
+		nf->order = st.st_mtim.tv_sec < 0 ? 0 :
+		    (uint64_t)st.st_mtim.tv_sec;
+	return 1;
+fail:
+	if (errno == ENOENT)
+		return 0;
+	if (errno == EMFILE || errno == ENFILE || errno == ENOMEM)
+		return -1;
+	log_warn("mailbox %s: skipping a file of cur/", mb->path);
+	return 0;
+}
+
+static void
+free_names(char **names, size_t n)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		free(names[i]);
+	free(names);
+}
+
+/* Lists the regular non-dot files of cur/ into a malloc'd array. */
+static enum store_rc
+list_cur(struct mailbox *mb, char ***names_r, size_t *n_r, char *err,
+    size_t errsize)
+{
+	const struct dirent *de;
+	char **names = NULL, **nn;
+	size_t n = 0, cap = 0;
+	DIR *d;
+	int saved;
+
+	if ((d = open_dir(mb->dirfd, "cur")) == NULL) {
+		saved = errno;
+		errf(err, errsize, "mailbox %s: cur/: %s", mb->path,
+		    strerror(saved));
+		return errno_rc(saved);
+	}
+	while ((de = next_file(d)) != NULL) {
+		if (n == MAX_MESSAGES_PER_MAILBOX) {
+			errf(err, errsize, "mailbox %s: more than %u messages",
+			    mb->path, MAX_MESSAGES_PER_MAILBOX);
+			free_names(names, n);
+			(void)closedir(d);
+			return STORE_PERM;
+		}
+		if (n == cap) {
+			cap = cap == 0 ? 256 : cap * 2;
+			if ((nn = reallocarray(names, cap, sizeof(*nn))) ==
+			    NULL)
+				goto nomem;
+			names = nn;
+		}
+		if ((names[n] = strdup(de->d_name)) == NULL)
+			goto nomem;
+		n++;
+	}
+	if (errno != 0) {
+		saved = errno;
+		errf(err, errsize, "mailbox %s: reading cur/: %s", mb->path,
+		    strerror(saved));
+		free_names(names, n);
+		(void)closedir(d);
+		return errno_rc(saved);
+	}
+	(void)closedir(d);
+	*names_r = names;
+	*n_r = n;
+	return STORE_OK;
+nomem:
+	errf(err, errsize, "mailbox %s: out of memory", mb->path);
+	free_names(names, n);
+	(void)closedir(d);
+	return STORE_TEMP;
+}
+
+/*
+ * Brings idx in line with the files of cur/: entries whose file is gone
+ * are dropped, a file renamed to other flags (same base name) keeps its
+ * entry and UIDL, new files get entries in delivery order.  *changed_r
+ * says whether idx changed.
+ */
+static enum store_rc
+reconcile(struct mailbox *mb, struct index *idx, bool *changed_r, char *err,
+    size_t errsize)
+{
+	struct index_map byname = { 0 }, bybase = { 0 };
+	struct newfile *nf = NULL;
+	char **names = NULL;
+	size_t *rename_to = NULL, n = 0, i, it, nnew = 0, nold = idx->n;
+	bool *seen = NULL, *used = NULL, changed = false;
+	enum store_rc rc;
+	uint32_t v;
+
+	if ((rc = list_cur(mb, &names, &n, err, errsize)) != STORE_OK)
+		return rc;
+	seen = calloc(nold + 1, sizeof(*seen));
+	used = calloc(n + 1, sizeof(*used));
+	rename_to = calloc(nold + 1, sizeof(*rename_to));
+	if (seen == NULL || used == NULL || rename_to == NULL ||
+	    index_map_init(&byname, nold) == -1 ||
+	    index_map_init(&bybase, nold) == -1)
+		goto nomem;
+	for (i = 0; i < nold; i++) {
+		const char *nm = idx->v[i].name;
+
+		if (index_map_add(&byname, nm, strlen(nm), (uint32_t)i) == -1 ||
+		    index_map_add(&bybase, nm, index_base_len(nm),
+		    (uint32_t)i) == -1)
+			goto nomem;
+	}
+	/* The same name: nothing to do. */
+	for (i = 0; i < n; i++) {
+		it = 0;
+		if (index_map_find(&byname, names[i], strlen(names[i]), &it,
+		    &v) && !seen[v]) {
+			seen[v] = true;
+			used[i] = true;
+		}
+	}
+	/* The same base name under other flags: the entry follows it. */
+	for (i = 0; i < n; i++) {
+		if (used[i])
+			continue;
+		it = 0;
+		while (index_map_find(&bybase, names[i],
+		    index_base_len(names[i]), &it, &v)) {
+			if (seen[v])
+				continue;
+			seen[v] = true;
+			used[i] = true;
+			rename_to[v] = i + 1;
+			break;
+		}
+	}
+	index_map_free(&byname);
+	index_map_free(&bybase);
+	for (i = 0; i < nold; i++) {
+		if (rename_to[i] == 0)
+			continue;
+		free(idx->v[i].name);
+		idx->v[i].name = names[rename_to[i] - 1];
+		names[rename_to[i] - 1] = NULL;
+		changed = true;
+	}
+	/* Entries whose file is gone. */
+	for (i = 0; i < nold; i++)
+		if (!seen[i])
+			break;
+	if (i < nold) {
+		for (i = 0; i < nold; i++)
+			seen[i] = !seen[i];
+		index_compact(idx, seen);
+		changed = true;
+	}
+	/* Files the index does not know, in delivery order. */
+	if ((nf = calloc(n + 1, sizeof(*nf))) == NULL)
+		goto nomem;
+	for (i = 0; i < n; i++) {
+		int r;
+
+		if (used[i])
+			continue;
+		nf[nnew].name = names[i];
+		if ((r = size_file(mb, &nf[nnew])) == -1) {
+			int saved = errno;
+
+			errf(err, errsize, "mailbox %s: sizing cur/ files: %s",
+			    mb->path, strerror(saved));
+			rc = STORE_TEMP;
+			goto out;
+		}
+		if (r == 1) {
+			names[i] = NULL;
+			nnew++;
+		}
+	}
+	qsort(nf, nnew, sizeof(*nf), newfile_cmp);
+	for (i = 0; i < nnew; i++) {
+		if (index_append(idx, idx->next_seq, nf[i].size, nf[i].stored,
+		    0, nf[i].clean ? MSG_WIRE_CLEAN : 0, NULL,
+		    nf[i].name) == -1)
+			goto nomem;
+		nf[i].name = NULL;
+		changed = true;
+	}
+	if (index_assign_uidls(idx) == -1)
+		goto nomem;
+	rc = STORE_OK;
+	goto out;
+nomem:
+	errf(err, errsize, "mailbox %s: out of memory or hash failure",
+	    mb->path);
+	rc = STORE_TEMP;
+out:
+	index_map_free(&byname);
+	index_map_free(&bybase);
+	if (nf != NULL)
+		for (i = 0; i < nnew; i++)
+			free(nf[i].name);
+	free(nf);
+	free_names(names, n);
+	free(seen);
+	free(used);
+	free(rename_to);
+	*changed_r = changed;
+	return rc;
+}
+
+/*
+ * Loads the index and makes it match cur/ (under the index lock).
+ * *dirty_r: the file must be rewritten.
+ */
+static enum store_rc
+sync_index(struct mailbox *mb, struct index *idx, bool moved_any,
+    bool *dirty_r, char *err, size_t errsize)
+{
+	struct index_time before, mtime, old_mtime, old_scanned;
+	struct timespec ts;
+	struct stat st;
+	enum store_rc rc;
+	bool changed;
+	int loaded;
+
+	*dirty_r = false;
+	if ((loaded = load_index(mb, idx, err, errsize)) == -1)
+		return STORE_TEMP;
+	if (clock_gettime(CLOCK_REALTIME, &ts) == -1 ||
+	    fstat(mb->curfd, &st) == -1) {
+		errf(err, errsize, "mailbox %s: cur/: %s", mb->path,
+		    strerror(errno));
+		return STORE_TEMP;
+	}
+	before.sec = (int64_t)ts.tv_sec;
+	before.nsec = ts.tv_nsec;
+	mtime = stat_mtime(&st);
+	old_mtime = idx->cur_mtime;
+	old_scanned = idx->scanned;
+	if (loaded == 1 && !moved_any && time_eq(mtime, old_mtime) &&
+	    time_older(old_mtime, old_scanned))
+		return STORE_OK;	/* the index is exactly cur/ */
+	if ((rc = reconcile(mb, idx, &changed, err, errsize)) != STORE_OK)
+		return rc;
+	idx->cur_mtime = mtime;
+	idx->scanned = before;
+	/* Also write when only the state changed, if that state lets the
+	 * next session skip the listing. */
+	*dirty_r = loaded != 1 || changed ||
+	    (time_older(mtime, before) && (!time_eq(mtime, old_mtime) ||
+	    !time_eq(before, old_scanned)));
+	return STORE_OK;
+}
+
+/* ---- the snapshot ---- */
+
+static enum store_rc
+build_snapshot(struct mailbox *mb, char *err, size_t errsize)
+{
+	size_t i, n = mb->idx.n;
+
+	mb->info = calloc(n + 1, sizeof(*mb->info));
+	mb->relpath = calloc(n + 1, sizeof(*mb->relpath));
+	if (mb->info == NULL || mb->relpath == NULL)
+		goto nomem;
+	for (i = 0; i < n; i++) {
+		const struct index_entry *e = &mb->idx.v[i];
+
+		if (asprintf(&mb->relpath[i], "cur/%s", e->name) == -1) {
+			mb->relpath[i] = NULL;
+			goto nomem;
+		}
+		mb->info[i].uidl = e->uidl;
+		mb->info[i].name = mb->relpath[i];
+		mb->info[i].size = e->size;
+		mb->info[i].stored_size = e->stored_size;
+		mb->info[i].retr_time = e->retr_time;
+		mb->info[i].flags = e->flags;
+	}
+	mb->count = (uint32_t)n;
+	return STORE_OK;
+nomem:
+	errf(err, errsize, "mailbox %s: out of memory", mb->path);
+	return STORE_TEMP;
+}
+
+static void
+mailbox_free(struct mailbox *mb)
+{
+	size_t i;
+
+	if (mb->relpath != NULL)
+		for (i = 0; i < mb->idx.n; i++)
+			free(mb->relpath[i]);
+	free(mb->relpath);
+	free(mb->info);
+	index_free(&mb->idx);
+	close_fd(&mb->curfd);
+	close_fd(&mb->dirfd);
+	close_fd(&mb->session_fd);
+	free(mb->path);
+	free(mb);
+}
+
+static enum store_rc
+open_dirs(struct mailbox *mb, bool create, char *err, size_t errsize)
+{
+	static const char *const sub[] = { "cur", "new", "tmp" };
+	struct stat st;
+	size_t i;
+	int saved;
+
+	if (create && mkdir_p(mb->path, 0700) == -1) {
+		saved = errno;
+		errf(err, errsize, "mailbox %s: mkdir: %s", mb->path,
+		    strerror(saved));
+		return errno_rc(saved);
+	}
+	mb->dirfd = open(mb->path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (mb->dirfd == -1) {
+		saved = errno;
+		errf(err, errsize, "mailbox %s: %s", mb->path,
+		    strerror(saved));
+		return errno_rc(saved);
+	}
+	for (i = 0; i < N_ELEMENTS(sub); i++) {
+		if (create && mkdirat(mb->dirfd, sub[i], 0700) == -1 &&
+		    errno != EEXIST) {
+			saved = errno;
+			errf(err, errsize, "mailbox %s: mkdir %s/: %s",
+			    mb->path, sub[i], strerror(saved));
+			return errno_rc(saved);
+		}
+		if (fstatat(mb->dirfd, sub[i], &st, AT_SYMLINK_NOFOLLOW) ==
+		    -1 || !S_ISDIR(st.st_mode)) {
+			saved = errno;
+			errf(err, errsize, "mailbox %s: %s/ is missing or not a"
+			    " directory", mb->path, sub[i]);
+			return create ? errno_rc(saved) : STORE_PERM;
+		}
+	}
+	mb->curfd = openat(mb->dirfd, "cur", O_RDONLY | O_DIRECTORY |
+	    O_CLOEXEC | O_NOFOLLOW);
+	if (mb->curfd == -1) {
+		saved = errno;
+		errf(err, errsize, "mailbox %s: cur/: %s", mb->path,
+		    strerror(saved));
+		return errno_rc(saved);
+	}
+	return STORE_OK;
+}
+
+enum store_rc
+mailbox_open(const char *path, const struct mailbox_opts *opts,
+    struct mailbox **mb_r, char *err, size_t errsize)
+{
+	struct mailbox *mb;
+	enum store_rc rc;
+	size_t moved;
+	bool dirty;
+	int lockfd = -1, saved;
+
+	*mb_r = NULL;
+	if (path == NULL || path[0] == '\0' || strlen(path) >= MAX_PATH_LEN -
+	    64) {
+		errf(err, errsize, "mailbox path empty or too long");
+		return STORE_PERM;
+	}
+	if ((mb = calloc(1, sizeof(*mb))) == NULL ||
+	    (mb->path = strdup(path)) == NULL) {
+		free(mb);
+		errf(err, errsize, "mailbox %s: out of memory", path);
+		return STORE_TEMP;
+	}
+	mb->dirfd = mb->curfd = mb->session_fd = -1;
+	index_init(&mb->idx);
+	if ((rc = open_dirs(mb, opts->create, err, errsize)) != STORE_OK)
+		goto fail;
+	if (opts->lock_session && lock_file(mb->dirfd, SESSION_LOCK_FILE,
+	    false, &mb->session_fd) == -1) {
+		saved = errno;
+		if (saved == EAGAIN) {
+			errf(err, errsize, "mailbox %s: locked by another"
+			    " session", mb->path);
+			rc = STORE_IN_USE;
+		} else {
+			errf(err, errsize, "mailbox %s: %s: %s", mb->path,
+			    SESSION_LOCK_FILE, strerror(saved));
+			rc = errno_rc(saved);
+		}
+		goto fail;
+	}
+	if (lock_file(mb->dirfd, LOCK_FILE, true, &lockfd) == -1) {
+		saved = errno;
+		errf(err, errsize, "mailbox %s: %s: %s", mb->path, LOCK_FILE,
+		    strerror(saved));
+		rc = errno_rc(saved);
+		goto fail;
+	}
+	if ((rc = move_new(mb, &moved, err, errsize)) != STORE_OK)
+		goto fail;
+	clean_tmp(mb, time(NULL));
+	if ((rc = sync_index(mb, &mb->idx, moved > 0, &dirty, err,
+	    errsize)) != STORE_OK)
+		goto fail;
+	if (dirty && (rc = write_index(mb, &mb->idx, err, errsize)) !=
+	    STORE_OK)
+		goto fail;
+	close_fd(&lockfd);
+	if ((rc = build_snapshot(mb, err, errsize)) != STORE_OK)
+		goto fail;
+	*mb_r = mb;
+	return STORE_OK;
+fail:
+	close_fd(&lockfd);
+	mailbox_free(mb);
+	return rc;
+}
+
+uint32_t
+mailbox_count(const struct mailbox *mb)
+{
+	return mb->count;
+}
+
+const struct msg_info *
+mailbox_msg(const struct mailbox *mb, uint32_t idx)
+{
+	if (idx >= mb->count)
+		return NULL;
+	return &mb->info[idx];
+}
+
+/*
+ * Finds a file of cur/ with the given base name (another program may
+ * have renamed it to change its flags).  Returns a malloc'd name, or
+ * NULL with errno 0 if there is none, or NULL with errno set on error.
+ */
+static char *
+find_by_base(struct mailbox *mb, const char *base, size_t blen)
+{
+	const struct dirent *de;
+	char *found = NULL;
+	DIR *d;
+	int saved;
+
+	if ((d = open_dir(mb->dirfd, "cur")) == NULL)
+		return NULL;
+	while ((de = next_file(d)) != NULL) {
+		if (index_base_len(de->d_name) == blen &&
+		    memcmp(de->d_name, base, blen) == 0) {
+			found = strdup(de->d_name);
+			saved = found == NULL ? errno : 0;
+			(void)closedir(d);
+			errno = saved;
+			return found;
+		}
+	}
+	saved = errno;
+	(void)closedir(d);
+	errno = saved;
+	return NULL;
+}
+
+/*
+ * A file of cur/ changed its content under the same name (Maildir files
+ * should not, but an editor or a broken MUA may do it).  This session
+ * reports the message as gone, since the client saw the old size; the
+ * index learns the new size so that the next session can read it.  Best
+ * effort: failures are logged.
+ */
+static void
+resize_entry(struct mailbox *mb, const char *name, int fd)
+{
+	struct index cur;
+	char err[256];
+	uint64_t size, stored;
+	size_t i;
+	bool clean, dirty;
+	int lockfd = -1;
+
+	if (wire_size_fd(fd, &size, &stored, &clean) == -1) {
+		log_warn("mailbox %s: sizing a changed message", mb->path);
+		return;
+	}
+	if (stored > INDEX_MAX_MSG_OCTETS)
+		return;
+	if (lock_file(mb->dirfd, LOCK_FILE, true, &lockfd) == -1) {
+		log_warn("mailbox %s: %s", mb->path, LOCK_FILE);
+		return;
+	}
+	index_init(&cur);
+	if (sync_index(mb, &cur, false, &dirty, err, sizeof(err)) !=
+	    STORE_OK) {
+		log_warnx("%s", err);
+		goto out;
+	}
+	for (i = 0; i < cur.n; i++) {
+		struct index_entry *e = &cur.v[i];
+
+		if (strcmp(e->name, name) != 0)
+			continue;
+		if (e->stored_size != stored || e->size != size) {
+			log_warnx("mailbox %s: message %s changed size,"
+			    " re-indexed", mb->path, e->uidl);
+			e->stored_size = stored;
+			e->size = size;
+			e->flags = clean ? e->flags | MSG_WIRE_CLEAN :
+			    e->flags & ~MSG_WIRE_CLEAN;
+			dirty = true;
+		}
+		break;
+	}
+	if (dirty && write_index(mb, &cur, err, sizeof(err)) != STORE_OK)
+		log_warnx("%s", err);
+out:
+	index_free(&cur);
+	close_fd(&lockfd);
+}
+
+enum store_rc
+mailbox_msg_open(struct mailbox *mb, uint32_t idx, int *fd_r)
+{
+	struct index_entry *e;
+	struct stat st;
+	char *other, *rel;
+	int fd, saved;
+
+	*fd_r = -1;
+	if (idx >= mb->count)
+		return STORE_GONE;
+	e = &mb->idx.v[idx];
+	fd = openat(mb->curfd, e->name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW |
+	    O_NOCTTY | O_NONBLOCK);
+	if (fd == -1 && errno == ENOENT) {
+		other = find_by_base(mb, e->name, index_base_len(e->name));
+		if (other == NULL) {
+			if (errno == 0)
+				return STORE_GONE;
+			log_warn("mailbox %s: looking for a renamed message",
+			    mb->path);
+			return STORE_TEMP;
+		}
+		if (asprintf(&rel, "cur/%s", other) == -1) {
+			free(other);
+			return STORE_TEMP;
+		}
+		/* Later opens and the commit use the new name. */
+		free(e->name);
+		e->name = other;
+		free(mb->relpath[idx]);
+		mb->relpath[idx] = rel;
+		mb->info[idx].name = rel;
+		fd = openat(mb->curfd, e->name, O_RDONLY | O_CLOEXEC |
+		    O_NOFOLLOW | O_NOCTTY | O_NONBLOCK);
+	}
+	if (fd == -1) {
+		if (errno == ENOENT)
+			return STORE_GONE;
+		saved = errno;
+		log_warn("mailbox %s: opening a message", mb->path);
+		return errno_rc(saved);
+	}
+	if (fstat(fd, &st) == -1) {
+		saved = errno;
+		(void)close(fd);
+		log_warn("mailbox %s: fstat of a message", mb->path);
+		return errno_rc(saved);
+	}
+	if (!S_ISREG(st.st_mode) || st.st_size < 0) {
+		(void)close(fd);
+		return STORE_GONE;
+	}
+	if ((uint64_t)st.st_size != e->stored_size) {
+		resize_entry(mb, e->name, fd);
+		(void)close(fd);
+		return STORE_GONE;
+	}
+	/* O_NONBLOCK only guarded the open against a FIFO put in place of
+	 * the file; the reader gets an ordinary descriptor. */
+	if (fcntl(fd, F_SETFL, 0) == -1) {
+		saved = errno;
+		(void)close(fd);
+		log_warn("mailbox %s: fcntl", mb->path);
+		return errno_rc(saved);
+	}
+	*fd_r = fd;
+	return STORE_OK;
+}
+
+/* ---- UPDATE ---- */
+
+static bool
+expired(int64_t retr_time, int64_t expire_days, time_t now)
+{
+	if (expire_days < 0 || retr_time == 0)
+		return false;
+	if (expire_days == 0)
+		return true;
+	if (expire_days > INT64_MAX / 86400)
+		return false;
+	return (int64_t)now - retr_time > expire_days * 86400;
+}
+
+/*
+ * The entry of the current index that is snapshot entry s: the same base
+ * name (the identity of a Maildir file), and the same UIDL when several
+ * files share a base name.  -1: none (the file is gone); -2: ambiguous.
+ */
+static long
+match_entry(const struct index *cur, const struct index_map *bybase,
+    const struct index_entry *s)
+{
+	size_t it = 0, hits = 0;
+	uint32_t v;
+	long first = -1;
+
+	while (index_map_find(bybase, s->name, index_base_len(s->name), &it,
+	    &v)) {
+		if (strcmp(cur->v[v].uidl, s->uidl) == 0)
+			return (long)v;
+		if (hits++ == 0)
+			first = (long)v;
+	}
+	if (hits > 1)
+		return -2;
+	return first;
+}
+
+/* Orders file names by their base names. */
+static int
+cmp_base(const void *a, const void *b)
+{
+	const char *x = *(const char *const *)a, *y = *(const char *const *)b;
+	size_t lx = index_base_len(x), ly = index_base_len(y);
+	int r = memcmp(x, y, lx < ly ? lx : ly);
+
+	if (r != 0)
+		return r;
+	return lx < ly ? -1 : lx > ly;
+}
+
+/*
+ * Unlinks the files of cur/ that have the base name of one of names
+ * (sorted with cmp_base): messages renamed since the listing.  A file
+ * that is another entry of the index (byname, not dropped) is a
+ * different message with the same base name and stays.  0 or -1.
+ */
+static int
+unlink_by_base(struct mailbox *mb, const char **names, size_t n,
+    const struct index_map *byname, const bool *drop)
+{
+	const struct dirent *de;
+	const char *key;
+	size_t it;
+	uint32_t v;
+	bool other;
+	DIR *d;
+	int saved;
+
+	if ((d = open_dir(mb->dirfd, "cur")) == NULL)
+		return -1;
+	while ((de = next_file(d)) != NULL) {
+		key = de->d_name;
+		if (bsearch(&key, names, n, sizeof(*names), cmp_base) == NULL)
+			continue;
+		other = false;
+		it = 0;
+		while (index_map_find(byname, key, strlen(key), &it, &v))
+			if (!drop[v])
+				other = true;
+		if (other)
+			continue;
+		if (unlinkat(dirfd(d), de->d_name, 0) == -1 &&
+		    errno != ENOENT) {
+			saved = errno;
+			(void)closedir(d);
+			errno = saved;
+			return -1;
+		}
+	}
+	saved = errno;
+	(void)closedir(d);
+	errno = saved;
+	return saved == 0 ? 0 : -1;
+}
+
+enum store_rc
+mailbox_commit(struct mailbox *mb, const bool *deleted,
+    const bool *retrieved, int64_t expire_days, time_t now,
+    uint32_t *removed_r, char *err, size_t errsize)
+{
+	struct index cur;
+	struct index_map bybase = { 0 }, byname = { 0 };
+	struct stat st;
+	const char **renamed = NULL;
+	size_t *renamed_j = NULL, i, nrenamed = 0;
+	bool *drop = NULL, dirty, unlinked = false;
+	uint32_t removed = 0, failed = 0;
+	enum store_rc rc;
+	int lockfd = -1, first_errno = 0;
+
+	*removed_r = 0;
+	index_init(&cur);
+	if (lock_file(mb->dirfd, LOCK_FILE, true, &lockfd) == -1) {
+		first_errno = errno;
+		errf(err, errsize, "mailbox %s: %s: %s", mb->path, LOCK_FILE,
+		    strerror(first_errno));
+		return errno_rc(first_errno);
+	}
+	/* Merge with what other sessions did since our snapshot. */
+	if ((rc = sync_index(mb, &cur, false, &dirty, err, errsize)) !=
+	    STORE_OK)
+		goto out;
+	/* Every allocation before the first unlink: after it, the index
+	 * must be written whatever happens. */
+	drop = calloc(cur.n + 1, sizeof(*drop));
+	renamed = calloc(mb->count + 1, sizeof(*renamed));
+	renamed_j = calloc(mb->count + 1, sizeof(*renamed_j));
+	if (drop == NULL || renamed == NULL || renamed_j == NULL ||
+	    index_map_init(&bybase, cur.n) == -1 ||
+	    index_map_init(&byname, cur.n) == -1) {
+		errf(err, errsize, "mailbox %s: out of memory", mb->path);
+		rc = STORE_TEMP;
+		goto out;
+	}
+	for (i = 0; i < cur.n; i++)
+		if (index_map_add(&bybase, cur.v[i].name,
+		    index_base_len(cur.v[i].name), (uint32_t)i) == -1 ||
+		    index_map_add(&byname, cur.v[i].name,
+		    strlen(cur.v[i].name), (uint32_t)i) == -1) {
+			errf(err, errsize, "mailbox %s: out of memory",
+			    mb->path);
+			rc = STORE_TEMP;
+			goto out;
+		}
+
+	for (i = 0; i < mb->count; i++) {
+		const struct index_entry *s = &mb->idx.v[i];
+		struct index_entry *e;
+		int64_t rt = s->retr_time;
+		long j = match_entry(&cur, &bybase, s);
+
+		if (j == -2) {
+			log_warnx("mailbox %s: several files for message %zu,"
+			    " left alone", mb->path, i + 1);
+			if (deleted != NULL && deleted[i])
+				failed++;
+			continue;
+		}
+		e = j >= 0 ? &cur.v[j] : NULL;
+		if (e != NULL && e->retr_time != 0)
+			rt = e->retr_time;
+		if (rt == 0 && retrieved != NULL && retrieved[i])
+			rt = (int64_t)now;
+		if (!(deleted != NULL && deleted[i]) &&
+		    !expired(rt, expire_days, now)) {
+			if (e != NULL && e->retr_time == 0 && rt != 0) {
+				e->retr_time = rt;
+				dirty = true;
+			}
+			continue;
+		}
+		if (e == NULL || drop[j]) {
+			removed++;	/* already gone */
+			continue;
+		}
+		if (unlinkat(mb->curfd, e->name, 0) == 0) {
+			drop[j] = true;
+			unlinked = true;
+			removed++;
+		} else if (errno == ENOENT) {
+			/* Renamed since the listing: find it by base name. */
+			renamed[nrenamed] = e->name;
+			renamed_j[nrenamed++] = (size_t)j;
+			drop[j] = true;
+			removed++;
+		} else {
+			if (first_errno == 0)
+				first_errno = errno;
+			failed++;
+		}
+	}
+	if (nrenamed > 0) {
+		qsort(renamed, nrenamed, sizeof(*renamed), cmp_base);
+		if (unlink_by_base(mb, renamed, nrenamed, &byname,
+		    drop) == -1) {
+			/* Which of them went is unknown: keep their entries;
+			 * the next listing settles it. */
+			if (first_errno == 0)
+				first_errno = errno;
+			for (i = 0; i < nrenamed; i++)
+				drop[renamed_j[i]] = false;
+			failed += (uint32_t)nrenamed;
+			removed -= (uint32_t)nrenamed;
+		}
+		unlinked = true;
+	}
+	rc = STORE_OK;
+	if (unlinked) {
+		/* Invariant 1 the other way round: a removal the client was
+		 * told about must not come back after a crash. */
+		if (fsync(mb->curfd) == -1) {
+			first_errno = errno;
+			errf(err, errsize, "mailbox %s: fsync cur/: %s",
+			    mb->path, strerror(first_errno));
+			rc = STORE_TEMP;
+		}
+		/* Our unlinks make this mtime newer than the recorded scan
+		 * time, so the next open lists cur/ again. */
+		if (fstat(mb->curfd, &st) == 0)
+			cur.cur_mtime = stat_mtime(&st);
+		dirty = true;
+	}
+	/* Files that were unlinked leave the index even if fsync failed. */
+	index_compact(&cur, drop);
+	if (dirty) {
+		enum store_rc wrc = write_index(mb, &cur,
+		    rc == STORE_OK ? err : NULL, errsize);
+
+		if (rc == STORE_OK)
+			rc = wrc;
+	}
+	if (rc == STORE_OK && failed > 0) {
+		errf(err, errsize, "mailbox %s: %u message(s) not removed: %s",
+		    mb->path, failed, first_errno != 0 ?
+		    strerror(first_errno) : "ambiguous file names");
+		rc = STORE_TEMP;
+	}
+out:
+	*removed_r = removed;
+	free(renamed);
+	free(renamed_j);
+	free(drop);
+	index_map_free(&bybase);
+	index_map_free(&byname);
+	index_free(&cur);
+	close_fd(&lockfd);
+	return rc;
+}
+
+void
+mailbox_close(struct mailbox **mbp)
+{
+	if (*mbp == NULL)
+		return;
+	mailbox_free(*mbp);
+	*mbp = NULL;
+}
+
+/* ---- LOGIN-DELAY ---- */
+
+enum store_rc
+mailbox_login_stamp(const char *path, time_t now, time_t *previous_r)
+{
+	char file[MAX_PATH_LEN], data[LOGIN_FILE_MAX + 1], text[32];
+	uint64_t v;
+	ssize_t n;
+	int fd, saved;
+
+	*previous_r = 0;
+	if (str_fmt(file, sizeof(file), "%s/%s", path, LOGIN_FILE) == -1) {
+		log_warnx("mailbox %s: path too long", path);
+		return STORE_PERM;
+	}
+	fd = open(file, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY |
+	    O_NONBLOCK);
+	if (fd == -1 && errno != ENOENT) {
+		saved = errno;
+		log_warn("mailbox %s: %s", path, LOGIN_FILE);
+		return errno_rc(saved);
+	}
+	if (fd != -1) {
+		do {
+			n = read(fd, data, sizeof(data) - 1);
+		} while (n == -1 && errno == EINTR);
+		saved = errno;
+		(void)close(fd);
+		if (n == -1) {
+			errno = saved;
+			log_warn("mailbox %s: reading %s", path, LOGIN_FILE);
+			return errno_rc(saved);
+		}
+		data[n] = '\0';
+		if (n > 0 && data[n - 1] == '\n')
+			data[n - 1] = '\0';
+		if (parse_u64(data, INDEX_MAX_TIME, &v) == PARSE_OK)
+			*previous_r = (time_t)v;
+		else
+			log_warnx("mailbox %s: %s is not a time, ignored",
+			    path, LOGIN_FILE);
+	}
+	if (now < 0 || str_fmt(text, sizeof(text), "%lld\n",
+	    (long long)now) == -1) {
+		log_warnx("mailbox %s: bad login time", path);
+		return STORE_PERM;
+	}
+	if (write_atomic(file, text, strlen(text), 0600) == -1) {
+		saved = errno;
+		log_warn("mailbox %s: writing %s", path, LOGIN_FILE);
+		return errno_rc(saved);
+	}
+	return STORE_OK;
+}
