@@ -110,7 +110,7 @@ wire_enc_feed(struct wire_enc *e, const uint8_t *in, size_t len,
 					    (size_t)(p - run)) == -1)
 						return -1;
 					run = p;
-					/* Not counted: sizes exclude stuffing. */
+					/* Sizes exclude stuffing. */
 					if (out != NULL &&
 					    evbuffer_add(out, ".", 1) == -1)
 						return -1;
@@ -135,7 +135,7 @@ wire_enc_feed(struct wire_enc *e, const uint8_t *in, size_t len,
 			break;
 		}
 		if (nl > p && nl[-1] == '\r') {
-			/* Stored CRLF: already the wire form, extend the run. */
+			/* Stored CRLF is the wire form: extend the run. */
 			if (nl - 1 > p)
 				e->line_empty = false;
 			p = nl + 1;
