@@ -125,10 +125,39 @@ def test_sighup_keeps_serving(make_server):
 
 # ---------------------------------------------------------- process model
 
-def test_worker_processes(server):
-    server.wait_log(r"ready")
-    assert len(server.wait_workers("pop3", 2)) == 2
-    assert len(server.wait_workers("auth", 2)) == 2
+@pytest.mark.parametrize("pop3,auth", [(2, 2), (3, 1)])
+def test_worker_processes(make_server, pop3, auth):
+    s = make_server(config={"workers": pop3, "auth_workers": auth})
+    s.wait_log(r"ready")
+    time.sleep(0.2)
+    assert len(s.wait_workers("pop3", pop3)) == pop3
+    assert len(s.wait_workers("auth", auth)) == auth
+    assert len(s.worker_pids(None)) == pop3 + auth
+
+
+def test_session_ids_unique(server):
+    """Each session's log lines carry an id that tells it from every other
+    session in the same log, whichever worker serves it."""
+    ports = []
+    for _ in range(12):
+        with server.connect() as c:
+            ports.append(c.sock.getsockname()[1])
+            c.quit()
+    ids = []
+    for p in ports:
+        m = server.wait_log(r"pop3 session=(\S+) connect ip=127\.0\.0\.1 "
+                            r"port=%d\b" % p)
+        ids.append(m.group(1))
+    assert len(set(ids)) == len(ids), ids
+
+
+def test_short_idle_timeout_warns(make_server):
+    s = make_server(config={"idle_timeout": "30s"})
+    s.wait_log(r"(?i)warn.*idle_timeout|idle_timeout.*(?i:warn|RFC)")
+
+
+def test_no_warning_for_default_idle_timeout(server):
+    assert "idle_timeout" not in server.log_text()
 
 
 # ------------------------------------------------------------ posternd -t

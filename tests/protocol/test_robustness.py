@@ -6,12 +6,14 @@ the per-IP connection limit.
 
 import random
 import re
+import socket
 import threading
 import time
 
 import pytest
 
-from harness import Closed, Pop3Conn, assert_glob, multiline_body, wire_size
+from harness import (Closed, Pop3Conn, assert_glob, multiline_body, unstuff,
+                     wire_size)
 
 
 def msg(i, size=0):
@@ -364,3 +366,97 @@ def test_max_connections_per_ip(make_server):
     assert_glob(st, "+OK*")
     for c in conns:
         c.close()
+
+
+def test_max_connections_total(make_server):
+    s = make_server(config={"max_connections": 3})
+    conns = []
+    deadline = time.monotonic() + 5
+    while len(conns) < 3:
+        srcs = ["127.0.0.2", "127.0.0.3", "127.0.0.4"]
+        c = s.connect(source=srcs[len(conns)], greeting=False)
+        try:
+            st = c.status(timeout=5)
+        except AssertionError:
+            st = ""
+        if st.startswith("+OK"):
+            conns.append(c)
+            continue
+        c.close()
+        assert time.monotonic() < deadline, "could not open 3 sessions"
+        time.sleep(0.2)
+    try:
+        extra = s.connect(source="127.0.0.5", greeting=False)
+        try:
+            data = extra.wait_closed(5)
+            assert data == b"" or re.match(rb"-ERR[^\r\n]*\r\n\Z", data), \
+                data
+        finally:
+            extra.close()
+    except (ConnectionRefusedError, ConnectionResetError):
+        pass
+    for c in conns:
+        assert c.capa()
+        c.close()
+
+
+# ------------------------------------------- one worker, many sessions
+
+def test_slow_reader_does_not_block_others(make_server):
+    """A client that does not read its 8 MB RETR must not stall the other
+    sessions of the same worker (one event loop per worker)."""
+    s = make_server(config={"workers": 1})
+    s.add_message("alice", (b"x" * 99 + b"\n") * 80000)
+    s.add_message("bob", msg(1))
+    slow = s.login("alice")
+    slow.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    slow.sendline("RETR 1")
+    time.sleep(0.5)
+    t0 = time.monotonic()
+    with s.login("bob", timeout=5) as c:
+        assert c.retr(1) == msg(1).replace(b"\n", b"\r\n")
+        c.quit()
+    assert time.monotonic() - t0 < 3
+    # the slow one was not dropped: its reply is coming
+    assert_glob(slow.status(), "+OK*")
+    assert slow.readline() == b"x" * 99 + b"\r\n"
+    slow.close()
+
+
+def test_auth_delay_does_not_block_others(make_server):
+    s = make_server(config={"workers": 1, "auth_fail_delay": "2s",
+                            "auth_fail_delay_max": "2s"})
+    with s.connect() as bad:
+        bad.command("USER alice")
+        bad.sendline("PASS wrong")
+        time.sleep(0.2)
+        t0 = time.monotonic()
+        with s.login("bob", source="127.0.0.2") as c:
+            assert c.stat() == (0, 0)
+            c.quit()
+        assert time.monotonic() - t0 < 1.0, "served only after the delay"
+        assert_glob(bad.status(timeout=10), "-ERR [AUTH]*")
+
+
+def test_half_close_after_quit(srv):
+    with srv.login("alice") as c:
+        c.send("DELE 1\r\nRSET\r\nQUIT\r\n")
+        c.sock.shutdown(socket.SHUT_WR)
+        assert_glob(c.status(), "+OK*")
+        assert_glob(c.status(), "+OK*")
+        assert_glob(c.status(), "+OK*")
+        c.wait_closed()
+    with srv.login("alice") as c:
+        assert c.stat()[0] == len(srv.msgs)
+
+
+def test_eof_after_dele_deletes_nothing(srv):
+    with srv.login("alice") as c:
+        c.send("DELE 1\r\nDELE 2\r\n")
+        c.sock.shutdown(socket.SHUT_WR)
+        assert_glob(c.status(), "+OK*")
+        assert_glob(c.status(), "+OK*")
+        c.wait_closed()
+    time.sleep(0.2)
+    with srv.login("alice") as c:
+        assert c.stat()[0] == len(srv.msgs)

@@ -399,7 +399,7 @@ def test_bad_command_limit_configured(make_server, state):
         assert_glob(c.command(bad), "-ERR*")
         assert_glob(c.command("FOO"), "-ERR*")
         assert_still_works(c, state)
-        n = send_bad_until_closed(c, "LIST 0" if state == "trans" else "FOO",
+        n = send_bad_until_closed(c, "LIST x" if state == "trans" else "FOO",
                                   10)
         assert n <= 2
     # nothing changed, a new session works

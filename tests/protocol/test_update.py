@@ -155,6 +155,27 @@ def test_lock_released_when_connection_drops(make_server):
     assert_glob(st, "+OK*")
 
 
+def test_lock_released_when_worker_dies(make_server):
+    s = make_server(config={"lock_session": "yes", "workers": 1})
+    fill(s)
+    c = s.login("alice")
+    assert_glob(c.command("DELE 1"), "+OK*")
+    s.kill_worker("pop3", all=True)
+    c.wait_closed(5)
+    c.close()
+    deadline = time.monotonic() + 10
+    st = ""
+    while not st.startswith("+OK") and time.monotonic() < deadline:
+        try:
+            with s.connect(timeout=2) as c2:
+                st = c2.try_login("alice", s.users["alice"])
+                if st.startswith("+OK"):
+                    assert c2.stat()[0] == 3
+        except (OSError, AssertionError):
+            time.sleep(0.2)
+    assert_glob(st, "+OK*")
+
+
 def test_no_lock_by_default(server):
     fill(server)
     with server.login("alice") as a, server.login("alice") as b:
@@ -202,6 +223,17 @@ def test_expire_zero(make_server):
         c.retr(num[names[0]])
         assert_glob(c.quit(), "+OK*")
     assert sorted(s.message_files("alice")) == sorted(names[1:])
+
+
+def test_expire_days_keeps_fresh_mail(make_server):
+    s = make_server(config={"expire": 5})
+    fill(s, 2)
+    with s.connect() as c:
+        assert "EXPIRE 5" in [l.upper() for l in c.capa()]
+    with s.login("alice") as c:
+        c.retr(1)
+        c.quit()
+    assert count_files(s) == 2
 
 
 def test_expire_zero_needs_quit(make_server):

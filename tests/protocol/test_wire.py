@@ -127,14 +127,14 @@ def test_reference_wire_form():
 def big_message(size, crlf, seed):
     rng = random.Random(seed)
     eol = b"\r\n" if crlf else b"\n"
+    words = [bytes(rng.choice(b"abcdefghijklmnopqrstuvwxyz0123456789")
+                   for _ in range(rng.randint(1, 12))) for _ in range(500)]
     parts = [b"From: big@example.org", b"Subject: big", b""]
     total = 40
     n = 0
-    alphabet = b"abcdefghijklmnopqrstuvwxyz ABCDEFGHIJ0123456789.,;"
     while total < size:
         n += 1
-        line = bytes(rng.choice(alphabet)
-                     for _ in range(rng.randint(0, 100)))
+        line = b" ".join(rng.choices(words, k=rng.randint(0, 14)))
         if n % 53 == 0:
             line = b"." + line
         if n % 997 == 0:
