@@ -1385,46 +1385,80 @@ mailbox_close(struct mailbox **mbp)
 
 /* ---- LOGIN-DELAY ---- */
 
-enum store_rc
-mailbox_login_stamp(const char *path, time_t now, time_t *previous_r)
+/* Reads the time in postern.login into *previous_r (0 if the file or the
+ * Maildir is missing; a damaged file is logged and counts as 0). */
+static enum store_rc
+read_login(const char *path, const char *file, time_t *previous_r)
 {
-	char file[MAX_PATH_LEN], data[LOGIN_FILE_MAX + 1], text[32];
+	char data[LOGIN_FILE_MAX + 1];
 	uint64_t v;
 	ssize_t n;
 	int fd, saved;
 
 	*previous_r = 0;
-	if (str_fmt(file, sizeof(file), "%s/%s", path, LOGIN_FILE) == -1) {
-		log_warnx("mailbox %s: path too long", path);
-		return STORE_PERM;
-	}
 	fd = open(file, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY |
 	    O_NONBLOCK);
-	if (fd == -1 && errno != ENOENT) {
+	if (fd == -1) {
+		if (errno == ENOENT)
+			return STORE_OK;
 		saved = errno;
 		log_warn("mailbox %s: %s", path, LOGIN_FILE);
 		return errno_rc(saved);
 	}
-	if (fd != -1) {
-		do {
-			n = read(fd, data, sizeof(data) - 1);
-		} while (n == -1 && errno == EINTR);
-		saved = errno;
-		(void)close(fd);
-		if (n == -1) {
-			errno = saved;
-			log_warn("mailbox %s: reading %s", path, LOGIN_FILE);
-			return errno_rc(saved);
-		}
-		data[n] = '\0';
-		if (n > 0 && data[n - 1] == '\n')
-			data[n - 1] = '\0';
-		if (parse_u64(data, INDEX_MAX_TIME, &v) == PARSE_OK)
-			*previous_r = (time_t)v;
-		else
-			log_warnx("mailbox %s: %s is not a time, ignored",
-			    path, LOGIN_FILE);
+	do {
+		n = read(fd, data, sizeof(data) - 1);
+	} while (n == -1 && errno == EINTR);
+	saved = errno;
+	(void)close(fd);
+	if (n == -1) {
+		errno = saved;
+		log_warn("mailbox %s: reading %s", path, LOGIN_FILE);
+		return errno_rc(saved);
 	}
+	data[n] = '\0';
+	if (n > 0 && data[n - 1] == '\n')
+		data[n - 1] = '\0';
+	if (parse_u64(data, INDEX_MAX_TIME, &v) == PARSE_OK)
+		*previous_r = (time_t)v;
+	else
+		log_warnx("mailbox %s: %s is not a time, ignored", path,
+		    LOGIN_FILE);
+	return STORE_OK;
+}
+
+static int
+login_file(const char *path, char *file, size_t size)
+{
+	if (str_fmt(file, size, "%s/%s", path, LOGIN_FILE) == -1) {
+		log_warnx("mailbox %s: path too long", path);
+		return -1;
+	}
+	return 0;
+}
+
+enum store_rc
+mailbox_last_login(const char *path, time_t *previous_r)
+{
+	char file[MAX_PATH_LEN];
+
+	*previous_r = 0;
+	if (login_file(path, file, sizeof(file)) == -1)
+		return STORE_PERM;
+	return read_login(path, file, previous_r);
+}
+
+enum store_rc
+mailbox_login_stamp(const char *path, time_t now, time_t *previous_r)
+{
+	char file[MAX_PATH_LEN], text[32];
+	enum store_rc rc;
+	int saved;
+
+	*previous_r = 0;
+	if (login_file(path, file, sizeof(file)) == -1)
+		return STORE_PERM;
+	if ((rc = read_login(path, file, previous_r)) != STORE_OK)
+		return rc;
 	if (now < 0 || str_fmt(text, sizeof(text), "%lld\n",
 	    (long long)now) == -1) {
 		log_warnx("mailbox %s: bad login time", path);

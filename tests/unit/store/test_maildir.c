@@ -636,9 +636,20 @@ test_login_stamp(void **state)
 {
 	struct fx *f = *state;
 	time_t prev = 99;
+	char nowhere[256];
 
+	snprintf(nowhere, sizeof(nowhere), "%s/not-yet", f->root);
+	assert_int_equal(mailbox_last_login(nowhere, &prev), STORE_OK);
+	assert_int_equal(prev, 0);
+	assert_int_equal(mailbox_last_login(f->mbox, &prev), STORE_OK);
+	assert_int_equal(prev, 0);
 	assert_int_equal(mailbox_login_stamp(f->mbox, 1000, &prev), STORE_OK);
 	assert_int_equal(prev, 0);
+	/* Reading does not record. */
+	assert_int_equal(mailbox_last_login(f->mbox, &prev), STORE_OK);
+	assert_int_equal(prev, 1000);
+	assert_int_equal(mailbox_last_login(f->mbox, &prev), STORE_OK);
+	assert_int_equal(prev, 1000);
 	assert_int_equal(mailbox_login_stamp(f->mbox, 2000, &prev), STORE_OK);
 	assert_int_equal(prev, 1000);
 	put(f, "postern.login", "junk");
