@@ -8,6 +8,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -38,6 +39,28 @@ static uint32_t n_free;
 static uint32_t slot_gen;
 static bool draining, stopping;
 static struct event *ev_stop_timer;
+
+/*
+ * With apop = yes the greeting depends on the user database, which only
+ * the auth workers see: connections that arrive before the first auth
+ * worker has said hello wait for it (bounded in count and time), so that
+ * every greeting tells the truth.
+ */
+#define HELLO_WAIT_MS		2000
+#define HELLO_WAIT_MAX		1024
+struct pending_conn {
+	int		fd;
+	uint64_t	conn_id;
+	char		ip[64];
+	uint32_t	port;
+	uint32_t	fails;
+};
+static struct pending_conn pending[HELLO_WAIT_MAX];
+static size_t n_pending;
+static bool hello_seen;
+static struct event *ev_hello_wait;
+static void start_session(int, uint64_t, const char *, uint32_t, uint32_t);
+static void conn_done(uint64_t);
 
 uint64_t
 pop3_now_ms(void)
@@ -101,18 +124,13 @@ void
 pop3_session_gone(struct session *s)
 {
 	uint32_t slot = (uint32_t)s->id;
-	struct ipc_msg *m;
 
 	if (slot < n_slots && slots[slot] == s) {
 		slots[slot] = NULL;
 		free_slots[n_free++] = slot;
 		n_used--;
 	}
-	if (master != NULL && (m = malloc(sizeof(*m))) != NULL) {
-		ipc_msg_init(m, MSG_CONN_DONE, s->conn_id);
-		(void)ipc_send(master, m);
-		free(m);
-	}
+	conn_done(s->conn_id);
 	maybe_exit();
 }
 
@@ -163,6 +181,28 @@ update_apop(void)
 			pop3_apop_available = true;
 }
 
+static void
+flush_pending(void)
+{
+	size_t i, n = n_pending;
+
+	hello_seen = true;
+	n_pending = 0;
+	if (ev_hello_wait != NULL)
+		evtimer_del(ev_hello_wait);
+	for (i = 0; i < n; i++)
+		start_session(pending[i].fd, pending[i].conn_id, pending[i].ip,
+		    pending[i].port, pending[i].fails);
+}
+
+static void
+on_hello_wait(evutil_socket_t fd, short what, void *arg)
+{
+	log_warnx("pop3: no auth worker answered within %d ms; greeting"
+	    " without APOP", HELLO_WAIT_MS);
+	flush_pending();
+}
+
 static void auth_closed(struct ipc_chan *, void *);
 
 static void
@@ -184,6 +224,7 @@ auth_msg(struct ipc_chan *ch, struct ipc_in *in, void *arg)
 		l->hello = true;
 		l->has_plain = (flags & AUTH_HELLO_HAS_PLAIN) != 0;
 		update_apop();
+		flush_pending();
 		return;
 	}
 	case MSG_AUTH_REPLY: {
@@ -226,12 +267,46 @@ auth_closed(struct ipc_chan *ch, void *arg)
 }
 
 static void
+conn_done(uint64_t conn_id)
+{
+	struct ipc_msg *m;
+
+	if (master == NULL || (m = malloc(sizeof(*m))) == NULL)
+		return;
+	ipc_msg_init(m, MSG_CONN_DONE, conn_id);
+	(void)ipc_send(master, m);
+	free(m);
+}
+
+static void
+start_session(int fd, uint64_t conn_id, const char *ip, uint32_t port,
+    uint32_t fails)
+{
+	struct session *s;
+	uint32_t slot;
+	uint64_t id;
+
+	if (draining || stopping || slot_alloc(&slot) == -1) {
+		close(fd);
+		conn_done(conn_id);
+		return;
+	}
+	id = ((uint64_t)++slot_gen << 32) | slot;
+	s = session_new(fd, conn_id, id, ip, port, fails);
+	if (s == NULL) {
+		free_slots[n_free++] = slot;
+		conn_done(conn_id);
+		return;
+	}
+	slots[slot] = s;
+	n_used++;
+}
+
+static void
 new_connection(struct ipc_in *in)
 {
 	const char *pip, *lip;
-	uint32_t pport, lport, fails, slot;
-	struct session *s;
-	uint64_t id;
+	uint32_t pport, lport, fails;
 
 	pip = ipc_get_str(in, 63);
 	pport = ipc_get_u32(in);
@@ -242,34 +317,33 @@ new_connection(struct ipc_in *in)
 	(void)lport;
 	if (!ipc_done(in) || in->fd < 0) {
 		log_warnx("pop3: malformed connection message");
-		goto drop;
-	}
-	if (draining || stopping || slot_alloc(&slot) == -1)
-		goto drop;
-	id = ((uint64_t)++slot_gen << 32) | slot;
-	s = session_new(in->fd, in->id, id, pip, pport, fails);
-	if (s == NULL) {
-		free_slots[n_free++] = slot;
-		goto drop;
-	}
-	in->fd = -1;
-	slots[slot] = s;
-	n_used++;
-	return;
-drop:
-	if (in->fd >= 0) {
-		close(in->fd);
+		if (in->fd >= 0)
+			close(in->fd);
 		in->fd = -1;
+		conn_done(in->id);
+		return;
 	}
-	if (master != NULL) {
-		struct ipc_msg *m = malloc(sizeof(*m));
+	if (cfg->apop && !hello_seen && n_pending < HELLO_WAIT_MAX) {
+		struct timeval tv = { HELLO_WAIT_MS / 1000,
+		    (HELLO_WAIT_MS % 1000) * 1000 };
+		struct pending_conn *p = &pending[n_pending++];
 
-		if (m != NULL) {
-			ipc_msg_init(m, MSG_CONN_DONE, in->id);
-			(void)ipc_send(master, m);
-			free(m);
-		}
+		p->fd = in->fd;
+		p->conn_id = in->id;
+		snprintf(p->ip, sizeof(p->ip), "%s", pip);
+		p->port = pport;
+		p->fails = fails;
+		in->fd = -1;
+		if (ev_hello_wait == NULL)
+			ev_hello_wait = evtimer_new(pop3_base, on_hello_wait,
+			    NULL);
+		if (ev_hello_wait != NULL &&
+		    !evtimer_pending(ev_hello_wait, NULL))
+			evtimer_add(ev_hello_wait, &tv);
+		return;
 	}
+	start_session(in->fd, in->id, pip, pport, fails);
+	in->fd = -1;
 }
 
 static void
