@@ -9,7 +9,12 @@ Binaries
     posternd_path(), postern_path()
     postern(*args, input=None, timeout=60) -> subprocess.CompletedProcess
                                 runs `postern ARGS` (bytes in/out); input is
-                                str or bytes fed to stdin (DEVNULL if None)
+                                str or bytes fed to stdin (DEVNULL if None);
+                                fails on a sanitizer report in its stderr
+    posternd(*args, timeout=30) -> subprocess.CompletedProcess
+                                runs `posternd ARGS` (e.g. -t), likewise
+    check_sanitizer_output(text, what)  fails if text holds a sanitizer
+                                report or a panic
 
 Wire form (the Python reference of src/pop3/wire.h)
     wire_lines(stored)          list of wire lines (bytes, no CRLF)
@@ -150,16 +155,36 @@ def _child_env():
     return env
 
 
-def postern(*args, input=None, timeout=60):
-    """Runs `postern ARGS`; returns the CompletedProcess (bytes)."""
+def check_sanitizer_output(text, what):
+    if isinstance(text, bytes):
+        text = text.decode("utf-8", "replace")
+    for pat in BAD_LOG_PATTERNS:
+        i = text.find(pat)
+        if i >= 0:
+            raise AssertionError("%s: output contains %r:\n%s"
+                                 % (what, pat, text[max(0, i - 500):i + 4000]))
+
+
+def _run(argv, input, timeout):
     if isinstance(input, str):
         input = input.encode("utf-8")
-    return subprocess.run(
-        [postern_path()] + [str(a) for a in args],
-        input=input,
+    r = subprocess.run(
+        argv, input=input,
         stdin=subprocess.DEVNULL if input is None else None,
         stdout=subprocess.PIPE, stderr=subprocess.PIPE,
         timeout=timeout, env=_child_env())
+    check_sanitizer_output(r.stderr, " ".join(argv))
+    return r
+
+
+def postern(*args, input=None, timeout=60):
+    """Runs `postern ARGS`; returns the CompletedProcess (bytes)."""
+    return _run([postern_path()] + [str(a) for a in args], input, timeout)
+
+
+def posternd(*args, timeout=30):
+    """Runs `posternd ARGS` (e.g. -t, -V); returns the CompletedProcess."""
+    return _run([posternd_path()] + [str(a) for a in args], None, timeout)
 
 
 # --------------------------------------------------------------- wire form

@@ -193,14 +193,34 @@ def apop_digest(greeting, secret):
     return hashlib.md5((m.group(0) + secret).encode()).hexdigest()
 
 
-@pytest.fixture
-def apop_server(make_server):
+def make_apop_server(make_server):
     s = make_server(config={"apop": "yes", "hostname": "pop.test.example"},
                     start=False)
     s.add_user("carol", "carol-plain-secret", scheme="plain")
     s.add_message("carol", MSG)
     s.start()
     return s
+
+
+@pytest.fixture
+def apop_server(make_server):
+    s = make_apop_server(make_server)
+    deadline = time.monotonic() + 5
+    while True:
+        with s.connect() as c:
+            if TIMESTAMP_RE.search(c.greeting) or \
+                    time.monotonic() > deadline:
+                break
+        time.sleep(0.05)
+    return s
+
+
+def test_apop_offered_from_the_start(make_server):
+    """Once posternd greets, its greetings consistently offer APOP."""
+    s = make_apop_server(make_server)
+    for _ in range(5):
+        with s.connect() as c:
+            assert TIMESTAMP_RE.search(c.greeting), c.greeting
 
 
 def test_apop_login(apop_server):

@@ -7,13 +7,12 @@ import os
 import pwd
 import re
 import signal
-import subprocess
 import time
 
 import pytest
 
-from harness import (Server, assert_glob, is_root, posternd_path, postern,
-                     proc_uids, wire_form)
+from harness import (assert_glob, is_root, postern, posternd, proc_uids,
+                     wire_form)
 
 
 def msg(i):
@@ -163,9 +162,7 @@ def test_no_warning_for_default_idle_timeout(server):
 # ------------------------------------------------------------ posternd -t
 
 def run_posternd(*args, timeout=30):
-    return subprocess.run([posternd_path()] + list(args),
-                          stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                          stderr=subprocess.PIPE, timeout=timeout)
+    return posternd(*args, timeout=timeout)
 
 
 @pytest.fixture
