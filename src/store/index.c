@@ -49,12 +49,13 @@
 #define FNV64_OFFSET		0xcbf29ce484222325ull
 #define FNV64_PRIME		0x100000001b3ull
 
+/* 24 octets: the table is probed at random, so its size is cache
+ * misses.  An empty slot has key NULL. */
 struct index_map_slot {
-	uint64_t	 hash;
 	const char	*key;
-	size_t		 len;
+	uint32_t	 len;
 	uint32_t	 val;
-	bool		 used;
+	uint32_t	 hash;	/* high half of map_hash */
 };
 
 static uint64_t
@@ -67,6 +68,24 @@ fnv1a64(uint64_t h, const void *data, size_t len)
 		h ^= p[i];
 		h *= FNV64_PRIME;
 	}
+	return h;
+}
+
+/*
+ * The map's hash: FNV-1a, then a 64-bit finalizer (MurmurHash3 fmix64),
+ * because FNV's low bits, which pick the slot, are weak for names that
+ * differ only in a few digits, and linear probing then builds long runs.
+ */
+static uint64_t
+map_hash(const char *key, size_t len)
+{
+	uint64_t h = fnv1a64(FNV64_OFFSET, key, len);
+
+	h ^= h >> 33;
+	h *= 0xff51afd7ed558ccdull;
+	h ^= h >> 33;
+	h *= 0xc4ceb9fe1a85ec53ull;
+	h ^= h >> 33;
 	return h;
 }
 
@@ -308,12 +327,12 @@ index_map_free(struct index_map *m)
 }
 
 static void
-map_put(struct index_map_slot *slots, size_t mask,
+map_put(struct index_map_slot *slots, size_t mask, size_t start,
     const struct index_map_slot *s)
 {
-	size_t i = (size_t)s->hash & mask;
+	size_t i = start & mask;
 
-	while (slots[i].used)
+	while (slots[i].key != NULL)
 		i = (i + 1) & mask;
 	slots[i] = *s;
 }
@@ -322,7 +341,12 @@ int
 index_map_add(struct index_map *m, const char *key, size_t len, uint32_t val)
 {
 	struct index_map_slot s;
+	uint64_t h;
 
+	if (len > UINT32_MAX) {
+		errno = EINVAL;
+		return -1;
+	}
 	if ((m->n + 1) * 2 > m->mask + 1) {
 		size_t ncap = (m->mask + 1) * 2, i;
 		struct index_map_slot *ns = calloc(ncap, sizeof(*ns));
@@ -330,18 +354,20 @@ index_map_add(struct index_map *m, const char *key, size_t len, uint32_t val)
 		if (ns == NULL)
 			return -1;
 		for (i = 0; i <= m->mask; i++)
-			if (m->slots[i].used)
-				map_put(ns, ncap - 1, &m->slots[i]);
+			if (m->slots[i].key != NULL)
+				map_put(ns, ncap - 1, (size_t)map_hash(
+				    m->slots[i].key, m->slots[i].len),
+				    &m->slots[i]);
 		free(m->slots);
 		m->slots = ns;
 		m->mask = ncap - 1;
 	}
-	s.hash = fnv1a64(FNV64_OFFSET, key, len);
+	h = map_hash(key, len);
 	s.key = key;
-	s.len = len;
+	s.len = (uint32_t)len;
 	s.val = val;
-	s.used = true;
-	map_put(m->slots, m->mask, &s);
+	s.hash = (uint32_t)(h >> 32);
+	map_put(m->slots, m->mask, (size_t)h, &s);
 	m->n++;
 	return 0;
 }
@@ -350,16 +376,17 @@ bool
 index_map_find(const struct index_map *m, const char *key, size_t len,
     size_t *it, uint32_t *val_r)
 {
-	uint64_t h = fnv1a64(FNV64_OFFSET, key, len);
+	uint64_t h = map_hash(key, len);
+	uint32_t hi = (uint32_t)(h >> 32);
 
 	while (*it <= m->mask) {
 		const struct index_map_slot *s =
 		    &m->slots[((size_t)h + *it) & m->mask];
 
 		(*it)++;
-		if (!s->used)
+		if (s->key == NULL)
 			return false;
-		if (s->hash == h && s->len == len &&
+		if (s->hash == hi && s->len == len &&
 		    memcmp(s->key, key, len) == 0) {
 			*val_r = s->val;
 			return true;
