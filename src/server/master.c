@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -82,6 +83,9 @@ static bool shutting_down;
 static const char *conf_path;
 static struct event *ev_shutdown_timer;
 static struct event *ev_respawn;
+/* The master takes its signals through a signalfd, so that no signal
+ * state of its event loop leaks into the children it forks. */
+static sigset_t master_sigs;
 
 struct config *cfg;
 
@@ -468,12 +472,8 @@ spawn(enum child_kind kind, unsigned int slot)
 			for (fd = 4; fd < 65536; fd++)
 				(void)close(fd);
 		}
-		/* The master's loop installed handlers that write to
-		 * descriptors this process no longer has. */
-		signal(SIGTERM, SIG_DFL);
-		signal(SIGINT, SIG_DFL);
 		signal(SIGHUP, SIG_IGN);
-		signal(SIGCHLD, SIG_DFL);
+		sigprocmask(SIG_UNBLOCK, &master_sigs, NULL);
 		if (kind == CHILD_POP3)
 			pop3_worker_main(3, generation);
 		auth_worker_main(3, slot);
@@ -759,44 +759,69 @@ on_sighup(evutil_socket_t sig, short what, void *arg)
 	free(old);
 }
 
+static void on_sigchld(evutil_socket_t, short, void *);
+
+static void
+on_signalfd(evutil_socket_t fd, short what, void *arg)
+{
+	struct signalfd_siginfo si;
+
+	while (read(fd, &si, sizeof(si)) == (ssize_t)sizeof(si)) {
+		switch (si.ssi_signo) {
+		case SIGTERM:
+		case SIGINT:
+			on_sigterm((evutil_socket_t)si.ssi_signo, 0, NULL);
+			break;
+		case SIGHUP:
+			on_sighup(SIGHUP, 0, NULL);
+			break;
+		case SIGCHLD:
+			on_sigchld(SIGCHLD, 0, NULL);
+			break;
+		default:
+			break;
+		}
+	}
+}
+
 int
 master_run(struct config *c, const char *path)
 {
-	struct event *ev_term, *ev_int, *ev_hup, *ev_chld;
+	struct event *ev_sig;
 	char err[512];
+	int sfd;
 
 	cfg = c;
 	conf_path = path;
 	signal(SIGPIPE, SIG_IGN);
 	if (privsep_resolve(cfg, err, sizeof(err)) == -1)
 		fatalx("%s", err);
+	sigemptyset(&master_sigs);
+	sigaddset(&master_sigs, SIGTERM);
+	sigaddset(&master_sigs, SIGINT);
+	sigaddset(&master_sigs, SIGHUP);
+	sigaddset(&master_sigs, SIGCHLD);
+	if (sigprocmask(SIG_BLOCK, &master_sigs, NULL) == -1 ||
+	    (sfd = signalfd(-1, &master_sigs, SFD_NONBLOCK | SFD_CLOEXEC)) == -1)
+		fatal("signalfd");
 	if ((base = event_base_new()) == NULL)
 		fatalx("cannot create the event loop");
 	if (apply_listeners(cfg, err, sizeof(err)) == -1)
 		fatalx("%s", err);
 	warn_config(cfg);
-	ev_term = evsignal_new(base, SIGTERM, on_sigterm, NULL);
-	ev_int = evsignal_new(base, SIGINT, on_sigterm, NULL);
-	ev_hup = evsignal_new(base, SIGHUP, on_sighup, NULL);
-	ev_chld = evsignal_new(base, SIGCHLD, on_sigchld, NULL);
+	ev_sig = event_new(base, sfd, EV_READ | EV_PERSIST, on_signalfd, NULL);
 	ev_respawn = evtimer_new(base, on_respawn, NULL);
-	if (ev_term == NULL || ev_int == NULL || ev_hup == NULL ||
-	    ev_chld == NULL || ev_respawn == NULL ||
-	    evsignal_add(ev_term, NULL) == -1 ||
-	    evsignal_add(ev_int, NULL) == -1 ||
-	    evsignal_add(ev_hup, NULL) == -1 ||
-	    evsignal_add(ev_chld, NULL) == -1)
-		fatalx("cannot install signal handlers");
+	if (ev_sig == NULL || ev_respawn == NULL ||
+	    event_add(ev_sig, NULL) == -1)
+		fatalx("cannot watch signals");
 	fill_slots();
 	log_info("ready: %zu listener%s, %u pop3 workers, %u auth workers",
 	    n_listeners, n_listeners == 1 ? "" : "s", want_workers(),
 	    cfg->auth_workers);
 	event_base_dispatch(base);
 	log_info("stopped");
-	event_free(ev_term);
-	event_free(ev_int);
-	event_free(ev_hup);
-	event_free(ev_chld);
+	event_free(ev_sig);
+	close(sfd);
 	event_free(ev_respawn);
 	if (ev_shutdown_timer != NULL)
 		event_free(ev_shutdown_timer);
