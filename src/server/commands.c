@@ -448,9 +448,16 @@ retr_cont(struct session *s)
 
 	if (wire_enc_done(&s->enc))
 		return msg_finish(s);
-	n = read(s->msg_fd, chunk, sizeof(chunk));
+	/* Read exactly the octets the size was computed from: a file that
+	 * grows meanwhile must not make RETR send more than it said. */
+	n = s->msg_left == 0 ? 0 : read(s->msg_fd, chunk,
+	    s->msg_left < sizeof(chunk) ? (size_t)s->msg_left : sizeof(chunk));
 	if (n == -1 && errno == EINTR)
 		return 0;
+	if (n == 0 && s->msg_left > 0) {
+		errno = EIO;
+		n = -1;		/* it shrank: never end a short message */
+	}
 	if (n == -1) {
 		/* Cannot finish the reply: the client must not take a
 		 * truncated message for a whole one. */
@@ -467,6 +474,7 @@ retr_cont(struct session *s)
 		s->bytes_out += s->enc.octets - before;
 		return msg_finish(s);
 	}
+	s->msg_left -= (uint64_t)n;
 	if (wire_enc_feed(&s->enc, chunk, (size_t)n, out) == -1)
 		goto nomem;
 	s->bytes_out += s->enc.octets - before;
@@ -511,6 +519,7 @@ send_message(struct session *s, uint32_t idx, uint64_t top_lines)
 		}
 	}
 	s->msg_fd = fd;
+	s->msg_left = mi->stored_size;
 	s->next_idx = idx;
 	wire_enc_init(&s->enc, true, top_lines);
 	start_cont(s, retr_cont);

@@ -74,6 +74,7 @@ struct session {
 	bool			 in_multiline;	/* started, '.' not yet sent */
 	uint32_t		 next_idx;	/* LIST, UIDL */
 	int			 msg_fd;	/* RETR, TOP */
+	uint64_t		 msg_left;	/* stored octets still to read */
 	struct wire_enc		 enc;
 
 	/* For the logout line. */
