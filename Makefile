@@ -46,4 +46,22 @@ install: build
 	$(MESON) install -C $(BUILD_DIR)
 
 clean:
-	rm -rf $(BUILD_DIR) $(SAN_DIR)
+	rm -rf $(BUILD_DIR) $(SAN_DIR) $(FUZZ_DIR)
+
+# Fuzzing: every libFuzzer target under fuzz/, built with clang, ASan and
+# UBSan in build-fuzz, each run for FUZZ_SECONDS (default 300) on its
+# seed corpus; prints each target's executions and coverage.
+FUZZ_DIR =	build-fuzz
+FUZZ_SECONDS ?=	300
+FUZZ_OPTS =	-Dfuzz=true -Dtests=false \
+		-Db_sanitize=address,undefined -Db_lundef=false \
+		-Dc_args=-fsanitize=fuzzer-no-link
+
+.PHONY: fuzz build-fuzz
+build-fuzz: deps
+	@if [ ! -f $(FUZZ_DIR)/build.ninja ]; then \
+		CC=clang $(MESON) setup $(FUZZ_DIR) $(FUZZ_OPTS); fi
+	$(NINJA) -C $(FUZZ_DIR)
+
+fuzz: build-fuzz
+	scripts/fuzz $(FUZZ_DIR) $(FUZZ_SECONDS)

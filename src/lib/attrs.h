@@ -9,6 +9,7 @@
 #define ATTR_WARN_UNUSED	__attribute__((warn_unused_result))
 #define ATTR_UNUSED		__attribute__((unused))
 #define ATTR_COLD		__attribute__((cold))
+#define ATTR_FALLTHROUGH	__attribute__((fallthrough))
 
 #define N_ELEMENTS(a)		(sizeof(a) / sizeof((a)[0]))
 

@@ -658,7 +658,7 @@ set_uint(struct parse *p, const struct key *k, const char *value)
 	case PARSE_OK:
 		if (v >= k->min)
 			break;
-		/* FALLTHROUGH */
+		ATTR_FALLTHROUGH;
 	case PARSE_RANGE:
 		err_set(p, "%s: '%s' is out of range (use %" PRIu64 " to %"
 		    PRIu64 ")", k->name, shown(p, value), k->min, k->max);
@@ -685,7 +685,7 @@ parse_duration_key(struct parse *p, const struct key *k, const char *value,
 	case PARSE_OK:
 		if (*ms_r >= k->min)
 			return 0;
-		/* FALLTHROUGH */
+		ATTR_FALLTHROUGH;
 	case PARSE_RANGE:
 		err_set(p, "%s: '%s' is out of range (use %s to %s)", k->name,
 		    shown(p, value), duration_str(k->min, lo, sizeof(lo)),

@@ -54,6 +54,7 @@ main(int argc, char **argv)
 	}
 	if (config_load(path, c, err, sizeof(err)) == -1) {
 		fprintf(stderr, "%s\n", err);
+		free(c);
 		return 1;
 	}
 	if (test_only) {
