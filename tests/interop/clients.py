@@ -174,6 +174,24 @@ def check_messages(stored, form, strip=(), what="client"):
             what, label, where, first_difference(data, want))
 
 
+def check_late(mb, before, after, form, strip=(), what="client"):
+    """After mb.add_late() and one more keep run: the client stored exactly
+    one new message, corpus.LATE, and the server still holds all."""
+    new = {p: d for p, d in after.items() if p not in before}
+    assert len(new) == 1, "%s stored %d messages after one arrived: %r" % (
+        what, len(new), sorted(new))
+    assert set(before) <= set(after), "%s removed stored messages" % what
+    (where, data), = new.items()
+    data = strip_top_headers(data, strip, where)
+    want = form(corpus.LATE)
+    assert data == want, "%s: the late message (%s) differs: %s" % (
+        what, where, first_difference(data, want))
+    count, octets, uidls = pop_state(mb)
+    assert (count, octets) == (len(corpus.MESSAGES) + 1,
+                               corpus.TOTAL_WIRE + len(corpus.wire(corpus.LATE)))
+    assert set(mb.uidls.values()) < set(uidls.values()), (mb.uidls, uidls)
+
+
 # --------------------------------------------------------- server state
 
 def pop_session(mb):

@@ -17,6 +17,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import clients  # noqa: E402
 import corpus  # noqa: E402
+import harness  # noqa: E402
 
 
 class Mailbox:
@@ -30,6 +31,10 @@ class Mailbox:
         self.uidls = {}
         self.sizes = {}
 
+    def add_late(self):
+        """Delivers corpus.LATE (after a first download)."""
+        self.server.add_message(self.user, corpus.LATE)
+
     def url(self, n=""):
         return "pop3://%s:%d/%s" % (self.host, self.port, n)
 
@@ -37,8 +42,15 @@ class Mailbox:
 @pytest.fixture
 def mailbox(make_server):
     srv = make_server(users={corpus.USER: corpus.PASSWORD}, start=False)
-    bases = [srv.add_message(corpus.USER, data)
-             for _, data in corpus.MESSAGES]
+    bases = []
+    for label, data in corpus.MESSAGES:
+        if label in corpus.IN_CUR:
+            # Already seen by a mail reader: in cur/ with the S flag.
+            bases.append(srv.add_message(
+                corpus.USER, data,
+                name=harness.maildir_unique_name() + ":2,S", subdir="cur"))
+        else:
+            bases.append(srv.add_message(corpus.USER, data))
     srv.start()
     mb = Mailbox(srv, bases)
     p = clients.pop_session(mb)

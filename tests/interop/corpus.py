@@ -162,6 +162,23 @@ MESSAGES = [
 ]
 
 
+# Labels of the messages stored in cur/ with flags (":2,S"), not in new/.
+IN_CUR = {"crlf"}
+
+# Delivered between two keep runs: the next run fetches exactly this one.
+LATE = (
+    b"From: Eve <eve@example.org>\n"
+    b"To: demo@example.org\n"
+    b"Subject: arrived later\n"
+    b"Message-ID: <late-1@example.org>\n"
+    b"Date: Mon, 1 Jan 2024 11:00:00 +0000\n"
+    b"\n"
+    b"This one came after the first download.\n"
+    b".\n"
+    b"The end.\n"
+)
+
+
 def wire(stored):
     """The wire form of a stored message, before byte-stuffing (CRLF)."""
     return harness.wire_form(stored)

@@ -80,6 +80,12 @@ def test_fetchmail_keep(mailbox, workdir):
             "utf-8", "replace")
     clients.assert_untouched(mailbox)
 
+    # A message arrives: the next run fetches that one only.
+    mailbox.add_late()
+    clients.run(argv, env=env)
+    clients.check_late(mailbox, stored, clients.dir_messages(out),
+                       corpus.unix, what="fetchmail")
+
 
 def test_fetchmail_keep_received_header(mailbox, workdir):
     # fetchmail's default: one Received: field added on top.

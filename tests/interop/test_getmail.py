@@ -104,6 +104,12 @@ def test_getmail_keep(mailbox, workdir, destination):
     assert b"0 messages" in r.stdout, r.stdout
     clients.assert_untouched(mailbox)
 
+    # A message arrives: the next run fetches that one only.
+    mailbox.add_late()
+    clients.run(argv, env=env)
+    clients.check_late(mailbox, stored, clients.maildir_messages(dest),
+                       corpus.unix, strip=("Return-Path",), what="getmail6")
+
 
 def test_getmail_keep_added_fields(mailbox, workdir, destination):
     # getmail6's defaults: Return-Path, Delivered-To and Received on top.

@@ -61,6 +61,12 @@ def test_mpop_keep(mailbox, workdir):
             "utf-8", "replace")
     clients.assert_untouched(mailbox)
 
+    # A message arrives: the next run fetches that one only.
+    mailbox.add_late()
+    clients.run(argv, env=env)
+    clients.check_late(mailbox, stored, clients.maildir_messages(dest),
+                       corpus.unix, what="mpop")
+
 
 def test_mpop_keep_received_header(mailbox, workdir):
     # mpop's default: one Received: field added on top.

@@ -13,7 +13,7 @@ import clients
 import corpus
 
 
-def _retrieve_all(mb, p):
+def _retrieve_all(p):
     """RETR every message of a session; {n: lines}, checked against LIST
     and the '+OK S octets' reply."""
     _, listing, _ = p.list()
@@ -44,9 +44,12 @@ def _check(got, sizes):
 
 
 def test_poplib_keep(mailbox):
+    # SPEC.md: the UIDL of a Maildir message is derived from its base name.
+    assert sorted(mailbox.uidls.values()) == \
+        sorted(harness.expected_uidl(b) for b in mailbox.bases)
     p = clients.pop_session(mailbox)
     try:
-        got, sizes = _retrieve_all(mailbox, p)
+        got, sizes = _retrieve_all(p)
     finally:
         assert p.quit().startswith(b"+OK")
     _check(got, sizes)
@@ -55,16 +58,33 @@ def test_poplib_keep(mailbox):
     # A second session sees the same messages under the same numbers.
     p = clients.pop_session(mailbox)
     try:
-        again, _ = _retrieve_all(mailbox, p)
+        again, _ = _retrieve_all(p)
     finally:
         p.quit()
     assert again == got
+
+    # A message arrives: it gets a new UIDL; the others keep theirs.
+    mailbox.add_late()
+    p = clients.pop_session(mailbox)
+    try:
+        _, lines, _ = p.uidl()
+        uidls = {int(a): b.decode("ascii")
+                 for a, b in (l.split(b" ", 1) for l in lines)}
+        assert len(uidls) == len(corpus.MESSAGES) + 1
+        old = set(mailbox.uidls.values())
+        assert old < set(uidls.values()), (mailbox.uidls, uidls)
+        n, = [k for k, v in uidls.items() if v not in old]
+        _, lines, octets = p.retr(n)
+        assert b"".join(l + b"\r\n" for l in lines) == corpus.wire(corpus.LATE)
+        assert octets == len(corpus.wire(corpus.LATE))
+    finally:
+        p.quit()
 
 
 def test_poplib_delete(mailbox):
     p = clients.pop_session(mailbox)
     try:
-        got, sizes = _retrieve_all(mailbox, p)
+        got, sizes = _retrieve_all(p)
         for n in sorted(got):
             assert p.dele(n).startswith(b"+OK")
         assert p.stat() == (0, 0)
