@@ -46,11 +46,14 @@ static const struct {
 static const struct {
 	const char	*brace;		/* name in the stored field */
 	const char	*prefix;	/* for crypt_gensalt; NULL: plain */
+	unsigned long	 cost;		/* 0: libxcrypt's default */
 } hash_defs[] = {
-	[PW_YESCRYPT]		= { "YESCRYPT",		"$y$" },
-	[PW_SHA512_CRYPT]	= { "SHA512-CRYPT",	"$6$" },
-	[PW_BCRYPT]		= { "BLF-CRYPT",	"$2b$" },
-	[PW_PLAIN]		= { "PLAIN",		NULL },
+	[PW_YESCRYPT]		= { "YESCRYPT",	    "$y$",  0 },
+	[PW_SHA512_CRYPT]	= { "SHA512-CRYPT", "$6$",  0 },
+	/* libxcrypt's default bcrypt cost is 5, too cheap for an
+	 * attacker with a stolen file: 10 is the common floor. */
+	[PW_BCRYPT]		= { "BLF-CRYPT",    "$2b$", 10 },
+	[PW_PLAIN]		= { "PLAIN",	    NULL,   0 },
 };
 
 /* The longest scheme name we know, braces excluded. */
@@ -237,7 +240,8 @@ pw_hash(enum pw_scheme scheme, const char *pass, char *out, size_t outsize)
 
 	/* Count 0: the library's default cost for the method; NULL random
 	 * bytes: the library reads them from the kernel. */
-	if (crypt_gensalt_rn(hash_defs[scheme].prefix, 0, NULL, 0, setting,
+	if (crypt_gensalt_rn(hash_defs[scheme].prefix, hash_defs[scheme].cost,
+	    NULL, 0, setting,
 	    (int)sizeof(setting)) == NULL)
 		return -1;
 	if ((cd = calloc(1, sizeof(*cd))) == NULL)
