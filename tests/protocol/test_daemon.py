@@ -7,12 +7,13 @@ import os
 import pwd
 import re
 import signal
+import socket
 import time
 
 import pytest
 
-from harness import (assert_glob, is_root, postern, posternd, proc_uids,
-                     wire_form)
+from harness import (assert_glob, is_root, pid_alive, postern, posternd,
+                     proc_uids, wire_form)
 
 
 def msg(i):
@@ -285,3 +286,83 @@ def test_root_drops_to_mail_and_auth_user(make_server):
         c.quit()
     assert s.message_files("alice") == {}
     assert os.stat(s.maildir("alice")).st_uid == nobody
+
+
+def test_shutdown_during_auth_delay(make_server):
+    s = make_server(config={"auth_fail_delay": "5s",
+                            "auth_fail_delay_max": "5s"})
+    c = s.connect()
+    c.command("USER alice")
+    c.sendline("PASS wrong")
+    time.sleep(0.3)
+    t0 = time.monotonic()
+    assert s.stop() == 0
+    assert time.monotonic() - t0 < 5
+    rest = c.wait_closed(5)
+    assert rest == b"" or re.match(rb"-ERR[^\r\n]*\r\n\Z", rest), rest
+    c.close()
+
+
+def test_shutdown_with_client_not_reading(make_server):
+    """A client that stops reading a big RETR cannot hold up shutdown."""
+    s = make_server()
+    s.add_message("alice", (b"z" * 99 + b"\n") * 200000)
+    c = s.connect()
+    c.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    c.login("alice", s.users["alice"])
+    c.sendline("RETR 1")
+    time.sleep(0.5)
+    t0 = time.monotonic()
+    assert s.stop() == 0
+    assert time.monotonic() - t0 < 8
+    c.close()
+    assert len(s.message_files("alice")) == 1
+
+
+def test_master_killed_leaves_nothing_behind(make_server):
+    """If the master dies, its workers go too and the port can be bound
+    again by a new master."""
+    s = make_server()
+    workers = s.wait_workers(None, 4)
+    c = s.login("alice")
+    os.kill(s.pid, signal.SIGKILL)
+    s.proc.wait(5)
+    deadline = time.monotonic() + 5
+    while any(pid_alive(p) for p in workers) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    left = [p for p in workers if pid_alive(p)]
+    for p in left:
+        os.kill(p, signal.SIGKILL)
+    c.close()
+    assert not left, "workers outlived the master: %r" % left
+    s.start()
+    with s.login("alice") as c2:
+        c2.quit()
+
+
+def test_log_has_no_control_characters(server):
+    with server.connect() as c:
+        c.send(b"USER evil\x1b[31m\x07\rname\r\n")
+        c.status()
+        c.command("PASS wrong")
+        c.send(b"X\x1b]0;title\x07\r\n")
+        c.status()
+        c.quit()
+    time.sleep(0.2)
+    with open(server.log_path, "rb") as f:
+        raw = f.read()
+    bad = sorted({b for b in raw if b < 0x20 and b not in (0x09, 0x0a)} |
+                 ({0x7f} & set(raw)))
+    assert not bad, "control octets %r in the log" % bad
+
+
+def test_port_in_use(make_server):
+    s = make_server(start=False)
+    with socket.socket() as blocker:
+        blocker.bind(("127.0.0.1", 0))
+        blocker.listen(1)
+        s.overrides["listen"] = "127.0.0.1:%d" % blocker.getsockname()[1]
+        s.write_config()
+        r = posternd("-c", s.conf_path, timeout=15)
+    assert r.returncode != 0
+    assert r.stderr.strip()

@@ -460,3 +460,55 @@ def test_eof_after_dele_deletes_nothing(srv):
     time.sleep(0.2)
     with srv.login("alice") as c:
         assert c.stat()[0] == len(srv.msgs)
+
+
+def vm_rss_kb(pid):
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    return 0
+
+
+def test_pipelined_retr_does_not_buffer_everything(make_server):
+    """100 pipelined RETRs of 1 MB to a client that does not read yet:
+    the worker streams with back-pressure instead of queueing 100 MB."""
+    s = make_server(config={"workers": 1})
+    data = (b"w" * 63 + b"\n") * 16384
+    s.add_message("alice", data)
+    [worker] = s.wait_workers("pop3", 1)
+    c = s.login("alice")
+    base = vm_rss_kb(worker)
+    c.send(b"RETR 1\r\n" * 100)
+    time.sleep(2)
+    grown = vm_rss_kb(worker) - base
+    assert grown < 48 * 1024, "worker grew by %d kB" % grown
+    want = multiline_body(data)
+    for k in range(100):
+        assert_glob(c.status(timeout=30), "+OK*")
+        assert c.read_multiline(timeout=30) == want, "RETR %d" % k
+    assert_glob(c.command("NOOP"), "+OK*")
+    c.close()
+
+
+def test_input_flood_without_reading(make_server):
+    """A client that floods NOOPs and never reads: the server must not
+    buffer without bound and must stay responsive to others."""
+    s = make_server(config={"workers": 1})
+    [worker] = s.wait_workers("pop3", 1)
+    c = s.login("alice")
+    base = vm_rss_kb(worker)
+    chunk = b"NOOP\r\n" * 10000
+    sent = 0
+    c.sock.settimeout(0.5)
+    try:
+        while sent < 64 << 20:
+            c.sock.sendall(chunk)
+            sent += len(chunk)
+    except OSError:
+        pass            # blocked (send buffer full) or closed: both fine
+    grown = vm_rss_kb(worker) - base
+    assert grown < 48 * 1024, "worker grew by %d kB" % grown
+    with s.login("bob", timeout=5) as other:
+        assert other.stat() == (0, 0)
+    c.close()

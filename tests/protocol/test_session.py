@@ -405,3 +405,20 @@ def test_bad_command_limit_configured(make_server, state):
     # nothing changed, a new session works
     with s.login("alice") as c:
         assert c.stat()[0] == 1
+
+
+@pytest.mark.parametrize("cmd", ["USER", "PASS", "APOP", "APOP alice"])
+def test_authorization_commands_missing_arguments(srv, cmd):
+    with srv.connect() as c:
+        if cmd == "PASS":
+            c.command("USER alice")
+        assert_one_err(c, cmd, "auth")
+        c.login("alice", srv.users["alice"])
+
+
+def test_top_with_largest_count(srv):
+    with login(srv) as c:
+        i = c.uidl_map()[srv.names[2]]
+        st, raw = c.multi("TOP %d 4294967295" % i)
+        assert_glob(st, "+OK*")
+        assert unstuff(raw) == wire_form(MESSAGES[2])

@@ -5,11 +5,12 @@ LOGIN-DELAY, EXPIRE and mail removed behind the server's back.
 """
 
 import os
+import re
 import time
 
 import pytest
 
-from harness import assert_glob, unstuff, wire_form
+from harness import assert_glob, unstuff, wire_form, wire_size
 
 
 def msg(i):
@@ -291,3 +292,99 @@ def test_message_replaced_externally_with_other_size(server):
         else:
             assert_glob(st, "-ERR*")
         assert_glob(c.command("NOOP"), "+OK*")
+
+
+def test_mail_arriving_during_session_survives_update(server):
+    names = fill(server, 2)
+    with server.login("alice") as c:
+        late = server.add_message("alice", msg(50))
+        for i in (1, 2):
+            assert_glob(c.command("DELE %d" % i), "+OK*")
+        assert_glob(c.quit(), "+OK*")
+    assert sorted(server.message_files("alice")) == [late]
+    with server.login("alice") as c:
+        assert c.uidl_map() == {late: 1}
+        assert c.retr(1) == wire_form(msg(50))
+
+
+def test_two_sessions_delete_the_same_message(server):
+    names = fill(server, 3)
+    a = server.login("alice")
+    b = server.login("alice")
+    na, nb = a.uidl_map(), b.uidl_map()
+    assert_glob(a.command("DELE %d" % na[names[0]]), "+OK*")
+    assert_glob(a.quit(), "+OK*")
+    # b's snapshot still lists it; reading it now fails cleanly
+    i = nb[names[0]]
+    st = b.command("RETR %d" % i)
+    if st.startswith("+OK"):
+        assert unstuff(b.read_multiline()) == wire_form(msg(0))
+    else:
+        assert_glob(st, "-ERR*")
+    assert_glob(b.command("DELE %d" % i), "+OK*")
+    assert_glob(b.command("DELE %d" % nb[names[1]]), "+OK*")
+    assert_glob(b.quit(), "+OK*")
+    assert sorted(server.message_files("alice")) == [names[2]]
+    with server.login("alice") as c:
+        assert c.uidl_map() == {names[2]: 1}
+
+
+def test_large_mailbox(server):
+    n = 3000
+    md = server.ensure_maildir("alice")
+    expect = {}
+    for i in range(n):
+        name = "17000%05d.M%dP1Q1.bulk" % (i, i)
+        data = b"Subject: bulk %d\n\n" % i + b"x" * (i % 97) + b"\n"
+        with open(os.path.join(md, "new", name), "wb") as f:
+            f.write(data)
+        expect[name] = wire_size(data)
+    server.chown_mail_root()
+    for attempt in range(2):
+        t0 = time.monotonic()
+        with server.login("alice", timeout=30) as c:
+            assert c.stat() == (n, sum(expect.values()))
+            sizes = c.list()
+            uidls = c.uidl()
+            assert len(sizes) == len(uidls) == n
+            assert {uidls[i]: sizes[i] for i in sizes} == expect
+            assert_glob(c.command("DELE %d" % n), "+OK*")
+            c.command("RSET")
+            c.quit()
+        assert time.monotonic() - t0 < 20
+
+
+def test_login_reply_counts_match_stat(server):
+    """When the +OK to PASS or LIST carries counts, they are the STAT ones."""
+    fill(server, 3)
+    with server.connect() as c:
+        st = c.login("alice", server.users["alice"])
+        count, octets = c.stat()
+        m = re.search(r"(\d+) messages? \((\d+) octets\)", st)
+        if m:
+            assert (int(m.group(1)), int(m.group(2))) == (count, octets), st
+        c.command("DELE 1")
+        count, octets = c.stat()
+        st, raw = c.multi("LIST")
+        m = re.search(r"(\d+) messages? \((\d+) octets\)", st)
+        if m:
+            assert (int(m.group(1)), int(m.group(2))) == (count, octets), st
+        st = c.command("RSET")
+        m = re.search(r"(\d+) messages? \((\d+) octets\)", st)
+        if m:
+            assert (int(m.group(1)), int(m.group(2))) == c.stat(), st
+
+
+def test_quit_then_close_without_reading(server):
+    """QUIT received is QUIT: the client need not wait for the reply."""
+    names = fill(server, 2)
+    c = server.login("alice")
+    num = c.uidl_map()
+    assert_glob(c.command("DELE %d" % num[names[0]]), "+OK*")
+    c.send(b"QUIT\r\n")
+    c.close()
+    deadline = time.monotonic() + 5
+    while names[0] in server.message_files("alice"):
+        assert time.monotonic() < deadline, "QUIT ignored after close"
+        time.sleep(0.1)
+    assert sorted(server.message_files("alice")) == [names[1]]

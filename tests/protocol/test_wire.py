@@ -37,7 +37,30 @@ CORPUS = {
     "eight-bit": b"Subject: 8bit\n\n\xc3\xa4\xc3\xb6\xff\xfe\x80 octets\n"
                  b"nul\x00inside\n\ttab line\n",
     "crlf-dots-clean": b"Subject: c\r\n\r\nplain\r\nlines\r\n",
+    "trailing-cr": b"Subject: t\n\nlast line ends in CR\r",
+    "only-cr": b"\r",
+    "cr-before-blank": b"Subject: x\r\r\n\r\nbody\n",
 }
+
+
+def boundary_message(pos, pair, size):
+    """A message of size octets with pair written at pos-1, pos: the two
+    octets either side of a read-chunk boundary."""
+    line = b"y" * 71 + b"\n"
+    data = bytearray(b"Subject: boundary\n\n" + line * (size // len(line)))
+    data[pos - 1:pos + 1] = pair
+    return bytes(data)
+
+
+for _b in (4096, 8192, 16384, 32768, 65536, 131072):
+    CORPUS["crlf-split-%d" % _b] = boundary_message(_b, b"\r\n", 3 * _b)
+    CORPUS["dot-after-split-%d" % _b] = boundary_message(_b, b"\n.",
+                                                         3 * _b)
+    CORPUS["lone-cr-at-%d" % _b] = boundary_message(_b, b"\rz", 3 * _b)
+    CORPUS["end-cr-at-%d" % _b] = boundary_message(_b, b"\ry", 3 * _b)[:_b]
+    CORPUS["end-lf-at-%d" % _b] = boundary_message(_b, b"\ny", 3 * _b)[:_b]
+    CORPUS["blank-split-%d" % _b] = (
+        b"Subject: " + b"h" * (_b - 11) + b"\n\r\nbody\n.\nend\n")
 
 TOP_COUNTS = [0, 1, 2, 3, 1000]
 
