@@ -70,7 +70,8 @@ Server(config=None, users=None, start=False)
       check_log(start=0)          fails on sanitizer reports / panics
       connect(source=None, timeout=10, greeting=True) -> Pop3Conn
       login(user, password=None, source=None) -> Pop3Conn in TRANSACTION
-      cleanup()                   stop, check, remove the temp dir
+      cleanup()                   stop, check the log, remove the temp dir
+                                  (kept on failure, or with POSTERN_KEEP_TMP)
     Server.live: the set of Server objects not yet cleaned up.
 
 Pop3Conn(host, port, timeout=10, source=None, greeting=True)
@@ -902,21 +903,23 @@ class Server:
         self.start()
 
     def cleanup(self, check=True):
-        """Stops the server, checks the log, removes the temp dir."""
+        """Stops the server and checks its log; removes the temp dir if
+        all is well, else keeps it and names it in the failure."""
         err = None
         try:
             self.stop()
         except AssertionError as e:
             err = e
         Server.live.discard(self)
-        try:
-            if check:
+        if err is None and check:
+            try:
                 self.check_log()
-        finally:
-            if err is None and not os.environ.get("POSTERN_KEEP_TMP"):
-                shutil.rmtree(self.dir, ignore_errors=True)
+            except AssertionError as e:
+                err = e
         if err is not None:
-            raise err
+            raise AssertionError("%s\n(files kept in %s)" % (err, self.dir))
+        if not os.environ.get("POSTERN_KEEP_TMP"):
+            shutil.rmtree(self.dir, ignore_errors=True)
 
     # -- log
 

@@ -5,7 +5,6 @@ command line.  Exit 0 ok, 1 usage, 2 error (one line on stderr).
 """
 
 import os
-import re
 import tempfile
 
 import pytest

@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from harness import (Closed, Pop3Conn, assert_glob, multiline_body, unstuff,
+from harness import (Closed, Pop3Conn, assert_glob, multiline_body,
                      wire_size)
 
 

@@ -8,8 +8,6 @@ import os
 import re
 import time
 
-import pytest
-
 from harness import assert_glob, unstuff, wire_form, wire_size
 
 
@@ -295,7 +293,7 @@ def test_message_replaced_externally_with_other_size(server):
 
 
 def test_mail_arriving_during_session_survives_update(server):
-    names = fill(server, 2)
+    fill(server, 2)
     with server.login("alice") as c:
         late = server.add_message("alice", msg(50))
         for i in (1, 2):
