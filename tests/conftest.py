@@ -1,7 +1,8 @@
 """
 Fixtures shared by tests/protocol and tests/interop (see harness.py).
 
-    make_server(config=None, users=DEFAULT_USERS, start=True) -> Server
+    make_server(config=None, users=DEFAULT_USERS, start=True, tls=False)
+                -> Server
         function scope; every server made is stopped after the test, which
         then fails if posternd hangs on SIGTERM, leaves a process behind,
         or logged a sanitizer report or a panic.
@@ -10,6 +11,8 @@ Fixtures shared by tests/protocol and tests/interop (see harness.py).
     make_module_server(...)
         the same factory, module scope: for tests that do not change the
         mailboxes (no QUIT after DELE, no expire, no login_delay).
+    pki
+        harness.tls_pki(), session scope: the test CA and certificates.
 
 After every test the logs of all servers still running (module-scoped
 ones included) are checked for sanitizer reports and panics too.
@@ -29,10 +32,10 @@ class _Factory:
     def __init__(self):
         self.servers = []
 
-    def __call__(self, config=None, users=None, start=True):
+    def __call__(self, config=None, users=None, start=True, tls=False):
         if users is None:
             users = harness.DEFAULT_USERS
-        srv = harness.Server(config=config)
+        srv = harness.Server(config=config, tls=tls)
         self.servers.append(srv)
         for name, pw in users.items():
             srv.add_user(name, pw)
@@ -69,6 +72,11 @@ def make_module_server():
     f = _Factory()
     yield f
     f.finish()
+
+
+@pytest.fixture(scope="session")
+def pki():
+    return harness.tls_pki()
 
 
 @pytest.fixture(autouse=True)

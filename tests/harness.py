@@ -36,7 +36,7 @@ Matching
                                 literal (so "-ERR [AUTH]*" works)
     assert_glob(text, pattern)
 
-Server(config=None, users=None, start=False)
+Server(config=None, users=None, start=False, tls=False, pki=None)
     A posternd in a fresh temp dir (mail/, users, postern.conf, posternd.log)
     on a free 127.0.0.1 port.  config: dict of overrides; a value may be a
     str/int, a bool (yes/no), a list (repeated key) or None (key omitted).
@@ -44,9 +44,13 @@ Server(config=None, users=None, start=False)
     workers 2, auth_workers 2, auth_fail_delay 100ms, auth_fail_delay_max
     400ms, idle_timeout 10m; when run as root also mail_user = auth_user =
     nobody (the mail root and user db are then chowned to those users).
+    tls=True adds tls_cert/tls_key (pki, default tls_pki(): localhost) and
+    a second listener "127.0.0.1:<tls_port> tls=implicit"; the plain port
+    offers STLS.  An override of listen/tls_cert/tls_key wins.
     users: dict name -> password, added with `postern user add`.
     Attributes: dir, mail_root, user_db, conf_path, log_path, host, port,
-    proc (Popen or None), pid, users (name -> password), config (merged).
+    proc (Popen or None), pid, users (name -> password), config (merged),
+    tls, tls_port (None without tls), pki, ca_file (the test CA or None).
     Methods:
       add_user(name, password, scheme="sha512-crypt")  via `postern user add`
       add_user_line(line)         appends a raw passwd-file line
@@ -70,13 +74,33 @@ Server(config=None, users=None, start=False)
       check_log(start=0)          fails on sanitizer reports / panics
       connect(source=None, timeout=10, greeting=True) -> Pop3Conn
       login(user, password=None, source=None) -> Pop3Conn in TRANSACTION
+      connect_tls(source=None, timeout=10, greeting=True,
+                  server_hostname="localhost", context=None, session=None,
+                  port=None) -> Pop3Conn over implicit TLS (tls_port),
+                                  verified against ca_file unless context
+      login_tls(user, ...), login_stls(user, ...)  likewise, logged in over
+                                  implicit TLS / after STLS on the plain port
       cleanup()                   stop, check the log, remove the temp dir
                                   (kept on failure, or with POSTERN_KEEP_TMP)
     Server.live: the set of Server objects not yet cleaned up.
 
-Pop3Conn(host, port, timeout=10, source=None, greeting=True)
+Pop3Conn(host, port, timeout=10, source=None, greeting=True,
+         tls_context=None, server_hostname="localhost", session=None)
     A raw client (no poplib).  .greeting holds the greeting line (str).
     Every status/line read asserts the CRLF terminator (RFC 1939).
+    With tls_context (an ssl.SSLContext) the TLS handshake comes first.
+      Pop3Conn.connect_tls(host, port, ca_file=None, server_hostname=
+                  "localhost", context=None, session=None, ...)
+                                  implicit TLS (RFC 8314), verified against
+                                  ca_file unless context is given
+      stls(ca_file=None, server_hostname="localhost", context=None,
+           session=None) -> str   STLS; on +OK the socket is upgraded in
+                                  place (asserts no clear-text octet followed
+                                  the +OK); the reply either way
+      .tls                        the ssl.SSLSocket or None; .tls_version;
+                                  .tls_unexpected_eof (peer closed without
+                                  close_notify)
+      peer_cert() -> dict, peer_cert_der() -> bytes
       send(data)                  bytes or str (latin-1), sent as given
       sendline(line)              adds CRLF
       readline(timeout=None, maxlen=1 MiB) -> bytes including CRLF;
@@ -101,6 +125,19 @@ Pop3Conn(host, port, timeout=10, source=None, greeting=True)
       close()
     Usable as a context manager.
 
+TLS
+    tls_pki() -> TlsPki         the test PKI, made once per test process
+                                with the openssl command line: ca_cert,
+                                cert/key (localhost, 127.0.0.1, ::1),
+                                swap_cert/key (another localhost one),
+                                mail_cert/key (mail.example.test),
+                                other_cert/key (other.example.test),
+                                expired_cert/key, client_cert/key,
+                                wrong_key, other_ca_cert
+    tls_client_context(ca_file=None, cert=None, key=None, min_version=None,
+                       max_version=None, verify=True) -> ssl.SSLContext
+    cert_names(getpeercert dict) -> (CN, [SAN values])
+
 DEFAULT_USERS: {"alice": ..., "bob": ...} (bob's password holds spaces);
 the fixtures' default accounts.
 
@@ -108,6 +145,7 @@ Exceptions: Closed (EOF where a reply was expected), Timeout (both are
 AssertionError subclasses, so a hung or silent server fails the test).
 """
 
+import atexit
 import hashlib
 import os
 import pwd
@@ -115,6 +153,7 @@ import re
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import tempfile
 import threading
@@ -297,14 +336,71 @@ class Timeout(AssertionError):
 
 class Pop3Conn:
     def __init__(self, host, port, timeout=DEFAULT_TIMEOUT, source=None,
-                 greeting=True):
+                 greeting=True, tls_context=None, server_hostname="localhost",
+                 session=None):
         self.timeout = timeout
         self.buf = bytearray()
         self.eof = False
+        self.tls = None
+        self.tls_unexpected_eof = False
         src = (source, 0) if source else None
         self.sock = socket.create_connection((host, port), timeout=timeout,
                                              source_address=src)
+        if tls_context is not None:
+            try:
+                self._start_tls(tls_context, server_hostname, session)
+            except BaseException:
+                self.close()
+                raise
         self.greeting = self.status() if greeting else None
+
+    @classmethod
+    def connect_tls(cls, host, port, ca_file=None, server_hostname="localhost",
+                    context=None, session=None, timeout=DEFAULT_TIMEOUT,
+                    source=None, greeting=True):
+        """Implicit TLS (RFC 8314): the handshake, then the greeting.
+        context: an ssl.SSLContext, else tls_client_context(ca_file)."""
+        if context is None:
+            context = tls_client_context(ca_file)
+        return cls(host, port, timeout=timeout, source=source,
+                   greeting=greeting, tls_context=context,
+                   server_hostname=server_hostname, session=session)
+
+    def _start_tls(self, context, server_hostname, session):
+        self.sock.settimeout(self.timeout)
+        self.tls = context.wrap_socket(self.sock,
+                                       server_hostname=server_hostname,
+                                       session=session,
+                                       do_handshake_on_connect=False)
+        self.sock = self.tls
+        self.tls.do_handshake()
+
+    def stls(self, ca_file=None, server_hostname="localhost", context=None,
+             session=None):
+        """STLS (RFC 2595).  On "+OK" the socket is upgraded in place
+        (verifying against ca_file or with context); returns the reply.
+        Nothing may follow the +OK line in clear text."""
+        st = self.command("STLS")
+        if not st.startswith("+OK"):
+            return st
+        assert not self.buf, "clear-text octets after the STLS +OK: %r" \
+            % bytes(self.buf[:200])
+        if context is None:
+            context = tls_client_context(ca_file)
+        self._start_tls(context, server_hostname, session)
+        return st
+
+    @property
+    def tls_version(self):
+        return self.tls.version() if self.tls else None
+
+    def peer_cert(self):
+        """The server certificate as ssl.SSLSocket.getpeercert() gives it
+        (verified contexts only; {} otherwise)."""
+        return self.tls.getpeercert() if self.tls else None
+
+    def peer_cert_der(self):
+        return self.tls.getpeercert(binary_form=True) if self.tls else None
 
     # -- low level
 
@@ -342,6 +438,12 @@ class Pop3Conn:
         try:
             data = self.sock.recv(262144)
         except ConnectionResetError:
+            data = b""
+        except ssl.SSLZeroReturnError:
+            data = b""
+        except ssl.SSLEOFError:
+            # A TLS peer that closes without close_notify.
+            self.tls_unexpected_eof = True
             data = b""
         if not data:
             self.eof = True
@@ -506,6 +608,218 @@ class Pop3Conn:
         return st
 
 
+# --------------------------------------------------------------------- TLS
+
+OPENSSL_TIMEOUT = 30
+
+_PKI_CNF = """\
+[ca]
+default_ca = test_ca
+[test_ca]
+dir = .
+database = index.txt
+new_certs_dir = issued
+serial = serial
+default_md = sha256
+policy = any
+copy_extensions = none
+unique_subject = no
+[any]
+commonName = supplied
+[req]
+distinguished_name = dn
+prompt = no
+[dn]
+CN = unused
+[v3_ca]
+basicConstraints = critical,CA:TRUE
+keyUsage = critical,keyCertSign,cRLSign
+subjectKeyIdentifier = hash
+[server_localhost]
+basicConstraints = critical,CA:FALSE
+keyUsage = critical,digitalSignature
+extendedKeyUsage = serverAuth
+subjectKeyIdentifier = hash
+authorityKeyIdentifier = keyid
+subjectAltName = DNS:localhost,IP:127.0.0.1,IP:::1
+[server_mail]
+basicConstraints = critical,CA:FALSE
+keyUsage = critical,digitalSignature
+extendedKeyUsage = serverAuth
+subjectKeyIdentifier = hash
+authorityKeyIdentifier = keyid
+subjectAltName = DNS:mail.example.test
+[server_other]
+basicConstraints = critical,CA:FALSE
+keyUsage = critical,digitalSignature
+extendedKeyUsage = serverAuth
+subjectKeyIdentifier = hash
+authorityKeyIdentifier = keyid
+subjectAltName = DNS:other.example.test
+[client]
+basicConstraints = critical,CA:FALSE
+keyUsage = critical,digitalSignature
+extendedKeyUsage = clientAuth
+subjectKeyIdentifier = hash
+authorityKeyIdentifier = keyid
+"""
+
+
+class TlsPki:
+    """Certificates for the TLS tests (PEM files in .dir, all EC P-256).
+
+        ca_cert, ca_key             the test CA ("Postern Test CA")
+        cert, key                   server: localhost, 127.0.0.1, ::1
+        swap_cert, swap_key         a second localhost certificate (other
+                                    key, CN "localhost swap"): SIGHUP tests
+        mail_cert, mail_key         server: mail.example.test (SNI)
+        other_cert, other_key       server: other.example.test
+        expired_cert, expired_key   localhost, expired in 2020
+        client_cert, client_key     client certificate (CN postern-client)
+        wrong_key                   a key that matches no certificate
+        other_ca_cert               a different CA nothing here is signed by
+    """
+
+    def __init__(self, directory):
+        self.dir = directory
+        self.ca_cert = self.path("ca.pem")
+        self.ca_key = self.path("ca.key")
+        self.other_ca_cert = self.path("other-ca.pem")
+        self.other_ca_key = self.path("other-ca.key")
+        for name in ("cert", "swap", "mail", "other", "expired", "client"):
+            pre = "" if name == "cert" else name + "_"
+            base = "server" if name == "cert" else name
+            setattr(self, pre + "cert", self.path(base + ".pem"))
+            setattr(self, pre + "key", self.path(base + ".key"))
+        self.wrong_key = self.path("wrong.key")
+
+    def path(self, name):
+        return os.path.join(self.dir, name)
+
+    def _openssl(self, *args):
+        argv = ["openssl"] + list(args)
+        try:
+            r = subprocess.run(argv, cwd=self.dir, stdin=subprocess.DEVNULL,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               timeout=OPENSSL_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            raise AssertionError("%s timed out" % " ".join(argv)) from None
+        assert r.returncode == 0, "%s: exit %d:\n%s" % (
+            " ".join(argv), r.returncode, r.stderr.decode("utf-8", "replace"))
+        return r
+
+    def _key(self, path):
+        self._openssl("genpkey", "-algorithm", "EC", "-pkeyopt",
+                      "ec_paramgen_curve:P-256", "-out", path)
+
+    def _ca(self, cert, key, cn):
+        self._key(key)
+        self._openssl("req", "-x509", "-config", "pki.cnf", "-key", key,
+                      "-subj", "/CN=" + cn, "-days", "3650", "-sha256",
+                      "-extensions", "v3_ca", "-out", cert)
+
+    def _issue(self, cert, key, cn, section, dates=None):
+        self._key(key)
+        csr = cert + ".csr"
+        self._openssl("req", "-new", "-config", "pki.cnf", "-key", key,
+                      "-subj", "/CN=" + cn, "-out", csr)
+        if dates is None:
+            dates = ["-startdate", time.strftime(
+                "%Y%m%d%H%M%SZ", time.gmtime(time.time() - 86400)),
+                "-days", "825"]
+        self._openssl("ca", "-batch", "-config", "pki.cnf", "-cert",
+                      self.ca_cert, "-keyfile", self.ca_key, "-in", csr,
+                      "-out", cert, "-extensions", section, "-notext",
+                      *dates)
+        os.unlink(csr)
+
+    def create(self):
+        with open(self.path("pki.cnf"), "w") as f:
+            f.write(_PKI_CNF)
+        with open(self.path("index.txt"), "w"):
+            pass
+        with open(self.path("serial"), "w") as f:
+            f.write("%016X\n" % (int.from_bytes(os.urandom(7), "big") | 1))
+        os.mkdir(self.path("issued"))
+        self._ca(self.ca_cert, self.ca_key, "Postern Test CA")
+        self._ca(self.other_ca_cert, self.other_ca_key, "Postern Other CA")
+        self._issue(self.cert, self.key, "localhost", "server_localhost")
+        self._issue(self.swap_cert, self.swap_key, "localhost swap",
+                    "server_localhost")
+        self._issue(self.mail_cert, self.mail_key, "mail.example.test",
+                    "server_mail")
+        self._issue(self.other_cert, self.other_key, "other.example.test",
+                    "server_other")
+        self._issue(self.expired_cert, self.expired_key, "localhost",
+                    "server_localhost",
+                    dates=["-startdate", "20200101000000Z",
+                           "-enddate", "20200201000000Z"])
+        self._issue(self.client_cert, self.client_key, "postern-client",
+                    "client")
+        self._key(self.wrong_key)
+        # The workers may load the files after dropping to mail_user.
+        for f in os.listdir(self.dir):
+            p = self.path(f)
+            if os.path.isfile(p):
+                os.chmod(p, 0o644)
+        return self
+
+
+_pki = []
+_pki_lock = threading.Lock()
+
+
+def tls_pki():
+    """The TlsPki of this test process, made on first use (openssl
+    command line), removed at exit (kept with POSTERN_KEEP_TMP)."""
+    with _pki_lock:
+        if not _pki:
+            d = tempfile.mkdtemp(prefix="postern-pki-")
+            os.chmod(d, 0o755)
+            try:
+                _pki.append(TlsPki(d).create())
+            except BaseException:
+                shutil.rmtree(d, ignore_errors=True)
+                raise
+            if not os.environ.get("POSTERN_KEEP_TMP"):
+                atexit.register(shutil.rmtree, d, True)
+        return _pki[0]
+
+
+
+def tls_client_context(ca_file=None, cert=None, key=None, min_version=None,
+                       max_version=None, verify=True):
+    """A client ssl.SSLContext.  verify=True: the server certificate must
+    chain to ca_file and match the host name (ssl.create_default_context
+    semantics).  cert/key: a client certificate.  min_version/max_version:
+    ssl.TLSVersion values."""
+    if verify:
+        ctx = ssl.create_default_context(cafile=ca_file)
+    else:
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+    if cert:
+        ctx.load_cert_chain(cert, key)
+    if min_version is not None:
+        ctx.minimum_version = min_version
+    if max_version is not None:
+        ctx.maximum_version = max_version
+    return ctx
+
+
+def cert_names(cert):
+    """(commonName, [subjectAltName DNS/IP values]) of a getpeercert()
+    dict."""
+    cn = None
+    for rdn in cert.get("subject", ()):
+        for k, v in rdn:
+            if k == "commonName":
+                cn = v
+    sans = [v for _, v in cert.get("subjectAltName", ())]
+    return cn, sans
+
+
 # ------------------------------------------------------------------ server
 
 def free_port(host="127.0.0.1"):
@@ -575,7 +889,8 @@ def maildir_unique_name():
 class Server:
     live = set()
 
-    def __init__(self, config=None, users=None, start=False):
+    def __init__(self, config=None, users=None, start=False, tls=False,
+                 pki=None):
         self.dir = tempfile.mkdtemp(prefix="postern-test-")
         os.chmod(self.dir, 0o755)
         self.mail_root = os.path.join(self.dir, "mail")
@@ -584,6 +899,10 @@ class Server:
         self.log_path = os.path.join(self.dir, "posternd.log")
         self.host = "127.0.0.1"
         self.port = free_port()
+        self.tls = bool(tls)
+        self.pki = (pki or tls_pki()) if tls else pki
+        self.tls_port = free_port() if tls else None
+        self.ca_file = self.pki.ca_cert if self.pki else None
         self.proc = None
         self.users = {}
         self.overrides = dict(config or {})
@@ -618,6 +937,11 @@ class Server:
         if os.geteuid() == 0:
             c["mail_user"] = "nobody"
             c["auth_user"] = "nobody"
+        if self.tls:
+            c["listen"] = [c["listen"],
+                           "%s:%d tls=implicit" % (self.host, self.tls_port)]
+            c["tls_cert"] = self.pki.cert
+            c["tls_key"] = self.pki.key
         c.update(self.overrides)
         return c
 
@@ -762,6 +1086,8 @@ class Server:
             if not self.running() and "in use" in tail and attempt < 2 \
                     and "listen" not in self.overrides:
                 self.port = free_port()
+                if self.tls:
+                    self.tls_port = free_port()
                 continue
             if self.running():
                 self._kill_all()
@@ -971,6 +1297,41 @@ class Server:
         c = self.connect(source=source, timeout=timeout)
         try:
             assert c.greeting.startswith("+OK"), c.greeting
+            c.login(user, self.users[user] if password is None else password)
+        except BaseException:
+            c.close()
+            raise
+        return c
+
+    def connect_tls(self, source=None, timeout=DEFAULT_TIMEOUT, greeting=True,
+                    server_hostname="localhost", context=None, session=None,
+                    port=None):
+        """Implicit TLS to tls_port (or port), verified against the test
+        CA unless context is given."""
+        return Pop3Conn.connect_tls(
+            self.host, port or self.tls_port, ca_file=self.ca_file,
+            server_hostname=server_hostname, context=context,
+            session=session, timeout=timeout, source=source,
+            greeting=greeting)
+
+    def login_tls(self, user, password=None, source=None,
+                  timeout=DEFAULT_TIMEOUT, **kw):
+        c = self.connect_tls(source=source, timeout=timeout, **kw)
+        try:
+            assert c.greeting.startswith("+OK"), c.greeting
+            c.login(user, self.users[user] if password is None else password)
+        except BaseException:
+            c.close()
+            raise
+        return c
+
+    def login_stls(self, user, password=None, source=None,
+                   timeout=DEFAULT_TIMEOUT, **kw):
+        """Plain port, STLS, then USER/PASS over TLS."""
+        c = self.connect(source=source, timeout=timeout)
+        try:
+            st = c.stls(self.ca_file, **kw)
+            assert st.startswith("+OK"), "STLS: %r" % st
             c.login(user, self.users[user] if password is None else password)
         except BaseException:
             c.close()
