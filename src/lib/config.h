@@ -18,10 +18,28 @@
 #include "limits.h"
 #include "net.h"
 
+enum listener_tls {
+	/* Plain POP3; STLS is offered when a certificate is configured. */
+	LISTEN_STARTTLS = 0,
+	/* TLS from the first octet (RFC 8314), "tls=implicit". */
+	LISTEN_IMPLICIT,
+};
+
 struct listener_conf {
-	char			text[128];	/* as written, e.g. "[::1]:1110" */
+	char			text[128];	/* address as written, e.g.
+						 * "[::1]:1110" (without the
+						 * tls= word) */
 	struct sockaddr_storage	addr;
 	socklen_t		addrlen;
+	enum listener_tls	tls;
+};
+
+/* A certificate chosen by SNI for one domain (and its subdomains when
+ * written "*.example.org"). */
+struct tls_sni_conf {
+	char			*domain;	/* lower case */
+	char			*cert;		/* PEM: certificate, then chain */
+	char			*key;		/* PEM private key */
 };
 
 enum plaintext_policy {
@@ -65,6 +83,19 @@ struct config {
 	struct cidr		 plaintext_networks[MAX_NETWORKS];
 	size_t			 n_plaintext_networks;
 	bool			 apop;		/* offer APOP if the store can */
+
+	/* TLS (RFC 2595 STLS, RFC 8314 implicit TLS).  No tls_cert: no
+	 * TLS at all, STLS not offered, implicit listeners refused. */
+	char			*tls_cert;	/* PEM: certificate, then chain */
+	char			*tls_key;
+	struct tls_sni_conf	 tls_sni[MAX_TLS_SNI];
+	size_t			 n_tls_sni;
+	unsigned int		 tls_min_version;	/* 12 or 13 */
+	char			*tls_ciphers;		/* TLS 1.2 list */
+	char			*tls_ciphersuites;	/* TLS 1.3 list */
+	bool			 tls_client_cert;	/* ask for one (optional) */
+	char			*tls_client_ca;		/* CAs to verify it */
+	uint64_t		 tls_handshake_timeout_ms;
 
 	bool			 log_syslog;	/* else stderr */
 	bool			 log_debug;

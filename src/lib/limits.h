@@ -35,6 +35,10 @@
 #define MAX_WORKERS			256
 #define MAX_LISTENERS			32
 #define MAX_NETWORKS			64
+#define MAX_TLS_SNI			64
+
+/* A TLS handshake must finish in this time (slowloris). */
+#define DEFAULT_TLS_HANDSHAKE_TIMEOUT_MS	(30 * 1000)
 
 /* Protocol fields. */
 #define MAX_USERNAME_LEN		255

@@ -16,6 +16,7 @@
 
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
+#include <event2/event.h>
 
 #include "lib/buf.h"
 #include "lib/fsutil.h"
@@ -50,6 +51,7 @@ static void cmd_quit(struct session *, char **, int);
 static void cmd_retr(struct session *, char **, int);
 static void cmd_rset(struct session *, char **, int);
 static void cmd_stat(struct session *, char **, int);
+static void cmd_stls(struct session *, char **, int);
 static void cmd_top(struct session *, char **, int);
 static void cmd_uidl(struct session *, char **, int);
 static void cmd_user(struct session *, char **, int);
@@ -65,6 +67,7 @@ static const struct pop3_cmd commands[] = {
 	{ "RETR", CMD_TRANS,		  1, 1, cmd_retr },
 	{ "RSET", CMD_TRANS,		  0, 0, cmd_rset },
 	{ "STAT", CMD_TRANS,		  0, 0, cmd_stat },
+	{ "STLS", CMD_AUTHZ,		  0, 0, cmd_stls },
 	{ "TOP",  CMD_TRANS,		  2, 2, cmd_top },
 	{ "UIDL", CMD_TRANS,		  0, 1, cmd_uidl },
 	{ "USER", CMD_AUTHZ,		  1, 1, cmd_user },
@@ -173,12 +176,26 @@ valid_user_arg(const char *u)
 	return true;
 }
 
+/* STLS can still be done on this connection. */
+static bool
+stls_offered(const struct session *s)
+{
+	return tls_srv != NULL && !s->tls &&
+	    s->state == STATE_AUTHORIZATION;
+}
+
+static void
+refuse_plaintext(struct session *s)
+{
+	session_reply(s, "-ERR [AUTH] Plaintext authentication is not allowed"
+	    " on this connection%s", stls_offered(s) ? "; use STLS." : ".");
+}
+
 static void
 cmd_user(struct session *s, char **argv, int argc)
 {
 	if (!s->plaintext_ok) {
-		session_reply(s, "-ERR [AUTH] Plaintext authentication is not"
-		    " allowed on this connection.");
+		refuse_plaintext(s);
 		return;
 	}
 	if (!valid_user_arg(argv[0])) {
@@ -214,8 +231,7 @@ cmd_pass(struct session *s, char **argv, int argc)
 	size_t n = strlen(argv[0]);
 
 	if (!s->plaintext_ok) {
-		session_reply(s, "-ERR [AUTH] Plaintext authentication is not"
-		    " allowed on this connection.");
+		refuse_plaintext(s);
 		goto out;
 	}
 	if (!s->have_user) {
@@ -290,6 +306,7 @@ cmd_capa(struct session *s, char **argv, int argc)
 	if (buf_addstr(&b, "+OK Capability list follows\r\nTOP\r\n") == -1 ||
 	    (s->state == STATE_AUTHORIZATION && s->plaintext_ok &&
 	    buf_addstr(&b, "USER\r\n") == -1) ||
+	    (stls_offered(s) && buf_addstr(&b, "STLS\r\n") == -1) ||
 	    buf_addstr(&b, "UIDL\r\nRESP-CODES\r\nAUTH-RESP-CODE\r\n"
 	    "PIPELINING\r\n") == -1 ||
 	    (cfg->expire_days < 0 ? buf_addstr(&b, "EXPIRE NEVER\r\n") :
@@ -304,6 +321,31 @@ cmd_capa(struct session *s, char **argv, int argc)
 	}
 	session_raw(s, b.data, b.len);
 	buf_clear(&b);
+}
+
+/* RFC 2595 section 4. */
+static void
+cmd_stls(struct session *s, char **argv, int argc)
+{
+	struct evbuffer *in = bufferevent_get_input(s->bev);
+
+	if (tls_srv == NULL) {
+		session_reply(s, "-ERR TLS is not available.");
+		return;
+	}
+	if (s->tls) {
+		session_reply(s, "-ERR TLS is already active.");
+		return;
+	}
+	session_reply(s, "+OK Begin TLS negotiation now.");
+	/* Whatever the client pipelined after STLS was sent in the clear
+	 * and could have been injected: it is dropped, never run inside
+	 * TLS (CVE-2011-0411). */
+	evbuffer_drain(in, evbuffer_get_length(in));
+	s->stls_pending = true;
+	bufferevent_disable(s->bev, EV_READ);
+	/* The switch happens when the output is empty. */
+	bufferevent_setwatermark(s->bev, EV_WRITE, 0, 0);
 }
 
 static void
@@ -509,7 +551,7 @@ send_message(struct session *s, uint32_t idx, uint64_t top_lines)
 	} else
 		session_reply(s, "+OK");
 	if (top_lines == WIRE_ALL_LINES && (mi->flags & MSG_WIRE_CLEAN) &&
-	    mi->stored_size > 0) {
+	    mi->stored_size > 0 && !s->tls) {
 		/* Stored in wire form: the kernel sends the file. */
 		if (evbuffer_add_file(bufferevent_get_output(s->bev), fd, 0,
 		    (ev_off_t)mi->stored_size) == 0) {

@@ -9,6 +9,7 @@
 
 #include "lib/log.h"
 #include "posternd.h"
+#include "tls/tls.h"
 
 #define DEFAULT_CONFIG	"/etc/postern/postern.conf"
 
@@ -58,6 +59,15 @@ main(int argc, char **argv)
 		return 1;
 	}
 	if (test_only) {
+		struct tls_server *ts = tls_server_new(c, err, sizeof(err));
+
+		if (ts == NULL && err[0] != '\0') {
+			fprintf(stderr, "%s: %s\n", path, err);
+			config_free(c);
+			free(c);
+			return 1;
+		}
+		tls_server_free(&ts);
 		printf("%s: ok\n", path);
 		config_free(c);
 		free(c);

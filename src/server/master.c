@@ -29,6 +29,7 @@
 #include "lib/log.h"
 #include "lib/net.h"
 #include "posternd.h"
+#include "tls/tls.h"
 
 enum child_kind { CHILD_POP3, CHILD_AUTH };
 
@@ -48,6 +49,7 @@ struct listener {
 	int		 fd;
 	struct event	*ev;
 	char		 text[128];
+	enum listener_tls tls;
 };
 
 /* Per-IP state: open connections and recent login failures. */
@@ -88,6 +90,7 @@ static struct event *ev_respawn;
 static sigset_t master_sigs;
 
 struct config *cfg;
+struct tls_server *tls_srv;
 
 static void	spawn(enum child_kind, unsigned int slot);
 
@@ -287,7 +290,13 @@ pick_worker(void)
 static void
 on_accept(evutil_socket_t lfd, short what, void *arg)
 {
+	enum listener_tls mode = LISTEN_STARTTLS;
+	size_t li;
 	int budget;
+
+	for (li = 0; li < n_listeners; li++)
+		if (listeners[li].fd == lfd)
+			mode = listeners[li].tls;
 
 	for (budget = 0; budget < 128; budget++) {
 		struct sockaddr_storage peer, local;
@@ -353,6 +362,7 @@ on_accept(evutil_socket_t lfd, short what, void *arg)
 		    sizeof(lip)));
 		ipc_put_u32(m, addr_port((struct sockaddr *)&local));
 		ipc_put_u32(m, ip_failures(ip));
+		ipc_put_u32(m, (uint32_t)mode);
 		m->fd = fd;
 		if (ipc_send(w->chan, m) == -1) {
 			log_warnx("cannot pass connection from %s to worker"
@@ -651,6 +661,7 @@ apply_listeners(const struct config *nc, char *err, size_t errsize)
 
 		nl[i].fd = -1;
 		nl[i].ev = NULL;
+		nl[i].tls = lc->tls;
 		snprintf(nl[i].text, sizeof(nl[i].text), "%s", lc->text);
 		for (j = 0; j < n_listeners; j++)
 			if (!kept[j] && strcmp(listeners[j].text, lc->text) == 0)
@@ -658,6 +669,7 @@ apply_listeners(const struct config *nc, char *err, size_t errsize)
 		if (j < n_listeners) {
 			kept[j] = true;
 			nl[i] = listeners[j];
+			nl[i].tls = lc->tls;
 			continue;
 		}
 		nl[i].fd = listen_tcp((const struct sockaddr *)&lc->addr,
@@ -713,6 +725,7 @@ static void
 on_sighup(evutil_socket_t sig, short what, void *arg)
 {
 	struct config *nc, *old = cfg;
+	struct tls_server *nts = NULL;
 	struct child *c;
 	char err[512];
 
@@ -724,8 +737,11 @@ on_sighup(evutil_socket_t sig, short what, void *arg)
 		return;
 	}
 	if (config_load(conf_path, nc, err, sizeof(err)) == -1 ||
+	    ((nts = tls_server_new(nc, err, sizeof(err))) == NULL &&
+	    err[0] != '\0') ||
 	    privsep_resolve(nc, err, sizeof(err)) == -1 ||
 	    apply_listeners(nc, err, sizeof(err)) == -1) {
+		tls_server_free(&nts);
 		log_warnx("reload failed, keeping the running configuration:"
 		    " %s", err);
 		config_free(nc);
@@ -750,6 +766,9 @@ on_sighup(evutil_socket_t sig, short what, void *arg)
 		free(m);
 	}
 	cfg = nc;
+	/* The old contexts live on in the old children's copies. */
+	tls_server_free(&tls_srv);
+	tls_srv = nts;
 	generation++;
 	fill_slots();
 	log_info("configuration reloaded");
@@ -804,6 +823,9 @@ master_run(struct config *c, const char *path)
 	if (sigprocmask(SIG_BLOCK, &master_sigs, NULL) == -1 ||
 	    (sfd = signalfd(-1, &master_sigs, SFD_NONBLOCK | SFD_CLOEXEC)) == -1)
 		fatal("signalfd");
+	tls_srv = tls_server_new(cfg, err, sizeof(err));
+	if (tls_srv == NULL && err[0] != '\0')
+		fatalx("%s", err);
 	if ((base = event_base_new()) == NULL)
 		fatalx("cannot create the event loop");
 	if (apply_listeners(cfg, err, sizeof(err)) == -1)
@@ -826,5 +848,6 @@ master_run(struct config *c, const char *path)
 	if (ev_shutdown_timer != NULL)
 		event_free(ev_shutdown_timer);
 	event_base_free(base);
+	tls_server_free(&tls_srv);
 	return 0;
 }

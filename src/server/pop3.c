@@ -54,12 +54,14 @@ struct pending_conn {
 	char		ip[64];
 	uint32_t	port;
 	uint32_t	fails;
+	bool		implicit_tls;
 };
 static struct pending_conn pending[HELLO_WAIT_MAX];
 static size_t n_pending;
 static bool hello_seen;
 static struct event *ev_hello_wait;
-static void start_session(int, uint64_t, const char *, uint32_t, uint32_t);
+static void start_session(int, uint64_t, const char *, uint32_t, uint32_t,
+    bool);
 static void conn_done(uint64_t);
 
 uint64_t
@@ -192,7 +194,7 @@ flush_pending(void)
 		evtimer_del(ev_hello_wait);
 	for (i = 0; i < n; i++)
 		start_session(pending[i].fd, pending[i].conn_id, pending[i].ip,
-		    pending[i].port, pending[i].fails);
+		    pending[i].port, pending[i].fails, pending[i].implicit_tls);
 }
 
 static void
@@ -280,7 +282,7 @@ conn_done(uint64_t conn_id)
 
 static void
 start_session(int fd, uint64_t conn_id, const char *ip, uint32_t port,
-    uint32_t fails)
+    uint32_t fails, bool implicit_tls)
 {
 	struct session *s;
 	uint32_t slot;
@@ -292,7 +294,7 @@ start_session(int fd, uint64_t conn_id, const char *ip, uint32_t port,
 		return;
 	}
 	id = ((uint64_t)++slot_gen << 32) | slot;
-	s = session_new(fd, conn_id, id, ip, port, fails);
+	s = session_new(fd, conn_id, id, ip, port, fails, implicit_tls);
 	if (s == NULL) {
 		free_slots[n_free++] = slot;
 		conn_done(conn_id);
@@ -306,16 +308,18 @@ static void
 new_connection(struct ipc_in *in)
 {
 	const char *pip, *lip;
-	uint32_t pport, lport, fails;
+	uint32_t pport, lport, fails, mode;
 
 	pip = ipc_get_str(in, 63);
 	pport = ipc_get_u32(in);
 	lip = ipc_get_str(in, 63);
 	lport = ipc_get_u32(in);
 	fails = ipc_get_u32(in);
+	mode = ipc_get_u32(in);
 	(void)lip;
 	(void)lport;
-	if (!ipc_done(in) || in->fd < 0) {
+	if (!ipc_done(in) || in->fd < 0 || mode > LISTEN_IMPLICIT ||
+	    (mode == LISTEN_IMPLICIT && tls_srv == NULL)) {
 		log_warnx("pop3: malformed connection message");
 		if (in->fd >= 0)
 			close(in->fd);
@@ -333,6 +337,7 @@ new_connection(struct ipc_in *in)
 		snprintf(p->ip, sizeof(p->ip), "%s", pip);
 		p->port = pport;
 		p->fails = fails;
+		p->implicit_tls = mode == LISTEN_IMPLICIT;
 		in->fd = -1;
 		if (ev_hello_wait == NULL)
 			ev_hello_wait = evtimer_new(pop3_base, on_hello_wait,
@@ -342,7 +347,8 @@ new_connection(struct ipc_in *in)
 			evtimer_add(ev_hello_wait, &tv);
 		return;
 	}
-	start_session(in->fd, in->id, pip, pport, fails);
+	start_session(in->fd, in->id, pip, pport, fails,
+	    mode == LISTEN_IMPLICIT);
 	in->fd = -1;
 }
 

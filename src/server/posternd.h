@@ -20,7 +20,7 @@
 enum msg_type {
 	/* master -> pop3: a client connection (fd); fields: peer ip,
 	 * peer port, local ip, local port, recent login failures of the
-	 * peer's IP. */
+	 * peer's IP, listener TLS mode (enum listener_tls). */
 	MSG_CONN = 1,
 	/* pop3 -> master: the connection with this id is closed. */
 	MSG_CONN_DONE,
@@ -52,6 +52,11 @@ enum auth_status {
 
 /* The configuration in force in this process. */
 extern struct config *cfg;
+
+/* The TLS contexts of this generation (NULL without tls_cert); built by
+ * the master before it forks the pop3 workers. */
+struct tls_server;
+extern struct tls_server *tls_srv;
 
 /* main.c */
 extern volatile int posternd_debug;

@@ -17,12 +17,17 @@
 
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
 #include <event2/event.h>
+
+#include <openssl/err.h>
+#include <openssl/ssl.h>
 
 #include "lib/ipc.h"
 #include "lib/log.h"
 #include "lib/net.h"
 #include "session.h"
+#include "tls/tls.h"
 
 /* Stop taking pipelined commands while this much output is queued. */
 #define OUTPUT_HIGH_WATERMARK	(256 * 1024)
@@ -34,28 +39,42 @@ static void	on_write(struct bufferevent *, void *);
 static void	on_event(struct bufferevent *, short, void *);
 static void	on_idle(evutil_socket_t, short, void *);
 
+/* A libevent "common timeout" for ms: thousands of sessions with the
+ * same timeout share one queue instead of the timer heap. */
 static const struct timeval *
-idle_tv(void)
+common_tv(uint64_t ms)
 {
-	static struct timeval tv;
-	static const struct timeval *common;
-	static uint64_t for_ms;
+	static struct {
+		uint64_t		 ms;
+		const struct timeval	*tv;
+		struct timeval		 plain;
+	} cache[2];
+	size_t i, slot = 0;
 
-	if (common == NULL || for_ms != cfg->idle_timeout_ms) {
-		tv.tv_sec = (time_t)(cfg->idle_timeout_ms / 1000);
-		tv.tv_usec = (suseconds_t)(cfg->idle_timeout_ms % 1000) * 1000;
-		common = event_base_init_common_timeout(pop3_base, &tv);
-		if (common == NULL)
-			common = &tv;
-		for_ms = cfg->idle_timeout_ms;
+	for (i = 0; i < N_ELEMENTS(cache); i++) {
+		if (cache[i].tv != NULL && cache[i].ms == ms)
+			return cache[i].tv;
+		if (cache[i].tv == NULL)
+			slot = i;
 	}
-	return common;
+	if (cache[slot].tv != NULL)
+		slot = ms % N_ELEMENTS(cache);
+	cache[slot].ms = ms;
+	cache[slot].plain.tv_sec = (time_t)(ms / 1000);
+	cache[slot].plain.tv_usec = (suseconds_t)(ms % 1000) * 1000;
+	cache[slot].tv = event_base_init_common_timeout(pop3_base,
+	    &cache[slot].plain);
+	if (cache[slot].tv == NULL)
+		cache[slot].tv = &cache[slot].plain;
+	return cache[slot].tv;
 }
 
+/* The idle timer; during a TLS handshake, the handshake timeout. */
 static void
 idle_reset(struct session *s)
 {
-	evtimer_add(s->ev_idle, idle_tv());
+	evtimer_add(s->ev_idle, common_tv(s->handshaking ?
+	    cfg->tls_handshake_timeout_ms : cfg->idle_timeout_ms));
 }
 
 static void
@@ -72,15 +91,50 @@ make_apop_timestamp(struct session *s)
 	    cfg->hostname);
 }
 
+/* Callbacks and limits of the session's current bufferevent. */
+static void
+setup_bev(struct session *s)
+{
+	bufferevent_setcb(s->bev, on_read, on_write, on_event, s);
+	bufferevent_setwatermark(s->bev, EV_READ, 0, INPUT_HIGH_WATERMARK);
+	bufferevent_setwatermark(s->bev, EV_WRITE, OUTPUT_LOW_WATERMARK, 0);
+	bufferevent_enable(s->bev, EV_READ | EV_WRITE);
+}
+
+/* Wraps fd in a TLS bufferevent that owns it from now on. */
+static int
+tls_wrap(struct session *s)
+{
+	SSL *ssl = tls_server_ssl(tls_srv);
+
+	if (ssl == NULL)
+		return -1;
+	s->bev = bufferevent_openssl_socket_new(pop3_base, s->fd, ssl,
+	    BUFFEREVENT_SSL_ACCEPTING, BEV_OPT_CLOSE_ON_FREE);
+	if (s->bev == NULL) {
+		SSL_free(ssl);
+		return -1;
+	}
+	/* A client that closes without close_notify has ended its
+	 * session, not attacked it. */
+	bufferevent_openssl_set_allow_dirty_shutdown(s->bev, 1);
+	s->tls = true;
+	s->handshaking = true;
+	return 0;
+}
+
 struct session *
 session_new(int fd, uint64_t conn_id, uint64_t id, const char *peer_ip,
-    unsigned int peer_port, unsigned int ip_failures)
+    unsigned int peer_port, unsigned int ip_failures, bool implicit_tls)
 {
 	struct session *s;
 	int on = 1;
 
-	if ((s = calloc(1, sizeof(*s))) == NULL)
+	if ((s = calloc(1, sizeof(*s))) == NULL) {
+		close(fd);
 		return NULL;
+	}
+	s->fd = fd;
 	s->conn_id = conn_id;
 	s->id = id;
 	s->msg_fd = -1;
@@ -98,37 +152,66 @@ session_new(int fd, uint64_t conn_id, uint64_t id, const char *peer_ip,
 		else if (inet_pton(AF_INET6, peer_ip, &s6->sin6_addr) == 1)
 			s->peer.ss_family = AF_INET6;
 	}
-	s->plaintext_ok = cfg->plaintext == PLAINTEXT_ALLOWED ||
-	    cidr_match(cfg->plaintext_networks, cfg->n_plaintext_networks,
-	    (struct sockaddr *)&s->peer);
+	s->plaintext_net = cidr_match(cfg->plaintext_networks,
+	    cfg->n_plaintext_networks, (struct sockaddr *)&s->peer);
 	linebuf_init(&s->lb, cfg->max_line_length);
 	(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof(on));
-	s->bev = bufferevent_socket_new(pop3_base, fd, BEV_OPT_CLOSE_ON_FREE);
 	s->ev_idle = evtimer_new(pop3_base, on_idle, s);
-	s->ev_delay = NULL;
-	if (s->bev == NULL || s->ev_idle == NULL) {
-		if (s->bev != NULL)
-			bufferevent_free(s->bev);
-		else
-			close(fd);
-		if (s->ev_idle != NULL)
-			event_free(s->ev_idle);
-		free(s);
-		return NULL;
-	}
-	bufferevent_setcb(s->bev, on_read, on_write, on_event, s);
-	bufferevent_setwatermark(s->bev, EV_READ, 0, INPUT_HIGH_WATERMARK);
-	bufferevent_setwatermark(s->bev, EV_WRITE, OUTPUT_LOW_WATERMARK, 0);
-	bufferevent_enable(s->bev, EV_READ | EV_WRITE);
+	if (s->ev_idle == NULL)
+		goto fail;
+	if (implicit_tls) {
+		if (tls_wrap(s) == -1)
+			goto fail;
+	} else if ((s->bev = bufferevent_socket_new(pop3_base, fd, 0)) == NULL)
+		goto fail;
+	s->plaintext_ok = cfg->plaintext == PLAINTEXT_ALLOWED ||
+	    s->plaintext_net || s->tls;
+	setup_bev(s);
 	idle_reset(s);
-	log_info("pop3 session=%016" PRIx64 " connect ip=%s port=%u",
-	    s->conn_id, s->peer_ip, s->peer_port);
+	log_info("pop3 session=%016" PRIx64 " connect ip=%s port=%u%s",
+	    s->conn_id, s->peer_ip, s->peer_port, s->tls ? " tls=implicit" :
+	    "");
+	/* On implicit TLS this goes out once the handshake is done. */
 	if (pop3_apop_available) {
 		make_apop_timestamp(s);
 		session_reply(s, "+OK %s %s", cfg->greeting, s->apop_ts);
 	} else
 		session_reply(s, "+OK %s", cfg->greeting);
 	return s;
+fail:
+	if (s->bev != NULL)
+		bufferevent_free(s->bev);	/* closes fd if TLS owns it */
+	if (!s->tls || s->bev == NULL)
+		close(fd);
+	if (s->ev_idle != NULL)
+		event_free(s->ev_idle);
+	free(s);
+	return NULL;
+}
+
+void
+session_start_tls(struct session *s)
+{
+	/* The plain bufferevent does not own the descriptor. */
+	bufferevent_free(s->bev);
+	s->bev = NULL;
+	s->stls_pending = false;
+	if (tls_wrap(s) == -1) {
+		log_warnx("pop3 session=%016" PRIx64 " cannot start TLS",
+		    s->conn_id);
+		s->close_reason = "tls-setup";
+		close(s->fd);
+		s->bev = NULL;
+		session_free(s);
+		return;
+	}
+	/* RFC 2595 section 4: forget what came before the negotiation. */
+	s->have_user = false;
+	s->user[0] = '\0';
+	s->plaintext_ok = true;
+	linebuf_init(&s->lb, cfg->max_line_length);
+	setup_bev(s);
+	idle_reset(s);
 }
 
 size_t
@@ -176,7 +259,11 @@ session_free(struct session *s)
 	if (s->ev_delay != NULL)
 		event_free(s->ev_delay);
 	event_free(s->ev_idle);
-	bufferevent_free(s->bev);
+	if (s->bev != NULL) {
+		bufferevent_free(s->bev);
+		if (!s->tls)
+			close(s->fd);	/* a TLS bufferevent closed it */
+	}
 	pop3_session_gone(s);
 	explicit_bzero(s->user, sizeof(s->user));
 	free(s);
@@ -191,7 +278,7 @@ session_close(struct session *s, const char *reason)
 	s->close_reason = reason;
 	s->cont = NULL;
 	bufferevent_disable(s->bev, EV_READ);
-	if (session_output_len(s) == 0) {
+	if (session_output_len(s) == 0 || s->handshaking) {
 		session_free(s);
 		return;
 	}
@@ -217,6 +304,7 @@ session_input(struct session *s)
 	char line[HARD_MAX_LINE_LENGTH + 2];
 
 	while (!s->closing && !s->waiting && !s->delaying && s->cont == NULL &&
+	    !s->stls_pending && !s->handshaking &&
 	    session_output_len(s) < OUTPUT_HIGH_WATERMARK) {
 		size_t len;
 		enum line_rc rc = linebuf_next(&s->lb, in, line, sizeof(line),
@@ -256,6 +344,11 @@ on_write(struct bufferevent *bev, void *arg)
 			session_free(s);
 		return;
 	}
+	if (s->stls_pending) {
+		if (session_output_len(s) == 0)
+			session_start_tls(s);
+		return;
+	}
 	while (s->cont != NULL &&
 	    session_output_len(s) < OUTPUT_LOW_WATERMARK) {
 		if (s->cont(s) == 1) {
@@ -268,16 +361,58 @@ on_write(struct bufferevent *bev, void *arg)
 	session_input(s);
 }
 
+/* The TLS layer's reason for a failure, in one line. */
+static const char *
+tls_reason(struct session *s, short what, char *buf, size_t size)
+{
+	unsigned long e, last = 0;
+
+	while ((e = bufferevent_get_openssl_error(s->bev)) != 0)
+		last = e;
+	if (last != 0) {
+		ERR_error_string_n(last, buf, size);
+		return buf;
+	}
+	if (what & BEV_EVENT_EOF)
+		return "eof";
+	return evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR());
+}
+
 static void
 on_event(struct bufferevent *bev, short what, void *arg)
 {
 	struct session *s = arg;
+	char why[256];
 
+	if (what & BEV_EVENT_CONNECTED) {
+		SSL *ssl = bufferevent_openssl_get_ssl(bev);
+
+		s->handshaking = false;
+		log_info("pop3 session=%016" PRIx64 " tls established"
+		    " version=%s cipher=%s%s", s->conn_id,
+		    SSL_get_version(ssl), SSL_get_cipher_name(ssl),
+		    SSL_session_reused(ssl) ? " resumed=yes" : "");
+		idle_reset(s);
+		session_input(s);
+		return;
+	}
+	if (s->handshaking) {
+		log_info("pop3 session=%016" PRIx64 " tls handshake failed"
+		    " ip=%s reason=%s", s->conn_id, s->peer_ip,
+		    tls_reason(s, what, why, sizeof(why)));
+		s->close_reason = "tls-handshake";
+		session_free(s);
+		return;
+	}
 	/* EOF, error or a write that made no progress: no UPDATE. */
 	if (s->closing) {
 		session_free(s);
 		return;
 	}
+	if (s->tls && (what & BEV_EVENT_ERROR))
+		log_info("pop3 session=%016" PRIx64 " tls error ip=%s"
+		    " reason=%s", s->conn_id, s->peer_ip,
+		    tls_reason(s, what, why, sizeof(why)));
 	s->close_reason = (what & BEV_EVENT_EOF) ? "disconnect" :
 	    (what & BEV_EVENT_TIMEOUT) ? "write-timeout" : "io-error";
 	session_free(s);
@@ -289,6 +424,13 @@ on_idle(evutil_socket_t fd, short what, void *arg)
 	struct session *s = arg;
 	size_t out = session_output_len(s);
 
+	if (s->handshaking) {
+		log_info("pop3 session=%016" PRIx64 " tls handshake failed"
+		    " ip=%s reason=timeout", s->conn_id, s->peer_ip);
+		s->close_reason = "tls-handshake";
+		session_free(s);
+		return;
+	}
 	/* A long reply that is still moving is not idleness. */
 	if (out > 0 && out != s->last_out_len) {
 		s->last_out_len = out;

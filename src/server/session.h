@@ -43,7 +43,12 @@ struct session {
 	char			 peer_ip[64];
 	unsigned int		 peer_port;
 	struct sockaddr_storage	 peer;
+	int			 fd;
 	bool			 plaintext_ok;	/* USER/PASS allowed here */
+	bool			 plaintext_net;	/* peer in plaintext_networks */
+	bool			 tls;		/* TLS is (being) set up */
+	bool			 handshaking;	/* TLS handshake not done */
+	bool			 stls_pending;	/* +OK sent, switch when out */
 	char			 apop_ts[160];	/* "" when APOP not offered */
 
 	char			 user[MAX_USERNAME_LEN + 1];
@@ -97,7 +102,10 @@ uint64_t pop3_now_ms(void);
 
 /* session.c */
 struct session *session_new(int fd, uint64_t conn_id, uint64_t id,
-    const char *peer_ip, unsigned int peer_port, unsigned int ip_failures);
+    const char *peer_ip, unsigned int peer_port, unsigned int ip_failures,
+    bool implicit_tls);
+/* STLS: after the +OK is out, the connection becomes TLS. */
+void	session_start_tls(struct session *s);
 void	session_reply(struct session *s, const char *fmt, ...)
 	    ATTR_PRINTF(2, 3);
 void	session_raw(struct session *s, const void *data, size_t len);
