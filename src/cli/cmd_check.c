@@ -1,6 +1,7 @@
 /*
  * cmd_check.c: `postern check [-c FILE]`, the same test as
- * `posternd -t`: load the configuration and say whether it is valid.
+ * `posternd -t`: load the configuration and its TLS certificates and
+ * say whether they are valid.
  *
  * Owns: nothing beyond one parsed configuration.  Trusts: nothing in the
  * file; config_load reports the first bad line.
@@ -11,6 +12,7 @@
 
 #include "cli/cli.h"
 #include "lib/config.h"
+#include "tls/tls.h"
 
 static void
 check_usage(FILE *fp)
@@ -66,6 +68,17 @@ cmd_check(int argc, char **argv)
 		fprintf(stderr, "%s\n", err[0] != '\0' ? err :
 		    "configuration rejected");
 		return CLI_EXIT_USAGE;
+	}
+	{
+		/* The certificates and keys too, as posternd -t does. */
+		struct tls_server *ts = tls_server_new(&c, err, sizeof(err));
+
+		if (ts == NULL && err[0] != '\0') {
+			fprintf(stderr, "%s: %s\n", path, err);
+			config_free(&c);
+			return CLI_EXIT_USAGE;
+		}
+		tls_server_free(&ts);
 	}
 	config_free(&c);
 	printf("%s: ok\n", path);
