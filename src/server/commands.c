@@ -360,10 +360,16 @@ cmd_quit(struct session *s, char **argv, int argc)
 		session_close(s, "quit");
 		return;
 	}
-	/* RFC 1939 section 6: the UPDATE state. */
+	/* RFC 1939 section 6: the UPDATE state.  Retrieval times matter
+	 * only to EXPIRE; without it and without DELE there is nothing to
+	 * write, and a read-only session costs no fsync. */
 	s->state = STATE_UPDATE;
-	rc = mailbox_commit(s->mb, s->deleted, s->retrieved, cfg->expire_days,
-	    time(NULL), &removed, err, sizeof(err));
+	if (s->n_dele == 0 && cfg->expire_days < 0)
+		rc = STORE_OK;
+	else
+		rc = mailbox_commit(s->mb, s->deleted, cfg->expire_days < 0 ?
+		    NULL : s->retrieved, cfg->expire_days, time(NULL),
+		    &removed, err, sizeof(err));
 	if (rc != STORE_OK) {
 		log_warnx("pop3 session=%016" PRIx64 " user=%s update failed:"
 		    " %s", s->conn_id, s->user, err);
