@@ -14,8 +14,15 @@
  *   new or was given to config_free().  On failure c is left as
  *   config_free() leaves it (all pointers NULL), so a reload on SIGHUP
  *   loads into a second struct and swaps only on success.
- * - A relative user_db is resolved against the directory of the config
- *   file and stored absolute, so a later chdir() does not move it.
+ * - A relative user_db, tls_cert, tls_key, tls_client_ca or tls_sni
+ *   file is resolved against the directory of the config file and stored
+ *   absolute, so a later chdir() does not move it.  None of these files is
+ *   opened here: the server loads the certificates and keys and reports
+ *   what is wrong with them.
+ * - Checks that involve several keys run once the whole file is read;
+ *   their errors name the line of the key that has to change.
+ * - Without a listen line, the listeners are *:110 and [::]:110, and with
+ *   a tls_cert also *:995 and [::]:995 with tls=implicit (RFC 8314).
  * - An idle_timeout below 10 minutes (RFC 1939 section 3) is accepted;
  *   warning about it is left to the daemon, which logs it once per load.
  */
@@ -45,6 +52,21 @@
 #define DEFAULT_RUN_USER	"postern"
 #define DEFAULT_GREETING	"Postern ready."
 #define DEFAULT_HOSTNAME	"localhost"
+#define DEFAULT_TLS_PORT	"995"		/* RFC 8314 section 7.1 */
+#define DEFAULT_TLS_MIN_VERSION	12		/* TLS 1.2 */
+
+/*
+ * Forward-secret AEAD suites only (RFC 7525 section 4.2); the server hands
+ * the lists to OpenSSL as they are.
+ */
+#define DEFAULT_TLS_CIPHERS						\
+	"ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:"	\
+	"ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:"	\
+	"ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305:"	\
+	"DHE-RSA-AES128-GCM-SHA256:DHE-RSA-AES256-GCM-SHA384"
+#define DEFAULT_TLS_CIPHERSUITES					\
+	"TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:"		\
+	"TLS_CHACHA20_POLY1305_SHA256"
 
 /*
  * Ranges of the keys that limits.h does not bound.  Each is wide enough
@@ -61,6 +83,11 @@
 #define HOSTNAME_MAX		255	/* RFC 1035 section 2.3.4 */
 #define RUN_USER_MAX		32	/* useradd's limit */
 #define KEY_NAME_MAX		32
+#define TLS_HANDSHAKE_MIN_MS	1000ull
+#define TLS_HANDSHAKE_MAX_MS	(300ull * 1000)
+#define TLS_CIPHERS_MAX		1024	/* far above any useful list */
+#define DOMAIN_MAX		253	/* RFC 1035 section 2.3.4, as text */
+#define LABEL_MAX		63
 
 #define KEY_REPEAT		0x01	/* may appear on several lines */
 #define KEY_EMPTY_OK		0x02	/* an empty value is allowed */
@@ -84,7 +111,13 @@ static int	set_mail_root(struct parse *, const struct key *,
 	    const char *);
 static int	set_mailbox_path(struct parse *, const struct key *,
 	    const char *);
-static int	set_user_db(struct parse *, const struct key *,
+static int	set_path(struct parse *, const struct key *,
+	    const char *);
+static int	set_tls_sni(struct parse *, const struct key *,
+	    const char *);
+static int	set_tls_version(struct parse *, const struct key *,
+	    const char *);
+static int	set_cipher_list(struct parse *, const struct key *,
 	    const char *);
 static int	set_run_user(struct parse *, const struct key *,
 	    const char *);
@@ -114,9 +147,22 @@ static int	set_greeting(struct parse *, const struct key *,
 /* The only list of keys; postern.conf(5) documents them in this order. */
 static const struct key keys[] = {
 	{ "listen", set_listen, 0, 0, 0, KEY_REPEAT },
+	{ "tls_cert", set_path, FIELD(tls_cert), 0, 0, 0 },
+	{ "tls_key", set_path, FIELD(tls_key), 0, 0, 0 },
+	{ "tls_sni", set_tls_sni, 0, 0, 0, KEY_REPEAT },
+	{ "tls_min_version", set_tls_version, FIELD(tls_min_version), 0, 0,
+	    0 },
+	{ "tls_ciphers", set_cipher_list, FIELD(tls_ciphers), 0, 0, 0 },
+	{ "tls_ciphersuites", set_cipher_list, FIELD(tls_ciphersuites), 0, 0,
+	    0 },
+	{ "tls_client_cert", set_bool, FIELD(tls_client_cert), 0, 0, 0 },
+	{ "tls_client_ca", set_path, FIELD(tls_client_ca), 0, 0, 0 },
+	{ "tls_handshake_timeout", set_duration,
+	    FIELD(tls_handshake_timeout_ms), TLS_HANDSHAKE_MIN_MS,
+	    TLS_HANDSHAKE_MAX_MS, 0 },
 	{ "mail_root", set_mail_root, FIELD(mail_root), 0, 0, 0 },
 	{ "mailbox_path", set_mailbox_path, FIELD(mailbox_path), 0, 0, 0 },
-	{ "user_db", set_user_db, FIELD(user_db), 0, 0, 0 },
+	{ "user_db", set_path, FIELD(user_db), 0, 0, 0 },
 	{ "mail_user", set_run_user, FIELD(mail_user), 0, 0, 0 },
 	{ "auth_user", set_run_user, FIELD(auth_user), 0, 0, 0 },
 	{ "workers", set_uint, FIELD(workers), 0, MAX_WORKERS, 0 },
@@ -160,6 +206,7 @@ struct parse {
 	unsigned int	 line;		/* 0: no line applies */
 	unsigned int	 seen[N_ELEMENTS(keys)];	/* line that set it */
 	unsigned int	 listen_line[MAX_LISTENERS];
+	unsigned int	 sni_line[MAX_TLS_SNI];
 	bool		 listen_given;	/* the defaults were replaced */
 	char		 shown[72];	/* a value, made safe to print */
 };
@@ -402,29 +449,61 @@ listener_clash(const struct listener_conf *a, const struct listener_conf *b)
 	return 0;
 }
 
+/*
+ * "ADDRESS:PORT [tls=implicit|tls=starttls]".  A listener is named by its
+ * address alone: the tls= word does not make a second socket on the same
+ * port possible, so clashes are checked on the address.
+ */
 static int
 set_listen(struct parse *p, const struct key *k, const char *value)
 {
 	struct config *c = p->c;
 	struct listener_conf l;
-	const char *why;
-	size_t i;
+	char addr[sizeof(l.text)];
+	const char *why, *word;
+	size_t i, alen, wlen;
 
 	/* The first listen line replaces the two default listeners. */
 	if (!p->listen_given) {
 		c->n_listeners = 0;
 		p->listen_given = true;
 	}
-	if (listener_parse(value, &l, &why) == -1) {
-		err_set(p, "%s: '%s' %s", k->name, shown(p, value), why);
+	alen = strcspn(value, " \t");
+	if (alen >= sizeof(addr)) {
+		err_set(p, "%s: '%s' is too long", k->name, shown(p, value));
 		return -1;
+	}
+	memcpy(addr, value, alen);
+	addr[alen] = '\0';
+	if (listener_parse(addr, &l, &why) == -1) {
+		err_set(p, "%s: '%s' %s", k->name, shown(p, addr), why);
+		return -1;
+	}
+	for (word = value + alen; is_blank(*word); word++)
+		continue;
+	if (*word != '\0') {
+		wlen = strcspn(word, " \t");
+		if (word[wlen] != '\0') {
+			err_set(p, "%s: '%s' has more than one word after the "
+			    "address (use e.g. *:995 tls=implicit)", k->name,
+			    shown(p, value));
+			return -1;
+		}
+		if (strcasecmp(word, "tls=implicit") == 0)
+			l.tls = LISTEN_IMPLICIT;
+		else if (strcasecmp(word, "tls=starttls") != 0) {
+			err_set(p, "%s: '%s' after the address is not "
+			    "understood (use tls=implicit or tls=starttls)",
+			    k->name, shown(p, word));
+			return -1;
+		}
 	}
 	for (i = 0; i < c->n_listeners; i++) {
 		int clash = listener_clash(&c->listeners[i], &l);
 
 		if (clash == 1) {
 			err_set(p, "%s: '%s' is already listed on line %u "
-			    "(remove one of them)", k->name, shown(p, value),
+			    "(remove one of them)", k->name, shown(p, addr),
 			    p->listen_line[i]);
 			return -1;
 		}
@@ -432,7 +511,7 @@ set_listen(struct parse *p, const struct key *k, const char *value)
 			err_set(p, "%s: '%s' overlaps '%s' on line %u (a "
 			    "wildcard address already covers every address "
 			    "on that port; keep one of them)", k->name,
-			    shown(p, value), c->listeners[i].text,
+			    shown(p, addr), c->listeners[i].text,
 			    p->listen_line[i]);
 			return -1;
 		}
@@ -543,21 +622,26 @@ set_mailbox_path(struct parse *p, const struct key *k, const char *value)
 	return store_str(p, k, value);
 }
 
+/*
+ * A path as the file gives it, made absolute into out: a relative one is
+ * taken against the directory that holds the config file.  0, or -1 with
+ * the message set.
+ */
 static int
-set_user_db(struct parse *p, const struct key *k, const char *value)
+resolve_path(struct parse *p, const char *name, const char *value,
+    char *out, size_t outsize)
 {
-	char dir[MAX_PATH_LEN], full[MAX_PATH_LEN], *real;
+	char dir[MAX_PATH_LEN], *real;
 	const char *slash;
 
 	if (value[0] == '/') {
-		if (strlen(value) >= MAX_PATH_LEN) {
-			err_set(p, "%s: the path is longer than %d bytes",
-			    k->name, MAX_PATH_LEN - 1);
+		if (str_fmt(out, outsize, "%s", value) == -1) {
+			err_set(p, "%s: the path is longer than %zu bytes",
+			    name, outsize - 1);
 			return -1;
 		}
-		return store_str(p, k, value);
+		return 0;
 	}
-	/* Relative: against the directory that holds the config file. */
 	slash = strrchr(p->path, '/');
 	if (slash == NULL)
 		(void)snprintf(dir, sizeof(dir), ".");
@@ -565,24 +649,212 @@ set_user_db(struct parse *p, const struct key *k, const char *value)
 		(void)snprintf(dir, sizeof(dir), "/");
 	else if (str_fmt(dir, sizeof(dir), "%.*s", (int)(slash - p->path),
 	    p->path) == -1) {
-		err_set(p, "%s: the config path is too long", k->name);
+		err_set(p, "%s: the config path is too long", name);
 		return -1;
 	}
 	if ((real = realpath(dir, NULL)) == NULL) {
 		err_set(p, "%s: cannot resolve '%s' against the directory "
-		    "of the config file: %s (give an absolute path)", k->name,
+		    "of the config file: %s (give an absolute path)", name,
 		    shown(p, value), strerror(errno));
 		return -1;
 	}
-	if (str_fmt(full, sizeof(full), "%s%s%s", real,
+	if (str_fmt(out, outsize, "%s%s%s", real,
 	    strcmp(real, "/") == 0 ? "" : "/", value) == -1) {
 		free(real);
-		err_set(p, "%s: the path is longer than %d bytes", k->name,
-		    MAX_PATH_LEN - 1);
+		err_set(p, "%s: the path is longer than %zu bytes", name,
+		    outsize - 1);
 		return -1;
 	}
 	free(real);
+	return 0;
+}
+
+/* A file: user_db, tls_cert, tls_key, tls_client_ca.  Not opened here. */
+static int
+set_path(struct parse *p, const struct key *k, const char *value)
+{
+	char full[MAX_PATH_LEN];
+
+	if (resolve_path(p, k->name, value, full, sizeof(full)) == -1)
+		return -1;
 	return store_str(p, k, full);
+}
+
+/*
+ * A domain for tls_sni, lower-cased into out (DOMAIN_MAX + 1 bytes):
+ * labels of letters, digits and '-', 1 to LABEL_MAX long, not starting or
+ * ending with '-', joined by '.', at most DOMAIN_MAX in all, optionally
+ * after "*." (a wildcard stands for exactly one label, RFC 6125 section
+ * 6.4.3).  A client's SNI never ends with '.' (RFC 6066 section 3), so
+ * neither may the domain.  NULL, or what is wrong.
+ */
+static const char *
+sni_domain(const char *s, char *out)
+{
+	size_t len = strlen(s), i = 0, label = 0;
+
+	if (len > DOMAIN_MAX)
+		return "is longer than 253 characters";
+	if (strncmp(s, "*.", 2) == 0) {
+		out[0] = '*';
+		out[1] = '.';
+		i = 2;
+	}
+	if (s[i] == '\0')
+		return "has no domain name";
+	for (; i <= len; i++) {
+		unsigned char ch = (unsigned char)s[i];
+
+		if (ch == '.' || ch == '\0') {
+			if (label == 0)
+				return "has an empty label (no leading, "
+				    "trailing or double '.')";
+			if (s[i - 1] == '-')
+				return "has a label ending with '-'";
+			label = 0;
+		} else if (ch == '-') {
+			if (label == 0)
+				return "has a label starting with '-'";
+			label++;
+		} else if ((ch >= 'a' && ch <= 'z') ||
+		    (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9'))
+			label++;
+		else if (ch == '*')
+			return "has a '*' that is not a leading \"*.\"";
+		else
+			return "has a character other than letters, digits, "
+			    "'-' and '.'";
+		if (label > LABEL_MAX)
+			return "has a label longer than 63 characters";
+		out[i] = (char)(ch >= 'A' && ch <= 'Z' ? ch - 'A' + 'a' : ch);
+	}
+	return NULL;
+}
+
+/* One blank-separated word of *sp into out; false if there is none. */
+static bool
+next_word(const char **sp, char *out, size_t outsize, bool *long_r)
+{
+	const char *s = *sp;
+	size_t len;
+
+	while (is_blank(*s))
+		s++;
+	len = strcspn(s, " \t");
+	*long_r = len >= outsize;
+	if (len == 0)
+		return false;
+	if (!*long_r) {
+		memcpy(out, s, len);
+		out[len] = '\0';
+	} else
+		out[0] = '\0';
+	*sp = s + len;
+	return true;
+}
+
+/* "DOMAIN CERTFILE KEYFILE": one more certificate, chosen by SNI. */
+static int
+set_tls_sni(struct parse *p, const struct key *k, const char *value)
+{
+	struct config *c = p->c;
+	struct tls_sni_conf *sc;
+	char word[3][MAX_PATH_LEN], domain[DOMAIN_MAX + 1];
+	char cert[MAX_PATH_LEN], keyf[MAX_PATH_LEN];
+	const char *s = value, *why;
+	bool too_long;
+	size_t i, n;
+
+	for (n = 0; n < 3; n++) {
+		if (!next_word(&s, word[n], sizeof(word[n]), &too_long))
+			break;
+		if (too_long) {
+			err_set(p, "%s: a word of the value is longer than %d "
+			    "bytes", k->name, MAX_PATH_LEN - 1);
+			return -1;
+		}
+	}
+	while (is_blank(*s))
+		s++;
+	if (n < 3 || *s != '\0') {
+		err_set(p, "%s: '%s' is not three words (use DOMAIN CERTFILE "
+		    "KEYFILE, e.g. mail.example.org /etc/ssl/mail.pem "
+		    "/etc/ssl/mail.key)", k->name, shown(p, value));
+		return -1;
+	}
+	if ((why = sni_domain(word[0], domain)) != NULL) {
+		err_set(p, "%s: the domain '%s' %s (use e.g. mail.example.org "
+		    "or *.example.org)", k->name, shown(p, word[0]), why);
+		return -1;
+	}
+	for (i = 0; i < c->n_tls_sni; i++)
+		if (strcmp(c->tls_sni[i].domain, domain) == 0) {
+			err_set(p, "%s: the domain '%s' is already listed on "
+			    "line %u (remove one of them)", k->name, domain,
+			    p->sni_line[i]);
+			return -1;
+		}
+	if (c->n_tls_sni == MAX_TLS_SNI) {
+		err_set(p, "%s: more than %d domains (use a certificate with "
+		    "several names, or a wildcard)", k->name, MAX_TLS_SNI);
+		return -1;
+	}
+	if (resolve_path(p, k->name, word[1], cert, sizeof(cert)) == -1 ||
+	    resolve_path(p, k->name, word[2], keyf, sizeof(keyf)) == -1)
+		return -1;
+	sc = &c->tls_sni[c->n_tls_sni];
+	sc->domain = strdup(domain);
+	sc->cert = strdup(cert);
+	sc->key = strdup(keyf);
+	/* Counted at once, so that config_free() frees a partial entry. */
+	p->sni_line[c->n_tls_sni++] = p->line;
+	if (sc->domain == NULL || sc->cert == NULL || sc->key == NULL) {
+		err_set(p, "%s: out of memory", k->name);
+		return -1;
+	}
+	return 0;
+}
+
+/* "TLSv1.2" or "TLSv1.3": 12 or 13. */
+static int
+set_tls_version(struct parse *p, const struct key *k, const char *value)
+{
+	unsigned int *v = field(p, k);
+
+	if (strcasecmp(value, "TLSv1.2") == 0)
+		*v = 12;
+	else if (strcasecmp(value, "TLSv1.3") == 0)
+		*v = 13;
+	else {
+		err_set(p, "%s: '%s' is not a TLS version (use TLSv1.2 or "
+		    "TLSv1.3)", k->name, shown(p, value));
+		return -1;
+	}
+	return 0;
+}
+
+/*
+ * An OpenSSL cipher list, kept as written: whether OpenSSL knows its
+ * names is for the server to find out when it loads the certificates.
+ */
+static int
+set_cipher_list(struct parse *p, const struct key *k, const char *value)
+{
+	const char *s;
+
+	if (strlen(value) > TLS_CIPHERS_MAX) {
+		err_set(p, "%s: the list is longer than %d characters",
+		    k->name, TLS_CIPHERS_MAX);
+		return -1;
+	}
+	for (s = value; *s != '\0'; s++)
+		if (!is_print((unsigned char)*s, false)) {
+			err_set(p, "%s: '%s' is not a cipher list (use "
+			    "OpenSSL names separated by ':', printable ASCII "
+			    "without spaces)", k->name, shown(p, value));
+			return -1;
+		}
+	return store_str(p, k, value);
 }
 
 /* The portable user-name set of POSIX: letters, digits, '.', '_', '-'. */
@@ -975,8 +1247,9 @@ parse_line(struct parse *p, char *line)
 		return -1;
 	}
 	if (p->seen[i] != 0 && !(k->flags & KEY_REPEAT)) {
-		err_set(p, "%s: already set on line %u (only listen may "
-		    "repeat; remove one of them)", k->name, p->seen[i]);
+		err_set(p, "%s: already set on line %u (only listen and "
+		    "tls_sni may repeat; remove one of them)", k->name,
+		    p->seen[i]);
 		return -1;
 	}
 	p->seen[i] = p->line;
@@ -1027,6 +1300,64 @@ seen_line(const struct parse *p, const char *name)
 	return 0;
 }
 
+/*
+ * The TLS keys that need each other (TLS.md), then the default implicit
+ * TLS listeners.  Each error names the line of the key that is wrong
+ * without the other.
+ */
+static int
+check_tls(struct parse *p)
+{
+	struct config *c = p->c;
+	size_t i;
+
+	if (c->tls_cert != NULL && c->tls_key == NULL) {
+		p->line = seen_line(p, "tls_cert");
+		err_set(p, "tls_cert is set but tls_key is not (add tls_key = "
+		    "the file with the certificate's private key)");
+		return -1;
+	}
+	if (c->tls_key != NULL && c->tls_cert == NULL) {
+		p->line = seen_line(p, "tls_key");
+		err_set(p, "tls_key is set but tls_cert is not (add tls_cert "
+		    "= the certificate file, or remove tls_key)");
+		return -1;
+	}
+	for (i = 0; i < c->n_listeners; i++)
+		if (c->listeners[i].tls == LISTEN_IMPLICIT &&
+		    c->tls_cert == NULL) {
+			p->line = p->listen_line[i];
+			err_set(p, "listen: '%s' has tls=implicit but no "
+			    "tls_cert is set (add tls_cert and tls_key, or "
+			    "remove tls=implicit)", c->listeners[i].text);
+			return -1;
+		}
+	if (c->n_tls_sni > 0 && c->tls_cert == NULL) {
+		p->line = p->sni_line[0];
+		err_set(p, "tls_sni needs tls_cert (add tls_cert and tls_key "
+		    "for clients that send no or another name)");
+		return -1;
+	}
+	if (c->tls_client_cert && c->tls_client_ca == NULL) {
+		p->line = seen_line(p, "tls_client_cert");
+		err_set(p, "tls_client_cert is yes but tls_client_ca is not "
+		    "set (add tls_client_ca = the CA certificates to verify "
+		    "client certificates with)");
+		return -1;
+	}
+	if (!p->listen_given && c->tls_cert != NULL) {
+		p->line = 0;
+		if (config_parse_listener("*:" DEFAULT_TLS_PORT,
+		    &c->listeners[c->n_listeners]) == -1 ||
+		    config_parse_listener("[::]:" DEFAULT_TLS_PORT,
+		    &c->listeners[c->n_listeners + 1]) == -1)
+			panic("config: built-in defaults do not parse");
+		c->listeners[c->n_listeners++].tls = LISTEN_IMPLICIT;
+		c->listeners[c->n_listeners++].tls = LISTEN_IMPLICIT;
+	}
+	return 0;
+}
+
 /* Checks that involve more than one key, once the file is read. */
 static int
 check_whole(struct parse *p)
@@ -1046,7 +1377,7 @@ check_whole(struct parse *p)
 		    sizeof(d2)));
 		return -1;
 	}
-	return 0;
+	return check_tls(p);
 }
 
 /* The defaults, or -1 (ENOMEM) with c freed. */
@@ -1082,6 +1413,9 @@ defaults(struct config *c)
 	c->apop = false;
 	c->log_syslog = false;
 	c->log_debug = false;
+	c->tls_min_version = DEFAULT_TLS_MIN_VERSION;
+	c->tls_client_cert = false;
+	c->tls_handshake_timeout_ms = DEFAULT_TLS_HANDSHAKE_TIMEOUT_MS;
 
 	if (gethostname(host, sizeof(host)) == -1)
 		host[0] = '\0';
@@ -1097,10 +1431,13 @@ defaults(struct config *c)
 	c->auth_user = strdup(DEFAULT_RUN_USER);
 	c->hostname = strdup(host);
 	c->greeting = strdup(DEFAULT_GREETING);
+	c->tls_ciphers = strdup(DEFAULT_TLS_CIPHERS);
+	c->tls_ciphersuites = strdup(DEFAULT_TLS_CIPHERSUITES);
 	if (c->path == NULL || c->mail_root == NULL ||
 	    c->mailbox_path == NULL || c->user_db == NULL ||
 	    c->mail_user == NULL || c->auth_user == NULL ||
-	    c->hostname == NULL || c->greeting == NULL) {
+	    c->hostname == NULL || c->greeting == NULL ||
+	    c->tls_ciphers == NULL || c->tls_ciphersuites == NULL) {
 		config_free(c);
 		errno = ENOMEM;
 		return -1;
@@ -1251,6 +1588,18 @@ config_mailbox_path(const struct config *c, const char *user, char *out,
 void
 config_free(struct config *c)
 {
+	size_t i;
+
+	for (i = 0; i < c->n_tls_sni && i < MAX_TLS_SNI; i++) {
+		free(c->tls_sni[i].domain);
+		free(c->tls_sni[i].cert);
+		free(c->tls_sni[i].key);
+	}
+	free(c->tls_cert);
+	free(c->tls_key);
+	free(c->tls_ciphers);
+	free(c->tls_ciphersuites);
+	free(c->tls_client_ca);
 	free(c->path);
 	free(c->mail_root);
 	free(c->mailbox_path);
