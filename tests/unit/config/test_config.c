@@ -156,7 +156,33 @@ net_matches(const struct config *c, const char *addr)
 	    (const struct sockaddr *)&ss);
 }
 
+/* The defaults of TLS.md, spelt out rather than taken from config.c. */
+#define SPEC_TLS_CIPHERS						\
+	"ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:"	\
+	"ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:"	\
+	"ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305:"	\
+	"DHE-RSA-AES128-GCM-SHA256:DHE-RSA-AES256-GCM-SHA384"
+#define SPEC_TLS_CIPHERSUITES						\
+	"TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:"		\
+	"TLS_CHACHA20_POLY1305_SHA256"
+
 /* ---- defaults and file syntax ------------------------------------- */
+
+static void
+check_tls_defaults(const struct config *c)
+{
+	assert_null(c->tls_cert);
+	assert_null(c->tls_key);
+	assert_int_equal(c->n_tls_sni, 0);
+	assert_int_equal(c->tls_min_version, 12);
+	assert_string_equal(c->tls_ciphers, SPEC_TLS_CIPHERS);
+	assert_string_equal(c->tls_ciphersuites, SPEC_TLS_CIPHERSUITES);
+	assert_false(c->tls_client_cert);
+	assert_null(c->tls_client_ca);
+	assert_int_equal(c->tls_handshake_timeout_ms, 30000);
+	assert_int_equal(c->tls_handshake_timeout_ms,
+	    DEFAULT_TLS_HANDSHAKE_TIMEOUT_MS);
+}
 
 static void
 check_defaults(const struct config *c)
@@ -164,8 +190,11 @@ check_defaults(const struct config *c)
 	assert_int_equal(c->n_listeners, 2);
 	check_v4(&c->listeners[0], "0.0.0.0", 110);
 	assert_string_equal(c->listeners[0].text, "*:110");
+	assert_int_equal(c->listeners[0].tls, LISTEN_STARTTLS);
 	check_v6(&c->listeners[1], "::", 110);
 	assert_string_equal(c->listeners[1].text, "[::]:110");
+	assert_int_equal(c->listeners[1].tls, LISTEN_STARTTLS);
+	check_tls_defaults(c);
 	assert_string_equal(c->mail_root, "/var/mail/postern");
 	assert_string_equal(c->mailbox_path, "%u");
 	assert_string_equal(c->user_db, "/etc/postern/users");
@@ -844,6 +873,469 @@ test_plaintext_networks(void **state)
 	load_err(text, 1, "more than 64 networks");
 }
 
+/* ---- TLS ---------------------------------------------------------- */
+
+/* Two lines that give a certificate and its key. */
+#define CERT_KEY							\
+	"tls_cert = /etc/ssl/mail.pem\n"				\
+	"tls_key = /etc/ssl/mail.key\n"
+
+static void
+test_tls_all_keys(void **state)
+{
+	struct config c;
+
+	(void)state;
+	load_ok("tls_cert = /etc/letsencrypt/live/mail.example.org/"
+	    "fullchain.pem\n"
+	    "tls_key = /etc/letsencrypt/live/mail.example.org/privkey.pem\n"
+	    "tls_sni = Mail.Example.NET /etc/ssl/net.pem /etc/ssl/net.key\n"
+	    "tls_sni = *.example.com\t/etc/ssl/com.pem   /etc/ssl/com.key\n"
+	    "tls_min_version = TLSv1.3\n"
+	    "tls_ciphers = ECDHE-RSA-AES128-GCM-SHA256:!aNULL\n"
+	    "tls_ciphersuites = TLS_AES_256_GCM_SHA384\n"
+	    "tls_client_cert = yes\n"
+	    "tls_client_ca = /etc/postern/clients.pem\n"
+	    "tls_handshake_timeout = 10s\n"
+	    "listen = 127.0.0.1:1110\n"
+	    "listen = 127.0.0.1:1995 tls=implicit\n", &c);
+	assert_string_equal(c.tls_cert,
+	    "/etc/letsencrypt/live/mail.example.org/fullchain.pem");
+	assert_string_equal(c.tls_key,
+	    "/etc/letsencrypt/live/mail.example.org/privkey.pem");
+	assert_int_equal(c.n_tls_sni, 2);
+	assert_string_equal(c.tls_sni[0].domain, "mail.example.net");
+	assert_string_equal(c.tls_sni[0].cert, "/etc/ssl/net.pem");
+	assert_string_equal(c.tls_sni[0].key, "/etc/ssl/net.key");
+	assert_string_equal(c.tls_sni[1].domain, "*.example.com");
+	assert_string_equal(c.tls_sni[1].cert, "/etc/ssl/com.pem");
+	assert_string_equal(c.tls_sni[1].key, "/etc/ssl/com.key");
+	assert_int_equal(c.tls_min_version, 13);
+	assert_string_equal(c.tls_ciphers,
+	    "ECDHE-RSA-AES128-GCM-SHA256:!aNULL");
+	assert_string_equal(c.tls_ciphersuites, "TLS_AES_256_GCM_SHA384");
+	assert_true(c.tls_client_cert);
+	assert_string_equal(c.tls_client_ca, "/etc/postern/clients.pem");
+	assert_int_equal(c.tls_handshake_timeout_ms, 10000);
+	assert_int_equal(c.n_listeners, 2);
+	check_v4(&c.listeners[0], "127.0.0.1", 1110);
+	assert_string_equal(c.listeners[0].text, "127.0.0.1:1110");
+	assert_int_equal(c.listeners[0].tls, LISTEN_STARTTLS);
+	check_v4(&c.listeners[1], "127.0.0.1", 1995);
+	assert_string_equal(c.listeners[1].text, "127.0.0.1:1995");
+	assert_int_equal(c.listeners[1].tls, LISTEN_IMPLICIT);
+	config_free(&c);
+	assert_null(c.tls_cert);
+	assert_null(c.tls_ciphers);
+	assert_int_equal(c.n_tls_sni, 0);
+	config_free(&c);
+
+	/* The same file may hold the certificate and its key. */
+	load_ok("tls_cert = /etc/ssl/both.pem\ntls_key = /etc/ssl/both.pem\n",
+	    &c);
+	assert_string_equal(c.tls_cert, c.tls_key);
+	assert_int_equal(c.tls_min_version, 12);
+	assert_string_equal(c.tls_ciphers, SPEC_TLS_CIPHERS);
+	config_free(&c);
+
+	load_err("tls_cert = /a.pem\ntls_key = /a.key\ntls_cert = /b.pem\n",
+	    3, "tls_cert: already set on line 1");
+	load_err(CERT_KEY "tls_key = /b.key\n", 3, "tls_key: already set on "
+	    "line 2");
+	load_err("tls_cert =\n", 1, "tls_cert: the value is empty");
+	load_err("tls_client_ca = \"\"\n", 1, "the value is empty");
+	load_err("tls_min_version = TLSv1.2\ntls_min_version = TLSv1.3\n", 2,
+	    "already set on line 1");
+	load_err("tls_sertificate = /a.pem\n", 1, "unknown key");
+	load_err("tls_cret = /a.pem\n", 1, "did you mean 'tls_cert'?");
+}
+
+static void
+test_tls_listen(void **state)
+{
+	struct config c;
+	struct listener_conf l;
+
+	(void)state;
+	load_ok(CERT_KEY "listen = [::1]:1995 tls=implicit\n"
+	    "listen = [::1]:1110 tls=starttls\n"
+	    "listen = 127.0.0.1:995\t TLS=Implicit  \n"
+	    "listen = \"127.0.0.1:110 tls=STARTTLS\"\n"
+	    "listen = 127.0.0.2:110\n", &c);
+	assert_int_equal(c.n_listeners, 5);
+	check_v6(&c.listeners[0], "::1", 1995);
+	assert_string_equal(c.listeners[0].text, "[::1]:1995");
+	assert_int_equal(c.listeners[0].tls, LISTEN_IMPLICIT);
+	assert_string_equal(c.listeners[1].text, "[::1]:1110");
+	assert_int_equal(c.listeners[1].tls, LISTEN_STARTTLS);
+	check_v4(&c.listeners[2], "127.0.0.1", 995);
+	assert_string_equal(c.listeners[2].text, "127.0.0.1:995");
+	assert_int_equal(c.listeners[2].tls, LISTEN_IMPLICIT);
+	assert_string_equal(c.listeners[3].text, "127.0.0.1:110");
+	assert_int_equal(c.listeners[3].tls, LISTEN_STARTTLS);
+	assert_string_equal(c.listeners[4].text, "127.0.0.2:110");
+	assert_int_equal(c.listeners[4].tls, LISTEN_STARTTLS);
+	config_free(&c);
+
+	/* tls=starttls needs no certificate: STLS is simply not offered. */
+	load_ok("listen = 127.0.0.1:1110 tls=starttls\n", &c);
+	assert_int_equal(c.listeners[0].tls, LISTEN_STARTTLS);
+	assert_null(c.tls_cert);
+	config_free(&c);
+
+	load_err("listen = 127.0.0.1:1110 tls=yes\n", 1, "listen: 'tls=yes' "
+	    "after the address is not understood (use tls=implicit or "
+	    "tls=starttls)");
+	load_err("listen = 127.0.0.1:1110 implicit\n", 1, "not understood");
+	load_err("listen = 127.0.0.1:1110 tls=\n", 1, "not understood");
+	load_err(CERT_KEY "listen = 127.0.0.1:1110 tls = implicit\n", 3,
+	    "has more than one word after the address");
+	load_err(CERT_KEY "listen = 127.0.0.1:1110 tls=implicit x\n", 3,
+	    "more than one word");
+	load_err("listen = tls=implicit 127.0.0.1:995\n", 1,
+	    "listen: 'tls=implicit' has no port");
+	load_err("listen = 127.0.0.1 tls=implicit\n", 1,
+	    "listen: '127.0.0.1' has no port");
+	load_err("listen = 127.0.0.1:99999 tls=implicit\n", 1,
+	    "'127.0.0.1:99999' has no valid port");
+
+	/* A listener is its address, whatever its tls= word. */
+	load_err(CERT_KEY "listen = 127.0.0.1:1110\n"
+	    "listen = 127.0.0.1:1110 tls=implicit\n", 4,
+	    "listen: '127.0.0.1:1110' is already listed on line 3");
+	load_err(CERT_KEY "listen = *:995 tls=implicit\n"
+	    "listen = 127.0.0.1:995 tls=implicit\n", 4,
+	    "listen: '127.0.0.1:995' overlaps '*:995' on line 3");
+
+	/* Implicit TLS needs a certificate, wherever it is given. */
+	load_err("# c\nlisten = 127.0.0.1:1110\n"
+	    "listen = 127.0.0.1:1995 tls=implicit\n", 3,
+	    "listen: '127.0.0.1:1995' has tls=implicit but no tls_cert is "
+	    "set");
+	load_ok("listen = 127.0.0.1:1995 tls=implicit\n" CERT_KEY, &c);
+	assert_int_equal(c.listeners[0].tls, LISTEN_IMPLICIT);
+	config_free(&c);
+
+	/* The programmatic parser takes the address only. */
+	assert_int_equal(config_parse_listener("127.0.0.1:1995", &l), 0);
+	assert_int_equal(l.tls, LISTEN_STARTTLS);
+	assert_int_equal(config_parse_listener("127.0.0.1:1995 tls=implicit",
+	    &l), -1);
+}
+
+static void
+test_tls_default_listeners(void **state)
+{
+	struct config c;
+
+	(void)state;
+	load_ok(CERT_KEY, &c);
+	assert_int_equal(c.n_listeners, 4);
+	check_v4(&c.listeners[0], "0.0.0.0", 110);
+	assert_string_equal(c.listeners[0].text, "*:110");
+	assert_int_equal(c.listeners[0].tls, LISTEN_STARTTLS);
+	check_v6(&c.listeners[1], "::", 110);
+	assert_string_equal(c.listeners[1].text, "[::]:110");
+	assert_int_equal(c.listeners[1].tls, LISTEN_STARTTLS);
+	check_v4(&c.listeners[2], "0.0.0.0", 995);
+	assert_string_equal(c.listeners[2].text, "*:995");
+	assert_int_equal(c.listeners[2].tls, LISTEN_IMPLICIT);
+	check_v6(&c.listeners[3], "::", 995);
+	assert_string_equal(c.listeners[3].text, "[::]:995");
+	assert_int_equal(c.listeners[3].tls, LISTEN_IMPLICIT);
+	config_free(&c);
+
+	/* A listen line replaces all of them. */
+	load_ok(CERT_KEY "listen = 127.0.0.1:1110\n", &c);
+	assert_int_equal(c.n_listeners, 1);
+	assert_int_equal(c.listeners[0].tls, LISTEN_STARTTLS);
+	config_free(&c);
+
+	/* Without a certificate, port 110 only; and again after a reload. */
+	load_ok("tls_min_version = TLSv1.3\n", &c);
+	assert_int_equal(c.n_listeners, 2);
+	assert_int_equal(c.listeners[0].tls, LISTEN_STARTTLS);
+	assert_int_equal(c.listeners[1].tls, LISTEN_STARTTLS);
+	config_free(&c);
+	load_ok(CERT_KEY, &c);
+	assert_int_equal(c.n_listeners, 4);
+	config_free(&c);
+	load_ok("", &c);
+	check_defaults(&c);
+	config_free(&c);
+}
+
+static void
+test_tls_cross_checks(void **state)
+{
+	struct config c;
+
+	(void)state;
+	load_err("tls_cert = /a.pem\n", 1,
+	    "tls_cert is set but tls_key is not");
+	load_err("# c\n\ntls_key = /a.key\nworkers = 2\n", 3,
+	    "tls_key is set but tls_cert is not");
+	load_err("workers = 2\ntls_sni = a.example.org /a.pem /a.key\n"
+	    "tls_sni = b.example.org /b.pem /b.key\n", 2,
+	    "tls_sni needs tls_cert");
+	load_err(CERT_KEY "\ntls_client_cert = yes\n", 4,
+	    "tls_client_cert is yes but tls_client_ca is not set");
+	load_err("tls_client_cert = on\n", 1, "tls_client_ca is not set");
+	load_err("tls_client_ca = /ca.pem\ntls_client_cert = true\n"
+	    "tls_cert = /a.pem\n", 3, "tls_key is not");
+
+	/* Keys that only tune TLS are accepted, and unused, without it. */
+	load_ok("tls_client_ca = /ca.pem\ntls_client_cert = no\n"
+	    "tls_min_version = TLSv1.3\ntls_ciphers = HIGH\n"
+	    "tls_handshake_timeout = 5s\n", &c);
+	assert_null(c.tls_cert);
+	assert_false(c.tls_client_cert);
+	assert_string_equal(c.tls_client_ca, "/ca.pem");
+	config_free(&c);
+	load_ok(CERT_KEY "tls_client_cert = yes\ntls_client_ca = /ca.pem\n",
+	    &c);
+	assert_true(c.tls_client_cert);
+	config_free(&c);
+}
+
+static void
+test_tls_sni(void **state)
+{
+	static const struct {
+		const char	*domain;
+		const char	*want;
+	} bad[] = {
+		{ "*", "that is not a leading \"*.\"" },
+		{ "*.", "has no domain name" },
+		{ "**.example.org", "that is not a leading" },
+		{ "*example.org", "that is not a leading" },
+		{ "mail.*.example.org", "that is not a leading" },
+		{ "*.*.example.org", "that is not a leading" },
+		{ ".example.org", "has an empty label" },
+		{ "example.org.", "has an empty label" },
+		{ "mail..example.org", "has an empty label" },
+		{ "*..example.org", "has an empty label" },
+		{ "-mail.example.org", "starting with '-'" },
+		{ "mail-.example.org", "ending with '-'" },
+		{ "mail.example-", "ending with '-'" },
+		{ "mail_1.example.org", "other than letters, digits" },
+		{ "m\xc3\xa4il.example.org", "other than letters, digits" },
+		{ "[192.0.2.1]", "other than letters, digits" },
+		{ "mail.example.org:995", "other than letters, digits" },
+	};
+	struct config c;
+	char text[16384], dom[300];
+	size_t i, n;
+
+	(void)state;
+	load_ok(CERT_KEY "tls_sni = xn--bcher-kva.EXAMPLE /b.pem /b.key\n"
+	    "tls_sni = *.Example.Org /w.pem /w.key\n"
+	    "tls_sni = example.org /o.pem /o.key\n"
+	    "tls_sni = \"  a-1.b2 /a.pem /a.key  \"\n"
+	    "tls_sni = localhost /l.pem /l.key\n", &c);
+	assert_int_equal(c.n_tls_sni, 5);
+	assert_string_equal(c.tls_sni[0].domain, "xn--bcher-kva.example");
+	assert_string_equal(c.tls_sni[1].domain, "*.example.org");
+	assert_string_equal(c.tls_sni[1].cert, "/w.pem");
+	assert_string_equal(c.tls_sni[2].domain, "example.org");
+	assert_string_equal(c.tls_sni[3].domain, "a-1.b2");
+	assert_string_equal(c.tls_sni[3].key, "/a.key");
+	assert_string_equal(c.tls_sni[4].domain, "localhost");
+	config_free(&c);
+
+	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		char want[128];
+
+		snprintf(text, sizeof(text), CERT_KEY "tls_sni = %s /a /b\n",
+		    bad[i].domain);
+		snprintf(want, sizeof(want), "tls_sni: the domain '");
+		load_err(text, 3, want);
+		load_err(text, 3, bad[i].want);
+	}
+
+	/* Labels up to 63 characters, names up to 253. */
+	memset(dom, 'a', 63);
+	memcpy(dom + 63, ".org", 5);
+	snprintf(text, sizeof(text), CERT_KEY "tls_sni = %s /a /b\n", dom);
+	load_ok(text, &c);
+	assert_string_equal(c.tls_sni[0].domain, dom);
+	config_free(&c);
+	memset(dom, 'a', 64);
+	memcpy(dom + 64, ".org", 5);
+	snprintf(text, sizeof(text), CERT_KEY "tls_sni = %s /a /b\n", dom);
+	load_err(text, 3, "has a label longer than 63 characters");
+	for (i = 0; i < 253; i++)
+		dom[i] = i % 2 == 0 ? 'a' : '.';
+	dom[253] = '\0';
+	snprintf(text, sizeof(text), CERT_KEY "tls_sni = %s /a /b\n", dom);
+	load_ok(text, &c);
+	assert_int_equal(strlen(c.tls_sni[0].domain), 253);
+	config_free(&c);
+	snprintf(text, sizeof(text), CERT_KEY "tls_sni = *.%s /a /b\n", dom);
+	load_err(text, 3, "is longer than 253 characters");
+
+	/* Three words, no more and no fewer. */
+	load_err(CERT_KEY "tls_sni = mail.example.org /a.pem\n", 3,
+	    "tls_sni: 'mail.example.org /a.pem' is not three words (use "
+	    "DOMAIN CERTFILE KEYFILE");
+	load_err(CERT_KEY "tls_sni = mail.example.org\n", 3,
+	    "is not three words");
+	load_err(CERT_KEY "tls_sni = a.example.org /a.pem /a.key /x\n", 3,
+	    "is not three words");
+
+	/* Duplicates, in any case. */
+	load_err(CERT_KEY "tls_sni = Mail.example.org /a.pem /a.key\n"
+	    "tls_sni = *.example.org /w.pem /w.key\n"
+	    "tls_sni = mail.EXAMPLE.org /b.pem /b.key\n", 5,
+	    "tls_sni: the domain 'mail.example.org' is already listed on "
+	    "line 3");
+
+	/* At most MAX_TLS_SNI; the error comes after some were stored. */
+	n = (size_t)snprintf(text, sizeof(text), CERT_KEY);
+	for (i = 0; i < MAX_TLS_SNI; i++)
+		n += (size_t)snprintf(text + n, sizeof(text) - n,
+		    "tls_sni = d%zu.example.org /c%zu.pem /k%zu.pem\n", i, i,
+		    i);
+	load_ok(text, &c);
+	assert_int_equal(c.n_tls_sni, MAX_TLS_SNI);
+	assert_string_equal(c.tls_sni[MAX_TLS_SNI - 1].domain,
+	    "d63.example.org");
+	assert_string_equal(c.tls_sni[MAX_TLS_SNI - 1].key, "/k63.pem");
+	config_free(&c);
+	snprintf(text + n, sizeof(text) - n,
+	    "tls_sni = last.example.org /c.pem /k.pem\n");
+	load_err(text, MAX_TLS_SNI + 3, "tls_sni: more than 64 domains");
+	snprintf(text + n, sizeof(text) - n, "workers = many\n");
+	load_err(text, MAX_TLS_SNI + 3, "workers: 'many' is not a number");
+}
+
+static void
+test_tls_values(void **state)
+{
+	static const char *const bad_versions[] = {
+		"1.2", "TLSv1", "TLSv1.0", "TLSv1.1", "TLSv1.4", "SSLv3",
+		"TLS1.2", "TLSv1.2+",
+	};
+	struct config c;
+	char text[2048];
+	size_t i;
+
+	(void)state;
+	load_ok("tls_min_version = tlsv1.2\n", &c);
+	assert_int_equal(c.tls_min_version, 12);
+	config_free(&c);
+	load_ok("tls_min_version = TLSV1.3\n", &c);
+	assert_int_equal(c.tls_min_version, 13);
+	config_free(&c);
+	for (i = 0; i < sizeof(bad_versions) / sizeof(bad_versions[0]); i++) {
+		snprintf(text, sizeof(text), "\ntls_min_version = %s\n",
+		    bad_versions[i]);
+		load_err(text, 2, "is not a TLS version (use TLSv1.2 or "
+		    "TLSv1.3)");
+	}
+
+	load_ok("tls_ciphers = HIGH:!aNULL:!MD5:@STRENGTH\n"
+	    "tls_ciphersuites = TLS_CHACHA20_POLY1305_SHA256\n", &c);
+	assert_string_equal(c.tls_ciphers, "HIGH:!aNULL:!MD5:@STRENGTH");
+	assert_string_equal(c.tls_ciphersuites,
+	    "TLS_CHACHA20_POLY1305_SHA256");
+	config_free(&c);
+	load_err("tls_ciphers = HIGH !aNULL\n", 1, "tls_ciphers: 'HIGH "
+	    "!aNULL' is not a cipher list");
+	load_err("tls_ciphers = HIGH:\tMEDIUM\n", 1, "is not a cipher list");
+	load_err("tls_ciphersuites = TLS_AES_128_GCM_SHA256 "
+	    "TLS_AES_256_GCM_SHA384\n", 1, "tls_ciphersuites: ");
+	load_err("tls_ciphersuites = TLS_\xc3\xa9\n", 1,
+	    "is not a cipher list");
+	memcpy(text, "tls_ciphers = ", 14);
+	memset(text + 14, 'A', 1024);
+	memcpy(text + 14 + 1024, "\n", 2);
+	load_ok(text, &c);
+	assert_int_equal(strlen(c.tls_ciphers), 1024);
+	config_free(&c);
+	memcpy(text + 14 + 1024, "A\n", 3);
+	load_err(text, 1, "tls_ciphers: the list is longer than 1024");
+
+	load_ok("tls_handshake_timeout = 1s\n", &c);
+	assert_int_equal(c.tls_handshake_timeout_ms, 1000);
+	config_free(&c);
+	load_ok("tls_handshake_timeout = 5m\n", &c);
+	assert_int_equal(c.tls_handshake_timeout_ms, 300000);
+	config_free(&c);
+	load_ok("tls_handshake_timeout = 1500ms\n", &c);
+	assert_int_equal(c.tls_handshake_timeout_ms, 1500);
+	config_free(&c);
+	load_ok("tls_handshake_timeout = 45\n", &c);
+	assert_int_equal(c.tls_handshake_timeout_ms, 45000);
+	config_free(&c);
+	load_err("tls_handshake_timeout = 999ms\n", 1,
+	    "tls_handshake_timeout: '999ms' is out of range (use 1s to 5m)");
+	load_err("tls_handshake_timeout = 0\n", 1, "out of range");
+	load_err("tls_handshake_timeout = 301s\n", 1, "out of range");
+	load_err("tls_handshake_timeout = soon\n", 1, "not a duration");
+
+	load_ok("tls_client_cert = On\ntls_client_ca = /ca.pem\n", &c);
+	assert_true(c.tls_client_cert);
+	config_free(&c);
+	load_err("tls_client_cert = optional\n", 1, "tls_client_cert: "
+	    "'optional' is not a boolean");
+}
+
+static void
+test_tls_relative_paths(void **state)
+{
+	struct config c;
+	char dir[PATH_MAX], path[PATH_MAX], err[512], cwd[PATH_MAX];
+	char want[PATH_MAX + 64], *real;
+	FILE *f;
+
+	(void)state;
+	assert_int_equal(str_fmt(dir, sizeof(dir), "%s/etc", tmpdir), 0);
+	assert_int_equal(mkdir_p(dir, 0700), 0);
+	assert_int_equal(str_fmt(path, sizeof(path), "%s/postern.conf", dir),
+	    0);
+	f = fopen(path, "w");
+	assert_non_null(f);
+	fputs("tls_cert = certs/fullchain.pem\n"
+	    "tls_key = ../keys/privkey.pem\n"
+	    "tls_client_ca = clients.pem\n"
+	    "tls_sni = other.example.org other/cert.pem /abs/other.key\n", f);
+	assert_int_equal(fclose(f), 0);
+	real = realpath(dir, NULL);
+	assert_non_null(real);
+
+	/* The config path given absolute, then relative to the cwd. */
+	assert_int_equal(config_load(path, &c, err, sizeof(err)), 0);
+	assert_non_null(getcwd(cwd, sizeof(cwd)));
+	assert_int_equal(chdir(dir), 0);
+	{
+		struct config c2;
+
+		assert_int_equal(config_load("postern.conf", &c2, err,
+		    sizeof(err)), 0);
+		assert_int_equal(chdir(cwd), 0);
+		assert_string_equal(c2.tls_cert, c.tls_cert);
+		assert_string_equal(c2.tls_key, c.tls_key);
+		assert_string_equal(c2.tls_client_ca, c.tls_client_ca);
+		assert_string_equal(c2.tls_sni[0].cert, c.tls_sni[0].cert);
+		config_free(&c2);
+	}
+	snprintf(want, sizeof(want), "%s/certs/fullchain.pem", real);
+	assert_string_equal(c.tls_cert, want);
+	snprintf(want, sizeof(want), "%s/../keys/privkey.pem", real);
+	assert_string_equal(c.tls_key, want);
+	snprintf(want, sizeof(want), "%s/clients.pem", real);
+	assert_string_equal(c.tls_client_ca, want);
+	assert_string_equal(c.tls_sni[0].domain, "other.example.org");
+	snprintf(want, sizeof(want), "%s/other/cert.pem", real);
+	assert_string_equal(c.tls_sni[0].cert, want);
+	assert_string_equal(c.tls_sni[0].key, "/abs/other.key");
+	config_free(&c);
+	free(real);
+	unlink(path);
+	rmdir(dir);
+}
+
 /* ---- mailbox paths ------------------------------------------------ */
 
 static void
@@ -1007,6 +1499,13 @@ main(void)
 		cmocka_unit_test(test_parse_listener),
 		cmocka_unit_test(test_listen_lines),
 		cmocka_unit_test(test_plaintext_networks),
+		cmocka_unit_test(test_tls_all_keys),
+		cmocka_unit_test(test_tls_listen),
+		cmocka_unit_test(test_tls_default_listeners),
+		cmocka_unit_test(test_tls_cross_checks),
+		cmocka_unit_test(test_tls_sni),
+		cmocka_unit_test(test_tls_values),
+		cmocka_unit_test(test_tls_relative_paths),
 		cmocka_unit_test(test_mailbox_path),
 		cmocka_unit_test(test_mailbox_hostile),
 		cmocka_unit_test(test_mailbox_templates),
