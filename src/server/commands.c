@@ -642,13 +642,13 @@ commands_release_mailbox(struct session *s)
 /* LOGIN-DELAY (RFC 2449 section 6.5): enforced per mailbox, and only
  * after valid credentials, so the reply tells an attacker nothing. */
 static bool
-login_too_soon(struct session *s, time_t now)
+login_too_soon(const char *path, time_t now)
 {
 	time_t prev;
 
 	if (cfg->login_delay_s == 0)
 		return false;
-	if (mailbox_last_login(s->mbox_path, &prev) != STORE_OK)
+	if (mailbox_last_login(path, &prev) != STORE_OK)
 		return false;
 	return prev != 0 && now >= prev &&
 	    (uint64_t)(now - prev) < cfg->login_delay_s;
@@ -658,33 +658,33 @@ void
 commands_login_ok(struct session *s)
 {
 	struct mailbox_opts opts = { cfg->lock_session, true };
+	char path[MAX_PATH_LEN];
 	time_t now = time(NULL), prev;
 	enum store_rc rc;
 	char err[512];
 	uint32_t i;
 
 	s->have_user = false;
-	if (config_mailbox_path(cfg, s->user, s->mbox_path,
-	    sizeof(s->mbox_path)) == -1) {
+	if (config_mailbox_path(cfg, s->user, path, sizeof(path)) == -1) {
 		log_warnx("pop3 session=%016" PRIx64 " login failed user=%s"
 		    " reason=bad-mailbox-path", s->conn_id, s->user);
 		session_reply(s, "-ERR [SYS/PERM] No mailbox for this user.");
 		return;
 	}
-	if (login_too_soon(s, now)) {
+	if (login_too_soon(path, now)) {
 		log_info("pop3 session=%016" PRIx64 " login refused user=%s"
 		    " reason=login-delay", s->conn_id, s->user);
 		session_reply(s, "-ERR [LOGIN-DELAY] Minimum time between"
 		    " logins is %" PRIu64 " seconds.", cfg->login_delay_s);
 		return;
 	}
-	if (mkdir_p(s->mbox_path, 0700) == -1) {
+	if (mkdir_p(path, 0700) == -1) {
 		log_warn("pop3 session=%016" PRIx64 " user=%s cannot create"
-		    " %s", s->conn_id, s->user, s->mbox_path);
+		    " %s", s->conn_id, s->user, path);
 		session_reply(s, "-ERR [SYS/TEMP] Cannot open the mailbox.");
 		return;
 	}
-	rc = mailbox_open(s->mbox_path, &opts, &s->mb, err, sizeof(err));
+	rc = mailbox_open(path, &opts, &s->mb, err, sizeof(err));
 	switch (rc) {
 	case STORE_OK:
 		break;
@@ -712,7 +712,7 @@ commands_login_ok(struct session *s)
 		return;
 	}
 	if (cfg->login_delay_s > 0 &&
-	    mailbox_login_stamp(s->mbox_path, now, &prev) != STORE_OK)
+	    mailbox_login_stamp(path, now, &prev) != STORE_OK)
 		log_warnx("pop3 session=%016" PRIx64 " user=%s cannot record"
 		    " the login time", s->conn_id, s->user);
 	s->live_count = s->count;

@@ -19,6 +19,7 @@ struct bufferevent;
 struct event;
 struct event_base;
 struct ipc_chan;
+struct ipc_msg;
 struct mailbox;
 
 enum session_state {
@@ -67,7 +68,6 @@ struct session {
 
 	/* TRANSACTION */
 	struct mailbox		*mb;
-	char			 mbox_path[MAX_PATH_LEN];
 	uint32_t		 count;
 	bool			*deleted;
 	bool			*retrieved;
