@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/signalfd.h>
+#include <sys/stat.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -701,6 +702,21 @@ apply_listeners(const struct config *nc, char *err, size_t errsize)
 	return 0;
 }
 
+/* What a child needs at start must exist before it is forked. */
+static int
+check_dirs(const struct config *c, char *err, size_t errsize)
+{
+	struct stat st;
+
+	if (stat(c->mail_root, &st) == -1 || !S_ISDIR(st.st_mode)) {
+		snprintf(err, errsize, "mail_root %s is not a directory;"
+		    " create it and give it to the user '%s'", c->mail_root,
+		    c->mail_user);
+		return -1;
+	}
+	return 0;
+}
+
 static void
 warn_config(const struct config *c)
 {
@@ -737,6 +753,7 @@ on_sighup(evutil_socket_t sig, short what, void *arg)
 		return;
 	}
 	if (config_load(conf_path, nc, err, sizeof(err)) == -1 ||
+	    check_dirs(nc, err, sizeof(err)) == -1 ||
 	    ((nts = tls_server_new(nc, err, sizeof(err))) == NULL &&
 	    err[0] != '\0') ||
 	    privsep_resolve(nc, err, sizeof(err)) == -1 ||
@@ -813,7 +830,8 @@ master_run(struct config *c, const char *path)
 	cfg = c;
 	conf_path = path;
 	signal(SIGPIPE, SIG_IGN);
-	if (privsep_resolve(cfg, err, sizeof(err)) == -1)
+	if (privsep_resolve(cfg, err, sizeof(err)) == -1 ||
+	    check_dirs(cfg, err, sizeof(err)) == -1)
 		fatalx("%s", err);
 	sigemptyset(&master_sigs);
 	sigaddset(&master_sigs, SIGTERM);

@@ -4,13 +4,19 @@
  * started as root; as an ordinary user every process keeps that user.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <grp.h>
+#include <linux/landlock.h>
 #include <pwd.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
+#include <sys/syscall.h>
 #include <unistd.h>
+
+#include "lib/buf.h"
+#include "lib/limits.h"
 
 #include "lib/log.h"
 #include "posternd.h"
@@ -59,6 +65,133 @@ privsep_resolve(const struct config *c, char *err, size_t errsize)
 	return 0;
 }
 
+/*
+ * Landlock (Linux 5.13+): after this, the process can reach files only
+ * beneath the given directories: rw ones with every right, ro ones for
+ * reading.  Returns the ABI version applied, 0 if the kernel has no
+ * Landlock, -1 on failure (why set).
+ */
+#ifndef LANDLOCK_ACCESS_FS_TRUNCATE
+#define LANDLOCK_ACCESS_FS_TRUNCATE	(1ULL << 14)	/* kernel ABI 3 */
+#endif
+#define LL_FS_ABI1 (LANDLOCK_ACCESS_FS_EXECUTE | \
+	LANDLOCK_ACCESS_FS_WRITE_FILE | LANDLOCK_ACCESS_FS_READ_FILE | \
+	LANDLOCK_ACCESS_FS_READ_DIR | LANDLOCK_ACCESS_FS_REMOVE_DIR | \
+	LANDLOCK_ACCESS_FS_REMOVE_FILE | LANDLOCK_ACCESS_FS_MAKE_CHAR | \
+	LANDLOCK_ACCESS_FS_MAKE_DIR | LANDLOCK_ACCESS_FS_MAKE_REG | \
+	LANDLOCK_ACCESS_FS_MAKE_SOCK | LANDLOCK_ACCESS_FS_MAKE_FIFO | \
+	LANDLOCK_ACCESS_FS_MAKE_BLOCK | LANDLOCK_ACCESS_FS_MAKE_SYM)
+
+static int
+landlock_add(int ruleset, const char *path, uint64_t access, char *why,
+    size_t whysize)
+{
+	struct landlock_path_beneath_attr pb;
+	int fd, rc;
+
+	fd = open(path, O_PATH | O_CLOEXEC | O_DIRECTORY);
+	if (fd == -1) {
+		snprintf(why, whysize, "%s: %s", path, strerror(errno));
+		return -1;
+	}
+	memset(&pb, 0, sizeof(pb));
+	pb.allowed_access = access;
+	pb.parent_fd = fd;
+	rc = (int)syscall(SYS_landlock_add_rule, ruleset,
+	    LANDLOCK_RULE_PATH_BENEATH, &pb, 0);
+	if (rc == -1)
+		snprintf(why, whysize, "landlock rule for %s: %s", path,
+		    strerror(errno));
+	close(fd);
+	return rc;
+}
+
+static int
+landlock_confine(const char *rw, const char *ro, char *why, size_t whysize)
+{
+	struct landlock_ruleset_attr attr;
+	uint64_t handled = LL_FS_ABI1;
+	long abi;
+	int ruleset;
+
+	abi = syscall(SYS_landlock_create_ruleset, NULL, 0,
+	    LANDLOCK_CREATE_RULESET_VERSION);
+	if (abi < 1)
+		return 0;
+	if (abi >= 2)
+		handled |= LANDLOCK_ACCESS_FS_REFER;
+	if (abi >= 3)
+		handled |= LANDLOCK_ACCESS_FS_TRUNCATE;
+	memset(&attr, 0, sizeof(attr));
+	attr.handled_access_fs = handled;
+	ruleset = (int)syscall(SYS_landlock_create_ruleset, &attr,
+	    sizeof(attr), 0);
+	if (ruleset == -1) {
+		snprintf(why, whysize, "landlock ruleset: %s", strerror(errno));
+		return -1;
+	}
+	if ((rw != NULL && landlock_add(ruleset, rw, handled &
+	    ~(uint64_t)LANDLOCK_ACCESS_FS_EXECUTE, why, whysize) == -1) ||
+	    (ro != NULL && landlock_add(ruleset, ro,
+	    LANDLOCK_ACCESS_FS_READ_FILE | LANDLOCK_ACCESS_FS_READ_DIR, why,
+	    whysize) == -1)) {
+		close(ruleset);
+		return -1;
+	}
+	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) == -1 ||
+	    syscall(SYS_landlock_restrict_self, ruleset, 0) == -1) {
+		snprintf(why, whysize, "landlock: %s", strerror(errno));
+		close(ruleset);
+		return -1;
+	}
+	close(ruleset);
+	return (int)abi;
+}
+
+/*
+ * Confines a child to what its role needs: a pop3 worker to the mail
+ * root (it cannot open the user database, nor execute anything), an
+ * auth worker to reading the directory of the user database (it cannot
+ * open any mailbox).  Logs the result; a kernel without Landlock is
+ * logged and tolerated, a failure to apply it is fatal.
+ */
+static void
+confine(const struct config *c, const char *role)
+{
+	char dbdir[MAX_PATH_LEN], why[512];
+	bool auth = strcmp(role, "auth") == 0;
+	char *slash;
+	int abi;
+
+	if (auth) {
+		if (str_fmt(dbdir, sizeof(dbdir), "%s", c->user_db) == -1)
+			fatalx("%s: user_db path too long", role);
+		slash = strrchr(dbdir, '/');
+		if (slash == NULL)
+			fatalx("%s: user_db %s is not absolute", role,
+			    c->user_db);
+		slash[slash == dbdir ? 1 : 0] = '\0';
+		if (strncmp(c->mail_root, dbdir, strlen(dbdir)) == 0 &&
+		    (c->mail_root[strlen(dbdir)] == '/' ||
+		    c->mail_root[strlen(dbdir)] == '\0' ||
+		    strcmp(dbdir, "/") == 0))
+			log_warnx("%s: mail_root %s lies inside %s, the"
+			    " directory of user_db: auth workers can read"
+			    " mail; keep them apart", role, c->mail_root,
+			    dbdir);
+		abi = landlock_confine(NULL, dbdir, why, sizeof(why));
+	} else
+		abi = landlock_confine(c->mail_root, NULL, why, sizeof(why));
+	if (abi == -1)
+		fatalx("%s: cannot confine the process: %s", role, why);
+	if (abi == 0)
+		log_warnx("%s: this kernel has no Landlock; the process is"
+		    " not confined to its files", role);
+	else
+		log_info("%s: landlock abi=%d confines files to %s%s", role,
+		    abi, auth ? dbdir : c->mail_root, auth ? " (read)" : "");
+}
+
 void
 privsep_drop(const struct config *c, const char *role)
 {
@@ -74,8 +207,10 @@ privsep_drop(const struct config *c, const char *role)
 		if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) == -1)
 			log_warn("prctl dumpable");
 	}
-	if (!d->set)
+	if (!d->set) {
+		confine(c, role);
 		return;
+	}
 	if (setgroups(1, &d->gid) == -1 ||
 	    setresgid(d->gid, d->gid, d->gid) == -1 ||
 	    setresuid(d->uid, d->uid, d->uid) == -1)
@@ -85,4 +220,5 @@ privsep_drop(const struct config *c, const char *role)
 		fatalx("%s: privileges could be regained", role);
 	if (strcmp(role, "auth") == 0)
 		(void)prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+	confine(c, role);
 }
