@@ -97,6 +97,8 @@ Pop3Conn(host, port, timeout=10, source=None, greeting=True,
            session=None) -> str   STLS; on +OK the socket is upgraded in
                                   place (asserts no clear-text octet followed
                                   the +OK); the reply either way
+      start_tls(ca_file=None, server_hostname="localhost", context=None,
+                session=None)     just the handshake, on the socket as is
       .tls                        the ssl.SSLSocket or None; .tls_version;
                                   .tls_unexpected_eof (peer closed without
                                   close_notify)
@@ -165,6 +167,8 @@ BAD_LOG_PATTERNS = ("AddressSanitizer", "LeakSanitizer", "runtime error:",
                     "panic")
 
 DEFAULT_TIMEOUT = 10.0
+
+_OP_IGNORE_UNEXPECTED_EOF = getattr(ssl, "OP_IGNORE_UNEXPECTED_EOF", 0)
 
 DEFAULT_USERS = {
     "alice": "Alice-Secret-7f3e",
@@ -367,11 +371,16 @@ class Pop3Conn:
                    server_hostname=server_hostname, session=session)
 
     def _start_tls(self, context, server_hostname, session):
+        # Some builds set OP_IGNORE_UNEXPECTED_EOF by default; the tests
+        # want to see a close without close_notify (tls_unexpected_eof).
+        if context.options & _OP_IGNORE_UNEXPECTED_EOF:
+            context.options &= ~_OP_IGNORE_UNEXPECTED_EOF
         self.sock.settimeout(self.timeout)
         self.tls = context.wrap_socket(self.sock,
                                        server_hostname=server_hostname,
                                        session=session,
-                                       do_handshake_on_connect=False)
+                                       do_handshake_on_connect=False,
+                                       suppress_ragged_eofs=False)
         self.sock = self.tls
         self.tls.do_handshake()
 
@@ -385,10 +394,16 @@ class Pop3Conn:
             return st
         assert not self.buf, "clear-text octets after the STLS +OK: %r" \
             % bytes(self.buf[:200])
+        self.start_tls(ca_file, server_hostname, context, session)
+        return st
+
+    def start_tls(self, ca_file=None, server_hostname="localhost",
+                  context=None, session=None):
+        """The TLS handshake on the connection as it is (after an STLS
+        reply the caller read itself)."""
         if context is None:
             context = tls_client_context(ca_file)
         self._start_tls(context, server_hostname, session)
-        return st
 
     @property
     def tls_version(self):
@@ -441,8 +456,12 @@ class Pop3Conn:
             data = b""
         except ssl.SSLZeroReturnError:
             data = b""
-        except ssl.SSLEOFError:
+        except ssl.SSLError as e:
             # A TLS peer that closes without close_notify.
+            if not isinstance(e, ssl.SSLEOFError) and \
+                    getattr(e, "reason", None) != \
+                    "UNEXPECTED_EOF_WHILE_READING":
+                raise
             self.tls_unexpected_eof = True
             data = b""
         if not data:
