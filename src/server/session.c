@@ -260,6 +260,14 @@ session_free(struct session *s)
 		event_free(s->ev_delay);
 	event_free(s->ev_idle);
 	if (s->bev != NULL) {
+		if (s->tls && !s->handshaking) {
+			/* RFC 8446 section 6.1: close_notify before the
+			 * close, best effort (the socket is non-blocking). */
+			SSL *ssl = bufferevent_openssl_get_ssl(s->bev);
+
+			if (ssl != NULL && SSL_shutdown(ssl) < 0)
+				ERR_clear_error();
+		}
 		bufferevent_free(s->bev);
 		if (!s->tls)
 			close(s->fd);	/* a TLS bufferevent closed it */

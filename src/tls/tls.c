@@ -138,6 +138,12 @@ ctx_new(const struct config *c, const char *cert, const char *key,
 		goto fail;
 	}
 	if (SSL_CTX_use_PrivateKey_file(ctx, key, SSL_FILETYPE_PEM) != 1) {
+		if (ERR_GET_REASON(ERR_peek_last_error()) ==
+		    X509_R_KEY_VALUES_MISMATCH) {
+			snprintf(err, errsize, "the private key %s does not"
+			    " match the certificate %s", key, cert);
+			goto fail;
+		}
 		snprintf(err, errsize, "cannot load the private key %s: %s",
 		    key, tls_last_error(e, sizeof(e)));
 		goto fail;
