@@ -5,6 +5,9 @@ Fixtures of the interop tests (tests/conftest.py provides make_server).
                 corpus.MESSAGES; attributes server, host, port, user,
                 password, bases (Maildir base names), uidls ({n: uidl} as
                 first seen by poplib), sizes ({n: LIST size}).
+    tls_mailbox the same on a posternd with TLS (harness Server(tls=True)):
+                also tls_port (implicit TLS) and ca_file (the test CA); the
+                plain port offers STLS
     workdir     a private temp dir for a client's rc file, HOME and output
 """
 
@@ -25,6 +28,8 @@ class Mailbox:
         self.server = server
         self.host = server.host
         self.port = server.port
+        self.tls_port = server.tls_port
+        self.ca_file = server.ca_file
         self.user = corpus.USER
         self.password = corpus.PASSWORD
         self.bases = bases
@@ -41,7 +46,17 @@ class Mailbox:
 
 @pytest.fixture
 def mailbox(make_server):
-    srv = make_server(users={corpus.USER: corpus.PASSWORD}, start=False)
+    return _mailbox(make_server, tls=False)
+
+
+@pytest.fixture
+def tls_mailbox(make_server):
+    return _mailbox(make_server, tls=True)
+
+
+def _mailbox(make_server, tls):
+    srv = make_server(users={corpus.USER: corpus.PASSWORD}, start=False,
+                      tls=tls)
     bases = []
     for label, data in corpus.MESSAGES:
         if label in corpus.IN_CUR:
