@@ -39,7 +39,7 @@ build-san: deps
 run: build
 	exec scripts/demo
 
-test: deps build build-san
+test: deps build build-san build-fuzz
 	tests/run
 
 install: build
