@@ -273,6 +273,53 @@ def test_tls_no_compression(srv):
         assert c.tls.compression() is None
 
 
+# ------------------------------------------------ records and pipelining
+
+def test_two_commands_in_one_record(srv):
+    # Both are in one TLS record: the second must be answered without
+    # more input from the client (the server drains what TLS buffered).
+    with srv.login_tls("alice") as c:
+        c.send(b"STAT\r\nNOOP\r\n")
+        assert_glob(c.status(timeout=3), "+OK %d *" % len(SMALL))
+        assert_glob(c.status(timeout=3), "+OK*")
+
+
+def test_command_one_octet_per_record(srv):
+    with srv.connect_tls() as c:
+        for b in b"USER alice\r\n":
+            c.send(bytes([b]))
+        assert_glob(c.status(), "+OK*")
+        for b in ("PASS %s\r\n" % srv.users["alice"]).encode():
+            c.send(bytes([b]))
+        assert_glob(c.status(), "+OK*")
+        assert c.stat()[0] == len(SMALL)
+
+
+def test_pipelining_over_tls(srv):
+    cmds = [b"NOOP"] * 300 + [b"RETR %d" % (i % 3 + 1) for i in range(60)] \
+        + [b"STAT"] * 300
+    with srv.login_tls("alice", timeout=30) as c:
+        c.send(b"".join(x + b"\r\n" for x in cmds))     # ~6 KB, records
+        for x in cmds:
+            st = c.status(timeout=10)
+            assert_glob(st, "+OK*")
+            if x.startswith(b"RETR"):
+                i = int(x.split()[1])
+                assert harness.unstuff(c.read_multiline(10)) == \
+                    wire_form(SMALL[i - 1])
+        c.send(b"NOOP\r\n" * 5000)                     # 30 KB, records
+        for _ in range(5000):
+            assert_glob(c.status(timeout=10), "+OK*")
+        assert_glob(c.quit(), "+OK*")
+
+
+def test_long_line_over_tls(srv):
+    with srv.connect_tls() as c:
+        assert_glob(c.command("NOOP " + "x" * 3000), "-ERR*")
+        assert capa_names(c.capa())
+        c.login("alice", srv.users["alice"])
+
+
 # ------------------------------------------------------ openssl s_client
 
 def _s_client_ok(r, what):
@@ -763,6 +810,109 @@ def test_old_protocol_client_refused(srv, version):
     assert_healthy(srv, pids, start)
 
 
+def test_cbc_only_client_refused(srv):
+    # The default TLS 1.2 list has AEAD suites only.
+    pids = srv.worker_pids("pop3")
+    start = log_mark(srv)
+    ctx = tls_client_context(srv.ca_file,
+                             max_version=ssl.TLSVersion.TLSv1_2)
+    ctx.set_ciphers("ECDHE-ECDSA-AES128-SHA:ECDHE-ECDSA-AES256-SHA")
+    with pytest.raises((ssl.SSLError, ConnectionError)):
+        srv.connect_tls(context=ctx).close()
+    wait_failures(srv, start, 1)
+    assert_healthy(srv, pids, start)
+
+
+def test_configured_ciphers(make_server):
+    s = make_server(config={
+        "tls_ciphers": "ECDHE-ECDSA-AES256-GCM-SHA384",
+        "tls_ciphersuites": "TLS_CHACHA20_POLY1305_SHA256"}, tls=True)
+    ctx12 = tls_client_context(s.ca_file,
+                               max_version=ssl.TLSVersion.TLSv1_2)
+    with s.connect_tls(context=ctx12) as c:
+        assert c.tls.cipher()[0] == "ECDHE-ECDSA-AES256-GCM-SHA384", \
+            c.tls.cipher()
+    with s.connect_tls() as c:
+        assert c.tls.cipher()[0] == "TLS_CHACHA20_POLY1305_SHA256", \
+            c.tls.cipher()
+        c.login("alice", s.users["alice"])
+        c.quit()
+
+
+def test_renegotiation_refused(srv):
+    # s_client's "R" command (command letters work without -ign_eof, so
+    # stdin stays open) asks for a TLS 1.2 renegotiation: the server
+    # refuses it (no_renegotiation), and nothing else breaks.
+    pids = srv.worker_pids("pop3")
+    start = log_mark(srv)
+    p = subprocess.Popen(["openssl", "s_client", "-connect",
+                          "127.0.0.1:%d" % srv.tls_port, "-tls1_2",
+                          "-CAfile", srv.ca_file],
+                         stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE)
+    try:
+        time.sleep(0.5)
+        try:
+            p.stdin.write(b"R\n")
+            p.stdin.flush()
+            time.sleep(1.0)
+            p.stdin.write(b"NOOP\r\nQUIT\r\n")
+            p.stdin.flush()
+        except BrokenPipeError:
+            pass
+        out, err = p.communicate(timeout=OPENSSL_TIMEOUT)
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.communicate()
+    out = out.decode("latin-1")
+    err = err.decode("latin-1")
+    assert "+OK Postern ready." in out, out
+    assert "RENEGOTIATING" in err, err
+    assert "no renegotiation" in err, \
+        "renegotiation was not refused:\n%s\n%s" % (out[-1000:], err)
+    time.sleep(0.3)
+    assert_healthy(srv, pids, start)
+
+
+def test_many_stalled_handshakes_do_not_block(make_server):
+    s = make_server(config={"tls_handshake_timeout": "3s",
+                            "max_connections_per_ip": 1000}, tls=True)
+    s.add_message("alice", SMALL[0])
+    pids = s.worker_pids("pop3")
+    hello = client_hello()
+    stalled = []
+    try:
+        for i in range(100):
+            sock = socket.create_connection((s.host, s.tls_port),
+                                            timeout=10)
+            stalled.append(sock)
+            if i % 2:
+                sock.sendall(hello[:len(hello) // 2])
+        t0 = time.monotonic()
+        for connect in (s.login_tls, s.login_stls):
+            with connect("alice") as c:
+                assert c.retr(1) == wire_form(SMALL[0])
+                c.quit()
+        assert time.monotonic() - t0 < 2.5, \
+            "sessions took %.1fs beside 100 stalled handshakes" % (
+                time.monotonic() - t0)
+    finally:
+        for sock in stalled:
+            sock.close()
+    assert sorted(s.worker_pids("pop3")) == sorted(pids)
+
+
+def test_expired_certificate_is_served_and_refused_by_clients(make_server,
+                                                              pki):
+    s = make_server(config={"tls_cert": pki.expired_cert,
+                            "tls_key": pki.expired_key}, tls=True)
+    with pytest.raises(ssl.SSLCertVerificationError) as e:
+        s.connect_tls().close()
+    assert "expired" in str(e.value), e.value
+    assert s.running()
+
+
 def test_tls_min_version_13(make_server):
     s = make_server(config={"tls_min_version": "TLSv1.3"}, tls=True)
     pids = s.worker_pids("pop3")
@@ -834,6 +984,27 @@ def test_half_client_hello_times_out(slow_srv):
             c.quit()
         _assert_dropped_by_timeout(s, sock, start, t0)
     assert_healthy(s, pids, start)
+
+
+def test_reset_mid_handshake(srv):
+    pids = srv.worker_pids("pop3")
+    start = log_mark(srv)
+    hello = client_hello()
+    for port in (srv.tls_port, srv.port):
+        sock = socket.create_connection((srv.host, port), timeout=10)
+        if port == srv.port:
+            f = sock.makefile("rb")
+            assert f.readline().startswith(b"+OK")
+            sock.sendall(b"STLS\r\n")
+            assert f.readline().startswith(b"+OK")
+            f.close()
+        sock.sendall(hello[:len(hello) // 2])
+        time.sleep(0.2)
+        rst_close(sock)
+    got = wait_failures(srv, start, 2)
+    assert len(got) == 2, got
+    assert all(r[1].split()[0] != "timeout" for r in got), got
+    assert_healthy(srv, pids, start)
 
 
 def test_silent_implicit_client_times_out(slow_srv):
@@ -1016,6 +1187,38 @@ def test_1000_concurrent_tls_sessions(make_server):
                                                        errors[:5])
     assert time.monotonic() - t0 < 60, "1000 sessions took %.0fs" % (
         time.monotonic() - t0)
+
+
+# ------------------------------------------------------- configuration
+
+def test_explicit_starttls_listener_word(make_server):
+    s = make_server(tls=True, start=False)
+    s.set_config(listen=["127.0.0.1:%d tls=starttls" % s.port,
+                         "127.0.0.1:%d tls=implicit" % s.tls_port])
+    s.start()
+    with s.connect() as c:
+        assert "STLS" in capa_names(c.capa())
+        assert_glob(c.stls(s.ca_file), "+OK*")
+        c.login("alice", s.users["alice"])
+        c.quit()
+    with s.login_tls("alice") as c:
+        c.quit()
+
+
+def test_relative_certificate_paths(make_server, pki):
+    # Resolved against the config file's directory, not the cwd.
+    s = make_server(tls=True, start=False)
+    os.mkdir(os.path.join(s.dir, "certs"))
+    for src, name in ((pki.cert, "c.pem"), (pki.key, "k.pem")):
+        shutil.copy(src, os.path.join(s.dir, "certs", name))
+        os.chmod(os.path.join(s.dir, "certs", name), 0o644)
+    s.set_config(tls_cert="certs/c.pem", tls_key="certs/k.pem")
+    assert os.getcwd() != s.dir
+    r = harness.posternd("-t", "-c", s.conf_path)
+    assert r.returncode == 0, r.stderr
+    s.start()
+    with s.login_tls("alice") as c:
+        c.quit()
 
 
 # ------------------------------------------------------------ SIGHUP
