@@ -7,6 +7,8 @@
 #include <fcntl.h>
 #include <grp.h>
 #include <linux/landlock.h>
+#include <seccomp.h>
+#include <sys/socket.h>
 #include <pwd.h>
 #include <stdio.h>
 #include <string.h>
@@ -149,6 +151,60 @@ landlock_confine(const char *rw, const char *ro, char *why, size_t whysize)
 }
 
 /*
+ * The system calls a worker makes: glibc, libevent, OpenSSL, libxcrypt
+ * and the sanitizer runtimes of the test builds.  Anything else fails
+ * with EPERM; in particular execve, ptrace, bind, listen, accept and
+ * socket() for anything but AF_UNIX (syslog's socket) are refused.
+ */
+static const char *const seccomp_allowed[] = {
+	"read", "write", "readv", "writev", "pread64", "pwrite64", "preadv",
+	"pwritev", "close", "fstat", "newfstatat", "statx", "stat", "lstat",
+	"lseek", "mmap", "munmap", "mprotect", "mremap", "madvise", "brk",
+	"rt_sigaction", "rt_sigprocmask", "rt_sigreturn", "sigaltstack",
+	"getpid", "gettid", "getppid", "getuid", "geteuid", "getgid",
+	"getegid", "getresuid", "getresgid", "clock_gettime", "clock_getres",
+	"gettimeofday", "time", "nanosleep", "clock_nanosleep",
+	"epoll_create1", "epoll_ctl", "epoll_wait", "epoll_pwait",
+	"epoll_pwait2", "poll", "ppoll", "select", "pselect6", "eventfd2",
+	"pipe2", "sendmsg", "recvmsg", "sendto", "recvfrom", "sendfile",
+	"setsockopt", "getsockopt", "getsockname", "getpeername", "shutdown",
+	"connect", "openat", "open", "unlinkat", "unlink", "renameat",
+	"rename", "renameat2", "mkdir", "mkdirat", "fsync", "fdatasync",
+	"fcntl", "getdents64", "ftruncate", "flock", "utimensat", "fchmod",
+	"access", "faccessat", "faccessat2", "readlink", "readlinkat", "dup",
+	"dup2", "dup3", "exit", "exit_group", "futex", "getrandom", "uname",
+	"ioctl", "prctl", "set_robust_list", "rseq", "restart_syscall",
+	"tgkill", "getrlimit", "prlimit64", "sched_yield",
+	"sched_getaffinity", "getcwd", "umask",
+};
+
+static void
+seccomp_confine(const char *role)
+{
+	scmp_filter_ctx f = seccomp_init(SCMP_ACT_ERRNO(EPERM));
+	size_t i;
+	int rc = f == NULL ? -ENOMEM : 0;
+
+	for (i = 0; rc == 0 && i < N_ELEMENTS(seccomp_allowed); i++) {
+		int nr = seccomp_syscall_resolve_name(seccomp_allowed[i]);
+
+		if (nr != __NR_SCMP_ERROR)
+			rc = seccomp_rule_add(f, SCMP_ACT_ALLOW, nr, 0);
+	}
+	if (rc == 0)
+		rc = seccomp_rule_add(f, SCMP_ACT_ALLOW, SCMP_SYS(socket), 1,
+		    SCMP_A0(SCMP_CMP_EQ, AF_UNIX));
+	if (rc == 0)
+		rc = seccomp_load(f);
+	seccomp_release(f);
+	if (rc != 0)
+		fatalx("%s: cannot load the seccomp filter: %s", role,
+		    strerror(-rc));
+	log_info("%s: seccomp allows %zu system calls", role,
+	    N_ELEMENTS(seccomp_allowed) + 1);
+}
+
+/*
  * Confines a child to what its role needs: a pop3 worker to the mail
  * root (it cannot open the user database, nor execute anything), an
  * auth worker to reading the directory of the user database (it cannot
@@ -190,6 +246,7 @@ confine(const struct config *c, const char *role)
 	else
 		log_info("%s: landlock abi=%d confines files to %s%s", role,
 		    abi, auth ? dbdir : c->mail_root, auth ? " (read)" : "");
+	seccomp_confine(role);
 }
 
 void
