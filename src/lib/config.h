@@ -43,7 +43,8 @@ struct tls_sni_conf {
 };
 
 enum plaintext_policy {
-	/* USER/PASS only on loopback connections (the default, until TLS). */
+	/* USER/PASS only over TLS or from plaintext_networks (the
+	 * default, disable_plaintext_auth = yes). */
 	PLAINTEXT_LOOPBACK_ONLY,
 	/* USER/PASS everywhere (disable_plaintext_auth = no). */
 	PLAINTEXT_ALLOWED,

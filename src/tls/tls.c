@@ -91,6 +91,15 @@ on_servername(SSL *ssl, int *alert, void *arg)
 	return SSL_TLSEXT_ERR_OK;	/* the default certificate */
 }
 
+/* A client certificate is optional: a failed verification is kept in
+ * SSL_get_verify_result() for whoever wants to trust the certificate,
+ * and never ends the handshake. */
+static int
+keep_verify_result(int ok, X509_STORE_CTX *x)
+{
+	return 1;
+}
+
 static SSL_CTX *
 ctx_new(const struct config *c, const char *cert, const char *key,
     char *err, size_t errsize)
@@ -168,7 +177,7 @@ ctx_new(const struct config *c, const char *cert, const char *key,
 		/* Asked for, not required: a session without one simply
 		 * cannot use EXTERNAL.  Verification failures are kept in
 		 * the verify result, not fatal to the handshake. */
-		SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
+		SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, keep_verify_result);
 		SSL_CTX_set_verify_depth(ctx, 5);
 	}
 	return ctx;
