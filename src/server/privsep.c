@@ -191,9 +191,13 @@ seccomp_confine(const char *role)
 		if (nr != __NR_SCMP_ERROR)
 			rc = seccomp_rule_add(f, SCMP_ACT_ALLOW, nr, 0);
 	}
-	if (rc == 0)
-		rc = seccomp_rule_add(f, SCMP_ACT_ALLOW, SCMP_SYS(socket), 1,
-		    SCMP_A0(SCMP_CMP_EQ, AF_UNIX));
+	if (rc == 0) {
+		struct scmp_arg_cmp unix_only = { .arg = 0,
+		    .op = SCMP_CMP_EQ, .datum_a = AF_UNIX, .datum_b = 0 };
+
+		rc = seccomp_rule_add_array(f, SCMP_ACT_ALLOW,
+		    SCMP_SYS(socket), 1, &unix_only);
+	}
 	if (rc == 0)
 		rc = seccomp_load(f);
 	seccomp_release(f);
