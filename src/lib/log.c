@@ -48,7 +48,7 @@ log_vline(int prio, const char *errstr, const char *fmt, va_list ap)
 	int n;
 
 	n = vsnprintf(msg, sizeof(msg), fmt, ap);
-	if (n < 0)
+	if (n < 0 || (log_target == LOG_TO_NULL && prio != LOG_CRIT))
 		return;
 	if (errstr != NULL && (size_t)n < sizeof(msg))
 		snprintf(msg + n, sizeof(msg) - (size_t)n, ": %s", errstr);

@@ -12,7 +12,8 @@
 #include <stddef.h>
 #include "attrs.h"
 
-enum log_target { LOG_TO_STDERR, LOG_TO_SYSLOG };
+/* LOG_TO_NULL discards everything but panic (fuzz targets). */
+enum log_target { LOG_TO_STDERR, LOG_TO_SYSLOG, LOG_TO_NULL };
 
 void	log_init(const char *ident, enum log_target target);
 void	log_set_ident(const char *ident);

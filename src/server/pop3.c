@@ -60,8 +60,7 @@ static struct pending_conn pending[HELLO_WAIT_MAX];
 static size_t n_pending;
 static bool hello_seen;
 static struct event *ev_hello_wait;
-static void start_session(int, uint64_t, const char *, uint32_t, uint32_t,
-    bool);
+
 static void conn_done(uint64_t);
 
 uint64_t
@@ -193,8 +192,9 @@ flush_pending(void)
 	if (ev_hello_wait != NULL)
 		evtimer_del(ev_hello_wait);
 	for (i = 0; i < n; i++)
-		start_session(pending[i].fd, pending[i].conn_id, pending[i].ip,
-		    pending[i].port, pending[i].fails, pending[i].implicit_tls);
+		pop3_start_session(pending[i].fd, pending[i].conn_id,
+		    pending[i].ip, pending[i].port, pending[i].fails,
+		    pending[i].implicit_tls);
 }
 
 static void
@@ -280,8 +280,8 @@ conn_done(uint64_t conn_id)
 	free(m);
 }
 
-static void
-start_session(int fd, uint64_t conn_id, const char *ip, uint32_t port,
+void
+pop3_start_session(int fd, uint64_t conn_id, const char *ip, uint32_t port,
     uint32_t fails, bool implicit_tls)
 {
 	struct session *s;
@@ -347,9 +347,22 @@ new_connection(struct ipc_in *in)
 			evtimer_add(ev_hello_wait, &tv);
 		return;
 	}
-	start_session(in->fd, in->id, pip, pport, fails,
+	pop3_start_session(in->fd, in->id, pip, pport, fails,
 	    mode == LISTEN_IMPLICIT);
 	in->fd = -1;
+}
+
+void
+pop3_attach_auth(unsigned int slot, int fd)
+{
+	struct auth_link *l = &auth_links[slot];
+
+	if (l->chan != NULL)
+		ipc_chan_free(&l->chan);
+	l->hello = l->has_plain = false;
+	l->chan = ipc_chan_new(pop3_base, fd, auth_msg, auth_closed, l);
+	if (l->chan == NULL)
+		close(fd);
 }
 
 static void
@@ -361,21 +374,13 @@ master_msg(struct ipc_chan *ch, struct ipc_in *in, void *arg)
 		break;
 	case MSG_AUTH_CHAN: {
 		uint32_t k = ipc_get_u32(in);
-		struct auth_link *l;
 
 		if (!ipc_done(in) || in->fd < 0 ||
 		    k >= N_ELEMENTS(auth_links)) {
 			log_warnx("pop3: malformed auth channel message");
 			break;
 		}
-		l = &auth_links[k];
-		if (l->chan != NULL)
-			ipc_chan_free(&l->chan);
-		l->hello = l->has_plain = false;
-		l->chan = ipc_chan_new(pop3_base, in->fd, auth_msg,
-		    auth_closed, l);
-		if (l->chan == NULL)
-			close(in->fd);
+		pop3_attach_auth(k, in->fd);
 		in->fd = -1;
 		break;
 	}

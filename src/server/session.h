@@ -92,6 +92,12 @@ struct session {
 
 /* pop3.c */
 extern struct event_base *pop3_base;
+/* A connection becomes a session (the descriptor is the session's,
+ * or closed on failure). */
+void	pop3_start_session(int fd, uint64_t conn_id, const char *ip,
+	    uint32_t port, uint32_t fails, bool implicit_tls);
+/* Takes fd as the channel to auth worker slot (< 64). */
+void	pop3_attach_auth(unsigned int slot, int fd);
 extern bool pop3_apop_available;
 /* Sends a request for s to an auth worker: 0, or -1 if none is up. */
 int	pop3_auth_request(struct session *s, struct ipc_msg *m);
