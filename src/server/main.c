@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include "lib/log.h"
@@ -74,6 +75,14 @@ main(int argc, char **argv)
 		return 0;
 	}
 	log_init("posternd", c->log_syslog ? LOG_TO_SYSLOG : LOG_TO_STDERR);
+	{
+		/* Every process holds secrets (TLS keys, passwords in
+		 * flight): none of them may leave a core file. */
+		struct rlimit rl = { 0, 0 };
+
+		if (setrlimit(RLIMIT_CORE, &rl) == -1)
+			log_warn("cannot disable core dumps");
+	}
 	log_set_debug(debug || c->log_debug);
 	return master_run(c, path);
 }

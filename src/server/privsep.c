@@ -259,15 +259,11 @@ privsep_drop(const struct config *c, const char *role)
 	const struct drop_to *d = strcmp(role, "auth") == 0 ? &drop_auth :
 	    &drop_pop3;
 
-	if (strcmp(role, "auth") == 0) {
-		/* Secrets live here: no core dumps, no ptrace by peers. */
-		struct rlimit rl = { 0, 0 };
-
-		if (setrlimit(RLIMIT_CORE, &rl) == -1)
-			log_warn("setrlimit core");
-		if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) == -1)
-			log_warn("prctl dumpable");
-	}
+	/* Core dumps are off in every process (main.c); passwords pass
+	 * through auth workers: not even a same-uid peer may trace them. */
+	if (strcmp(role, "auth") == 0 &&
+	    prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) == -1)
+		log_warn("prctl dumpable");
 	if (!d->set) {
 		confine(c, role);
 		return;

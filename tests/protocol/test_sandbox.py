@@ -101,11 +101,20 @@ def test_auth_worker_cannot_open_mail(split_server):
         assert c.stat()[0] == 1
 
 
-def test_auth_worker_is_not_dumpable(split_server):
-    for pid in split_server.worker_pids("auth"):
+def test_no_process_can_dump_core(split_server):
+    # Every process holds secrets: TLS keys, passwords in flight.
+    pids = [split_server.pid] + split_server.worker_pids(None)
+    assert len(pids) >= 3
+    for pid in pids:
         with open("/proc/%d/limits" % pid) as f:
             core = [l for l in f if l.startswith("Max core file size")][0]
-        assert core.split()[4] == "0"
+        assert core.split()[4] == "0", (pid, core)
+    # Auth workers are not dumpable, so a peer of the same uid cannot
+    # trace them: the kernel then gives their /proc entry to root.
+    for pid in split_server.worker_pids("auth"):
+        uid = int(_status(pid, "Uid").split()[0])
+        if uid != 0:
+            assert os.stat("/proc/%d" % pid).st_uid == 0
 
 
 def test_missing_mail_root_is_a_clear_start_error(tmp_path):
