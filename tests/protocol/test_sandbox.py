@@ -110,11 +110,11 @@ def test_no_process_can_dump_core(split_server):
             core = [l for l in f if l.startswith("Max core file size")][0]
         assert core.split()[4] == "0", (pid, core)
     # Auth workers are not dumpable, so a peer of the same uid cannot
-    # trace them: the kernel then gives their /proc entry to root.
+    # trace them: the kernel then gives their /proc files to root.
     for pid in split_server.worker_pids("auth"):
         uid = int(_status(pid, "Uid").split()[0])
         if uid != 0:
-            assert os.stat("/proc/%d" % pid).st_uid == 0
+            assert os.stat("/proc/%d/status" % pid).st_uid == 0
 
 
 def test_missing_mail_root_is_a_clear_start_error(tmp_path):
