@@ -373,16 +373,24 @@ on_write(struct bufferevent *bev, void *arg)
 static const char *
 tls_reason(struct session *s, short what, char *buf, size_t size)
 {
-	unsigned long e, last = 0;
+	unsigned long e, last = 0, code = 0;
 
-	while ((e = bufferevent_get_openssl_error(s->bev)) != 0)
-		last = e;
+	/* libevent queues OpenSSL's errors, and where there were none the
+	 * bare SSL_get_error() code: the first say more. */
+	while ((e = bufferevent_get_openssl_error(s->bev)) != 0) {
+		if (ERR_GET_LIB(e) != 0)
+			last = e;
+		else if (code == 0)
+			code = e;
+	}
 	if (last != 0) {
 		ERR_error_string_n(last, buf, size);
 		return buf;
 	}
-	if (what & BEV_EVENT_EOF)
-		return "eof";
+	if (code == SSL_ERROR_SYSCALL || (what & BEV_EVENT_EOF))
+		return "connection closed or reset by the peer";
+	if (code == SSL_ERROR_SSL)
+		return "protocol error";
 	return evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR());
 }
 
