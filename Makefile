@@ -75,3 +75,10 @@ SOAK_MINUTES ?=	30
 .PHONY: soak
 soak: build
 	/usr/bin/python3 tests/soak/soak.py --minutes $(SOAK_MINUTES)
+
+# Benchmark: posternd against a private Dovecot instance on 127.0.0.1,
+# every scenario of bench/README.md (installs Dovecot if missing);
+# BENCH_QUICK=1 for a run of a few minutes.
+.PHONY: bench
+bench: build
+	bench/run
