@@ -219,10 +219,8 @@ def destination():
     shutil.rmtree(top, ignore_errors=True)
 
 
-def test_getmail_pop3_ssl(tls_mailbox, workdir, destination):
-    mb = tls_mailbox
-    getmail = clients.require("getmail")
-    dest, user_line = destination
+def _getmail_rc(mb, workdir, dest, user_line, ca_file, options):
+    """Writes a getmailrc for the SSL retriever; returns its path and dir."""
     gdir = os.path.join(workdir, "getmail")
     os.makedirs(gdir, exist_ok=True)
     rc = clients.write_private(os.path.join(gdir, "getmailrc"), (
@@ -242,13 +240,23 @@ def test_getmail_pop3_ssl(tls_mailbox, workdir, destination):
         "%s"
         "\n"
         "[options]\n"
+        "%s"
+    ) % (mb.tls_port, mb.user, mb.password, ca_file, dest, user_line,
+         options))
+    return rc, gdir
+
+
+def test_getmail_pop3_ssl(tls_mailbox, workdir, destination):
+    mb = tls_mailbox
+    getmail = clients.require("getmail")
+    dest, user_line = destination
+    rc, gdir = _getmail_rc(mb, workdir, dest, user_line, mb.ca_file, (
         "delete = false\n"
         "read_all = false\n"
         "delivered_to = false\n"
         "received = false\n"
         "message_log_syslog = false\n"
-        "verbose = 1\n"
-    ) % (mb.tls_port, mb.user, mb.password, mb.ca_file, dest, user_line))
+        "verbose = 1\n"))
     env = clients.client_env(os.path.join(workdir, "home"))
     start = log_mark(mb)
     clients.run([getmail, "--getmaildir", gdir, "--rcfile", rc], env=env)
@@ -267,29 +275,9 @@ def test_getmail_rejects_untrusted_certificate(tls_mailbox, workdir, pki,
     mb = tls_mailbox
     getmail = clients.require("getmail")
     dest, user_line = destination
-    gdir = os.path.join(workdir, "getmail")
-    os.makedirs(gdir, exist_ok=True)
-    rc = clients.write_private(os.path.join(gdir, "getmailrc"), (
-        "[retriever]\n"
-        "type = SimplePOP3SSLRetriever\n"
-        "server = 127.0.0.1\n"
-        "port = %d\n"
-        "username = %s\n"
-        "password = %s\n"
-        "ca_certs = %s\n"
-        "ssl_cert_hostname = localhost\n"
-        "timeout = 60\n"
-        "\n"
-        "[destination]\n"
-        "type = Maildir\n"
-        "path = %s/\n"
-        "%s"
-        "\n"
-        "[options]\n"
+    rc, gdir = _getmail_rc(mb, workdir, dest, user_line, pki.other_ca_cert, (
         "read_all = false\n"
-        "message_log_syslog = false\n"
-    ) % (mb.tls_port, mb.user, mb.password, pki.other_ca_cert, dest,
-         user_line))
+        "message_log_syslog = false\n"))
     env = clients.client_env(os.path.join(workdir, "home"))
     start = log_mark(mb)
     r = clients.run([getmail, "--getmaildir", gdir, "--rcfile", rc],
