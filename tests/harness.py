@@ -901,7 +901,9 @@ def maildir_unique_name():
         q = _uniq_counter[0]
     now = time.time()
     host = re.sub(r"[^A-Za-z0-9.-]", "_", socket.gethostname()) or "host"
-    return "%d.M%dP%dQ%d.%s" % (int(now), int((now % 1) * 1e6), os.getpid(),
+    # Microseconds zero-padded: names made in one second sort in the
+    # order they were made, which is the order the store lists them.
+    return "%d.M%06dP%dQ%d.%s" % (int(now), int((now % 1) * 1e6), os.getpid(),
                                 q, host)
 
 

@@ -525,6 +525,14 @@ retr_cont(struct session *s)
 	s->msg_left -= (uint64_t)n;
 	if (wire_enc_feed(&s->enc, chunk, (size_t)n, out) == -1)
 		goto nomem;
+	if (s->msg_left == 0) {
+		/* All read: end the reply now, so that a small message and
+		 * its terminator leave in one write. */
+		if (wire_enc_finish(&s->enc, out) == -1)
+			goto nomem;
+		s->bytes_out += s->enc.octets - before;
+		return msg_finish(s);
+	}
 	s->bytes_out += s->enc.octets - before;
 	return 0;
 nomem:
