@@ -596,12 +596,16 @@ cmd_top(struct session *s, char **argv, int argc)
 	uint64_t lines;
 	uint32_t idx;
 
-	if (parse_u64(argv[1], WIRE_ALL_LINES - 1, &lines) == PARSE_SYNTAX) {
+	switch (parse_u64(argv[1], WIRE_ALL_LINES - 1, &lines)) {
+	case PARSE_OK:
+		break;
+	case PARSE_RANGE:
+		lines = WIRE_ALL_LINES - 1;	/* more than any message */
+		break;
+	default:
 		bad_command(s, "-ERR Invalid line count.");
 		return;
 	}
-	if (parse_u64(argv[1], WIRE_ALL_LINES - 1, &lines) != PARSE_OK)
-		lines = WIRE_ALL_LINES - 1;	/* more than any message */
 	if (get_msg(s, argv[0], &idx))
 		send_message(s, idx, lines);
 }

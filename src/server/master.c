@@ -486,7 +486,7 @@ spawn(enum child_kind kind, unsigned int slot)
 		signal(SIGHUP, SIG_IGN);
 		sigprocmask(SIG_UNBLOCK, &master_sigs, NULL);
 		if (kind == CHILD_POP3)
-			pop3_worker_main(3, generation);
+			pop3_worker_main(3);
 		auth_worker_main(3, slot);
 	}
 	close(sv[1]);

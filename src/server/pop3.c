@@ -433,7 +433,7 @@ on_term(evutil_socket_t sig, short what, void *arg)
 }
 
 void
-pop3_worker_main(int master_fd, unsigned int generation)
+pop3_worker_main(int master_fd)
 {
 	struct event *ev_term, *ev_int;
 	uint32_t i;
@@ -451,7 +451,6 @@ pop3_worker_main(int master_fd, unsigned int generation)
 	    evsignal_add(ev_term, NULL) == -1 ||
 	    evsignal_add(ev_int, NULL) == -1)
 		fatalx("pop3: cannot set up the event loop");
-	(void)generation;
 	event_base_dispatch(pop3_base);
 	/* Whatever is still open now is closed without UPDATE. */
 	for (i = 0; i < n_slots; i++)

@@ -65,7 +65,7 @@ extern volatile int posternd_debug;
 int	master_run(struct config *c, const char *config_path);
 
 /* pop3.c: the pop3 worker process; never returns. */
-ATTR_NORETURN void pop3_worker_main(int master_fd, unsigned int generation);
+ATTR_NORETURN void pop3_worker_main(int master_fd);
 
 /* authd.c: the auth worker process; never returns. */
 ATTR_NORETURN void auth_worker_main(int master_fd, unsigned int slot);
