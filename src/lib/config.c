@@ -52,6 +52,7 @@
 #define DEFAULT_RUN_USER	"postern"
 #define DEFAULT_GREETING	"Postern ready."
 #define DEFAULT_HOSTNAME	"localhost"
+#define DEFAULT_OAUTH_USER_CLAIM "sub"
 #define DEFAULT_TLS_PORT	"995"		/* RFC 8314 section 7.1 */
 #define DEFAULT_TLS_MIN_VERSION	12		/* TLS 1.2 */
 
@@ -104,6 +105,8 @@ struct key {
 	unsigned int	 flags;
 };
 
+static bool	username_ok(const char *);
+
 /* The key handlers, defined below in the order of keys[]. */
 static int	set_listen(struct parse *, const struct key *,
 	    const char *);
@@ -137,6 +140,20 @@ static int	set_networks(struct parse *, const struct key *,
 	    const char *);
 static int	set_log(struct parse *, const struct key *,
 	    const char *);
+static int	set_user_db_type(struct parse *, const struct key *,
+	    const char *);
+static int	set_password_forms(struct parse *, const struct key *,
+	    const char *);
+static int	set_mechanisms(struct parse *, const struct key *,
+	    const char *);
+static int	set_master_users(struct parse *, const struct key *,
+	    const char *);
+static int	set_external_user(struct parse *, const struct key *,
+	    const char *);
+static int	set_oauth_issuer(struct parse *, const struct key *,
+	    const char *);
+static int	set_word(struct parse *, const struct key *,
+	    const char *);
 static int	set_hostname(struct parse *, const struct key *,
 	    const char *);
 static int	set_greeting(struct parse *, const struct key *,
@@ -163,6 +180,11 @@ static const struct key keys[] = {
 	{ "mail_root", set_mail_root, FIELD(mail_root), 0, 0, 0 },
 	{ "mailbox_path", set_mailbox_path, FIELD(mailbox_path), 0, 0, 0 },
 	{ "user_db", set_path, FIELD(user_db), 0, 0, 0 },
+	{ "user_db_type", set_user_db_type, FIELD(user_db_type), 0, 0, 0 },
+	{ "password_forms", set_password_forms, FIELD(password_forms), 0, 0,
+	    0 },
+	{ "scram_iterations", set_uint, FIELD(scram_iterations),
+	    SCRAM_MIN_ITERATIONS, SCRAM_MAX_ITERATIONS, 0 },
 	{ "mail_user", set_run_user, FIELD(mail_user), 0, 0, 0 },
 	{ "auth_user", set_run_user, FIELD(auth_user), 0, 0, 0 },
 	{ "workers", set_uint, FIELD(workers), 0, MAX_WORKERS, 0 },
@@ -174,6 +196,8 @@ static const struct key keys[] = {
 	    COUNT_MAX, 0 },
 	{ "max_connections_per_ip", set_uint, FIELD(max_connections_per_ip),
 	    1, COUNT_MAX, 0 },
+	{ "max_connections_per_user", set_uint,
+	    FIELD(max_connections_per_user), 1, COUNT_MAX, 0 },
 	{ "max_line_length", set_uint, FIELD(max_line_length),
 	    POP3_RFC_LINE_MAX, HARD_MAX_LINE_LENGTH, 0 },
 	{ "max_bad_commands", set_uint, FIELD(max_bad_commands), 1,
@@ -192,6 +216,16 @@ static const struct key keys[] = {
 	    0 },
 	{ "plaintext_networks", set_networks, 0, 0, 0, 0 },
 	{ "apop", set_bool, FIELD(apop), 0, 0, 0 },
+	{ "auth_mechanisms", set_mechanisms, FIELD(mechanisms), 0, 0, 0 },
+	{ "max_sasl_line_length", set_uint, FIELD(max_sasl_line_length),
+	    POP3_RFC_LINE_MAX, HARD_MAX_SASL_LINE_LENGTH, 0 },
+	{ "auth_master_users", set_master_users, 0, 0, 0, 0 },
+	{ "trusted_networks", set_networks, 0, 0, 0, 0 },
+	{ "external_user", set_external_user, FIELD(external_user), 0, 0,
+	    0 },
+	{ "oauth_issuer", set_oauth_issuer, 0, 0, 0, KEY_REPEAT },
+	{ "oauth_audience", set_word, FIELD(oauth_audience), 0, 0, 0 },
+	{ "oauth_user_claim", set_word, FIELD(oauth_user_claim), 0, 0, 0 },
 	{ "log", set_log, FIELD(log_syslog), 0, 0, 0 },
 	{ "log_debug", set_bool, FIELD(log_debug), 0, 0, 0 },
 	{ "hostname", set_hostname, FIELD(hostname), 0, 0, 0 },
@@ -207,6 +241,7 @@ struct parse {
 	unsigned int	 seen[N_ELEMENTS(keys)];	/* line that set it */
 	unsigned int	 listen_line[MAX_LISTENERS];
 	unsigned int	 sni_line[MAX_TLS_SNI];
+	unsigned int	 issuer_line[MAX_OAUTH_ISSUERS];
 	bool		 listen_given;	/* the defaults were replaced */
 	char		 shown[72];	/* a value, made safe to print */
 };
@@ -1084,13 +1119,21 @@ set_log(struct parse *p, const struct key *k, const char *value)
 static int
 set_networks(struct parse *p, const struct key *k, const char *value)
 {
-	struct cidr nets[MAX_NETWORKS];
+	struct cidr nets[MAX_NETWORKS], *dst;
+	size_t *n_dst;
 	char tok[64];
 	size_t n = 0, len;
 	const char *s = value;
 
+	if (strcmp(k->name, "trusted_networks") == 0) {
+		dst = p->c->trusted_networks;
+		n_dst = &p->c->n_trusted_networks;
+	} else {
+		dst = p->c->plaintext_networks;
+		n_dst = &p->c->n_plaintext_networks;
+	}
 	if (strcasecmp(value, "none") == 0) {
-		p->c->n_plaintext_networks = 0;
+		*n_dst = 0;
 		return 0;
 	}
 	for (;;) {
@@ -1123,9 +1166,276 @@ set_networks(struct parse *p, const struct key *k, const char *value)
 		    k->name);
 		return -1;
 	}
-	memcpy(p->c->plaintext_networks, nets, n * sizeof(nets[0]));
-	p->c->n_plaintext_networks = n;
+	memcpy(dst, nets, n * sizeof(nets[0]));
+	*n_dst = n;
 	return 0;
+}
+
+/* ---- authentication ----------------------------------------------- */
+
+static const char *const mech_names[MECH_COUNT] = {
+	[MECH_SCRAM_SHA_256_PLUS] = "SCRAM-SHA-256-PLUS",
+	[MECH_SCRAM_SHA_256] = "SCRAM-SHA-256",
+	[MECH_SCRAM_SHA_1_PLUS] = "SCRAM-SHA-1-PLUS",
+	[MECH_SCRAM_SHA_1] = "SCRAM-SHA-1",
+	[MECH_OAUTHBEARER] = "OAUTHBEARER",
+	[MECH_XOAUTH2] = "XOAUTH2",
+	[MECH_EXTERNAL] = "EXTERNAL",
+	[MECH_CRAM_MD5] = "CRAM-MD5",
+	[MECH_PLAIN] = "PLAIN",
+	[MECH_LOGIN] = "LOGIN",
+};
+
+const char *
+config_mech_name(enum sasl_mech m)
+{
+	return (unsigned int)m < MECH_COUNT ? mech_names[m] : "?";
+}
+
+int
+config_mech_find(const char *s)
+{
+	int i;
+
+	for (i = 0; i < MECH_COUNT; i++)
+		if (strcasecmp(s, mech_names[i]) == 0)
+			return i;
+	return -1;
+}
+
+/*
+ * Calls fn for each blank-separated word of value (at most size - 1
+ * octets each; a longer one is passed truncated with *toolong set).
+ * Stops at the first -1.
+ */
+static int
+each_word(struct parse *p, const struct key *k, const char *value,
+    int (*fn)(struct parse *, const struct key *, const char *, void *),
+    void *arg)
+{
+	char tok[256];
+	bool toolong;
+
+	while (next_word(&value, tok, sizeof(tok), &toolong)) {
+		if (toolong) {
+			err_set(p, "%s: '%s...' is too long", k->name,
+			    shown(p, tok));
+			return -1;
+		}
+		if (fn(p, k, tok, arg) == -1)
+			return -1;
+	}
+	return 0;
+}
+
+static int
+set_user_db_type(struct parse *p, const struct key *k, const char *value)
+{
+	enum userdb_type *t = field(p, k);
+
+	if (strcasecmp(value, "passwd-file") == 0)
+		*t = USERDB_PASSWD_FILE;
+	else if (strcasecmp(value, "sqlite") == 0)
+		*t = USERDB_SQLITE;
+	else {
+		err_set(p, "%s: '%s' is not a user database type (use "
+		    "passwd-file or sqlite)", k->name, shown(p, value));
+		return -1;
+	}
+	return 0;
+}
+
+static int
+add_form(struct parse *p, const struct key *k, const char *w, void *arg)
+{
+	static const struct {
+		const char	*name;
+		unsigned int	 bit;
+	} forms[] = {
+		{ "crypt", PWFORM_CRYPT },
+		{ "scram-sha-1", PWFORM_SCRAM_SHA1 },
+		{ "scram-sha-256", PWFORM_SCRAM_SHA256 },
+		{ "secret", PWFORM_SECRET },
+	};
+	unsigned int *bits = arg;
+	size_t i;
+
+	for (i = 0; i < N_ELEMENTS(forms); i++)
+		if (strcasecmp(w, forms[i].name) == 0) {
+			*bits |= forms[i].bit;
+			return 0;
+		}
+	err_set(p, "%s: '%s' is not a password form (use crypt, "
+	    "scram-sha-1, scram-sha-256 or secret)", k->name, shown(p, w));
+	return -1;
+}
+
+static int
+set_password_forms(struct parse *p, const struct key *k, const char *value)
+{
+	unsigned int bits = 0;
+
+	if (each_word(p, k, value, add_form, &bits) == -1)
+		return -1;
+	if ((bits & ~PWFORM_SECRET) == 0) {
+		err_set(p, "%s: name crypt or a scram form (a secret alone "
+		    "would store only a plaintext-equivalent password)",
+		    k->name);
+		return -1;
+	}
+	*(unsigned int *)field(p, k) = bits;
+	return 0;
+}
+
+static int
+add_mech(struct parse *p, const struct key *k, const char *w, void *arg)
+{
+	unsigned int *bits = arg;
+	int m = config_mech_find(w);
+
+	if (m < 0) {
+		err_set(p, "%s: '%s' is not a mechanism Postern knows (use "
+		    "SCRAM-SHA-256-PLUS, SCRAM-SHA-256, SCRAM-SHA-1-PLUS, "
+		    "SCRAM-SHA-1, OAUTHBEARER, XOAUTH2, EXTERNAL, CRAM-MD5, "
+		    "PLAIN, LOGIN, or none)", k->name, shown(p, w));
+		return -1;
+	}
+	*bits |= MECH_BIT(m);
+	return 0;
+}
+
+static int
+set_mechanisms(struct parse *p, const struct key *k, const char *value)
+{
+	unsigned int bits = 0;
+
+	if (strcasecmp(value, "none") != 0 &&
+	    each_word(p, k, value, add_mech, &bits) == -1)
+		return -1;
+	*(unsigned int *)field(p, k) = bits;
+	return 0;
+}
+
+static int
+add_master(struct parse *p, const struct key *k, const char *w, void *arg)
+{
+	struct config *c = p->c;
+	size_t i;
+
+	if (!username_ok(w)) {
+		err_set(p, "%s: '%s' is not a user name", k->name,
+		    shown(p, w));
+		return -1;
+	}
+	for (i = 0; i < c->n_master_users; i++)
+		if (strcmp(c->master_users[i], w) == 0)
+			return 0;
+	if (c->n_master_users == MAX_MASTER_USERS) {
+		err_set(p, "%s: more than %d master users", k->name,
+		    MAX_MASTER_USERS);
+		return -1;
+	}
+	if ((c->master_users[c->n_master_users] = strdup(w)) == NULL) {
+		err_set(p, "out of memory");
+		return -1;
+	}
+	c->n_master_users++;
+	return 0;
+}
+
+static int
+set_master_users(struct parse *p, const struct key *k, const char *value)
+{
+	size_t i;
+
+	for (i = 0; i < p->c->n_master_users; i++)
+		free(p->c->master_users[i]);
+	p->c->n_master_users = 0;
+	if (strcasecmp(value, "none") == 0)
+		return 0;
+	return each_word(p, k, value, add_master, NULL);
+}
+
+static int
+set_external_user(struct parse *p, const struct key *k, const char *value)
+{
+	enum external_user *e = field(p, k);
+
+	if (strcasecmp(value, "cn") == 0)
+		*e = EXTERNAL_USER_CN;
+	else if (strcasecmp(value, "email") == 0)
+		*e = EXTERNAL_USER_EMAIL;
+	else {
+		err_set(p, "%s: '%s' is not a certificate field (use cn or "
+		    "email)", k->name, shown(p, value));
+		return -1;
+	}
+	return 0;
+}
+
+/* "ISSUER KEYFILE": the exact iss value, then its public key. */
+static int
+set_oauth_issuer(struct parse *p, const struct key *k, const char *value)
+{
+	struct config *c = p->c;
+	struct oauth_issuer_conf *o;
+	char iss[512], file[MAX_PATH_LEN], full[MAX_PATH_LEN], extra[8];
+	const char *s = value;
+	bool l1, l2, l3;
+	size_t i;
+
+	if (!next_word(&s, iss, sizeof(iss), &l1) ||
+	    !next_word(&s, file, sizeof(file), &l2) || l1 || l2 ||
+	    next_word(&s, extra, sizeof(extra), &l3)) {
+		err_set(p, "%s: use 'ISSUER KEYFILE', e.g. oauth_issuer = "
+		    "https://id.example.org /etc/postern/idp.pem", k->name);
+		return -1;
+	}
+	for (i = 0; i < c->n_oauth_issuers; i++)
+		if (strcmp(c->oauth_issuers[i].issuer, iss) == 0) {
+			err_set(p, "%s: issuer '%s' is already given on line "
+			    "%u", k->name, shown(p, iss), p->issuer_line[i]);
+			return -1;
+		}
+	if (c->n_oauth_issuers == MAX_OAUTH_ISSUERS) {
+		err_set(p, "%s: more than %d issuers", k->name,
+		    MAX_OAUTH_ISSUERS);
+		return -1;
+	}
+	if (resolve_path(p, k->name, file, full, sizeof(full)) == -1)
+		return -1;
+	o = &c->oauth_issuers[c->n_oauth_issuers];
+	o->issuer = strdup(iss);
+	o->key = strdup(full);
+	if (o->issuer == NULL || o->key == NULL) {
+		free(o->issuer);
+		free(o->key);
+		o->issuer = o->key = NULL;
+		err_set(p, "out of memory");
+		return -1;
+	}
+	p->issuer_line[c->n_oauth_issuers++] = p->line;
+	return 0;
+}
+
+/* One word of printable ASCII. */
+static int
+set_word(struct parse *p, const struct key *k, const char *value)
+{
+	const char *s;
+
+	if (strlen(value) > 255) {
+		err_set(p, "%s: the value is longer than 255 characters",
+		    k->name);
+		return -1;
+	}
+	for (s = value; *s != '\0'; s++)
+		if (!is_print((unsigned char)*s, false)) {
+			err_set(p, "%s: '%s' must be one word of printable "
+			    "ASCII", k->name, shown(p, value));
+			return -1;
+		}
+	return store_str(p, k, value);
 }
 
 /* ---- the file ----------------------------------------------------- */
@@ -1377,6 +1687,13 @@ check_whole(struct parse *p)
 		    sizeof(d2)));
 		return -1;
 	}
+	if (c->n_oauth_issuers > 0 && c->oauth_audience == NULL) {
+		p->line = p->issuer_line[0];
+		err_set(p, "oauth_issuer needs oauth_audience (add "
+		    "oauth_audience = the aud value tokens for this server "
+		    "carry)");
+		return -1;
+	}
 	return check_tls(p);
 }
 
@@ -1395,6 +1712,15 @@ defaults(struct config *c)
 		panic("config: built-in defaults do not parse");
 	c->n_listeners = 2;
 	c->n_plaintext_networks = 2;
+	c->n_trusted_networks = 0;
+	c->user_db_type = USERDB_PASSWD_FILE;
+	c->password_forms = PWFORM_CRYPT | PWFORM_SCRAM_SHA1 |
+	    PWFORM_SCRAM_SHA256;
+	c->scram_iterations = DEFAULT_SCRAM_ITERATIONS;
+	c->max_connections_per_user = DEFAULT_MAX_CONNECTIONS_PER_USER;
+	c->mechanisms = (1u << MECH_COUNT) - 1;
+	c->max_sasl_line_length = DEFAULT_MAX_SASL_LINE_LENGTH;
+	c->external_user = EXTERNAL_USER_CN;
 
 	c->workers = 0;
 	c->auth_workers = DEFAULT_AUTH_WORKERS;
@@ -1433,7 +1759,8 @@ defaults(struct config *c)
 	c->greeting = strdup(DEFAULT_GREETING);
 	c->tls_ciphers = strdup(DEFAULT_TLS_CIPHERS);
 	c->tls_ciphersuites = strdup(DEFAULT_TLS_CIPHERSUITES);
-	if (c->path == NULL || c->mail_root == NULL ||
+	c->oauth_user_claim = strdup(DEFAULT_OAUTH_USER_CLAIM);
+	if (c->oauth_user_claim == NULL || c->path == NULL || c->mail_root == NULL ||
 	    c->mailbox_path == NULL || c->user_db == NULL ||
 	    c->mail_user == NULL || c->auth_user == NULL ||
 	    c->hostname == NULL || c->greeting == NULL ||
@@ -1600,6 +1927,14 @@ config_free(struct config *c)
 	free(c->tls_ciphers);
 	free(c->tls_ciphersuites);
 	free(c->tls_client_ca);
+	for (i = 0; i < c->n_master_users && i < MAX_MASTER_USERS; i++)
+		free(c->master_users[i]);
+	for (i = 0; i < c->n_oauth_issuers && i < MAX_OAUTH_ISSUERS; i++) {
+		free(c->oauth_issuers[i].issuer);
+		free(c->oauth_issuers[i].key);
+	}
+	free(c->oauth_audience);
+	free(c->oauth_user_claim);
 	free(c->path);
 	free(c->mail_root);
 	free(c->mailbox_path);

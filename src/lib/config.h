@@ -50,6 +50,52 @@ enum plaintext_policy {
 	PLAINTEXT_ALLOWED,
 };
 
+/* Where users live (postern.conf(5) user_db_type). */
+enum userdb_type {
+	USERDB_PASSWD_FILE = 0,
+	USERDB_SQLITE,
+};
+
+/* The forms of a password `postern user add|passwd` writes (bits). */
+#define PWFORM_CRYPT		0x01	/* a crypt(3) hash for USER/PASS */
+#define PWFORM_SCRAM_SHA1	0x02	/* SCRAM-SHA-1 salt and keys */
+#define PWFORM_SCRAM_SHA256	0x04	/* SCRAM-SHA-256 salt and keys */
+#define PWFORM_SECRET		0x08	/* plaintext-equivalent (APOP,
+					 * CRAM-MD5) */
+
+/* SASL mechanisms (RFC 5034), in the order CAPA lists them. */
+enum sasl_mech {
+	MECH_SCRAM_SHA_256_PLUS = 0,
+	MECH_SCRAM_SHA_256,
+	MECH_SCRAM_SHA_1_PLUS,
+	MECH_SCRAM_SHA_1,
+	MECH_OAUTHBEARER,
+	MECH_XOAUTH2,
+	MECH_EXTERNAL,
+	MECH_CRAM_MD5,
+	MECH_PLAIN,
+	MECH_LOGIN,
+	MECH_COUNT
+};
+#define MECH_BIT(m)	(1u << (m))
+
+/* The mechanism's name as on the wire, e.g. "SCRAM-SHA-256-PLUS". */
+const char *config_mech_name(enum sasl_mech);
+/* The mechanism named s (any case), or -1. */
+int	config_mech_find(const char *s);
+
+/* Which certificate field names the user of SASL EXTERNAL. */
+enum external_user {
+	EXTERNAL_USER_CN = 0,	/* the subject's commonName */
+	EXTERNAL_USER_EMAIL,	/* the first rfc822Name subjectAltName */
+};
+
+/* A trusted token issuer for OAUTHBEARER and XOAUTH2. */
+struct oauth_issuer_conf {
+	char			*issuer;	/* the exact "iss" value */
+	char			*key;		/* PEM public key or cert */
+};
+
 struct config {
 	char			*path;		/* the file it came from */
 
@@ -58,7 +104,10 @@ struct config {
 
 	char			*mail_root;	/* absolute directory */
 	char			*mailbox_path;	/* template: %u %n %d %% */
-	char			*user_db;	/* passwd-file path */
+	char			*user_db;	/* passwd-file or SQLite path */
+	enum userdb_type	 user_db_type;
+	unsigned int		 password_forms;	/* PWFORM_* */
+	unsigned int		 scram_iterations;
 
 	char			*mail_user;	/* workers run as this if root */
 	char			*auth_user;	/* auth runs as this if root */
@@ -69,6 +118,7 @@ struct config {
 	uint64_t		 idle_timeout_ms;
 	unsigned int		 max_connections;
 	unsigned int		 max_connections_per_ip;
+	unsigned int		 max_connections_per_user;
 	unsigned int		 max_line_length;
 	unsigned int		 max_bad_commands;
 	unsigned int		 max_auth_failures;
@@ -84,6 +134,20 @@ struct config {
 	struct cidr		 plaintext_networks[MAX_NETWORKS];
 	size_t			 n_plaintext_networks;
 	bool			 apop;		/* offer APOP if the store can */
+
+	/* SASL (RFC 5034). */
+	unsigned int		 mechanisms;	/* MECH_BIT()s allowed */
+	unsigned int		 max_sasl_line_length;
+	char			*master_users[MAX_MASTER_USERS];
+	size_t			 n_master_users;
+	/* Networks exempt from the failed-login delay. */
+	struct cidr		 trusted_networks[MAX_NETWORKS];
+	size_t			 n_trusted_networks;
+	enum external_user	 external_user;
+	struct oauth_issuer_conf oauth_issuers[MAX_OAUTH_ISSUERS];
+	size_t			 n_oauth_issuers;
+	char			*oauth_audience;
+	char			*oauth_user_claim;
 
 	/* TLS (RFC 2595 STLS, RFC 8314 implicit TLS).  No tls_cert: no
 	 * TLS at all, STLS not offered, implicit listeners refused. */

@@ -36,6 +36,28 @@
 #define MAX_LISTENERS			32
 #define MAX_NETWORKS			64
 #define MAX_TLS_SNI			64
+#define MAX_MASTER_USERS		16
+#define MAX_OAUTH_ISSUERS		16
+
+/* One user may hold this many sessions at once (all workers). */
+#define DEFAULT_MAX_CONNECTIONS_PER_USER	10
+
+/* SASL: a client response line during AUTH may be this long (OAuth
+ * tokens run to kilobytes; RFC 5034 section 4 exempts the responses from
+ * the 255-octet command limit); at most this many exchanges in one AUTH,
+ * and this many exchanges open in one auth process. */
+#define DEFAULT_MAX_SASL_LINE_LENGTH	16384
+#define HARD_MAX_SASL_LINE_LENGTH	32768
+#define SASL_MAX_STEPS			8
+#define SASL_MAX_OPEN			4096
+
+/* SCRAM (RFC 5802, RFC 7677): iterations of the stored keys. */
+#define SCRAM_MIN_ITERATIONS		4096
+#define DEFAULT_SCRAM_ITERATIONS	10000
+#define SCRAM_MAX_ITERATIONS		10000000
+
+/* OAuth: clock skew tolerated on exp/nbf/iat. */
+#define OAUTH_LEEWAY_SEC		60
 
 /* A TLS handshake must finish in this time (slowloris). */
 #define DEFAULT_TLS_HANDSHAKE_TIMEOUT_MS	(30 * 1000)
