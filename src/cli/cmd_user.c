@@ -10,6 +10,7 @@
 #include <errno.h>
 #include <getopt.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -124,19 +125,21 @@ failed(enum user_action act, const char *db, const char *err)
 }
 
 static int
+list_one(const struct user_rec *u, void *arg)
+{
+	printf("%s%s\n", u->name, u->disabled ? " (disabled)" : "");
+	return 0;
+}
+
+static int
 user_list(const char *db)
 {
-	const struct user_rec *u;
 	struct userdb *udb;
 	char err[512];
-	size_t i;
 
-	if (userdb_open(db, &udb, err, sizeof(err)) == -1)
+	if (userdb_open(db, USERDB_PASSWD_FILE, &udb, err, sizeof(err)) == -1)
 		return failed(ACT_LIST, db, err);
-	for (i = 0; i < userdb_count(udb); i++) {
-		u = userdb_get(udb, i);
-		printf("%s%s\n", u->name, u->disabled ? " (disabled)" : "");
-	}
+	(void)userdb_foreach(udb, list_one, NULL, err, sizeof(err));
 	userdb_free(&udb);
 	if (fflush(stdout) == EOF || ferror(stdout)) {
 		fprintf(stderr, "postern: cannot write the list: %s\n",
@@ -158,7 +161,8 @@ precheck(enum user_action act, const char *db, const char *name)
 	char err[512];
 	bool present;
 
-	if (userdb_open(db, &udb, err, sizeof(err)) == -1) {
+	if (userdb_open(db, USERDB_PASSWD_FILE, &udb, err,
+	    sizeof(err)) == -1) {
 		if (errno == ENOENT && act == ACT_ADD)
 			return 0;
 		if (errno == ENOENT)
@@ -192,6 +196,7 @@ user_set(enum user_action act, const char *db, const char *name,
 	char pass[MAX_PASSWORD_LEN + 1];
 	char field[PW_HASH_OUT_SIZE];
 	char err[512];
+	struct user_rec u;
 	size_t len;
 	int rc, e;
 
@@ -225,11 +230,18 @@ user_set(enum user_action act, const char *db, const char *name,
 			    "%s\n", strerror(e));
 		return CLI_EXIT_FAIL;
 	}
+	memset(&u, 0, sizeof(u));
+	u.name = (char *)(uintptr_t)name;
+	u.password = field;
+	u.secret = (char *)(uintptr_t)pw_plain_secret(field);
+	u.login_delay_s = -1;
+	u.expire_days = USER_EXPIRE_DEFAULT;
 	if (act == ACT_ADD)
-		rc = userdb_file_add(db, name, field, err, sizeof(err));
-	else
-		rc = userdb_file_set_password(db, name, field, err,
+		rc = userdb_edit_add(USERDB_PASSWD_FILE, db, &u, err,
 		    sizeof(err));
+	else
+		rc = userdb_edit_set_credentials(USERDB_PASSWD_FILE, db, name,
+		    &u, err, sizeof(err));
 	e = errno;
 	explicit_bzero(field, sizeof(field));
 	if (rc == -1) {
@@ -244,7 +256,8 @@ user_del(const char *db, const char *name)
 {
 	char err[512];
 
-	if (userdb_file_delete(db, name, err, sizeof(err)) == -1)
+	if (userdb_edit_delete(USERDB_PASSWD_FILE, db, name, err,
+	    sizeof(err)) == -1)
 		return failed(ACT_DEL, db, err);
 	return CLI_EXIT_OK;
 }

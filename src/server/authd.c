@@ -37,7 +37,8 @@ db_refresh(void)
 	char err[512];
 
 	if (db == NULL) {
-		if (userdb_open(cfg->user_db, &db, err, sizeof(err)) == -1) {
+		if (userdb_open(cfg->user_db, cfg->user_db_type, &db, err,
+		    sizeof(err)) == -1) {
 			log_warnx("auth: %s", err);
 			db = NULL;
 		}
@@ -173,7 +174,8 @@ add_peer(int fd)
 	if ((m = malloc(sizeof(*m))) == NULL)
 		fatal("malloc");
 	ipc_msg_init(m, MSG_AUTH_HELLO, 0);
-	ipc_put_u32(m, db != NULL && userdb_has_plain(db) ?
+	ipc_put_u32(m, db != NULL &&
+	    (userdb_caps(db) & USERDB_CAP_SECRET) != 0 ?
 	    AUTH_HELLO_HAS_PLAIN : 0);
 	(void)ipc_send(p->chan, m);
 	free(m);

@@ -130,6 +130,99 @@ later(const char *path)
 	assert_int_equal(utimensat(AT_FDCWD, path, ts, 0), 0);
 }
 
+#define PF	USERDB_PASSWD_FILE
+
+static bool
+has_secret(struct userdb *db)
+{
+	return (userdb_caps(db) & USERDB_CAP_SECRET) != 0;
+}
+
+static int
+count_one(const struct user_rec *u, void *arg)
+{
+	(void)u;
+	(*(size_t *)arg)++;
+	return 0;
+}
+
+static size_t
+count_users(struct userdb *db)
+{
+	char err[256];
+	size_t n = 0;
+
+	assert_int_equal(userdb_foreach(db, count_one, &n, err, sizeof(err)),
+	    0);
+	return n;
+}
+
+struct nth {
+	size_t		 i;
+	char		 name[MAX_USERNAME_LEN + 1];
+};
+
+static int
+nth_one(const struct user_rec *u, void *arg)
+{
+	struct nth *w = arg;
+
+	if (w->i-- > 0)
+		return 0;
+	memcpy(w->name, u->name, strlen(u->name) + 1);
+	return 1;
+}
+
+/* The name of the i-th user in file order (a static copy), or NULL. */
+static const char *
+nth_name(struct userdb *db, size_t i)
+{
+	static struct nth w;
+	char err[256];
+
+	w.i = i;
+	return userdb_foreach(db, nth_one, &w, err, sizeof(err)) == 1 ?
+	    w.name : NULL;
+}
+
+/* A record with only a password field and the site's options. */
+static struct user_rec
+pw_rec(const char *name, const char *field)
+{
+	struct user_rec u;
+
+	memset(&u, 0, sizeof(u));
+	u.name = (char *)(uintptr_t)name;
+	u.password = (char *)(uintptr_t)field;
+	u.login_delay_s = -1;
+	u.expire_days = USER_EXPIRE_DEFAULT;
+	return u;
+}
+
+static int
+add_pw(const char *path, const char *name, const char *field, char *err,
+    size_t errsize)
+{
+	struct user_rec u = pw_rec(name, field);
+
+	return userdb_edit_add(PF, path, &u, err, errsize);
+}
+
+static int
+set_pw(const char *path, const char *name, const char *field, char *err,
+    size_t errsize)
+{
+	struct user_rec u = pw_rec(NULL, field);
+
+	return userdb_edit_set_credentials(PF, path, name, &u, err, errsize);
+}
+
+static int
+del_user(const char *path, const char *name, char *err, size_t errsize)
+{
+	return userdb_edit_delete(PF, path, name, err, errsize);
+}
+
 /* ---- loading -------------------------------------------------------- */
 
 static void
@@ -155,12 +248,12 @@ test_load_good(void **state)
 	    "gina:{PLAIN}apop::::::disabled=on\n"
 	    "hank:{crypt}" H_DES);	/* no final newline */
 	err[0] = '\0';
-	assert_int_equal(userdb_open(path, &db, err, sizeof(err)), 0);
+	assert_int_equal(userdb_open(path, PF, &db, err, sizeof(err)), 0);
 	assert_string_equal(err, "");
-	assert_int_equal(userdb_count(db), 8);
-	assert_string_equal(userdb_get(db, 0)->name, "alice");
-	assert_string_equal(userdb_get(db, 7)->name, "hank");
-	assert_null(userdb_get(db, 8));
+	assert_int_equal(count_users(db), 8);
+	assert_string_equal(nth_name(db, 0), "alice");
+	assert_string_equal(nth_name(db, 7), "hank");
+	assert_null(nth_name(db, 8));
 
 	u = userdb_lookup(db, "alice");
 	assert_non_null(u);
@@ -186,21 +279,21 @@ test_load_good(void **state)
 	assert_null(userdb_lookup(db, "alic"));
 	assert_null(userdb_lookup(db, ""));
 	assert_null(userdb_lookup(db, NULL));
-	assert_true(userdb_has_plain(db));	/* erin; gina is disabled */
+	assert_true(has_secret(db));	/* erin; gina is disabled */
 	userdb_free(&db);
 	assert_null(db);
 
 	/* Only a disabled user has a plain secret: no APOP. */
 	put(path, "gina:{PLAIN}apop::::::disabled=yes\n"
 	    "alice:{YESCRYPT}" H_YES "\n");
-	assert_int_equal(userdb_open(path, &db, err, sizeof(err)), 0);
-	assert_false(userdb_has_plain(db));
+	assert_int_equal(userdb_open(path, PF, &db, err, sizeof(err)), 0);
+	assert_false(has_secret(db));
 	userdb_free(&db);
 
 	/* An empty file is a valid file with no users. */
 	put(path, "");
-	assert_int_equal(userdb_open(path, &db, err, sizeof(err)), 0);
-	assert_int_equal(userdb_count(db), 0);
+	assert_int_equal(userdb_open(path, PF, &db, err, sizeof(err)), 0);
+	assert_int_equal(count_users(db), 0);
 	assert_null(userdb_lookup(db, "alice"));
 	userdb_free(&db);
 }
@@ -253,7 +346,7 @@ test_load_bad(void **state)
 		put(path, cases[i].text);
 		err[0] = '\0';
 		db = (struct userdb *)(uintptr_t)1;	/* to be NULLed */
-		if (userdb_open(path, &db, err, sizeof(err)) != -1)
+		if (userdb_open(path, PF, &db, err, sizeof(err)) != -1)
 			fail_msg("case %zu accepted: %s", i, cases[i].text);
 		assert_null(db);
 		assert_int_equal(errno, EINVAL);
@@ -283,7 +376,7 @@ test_load_limits(void **state)
 	assert_non_null(fp);
 	fprintf(fp, "%s:{PLAIN}x\n", name);
 	fclose(fp);
-	assert_int_equal(userdb_open(path, &db, err, sizeof(err)), 0);
+	assert_int_equal(userdb_open(path, PF, &db, err, sizeof(err)), 0);
 	assert_non_null(userdb_lookup(db, name));
 	userdb_free(&db);
 	name[MAX_USERNAME_LEN] = 'n';
@@ -292,7 +385,7 @@ test_load_limits(void **state)
 	assert_non_null(fp);
 	fprintf(fp, "%s:{PLAIN}x\n", name);
 	fclose(fp);
-	assert_int_equal(userdb_open(path, &db, err, sizeof(err)), -1);
+	assert_int_equal(userdb_open(path, PF, &db, err, sizeof(err)), -1);
 	assert_non_null(strstr(err, ":1: invalid user name"));
 
 	/* A line over USERDB_MAX_LINE, even a comment, is refused. */
@@ -303,15 +396,16 @@ test_load_limits(void **state)
 	assert_int_equal(buf_addc(&b, '\n'), 0);
 	put(path, buf_str(&b));
 	buf_clear(&b);
-	assert_int_equal(userdb_open(path, &db, err, sizeof(err)), -1);
+	assert_int_equal(userdb_open(path, PF, &db, err, sizeof(err)), -1);
 	assert_non_null(strstr(err, ":2: line longer than"));
 
 	/* Not there, not a file. */
-	assert_int_equal(userdb_open(tpath("missing"), &db, err, sizeof(err)),
+	assert_int_equal(userdb_open(tpath("missing"), PF, &db, err,
+	    sizeof(err)),
 	    -1);
 	assert_int_equal(errno, ENOENT);
 	assert_non_null(strstr(err, "missing: "));
-	assert_int_equal(userdb_open(tmpdir, &db, err, sizeof(err)), -1);
+	assert_int_equal(userdb_open(tmpdir, PF, &db, err, sizeof(err)), -1);
 	assert_non_null(strstr(err, "not a regular file"));
 }
 
@@ -333,8 +427,8 @@ test_lookup_many(void **state)
 	for (i = 0; i < n; i++)
 		fprintf(fp, "user%zu:{PLAIN}pw%zu\n", i, i);
 	fclose(fp);
-	assert_int_equal(userdb_open(path, &db, err, sizeof(err)), 0);
-	assert_int_equal(userdb_count(db), n);
+	assert_int_equal(userdb_open(path, PF, &db, err, sizeof(err)), 0);
+	assert_int_equal(count_users(db), n);
 	for (i = 0; i < n; i += 7) {
 		assert_int_equal(str_fmt(name, sizeof(name), "user%zu", i), 0);
 		u = userdb_lookup(db, name);
@@ -358,7 +452,7 @@ test_refresh(void **state)
 
 	(void)state;
 	put(path, "alice:{PLAIN}one\n");
-	assert_int_equal(userdb_open(path, &db, err, sizeof(err)), 0);
+	assert_int_equal(userdb_open(path, PF, &db, err, sizeof(err)), 0);
 	assert_int_equal(userdb_refresh(db, err, sizeof(err)), 0);
 	assert_string_equal(pw_plain_secret(userdb_lookup(db,
 	    "alice")->password), "one");
@@ -405,7 +499,7 @@ test_refresh(void **state)
 	assert_null(userdb_lookup(db, "bob"));
 	assert_string_equal(pw_plain_secret(userdb_lookup(db,
 	    "carol")->password), "five");
-	assert_true(userdb_has_plain(db));
+	assert_true(has_secret(db));
 	userdb_free(&db);
 }
 
@@ -432,12 +526,12 @@ test_edit_add(void **state)
 	assert_int_equal(str_fmt(path, sizeof(path), "%s", tpath("edit-add")),
 	    0);
 	put(path, ORIG);
-	assert_int_equal(userdb_file_add(path, "erin", "{PLAIN}e", err,
+	assert_int_equal(add_pw(path, "erin", "{PLAIN}e", err,
 	    sizeof(err)), 0);
 	assert_file(path, ORIG "erin:{PLAIN}e\n");
 
 	/* Adding an existing user fails and changes nothing. */
-	assert_int_equal(userdb_file_add(path, "alice", "{PLAIN}x", err,
+	assert_int_equal(add_pw(path, "alice", "{PLAIN}x", err,
 	    sizeof(err)), -1);
 	assert_int_equal(errno, EEXIST);
 	assert_non_null(strstr(err, "user 'alice' already exists in "));
@@ -445,16 +539,16 @@ test_edit_add(void **state)
 
 	/* A file without a final newline gets one before the new line. */
 	put(path, "alice:{PLAIN}a");
-	assert_int_equal(userdb_file_add(path, "bob", "{BLF-CRYPT}" H_BLF, err,
+	assert_int_equal(add_pw(path, "bob", "{BLF-CRYPT}" H_BLF, err,
 	    sizeof(err)), 0);
 	assert_file(path, "alice:{PLAIN}a\nbob:{BLF-CRYPT}" H_BLF "\n");
-	assert_int_equal(userdb_open(path, &db, err, sizeof(err)), 0);
-	assert_int_equal(userdb_count(db), 2);
+	assert_int_equal(userdb_open(path, PF, &db, err, sizeof(err)), 0);
+	assert_int_equal(count_users(db), 2);
 	userdb_free(&db);
 
 	/* A new file is created 0600 (and its lock file too). */
 	p = tpath("edit-new");
-	assert_int_equal(userdb_file_add(p, "zed", "{PLAIN}z", err,
+	assert_int_equal(add_pw(p, "zed", "{PLAIN}z", err,
 	    sizeof(err)), 0);
 	assert_file(p, "zed:{PLAIN}z\n");
 	assert_int_equal(stat(p, &st), 0);
@@ -464,7 +558,7 @@ test_edit_add(void **state)
 
 	/* An existing file keeps its mode. */
 	assert_int_equal(chmod(path, 0640), 0);
-	assert_int_equal(userdb_file_add(path, "carl", "{PLAIN}c", err,
+	assert_int_equal(add_pw(path, "carl", "{PLAIN}c", err,
 	    sizeof(err)), 0);
 	assert_int_equal(stat(path, &st), 0);
 	assert_int_equal(st.st_mode & 07777, 0640);
@@ -480,7 +574,7 @@ test_edit_set_delete(void **state)
 	assert_int_equal(str_fmt(path, sizeof(path), "%s", tpath("edit-set")),
 	    0);
 	put(path, ORIG);
-	assert_int_equal(userdb_file_set_password(path, "alice",
+	assert_int_equal(set_pw(path, "alice",
 	    "{SHA512-CRYPT}" H_SHA, err, sizeof(err)), 0);
 	assert_file(path,
 	    "# Postern users\n"
@@ -491,10 +585,10 @@ test_edit_set_delete(void **state)
 	    "   \n"
 	    "dave:{YESCRYPT}" H_YES "\n");
 	/* The last line, password the last field. */
-	assert_int_equal(userdb_file_set_password(path, "dave", "{PLAIN}d",
+	assert_int_equal(set_pw(path, "dave", "{PLAIN}d",
 	    err, sizeof(err)), 0);
 	/* disabled stays. */
-	assert_int_equal(userdb_file_set_password(path, "carol", "{PLAIN}c",
+	assert_int_equal(set_pw(path, "carol", "{PLAIN}c",
 	    err, sizeof(err)), 0);
 	assert_file(path,
 	    "# Postern users\n"
@@ -506,14 +600,14 @@ test_edit_set_delete(void **state)
 	    "dave:{PLAIN}d\n");
 
 	/* No such user: the commented-out one does not count. */
-	assert_int_equal(userdb_file_set_password(path, "bob", "{PLAIN}b",
+	assert_int_equal(set_pw(path, "bob", "{PLAIN}b",
 	    err, sizeof(err)), -1);
 	assert_int_equal(errno, ENOENT);
 	assert_non_null(strstr(err, "no user 'bob' in "));
 
-	assert_int_equal(userdb_file_delete(path, "carol", err, sizeof(err)),
+	assert_int_equal(del_user(path, "carol", err, sizeof(err)),
 	    0);
-	assert_int_equal(userdb_file_delete(path, "dave", err, sizeof(err)),
+	assert_int_equal(del_user(path, "dave", err, sizeof(err)),
 	    0);
 	assert_file(path,
 	    "# Postern users\n"
@@ -521,15 +615,15 @@ test_edit_set_delete(void **state)
 	    "\n"
 	    "#bob:{PLAIN}commented out\n"
 	    "   \n");
-	assert_int_equal(userdb_file_delete(path, "dave", err, sizeof(err)),
+	assert_int_equal(del_user(path, "dave", err, sizeof(err)),
 	    -1);
 	assert_int_equal(errno, ENOENT);
 
 	/* The last line without a newline. */
 	put(path, "a:{PLAIN}a\nb:{PLAIN}b");
-	assert_int_equal(userdb_file_delete(path, "b", err, sizeof(err)), 0);
+	assert_int_equal(del_user(path, "b", err, sizeof(err)), 0);
 	assert_file(path, "a:{PLAIN}a\n");
-	assert_int_equal(userdb_file_delete(path, "a", err, sizeof(err)), 0);
+	assert_int_equal(del_user(path, "a", err, sizeof(err)), 0);
 	assert_file(path, "");
 
 	/* Through a symbolic link: the target changes, the link stays. */
@@ -537,7 +631,7 @@ test_edit_set_delete(void **state)
 	assert_int_equal(str_fmt(lnk, sizeof(lnk), "%s",
 	    tpath("edit-link")), 0);
 	assert_int_equal(symlink(path, lnk), 0);
-	assert_int_equal(userdb_file_set_password(lnk, "a", "{PLAIN}b", err,
+	assert_int_equal(set_pw(lnk, "a", "{PLAIN}b", err,
 	    sizeof(err)), 0);
 	assert_int_equal(lstat(lnk, &st), 0);
 	assert_true(S_ISLNK(st.st_mode));
@@ -554,39 +648,446 @@ test_edit_errors(void **state)
 	    0);
 
 	/* passwd and del on a file that does not exist. */
-	assert_int_equal(userdb_file_set_password(path, "a", "{PLAIN}a", err,
+	assert_int_equal(set_pw(path, "a", "{PLAIN}a", err,
 	    sizeof(err)), -1);
 	assert_int_equal(errno, ENOENT);
-	assert_int_equal(userdb_file_delete(path, "a", err, sizeof(err)), -1);
+	assert_int_equal(del_user(path, "a", err, sizeof(err)), -1);
 	assert_int_equal(errno, ENOENT);
 	assert_int_equal(access(path, F_OK), -1);
 
 	put(path, ORIG);
 	/* Bad names and fields never reach the file. */
-	assert_int_equal(userdb_file_add(path, "a:b", "{PLAIN}x", err,
+	assert_int_equal(add_pw(path, "a:b", "{PLAIN}x", err,
 	    sizeof(err)), -1);
 	assert_int_equal(errno, EINVAL);
-	assert_int_equal(userdb_file_add(path, "", "{PLAIN}x", err,
+	assert_int_equal(add_pw(path, "", "{PLAIN}x", err,
 	    sizeof(err)), -1);
-	assert_int_equal(userdb_file_add(path, "x\nroot", "{PLAIN}x", err,
+	assert_int_equal(add_pw(path, "x\nroot", "{PLAIN}x", err,
 	    sizeof(err)), -1);
-	assert_int_equal(userdb_file_add(path, "x", "{PLAIN}x\nroot:{PLAIN}r",
+	assert_int_equal(add_pw(path, "x", "{PLAIN}x\nroot:{PLAIN}r",
 	    err, sizeof(err)), -1);
-	assert_int_equal(userdb_file_add(path, "x", "{PLAIN}a:b", err,
+	assert_int_equal(add_pw(path, "x", "{PLAIN}a:b", err,
 	    sizeof(err)), -1);
-	assert_int_equal(userdb_file_add(path, "x", "", err, sizeof(err)), -1);
-	assert_int_equal(userdb_file_set_password(path, "alice", "{FOO}bar",
+	assert_int_equal(add_pw(path, "x", "", err, sizeof(err)), -1);
+	assert_int_equal(set_pw(path, "alice", "{FOO}bar",
 	    err, sizeof(err)), -1);
 	assert_int_equal(errno, EINVAL);
 	assert_file(path, ORIG);
 
 	/* A file the server would refuse is not edited. */
 	put(path, "a:{PLAIN}a\nbad line\n");
-	assert_int_equal(userdb_file_add(path, "b", "{PLAIN}b", err,
+	assert_int_equal(add_pw(path, "b", "{PLAIN}b", err,
 	    sizeof(err)), -1);
 	assert_int_equal(errno, EINVAL);
 	assert_non_null(strstr(err, ":2: "));
 	assert_file(path, "a:{PLAIN}a\nbad line\n");
+}
+
+/* ---- credential forms ----------------------------------------------- */
+
+/* RFC 5802 section 5 and RFC 7677 section 3: "pencil", i=4096. */
+#define S1_SALT	"QSXCR+Q6sek8bf92"
+#define S1_SK	"6dlGYMOdZcOPutkcNY8U2g7vK9Y="
+#define S1_SVK	"D+CSWLOshSulAsxiupA+qs2/fTE="
+#define S1	"4096," S1_SALT "," S1_SK "," S1_SVK
+#define S256_SALT "W22ZaJ0SNY7soEsUEjb6gQ=="
+#define S256_SK	"WG5d8oPm3OtcPnkdi4Uo7BkeZkBFzpcXkuLmtbsT4qY="
+#define S256_SVK "wfPLwcE6nTWhTAmQ7tl2KeoiWGPlZqQxSrmfPwDl2dU="
+#define S256	"4096," S256_SALT "," S256_SK "," S256_SVK
+
+static void
+test_load_forms(void **state)
+{
+	const char *path = tpath("forms");
+	const struct user_rec *u;
+	struct userdb *db;
+	char err[256];
+
+	(void)state;
+	put(path,
+	    "alice:{YESCRYPT}" H_YES "::::::scram-sha-1=" S1
+	    " scram-sha-256=" S256 " quota=1G\n"
+	    "bob:::::::scram-sha-256=" S256 "\n"
+	    "carol:::::::secret=dGFuOnN0YSBhZgE= login_delay=300 "
+	    "expire=never\n"
+	    "dave:{PLAIN}tanstaaf::::::expire=30 disabled=no login_delay=0\n"
+	    "erin:{SHA512-CRYPT}" H_SHA "::::::disabled=yes scram-sha-1=" S1
+	    " secret=cGVuY2ls\n"
+	    "frank:{PLAIN}x::::::userdb_x=a:b:c scram=1 secretx=2 expire=0\n");
+	assert_int_equal(userdb_open(path, PF, &db, err, sizeof(err)), 0);
+	assert_int_equal(count_users(db), 6);
+
+	u = userdb_lookup(db, "alice");
+	assert_non_null(u);
+	assert_string_equal(u->password, "{YESCRYPT}" H_YES);
+	assert_null(u->secret);
+	assert_true(u->scram_sha1.set);
+	assert_int_equal(u->scram_sha1.iter, 4096);
+	assert_string_equal(u->scram_sha1.salt, S1_SALT);
+	assert_string_equal(u->scram_sha1.stored_key, S1_SK);
+	assert_string_equal(u->scram_sha1.server_key, S1_SVK);
+	assert_true(u->scram_sha256.set);
+	assert_string_equal(u->scram_sha256.salt, S256_SALT);
+	assert_string_equal(u->scram_sha256.stored_key, S256_SK);
+	assert_string_equal(u->scram_sha256.server_key, S256_SVK);
+	assert_int_equal(u->login_delay_s, -1);
+	assert_int_equal(u->expire_days, USER_EXPIRE_DEFAULT);
+	assert_false(u->disabled);
+
+	u = userdb_lookup(db, "bob");
+	assert_non_null(u);
+	assert_null(u->password);
+	assert_null(u->secret);
+	assert_false(u->scram_sha1.set);
+	assert_true(u->scram_sha256.set);
+	assert_int_equal(u->scram_sha256.iter, 4096);
+
+	u = userdb_lookup(db, "carol");
+	assert_non_null(u);
+	assert_null(u->password);
+	assert_string_equal(u->secret, "tan:sta af\001");
+	assert_int_equal(u->login_delay_s, 300);
+	assert_int_equal(u->expire_days, USER_EXPIRE_NEVER);
+
+	u = userdb_lookup(db, "dave");
+	assert_non_null(u);
+	assert_string_equal(u->password, "{PLAIN}tanstaaf");
+	assert_string_equal(u->secret, "tanstaaf");
+	assert_int_equal(u->login_delay_s, 0);
+	assert_int_equal(u->expire_days, 30);
+	assert_false(u->disabled);
+
+	u = userdb_lookup(db, "erin");
+	assert_non_null(u);
+	assert_true(u->disabled);
+	assert_string_equal(u->secret, "pencil");
+	assert_true(u->scram_sha1.set);
+	assert_false(u->scram_sha256.set);
+
+	/* Unknown keys are ignored, even ones that look like ours. */
+	u = userdb_lookup(db, "frank");
+	assert_non_null(u);
+	assert_string_equal(u->secret, "x");
+	assert_false(u->scram_sha1.set);
+	assert_int_equal(u->expire_days, 0);
+	assert_int_equal(userdb_caps(db), USERDB_CAP_CRYPT |
+	    USERDB_CAP_SECRET | USERDB_CAP_SCRAM_SHA1 |
+	    USERDB_CAP_SCRAM_SHA256);
+	userdb_free(&db);
+
+	/* The caps count enabled users only. */
+	put(path, "bob:::::::scram-sha-256=" S256 "\n"
+	    "erin:{SHA512-CRYPT}" H_SHA "::::::disabled=yes scram-sha-1=" S1
+	    " secret=cGVuY2ls\n");
+	assert_int_equal(userdb_open(path, PF, &db, err, sizeof(err)), 0);
+	assert_int_equal(userdb_caps(db), USERDB_CAP_SCRAM_SHA256);
+	userdb_free(&db);
+	put(path, "carol:::::::secret=cGVuY2ls\n");
+	assert_int_equal(userdb_open(path, PF, &db, err, sizeof(err)), 0);
+	assert_int_equal(userdb_caps(db), USERDB_CAP_CRYPT |
+	    USERDB_CAP_SECRET);
+	userdb_free(&db);
+	put(path, "alice:" H_SHA "\n");
+	assert_int_equal(userdb_open(path, PF, &db, err, sizeof(err)), 0);
+	assert_int_equal(userdb_caps(db), USERDB_CAP_CRYPT);
+	userdb_free(&db);
+	put(path, "");
+	assert_int_equal(userdb_open(path, PF, &db, err, sizeof(err)), 0);
+	assert_int_equal(userdb_caps(db), 0);
+	userdb_free(&db);
+}
+
+static void
+test_load_bad_forms(void **state)
+{
+	static const struct {
+		const char	*extra;		/* after "a:PASS::::::" */
+		const char	*pass;
+		const char	*why;
+	} cases[] = {
+		{ "scram-sha-1=4095," S1_SALT "," S1_SK "," S1_SVK, "",
+		    "scram-sha-1=: the iteration count" },
+		{ "scram-sha-1=10000001," S1_SALT "," S1_SK "," S1_SVK, "",
+		    "scram-sha-1=: the iteration count" },
+		{ "scram-sha-1=+4096," S1_SALT "," S1_SK "," S1_SVK, "",
+		    "the iteration count" },
+		{ "scram-sha-1=4096," S1_SALT "," S1_SK, "",
+		    "scram-sha-1=: want ITER,SALT,STOREDKEY,SERVERKEY" },
+		{ "scram-sha-1=" S1 ",x", "", "want ITER,SALT" },
+		{ "scram-sha-1=", "", "want ITER,SALT" },
+		{ "scram-sha-1=4096,AAAAAAAAAA==," S1_SK "," S1_SVK, "",
+		    "the salt must be base64 of 8 to 64 octets" },
+		{ "scram-sha-1=4096,QSXCR+Q6sek8bf9," S1_SK "," S1_SVK, "",
+		    "the salt must be" },
+		{ "scram-sha-1=4096,," S1_SK "," S1_SVK, "", "the salt" },
+		{ "scram-sha-1=4096," S256_SALT "," S256_SK "," S256_SVK, "",
+		    "scram-sha-1=: the keys must be base64 of 20 octets" },
+		{ "scram-sha-256=" S1, "",
+		    "scram-sha-256=: the keys must be base64 of 32 octets" },
+		{ "scram-sha-1=4096," S1_SALT "," S1_SK ",D+CSWLOshSulAsxiup"
+		    "A+qs2/fTF=", "", "keys must be base64 of 20" },
+		{ "scram-sha-1=" S1 " scram-sha-1=" S1, "",
+		    "scram-sha-1= given twice" },
+		{ "secret=YR==", "", "secret=: want base64" },
+		{ "secret=cGVuY2l", "", "secret=: want base64" },
+		{ "secret=cGVu Y2ls", "", "malformed extra field 'Y2ls'" },
+		{ "secret=", "", "secret=: the secret is empty" },
+		{ "secret=AA==", "", "secret=: the secret holds a NUL" },
+		{ "secret=YWJj secret=YWJj", "", "secret= given twice" },
+		{ "secret=YWJj", "{PLAIN}abc", "secret= and a {PLAIN} password "
+		    "both given" },
+		{ "login_delay=-1", "{PLAIN}x", "login_delay= wants seconds "
+		    "from 0 to 2592000" },
+		{ "login_delay=2592001", "{PLAIN}x", "login_delay= wants" },
+		{ "login_delay=1x", "{PLAIN}x", "login_delay= wants" },
+		{ "login_delay=", "{PLAIN}x", "login_delay= wants" },
+		{ "login_delay=1 login_delay=1", "{PLAIN}x",
+		    "login_delay= given twice" },
+		{ "expire=100001", "{PLAIN}x", "expire= wants days from 0 to "
+		    "100000, or never" },
+		{ "expire=NEVER", "{PLAIN}x", "expire= wants" },
+		{ "expire=-1", "{PLAIN}x", "expire= wants" },
+		{ "expire=", "{PLAIN}x", "expire= wants" },
+		{ "expire=1 expire=never", "{PLAIN}x", "expire= given twice" },
+		{ "disabled=", "{PLAIN}x", "disabled= wants yes or no" },
+		{ "disabled=yes disabled=no", "{PLAIN}x",
+		    "disabled= given twice" },
+		{ "quota=1G", "", "empty password field and no scram-sha-1=" },
+		{ "disabled=yes login_delay=5", "", "empty password field" },
+		{ "", "", "empty password field" },
+	};
+	const char *path = tpath("bad-forms");
+	struct userdb *db;
+	char text[1024], err[512], want[300];
+	size_t i;
+
+	(void)state;
+	for (i = 0; i < N_ELEMENTS(cases); i++) {
+		assert_int_equal(str_fmt(text, sizeof(text),
+		    "ok:{PLAIN}x\na:%s::::::%s\n", cases[i].pass,
+		    cases[i].extra), 0);
+		put(path, text);
+		err[0] = '\0';
+		if (userdb_open(path, PF, &db, err, sizeof(err)) != -1)
+			fail_msg("case %zu accepted: %s", i, text);
+		assert_null(db);
+		assert_int_equal(errno, EINVAL);
+		assert_int_equal(str_fmt(want, sizeof(want), "%s:2: ", path),
+		    0);
+		if (strncmp(err, want, strlen(want)) != 0 ||
+		    strstr(err, cases[i].why) == NULL)
+			fail_msg("case %zu: got \"%s\", want \"%s...%s\"", i,
+			    err, want, cases[i].why);
+	}
+}
+
+static void
+test_b64(void **state)
+{
+	/* RFC 4648 section 10. */
+	static const char *const vec[][2] = {
+		{ "", "" }, { "f", "Zg==" }, { "fo", "Zm8=" },
+		{ "foo", "Zm9v" }, { "foob", "Zm9vYg==" },
+		{ "fooba", "Zm9vYmE=" }, { "foobar", "Zm9vYmFy" },
+	};
+	static const char *const bad[] = {
+		"Zg=", "Zg", "Z===", "Zh==", "Zm9=", "Zm 8=", "Zm8=Zm8=",
+		"====", "Zg==Zg==", "Zm9v\n", "Zm-v", "Zm_v", "=Zm9",
+	};
+	char out[64], dec[64];
+	size_t i;
+	ssize_t n;
+
+	(void)state;
+	for (i = 0; i < N_ELEMENTS(vec); i++) {
+		n = userdb_b64_encode(vec[i][0], strlen(vec[i][0]), out,
+		    sizeof(out));
+		assert_int_equal(n, strlen(vec[i][1]));
+		assert_string_equal(out, vec[i][1]);
+		n = userdb_b64_decode(vec[i][1], strlen(vec[i][1]), dec,
+		    sizeof(dec));
+		assert_int_equal(n, strlen(vec[i][0]));
+		assert_memory_equal(dec, vec[i][0], (size_t)n);
+	}
+	for (i = 0; i < N_ELEMENTS(bad); i++) {
+		errno = 0;
+		if (userdb_b64_decode(bad[i], strlen(bad[i]), dec,
+		    sizeof(dec)) != -1 || errno != EINVAL)
+			fail_msg("accepted: \"%s\"", bad[i]);
+	}
+	/* Too small an output. */
+	assert_int_equal(userdb_b64_encode("foo", 3, out, 4), -1);
+	assert_int_equal(errno, ERANGE);
+	assert_int_equal(userdb_b64_encode("foo", 3, out, 5), 4);
+	assert_int_equal(userdb_b64_decode("Zm9v", 4, dec, 2), -1);
+	assert_int_equal(errno, ERANGE);
+	assert_int_equal(userdb_b64_decode("Zm8=", 4, dec, 2), 2);
+
+	/* Secrets: any octet but NUL, 1..MAX_PASSWORD_LEN. */
+	assert_int_equal(user_secret_encode("a:b c\001", out, sizeof(out)), 0);
+	assert_string_equal(out, "YTpiIGMB");
+	assert_int_equal(user_secret_encode("", out, sizeof(out)), -1);
+	assert_int_equal(user_secret_encode("abc", out, 4), -1);
+}
+
+static void
+test_scram_fields(void **state)
+{
+	struct scram_cred c, d;
+	char text[SCRAM_TEXT_MAX];
+	const char *why = NULL;
+
+	(void)state;
+	assert_int_equal(scram_cred_parse(S256, strlen(S256), true, &c, &why),
+	    0);
+	assert_true(c.set);
+	assert_int_equal(c.iter, 4096);
+	assert_true(scram_cred_valid(&c, true));
+	assert_false(scram_cred_valid(&c, false));
+	assert_int_equal(scram_cred_format(&c, text, sizeof(text)), 0);
+	assert_string_equal(text, S256);
+	assert_int_equal(scram_cred_format(&c, text, 20), -1);
+
+	/* Only n octets are read. */
+	assert_int_equal(scram_cred_parse(S1 " trailing", strlen(S1), false,
+	    &d, &why), 0);
+	assert_string_equal(d.server_key, S1_SVK);
+	assert_int_equal(scram_cred_parse(S1, strlen(S1) - 1, false, &d,
+	    &why), -1);
+	assert_false(d.set);
+	assert_non_null(strstr(why, "20 octets"));
+
+	c.iter = 100;
+	assert_false(scram_cred_valid(&c, true));
+	c.iter = 4096;
+	memset(c.salt, 'A', sizeof(c.salt));	/* no NUL */
+	assert_false(scram_cred_valid(&c, true));
+	memset(&c, 0, sizeof(c));
+	assert_false(scram_cred_valid(&c, true));
+}
+
+/* A record made of the given parts; scram1/256 are field texts or NULL. */
+static struct user_rec
+rec(const char *name, const char *pw, const char *s1, const char *s256,
+    const char *secret)
+{
+	struct user_rec u = pw_rec(name, pw);
+	const char *why;
+
+	u.secret = (char *)(uintptr_t)secret;
+	if (s1 != NULL)
+		assert_int_equal(scram_cred_parse(s1, strlen(s1), false,
+		    &u.scram_sha1, &why), 0);
+	if (s256 != NULL)
+		assert_int_equal(scram_cred_parse(s256, strlen(s256), true,
+		    &u.scram_sha256, &why), 0);
+	return u;
+}
+
+static void
+test_edit_forms(void **state)
+{
+	const char *line_zoe = "zoe:{SHA512-CRYPT}" H_SHA "::::::scram-sha-1="
+	    S1 " scram-sha-256=" S256 " secret=czplIGM= login_delay=60 "
+	    "expire=never disabled=yes\n";
+	const char *amy = "amy:{PLAIN}a:1:2:Amy:/h:/bin/sh:quota=1G  expire=7 "
+	    "scram-sha-1=" S1 "\tuserdb_mail=maildir:~/M\n";
+	const struct user_rec *got;
+	struct user_rec u;
+	struct userdb *db;
+	char path[512], err[256], want[2048];
+
+	(void)state;
+	assert_int_equal(str_fmt(path, sizeof(path), "%s",
+	    tpath("edit-forms")), 0);
+	unlink(path);
+
+	/* Every form and option, in a fixed order. */
+	u = rec("zoe", "{SHA512-CRYPT}" H_SHA, S1, S256, "s:e c");
+	u.login_delay_s = 60;
+	u.expire_days = USER_EXPIRE_NEVER;
+	u.disabled = true;
+	assert_int_equal(userdb_edit_add(PF, path, &u, err, sizeof(err)), 0);
+	assert_file(path, line_zoe);
+	assert_int_equal(userdb_open(path, PF, &db, err, sizeof(err)), 0);
+	got = userdb_lookup(db, "zoe");
+	assert_non_null(got);
+	assert_string_equal(got->secret, "s:e c");
+	assert_string_equal(got->scram_sha256.stored_key, S256_SK);
+	assert_int_equal(got->login_delay_s, 60);
+	assert_true(got->disabled);
+	userdb_free(&db);
+
+	/* New credentials replace the old ones; the other fields, the
+	 * options and the unknown keys stay. */
+	put(path, amy);
+	u = rec(NULL, NULL, NULL, S256, NULL);
+	assert_int_equal(userdb_edit_set_credentials(PF, path, "amy", &u, err,
+	    sizeof(err)), 0);
+	assert_file(path, "amy::1:2:Amy:/h:/bin/sh:quota=1G expire=7 "
+	    "userdb_mail=maildir:~/M scram-sha-256=" S256 "\n");
+	assert_int_equal(userdb_edit_set_options(PF, path, "amy", 120,
+	    USER_EXPIRE_DEFAULT, 1, err, sizeof(err)), 0);
+	assert_file(path, "amy::1:2:Amy:/h:/bin/sh:quota=1G "
+	    "userdb_mail=maildir:~/M scram-sha-256=" S256 " login_delay=120 "
+	    "disabled=yes\n");
+	assert_int_equal(userdb_edit_set_options(PF, path, "amy", USERDB_KEEP,
+	    USERDB_KEEP, 0, err, sizeof(err)), 0);
+	assert_file(path, "amy::1:2:Amy:/h:/bin/sh:quota=1G "
+	    "userdb_mail=maildir:~/M scram-sha-256=" S256 " login_delay=120\n");
+	assert_int_equal(userdb_edit_set_options(PF, path, "amy", -1, 9, -1,
+	    err, sizeof(err)), 0);
+	assert_file(path, "amy::1:2:Amy:/h:/bin/sh:quota=1G "
+	    "userdb_mail=maildir:~/M scram-sha-256=" S256 " expire=9\n");
+
+	/* Short lines grow the empty fields they need. */
+	put(path, "bo:{PLAIN}b\ncy:{PLAIN}c:5:6\ndd:{PLAIN}d\n");
+	u = rec(NULL, "{SHA512-CRYPT}" H_SHA, NULL, NULL, "x");
+	assert_int_equal(userdb_edit_set_credentials(PF, path, "bo", &u, err,
+	    sizeof(err)), 0);
+	u = rec(NULL, "{PLAIN}c", S1, NULL, "c");	/* the same secret */
+	assert_int_equal(userdb_edit_set_credentials(PF, path, "cy", &u, err,
+	    sizeof(err)), 0);
+	assert_int_equal(userdb_edit_set_options(PF, path, "dd", -1,
+	    USER_EXPIRE_DEFAULT, 0, err, sizeof(err)), 0);
+	assert_file(path, "bo:{SHA512-CRYPT}" H_SHA "::::::secret=eA==\n"
+	    "cy:{PLAIN}c:5:6::::scram-sha-1=" S1 "\ndd:{PLAIN}d\n");
+
+	/* Refused, and nothing changes. */
+	assert_int_equal(str_fmt(want, sizeof(want), "%s",
+	    "bo:{SHA512-CRYPT}" H_SHA "::::::secret=eA==\n"
+	    "cy:{PLAIN}c:5:6::::scram-sha-1=" S1 "\ndd:{PLAIN}d\n"), 0);
+	u = rec(NULL, NULL, NULL, NULL, NULL);
+	assert_int_equal(userdb_edit_set_credentials(PF, path, "bo", &u, err,
+	    sizeof(err)), -1);
+	assert_int_equal(errno, EINVAL);
+	assert_non_null(strstr(err, "no credential"));
+	u = rec("ee", "{PLAIN}x", NULL, NULL, "y");
+	assert_int_equal(userdb_edit_add(PF, path, &u, err, sizeof(err)), -1);
+	assert_int_equal(errno, EINVAL);
+	assert_non_null(strstr(err, "a {PLAIN} password and a different "
+	    "secret"));
+	u = rec("ee", NULL, S1, NULL, NULL);
+	u.scram_sha1.iter = 100;
+	assert_int_equal(userdb_edit_add(PF, path, &u, err, sizeof(err)), -1);
+	assert_int_equal(errno, EINVAL);
+	u = rec("ee", NULL, NULL, S256, NULL);
+	u.login_delay_s = USER_MAX_LOGIN_DELAY + 1;
+	assert_int_equal(userdb_edit_add(PF, path, &u, err, sizeof(err)), -1);
+	assert_int_equal(errno, EINVAL);
+	assert_int_equal(userdb_edit_set_options(PF, path, "bo", -2,
+	    USERDB_KEEP, -1, err, sizeof(err)), -1);
+	assert_int_equal(errno, EINVAL);
+	assert_int_equal(userdb_edit_set_options(PF, path, "bo", USERDB_KEEP,
+	    USER_MAX_EXPIRE_DAYS + 1, -1, err, sizeof(err)), -1);
+	assert_int_equal(errno, EINVAL);
+	assert_int_equal(userdb_edit_set_options(PF, path, "bo", USERDB_KEEP,
+	    USERDB_KEEP, 2, err, sizeof(err)), -1);
+	assert_int_equal(errno, EINVAL);
+	assert_int_equal(userdb_edit_set_options(PF, path, "zz", 1,
+	    USERDB_KEEP, -1, err, sizeof(err)), -1);
+	assert_int_equal(errno, ENOENT);
+	assert_file(path, want);
 }
 
 /* ---- passwords ------------------------------------------------------ */
@@ -805,6 +1306,11 @@ main(void)
 		cmocka_unit_test(test_edit_add),
 		cmocka_unit_test(test_edit_set_delete),
 		cmocka_unit_test(test_edit_errors),
+		cmocka_unit_test(test_load_forms),
+		cmocka_unit_test(test_load_bad_forms),
+		cmocka_unit_test(test_b64),
+		cmocka_unit_test(test_scram_fields),
+		cmocka_unit_test(test_edit_forms),
 		cmocka_unit_test(test_pw_hash_verify),
 		cmocka_unit_test(test_pw_verify_stored),
 		cmocka_unit_test(test_pw_malformed),
