@@ -23,9 +23,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
+
+#include <gsasl.h>
 
 #include "auth/userdb.h"
 #include "lib/buf.h"
@@ -72,6 +75,7 @@ struct file_id {
 
 struct userdb {
 	enum userdb_type type;
+	struct userdb_sqlite *sq;	/* SQLite; the rest is the passwd-file's */
 	char		*path;
 	char		*data;		/* the file, cut with NULs */
 	size_t		 size;
@@ -510,6 +514,79 @@ scram_cred_valid(const struct scram_cred *c, bool sha256)
 	explicit_bzero(text, sizeof(text));
 	explicit_bzero(&check, sizeof(check));
 	return ok;
+}
+
+int
+scram_cred_make_salted(int sha256, const char *pass, uint32_t iter,
+    const void *salt, size_t saltlen, struct scram_cred *out)
+{
+	char salted[GSASL_HASH_MAX_SIZE], client[GSASL_HASH_MAX_SIZE];
+	char server[GSASL_HASH_MAX_SIZE], stored[GSASL_HASH_MAX_SIZE];
+	const size_t keylen = sha256 ? SCRAM_SHA256_KEY : SCRAM_SHA1_KEY;
+	int rc = -1, saved = EIO, grc;
+
+	memset(out, 0, sizeof(*out));
+	if (pass == NULL || pass[0] == '\0' || iter < SCRAM_MIN_ITERATIONS ||
+	    iter > SCRAM_MAX_ITERATIONS || saltlen < SCRAM_SALT_MIN ||
+	    saltlen > SCRAM_SALT_MAX) {
+		errno = EINVAL;
+		return -1;
+	}
+	/* GNU SASL applies SASLprep (RFC 4013) to the password first, as
+	 * a client does before it derives the same keys. */
+	grc = gsasl_scram_secrets_from_password(sha256 ? GSASL_HASH_SHA256 :
+	    GSASL_HASH_SHA1, pass, iter, salt, saltlen, salted, client,
+	    server, stored);
+	if (grc != GSASL_OK) {
+		saved = grc == GSASL_SASLPREP_ERROR ? EINVAL : EIO;
+		goto out;
+	}
+	if (userdb_b64_encode(salt, saltlen, out->salt,
+	    sizeof(out->salt)) == -1 ||
+	    userdb_b64_encode(stored, keylen, out->stored_key,
+	    sizeof(out->stored_key)) == -1 ||
+	    userdb_b64_encode(server, keylen, out->server_key,
+	    sizeof(out->server_key)) == -1)
+		goto out;
+	out->iter = iter;
+	out->set = true;
+	rc = 0;
+out:
+	explicit_bzero(salted, sizeof(salted));
+	explicit_bzero(client, sizeof(client));
+	explicit_bzero(server, sizeof(server));
+	explicit_bzero(stored, sizeof(stored));
+	if (rc == -1) {
+		explicit_bzero(out, sizeof(*out));
+		errno = saved;
+	}
+	return rc;
+}
+
+int
+scram_cred_make(int sha256, const char *pass, uint32_t iter,
+    struct scram_cred *out)
+{
+	unsigned char salt[SCRAM_SALT_LEN];
+	size_t got = 0;
+	ssize_t n;
+	int rc;
+
+	while (got < sizeof(salt)) {
+		n = getrandom(salt + got, sizeof(salt) - got, 0);
+		if (n == -1) {
+			if (errno == EINTR)
+				continue;
+			memset(out, 0, sizeof(*out));
+			errno = EIO;
+			return -1;
+		}
+		got += (size_t)n;
+	}
+	rc = scram_cred_make_salted(sha256, pass, iter, salt, sizeof(salt),
+	    out);
+	explicit_bzero(salt, sizeof(salt));
+	return rc;
 }
 
 int
@@ -1089,12 +1166,8 @@ userdb_open(const char *path, enum userdb_type type, struct userdb **db_r,
 		return -1;
 	}
 	db->type = type;
-	if (type == USERDB_SQLITE) {
-		err_set(err, errsize, "%s: this build has no SQLite user "
-		    "database; use user_db_type = passwd-file", path);
-		errno = ENOTSUP;
-	}
-	if (type == USERDB_SQLITE || db_load(db, err, errsize) == -1) {
+	if (type == USERDB_SQLITE ? usq_open(path, &db->sq, err,
+	    errsize) == -1 : db_load(db, err, errsize) == -1) {
 		saved = errno;
 		free(db->path);
 		free(db);
@@ -1112,6 +1185,8 @@ userdb_refresh(struct userdb *db, char *err, size_t errsize)
 	struct file_id cur;
 	struct stat st;
 
+	if (db->type == USERDB_SQLITE)
+		return usq_refresh(db->sq, err, errsize);
 	memset(&cur, 0, sizeof(cur));
 	if (stat(db->path, &st) == -1)
 		cur.err = errno != 0 ? errno : EIO;
@@ -1157,6 +1232,8 @@ userdb_lookup(struct userdb *db, const char *name)
 	n = strnlen(name, MAX_USERNAME_LEN + 1);
 	if (n == 0 || n > MAX_USERNAME_LEN)
 		return NULL;
+	if (db->type == USERDB_SQLITE)
+		return usq_lookup(db->sq, name);
 	r = table_find(&db->t, db->data, name, n, NULL);
 	if (r == NULL)
 		return NULL;
@@ -1168,6 +1245,8 @@ userdb_caps(struct userdb *db)
 {
 	if (db == NULL)
 		return 0;
+	if (db->type == USERDB_SQLITE)
+		return usq_caps(db->sq);
 	return db->caps;
 }
 
@@ -1178,6 +1257,8 @@ userdb_foreach(struct userdb *db, int (*fn)(const struct user_rec *, void *),
 	size_t i;
 	int rc = 0;
 
+	if (db->type == USERDB_SQLITE)
+		return usq_foreach(db->sq, fn, arg, err, errsize);
 	for (i = 0; rc == 0 && i < db->t.n; i++)
 		rc = fn(fill_rec(db, &db->t.recs[i]), arg);
 	explicit_bzero(&db->cur, sizeof(db->cur));
@@ -1191,7 +1272,10 @@ userdb_free(struct userdb **dbp)
 
 	if (db == NULL)
 		return;
-	db_clear(db);
+	if (db->type == USERDB_SQLITE)
+		usq_free(&db->sq);
+	else
+		db_clear(db);
 	free(db->path);
 	free(db);
 	*dbp = NULL;
@@ -1632,15 +1716,6 @@ out:
 	return rc;
 }
 
-static int
-no_sqlite(const char *path, char *err, size_t errsize)
-{
-	err_set(err, errsize, "%s: this build has no SQLite user database; "
-	    "use a passwd-file", path);
-	errno = ENOTSUP;
-	return -1;
-}
-
 /* Checks an edit before either store sees it.  0, or -1 (EINVAL) with
  * err set. */
 static int
@@ -1706,7 +1781,7 @@ userdb_edit_add(enum userdb_type type, const char *path,
 	if (edit_check(&req, err, errsize) == -1)
 		return -1;
 	if (type == USERDB_SQLITE)
-		return no_sqlite(path, err, errsize);
+		return usq_edit_add(path, u, err, errsize);
 	return file_edit(path, &req, err, errsize);
 }
 
@@ -1724,7 +1799,8 @@ userdb_edit_set_credentials(enum userdb_type type, const char *path,
 	if (edit_check(&req, err, errsize) == -1)
 		return -1;
 	if (type == USERDB_SQLITE)
-		return no_sqlite(path, err, errsize);
+		return usq_edit_set_credentials(path, name, creds, err,
+		    errsize);
 	return file_edit(path, &req, err, errsize);
 }
 
@@ -1744,7 +1820,8 @@ userdb_edit_set_options(enum userdb_type type, const char *path,
 	if (edit_check(&req, err, errsize) == -1)
 		return -1;
 	if (type == USERDB_SQLITE)
-		return no_sqlite(path, err, errsize);
+		return usq_edit_set_options(path, name, login_delay_s,
+		    expire_days, disabled, err, errsize);
 	return file_edit(path, &req, err, errsize);
 }
 
@@ -1760,6 +1837,6 @@ userdb_edit_delete(enum userdb_type type, const char *path, const char *name,
 	if (edit_check(&req, err, errsize) == -1)
 		return -1;
 	if (type == USERDB_SQLITE)
-		return no_sqlite(path, err, errsize);
+		return usq_edit_delete(path, name, err, errsize);
 	return file_edit(path, &req, err, errsize);
 }

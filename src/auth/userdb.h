@@ -180,6 +180,20 @@ bool	scram_cred_valid(const struct scram_cred *, bool sha256);
 #define SCRAM_TEXT_MAX	(12 + 3 * SCRAM_B64_MAX)
 int	scram_cred_format(const struct scram_cred *, char *out,
 	    size_t outsize) ATTR_WARN_UNUSED;
+/*
+ * Derives the SCRAM-SHA-1 or SCRAM-SHA-256 verifier of pass (SASLprep
+ * applied, as GNU SASL does) with iter iterations and a fresh random
+ * salt of SCRAM_SALT_LEN octets.  0, or -1 with errno EINVAL (iter out
+ * of range, empty pass, or pass refused by SASLprep: e.g. control
+ * characters) or EIO (no randomness, derivation failed).
+ */
+int	scram_cred_make(int sha256, const char *pass, uint32_t iter,
+	    struct scram_cred *out) ATTR_WARN_UNUSED;
+/* The same with the given salt (tests, RFC vectors). */
+int	scram_cred_make_salted(int sha256, const char *pass, uint32_t iter,
+	    const void *salt, size_t saltlen, struct scram_cred *out)
+	    ATTR_WARN_UNUSED;
+
 /* secret: strict base64 (with padding) of 1..MAX_PASSWORD_LEN octets
  * without NUL.  Decodes n octets of b64 into out (NUL-terminated);
  * USER_SECRET_SIZE always fits. */
@@ -282,6 +296,28 @@ int	userdb_edit_set_options(enum userdb_type, const char *path,
 int	userdb_edit_delete(enum userdb_type, const char *path,
 	    const char *name, char *err, size_t errsize) ATTR_WARN_UNUSED;
 
+/*
+ * Between userdb.c and userdb_sqlite.c (the SQLite store); callers use
+ * the functions above.
+ */
+struct userdb_sqlite;
+int	usq_open(const char *path, struct userdb_sqlite **r, char *err,
+	    size_t errsize);
+int	usq_refresh(struct userdb_sqlite *, char *err, size_t errsize);
+const struct user_rec *usq_lookup(struct userdb_sqlite *, const char *name);
+unsigned int usq_caps(struct userdb_sqlite *);
+int	usq_foreach(struct userdb_sqlite *, int (*)(const struct user_rec *,
+	    void *), void *, char *err, size_t errsize);
+void	usq_free(struct userdb_sqlite **);
+int	usq_edit_add(const char *path, const struct user_rec *u, char *err,
+	    size_t errsize);
+int	usq_edit_set_credentials(const char *path, const char *name,
+	    const struct user_rec *creds, char *err, size_t errsize);
+int	usq_edit_set_options(const char *path, const char *name,
+	    int64_t login_delay_s, int64_t expire_days, int disabled,
+	    char *err, size_t errsize);
+int	usq_edit_delete(const char *path, const char *name, char *err,
+	    size_t errsize);
 /* Checks a record's credentials and options as both stores must (name
  * valid, at least one credential, each well formed, options in range).
  * NULL, or the reason. */

@@ -966,6 +966,71 @@ test_scram_fields(void **state)
 	assert_false(scram_cred_valid(&c, true));
 }
 
+/* RFC 5802 section 5 (SHA-1) and RFC 7677 section 3 (SHA-256): the
+ * keys GNU SASL derives must be those of the RFCs' examples. */
+static void
+test_scram_make(void **state)
+{
+	unsigned char salt[SCRAM_SALT_MAX];
+	struct scram_cred c, d;
+	ssize_t n;
+
+	(void)state;
+	n = userdb_b64_decode(S1_SALT, strlen(S1_SALT), salt, sizeof(salt));
+	assert_int_equal(n, 12);
+	assert_int_equal(scram_cred_make_salted(0, "pencil", 4096, salt,
+	    (size_t)n, &c), 0);
+	assert_true(c.set);
+	assert_int_equal(c.iter, 4096);
+	assert_string_equal(c.salt, S1_SALT);
+	assert_string_equal(c.stored_key, S1_SK);
+	assert_string_equal(c.server_key, S1_SVK);
+	assert_true(scram_cred_valid(&c, false));
+
+	n = userdb_b64_decode(S256_SALT, strlen(S256_SALT), salt,
+	    sizeof(salt));
+	assert_int_equal(n, 16);
+	assert_int_equal(scram_cred_make_salted(1, "pencil", 4096, salt,
+	    (size_t)n, &c), 0);
+	assert_string_equal(c.salt, S256_SALT);
+	assert_string_equal(c.stored_key, S256_SK);
+	assert_string_equal(c.server_key, S256_SVK);
+	assert_true(scram_cred_valid(&c, true));
+
+	/* SASLprep (RFC 4013 section 3): a soft hyphen maps to nothing. */
+	assert_int_equal(scram_cred_make_salted(1, "I\xc2\xadX", 4096, salt,
+	    (size_t)n, &c), 0);
+	assert_int_equal(scram_cred_make_salted(1, "IX", 4096, salt,
+	    (size_t)n, &d), 0);
+	assert_string_equal(c.stored_key, d.stored_key);
+	/* ... and refuses a control character. */
+	assert_int_equal(scram_cred_make_salted(1, "a\007b", 4096, salt,
+	    (size_t)n, &c), -1);
+	assert_int_equal(errno, EINVAL);
+	assert_false(c.set);
+
+	/* A fresh salt of SCRAM_SALT_LEN octets each time. */
+	assert_int_equal(scram_cred_make(1, "pencil", 4096, &c), 0);
+	assert_int_equal(scram_cred_make(1, "pencil", 4096, &d), 0);
+	assert_string_not_equal(c.salt, d.salt);
+	assert_string_not_equal(c.stored_key, d.stored_key);
+	assert_int_equal(userdb_b64_decode(c.salt, strlen(c.salt), salt,
+	    sizeof(salt)), SCRAM_SALT_LEN);
+	assert_true(scram_cred_valid(&c, true));
+
+	/* Refused: iterations out of range, no password, a short salt. */
+	assert_int_equal(scram_cred_make(0, "pencil", SCRAM_MIN_ITERATIONS - 1,
+	    &c), -1);
+	assert_int_equal(errno, EINVAL);
+	assert_int_equal(scram_cred_make(0, "pencil", SCRAM_MAX_ITERATIONS + 1,
+	    &c), -1);
+	assert_int_equal(scram_cred_make(0, "", 4096, &c), -1);
+	assert_int_equal(errno, EINVAL);
+	assert_int_equal(scram_cred_make_salted(0, "pencil", 4096, salt, 7,
+	    &c), -1);
+	assert_int_equal(errno, EINVAL);
+}
+
 /* A record made of the given parts; scram1/256 are field texts or NULL. */
 static struct user_rec
 rec(const char *name, const char *pw, const char *s1, const char *s256,
@@ -1310,6 +1375,7 @@ main(void)
 		cmocka_unit_test(test_load_bad_forms),
 		cmocka_unit_test(test_b64),
 		cmocka_unit_test(test_scram_fields),
+		cmocka_unit_test(test_scram_make),
 		cmocka_unit_test(test_edit_forms),
 		cmocka_unit_test(test_pw_hash_verify),
 		cmocka_unit_test(test_pw_verify_stored),
