@@ -51,6 +51,26 @@ auth_answer(struct ipc_chan *ch, struct ipc_in *in, void *arg)
 	const char *user, *pass = "";
 	uint32_t st;
 
+	if (in->type == MSG_SASL_ABORT)
+		return;
+	if (in->type == MSG_SASL_START || in->type == MSG_SASL_STEP) {
+		/* A challenge for a start, a failure for a response: the
+		 * session's SASL line state gets exercised. */
+		if (in->type == MSG_SASL_START) {
+			ipc_msg_init(&m, MSG_SASL_CHALLENGE, in->id);
+			ipc_put_str(&m, "");
+		} else {
+			ipc_msg_init(&m, MSG_AUTH_REPLY, in->id);
+			ipc_put_u32(&m, AUTH_STATUS_FAIL);
+			ipc_put_str(&m, "");
+			ipc_put_u32(&m, AUTH_USER_DEFAULT);
+			ipc_put_u32(&m, AUTH_USER_DEFAULT);
+			ipc_put_str(&m, "bad-credentials");
+		}
+		if (ipc_send(ch, &m) == -1)
+			abort();
+		return;
+	}
 	user = ipc_get_str(in, 255);
 	if (in->type == MSG_AUTH_PASS)
 		pass = ipc_get_str(in, 1024);
@@ -63,6 +83,9 @@ auth_answer(struct ipc_chan *ch, struct ipc_in *in, void *arg)
 	ipc_msg_init(&m, MSG_AUTH_REPLY, in->id);
 	ipc_put_u32(&m, st);
 	ipc_put_str(&m, user);
+	ipc_put_u32(&m, AUTH_USER_DEFAULT);
+	ipc_put_u32(&m, AUTH_USER_DEFAULT);
+	ipc_put_str(&m, st == AUTH_STATUS_OK ? "ok" : "bad-credentials");
 	if (ipc_send(ch, &m) == -1)
 		abort();
 }
@@ -132,6 +155,17 @@ init(void)
 	    NULL);
 	if (auth_peer == NULL)
 		abort();
+	/* Say every credential form exists, so AUTH is offered. */
+	{
+		static struct ipc_msg hello;
+
+		ipc_msg_init(&hello, MSG_AUTH_HELLO, 0);
+		ipc_put_u32(&hello, AUTH_HELLO_HAS_CRYPT |
+		    AUTH_HELLO_HAS_SECRET | AUTH_HELLO_HAS_SCRAM1 |
+		    AUTH_HELLO_HAS_SCRAM256);
+		if (ipc_send(auth_peer, &hello) == -1)
+			abort();
+	}
 }
 
 int

@@ -42,6 +42,7 @@ struct pop3_cmd {
 };
 
 static void cmd_apop(struct session *, char **, int);
+static void cmd_auth(struct session *, char **, int);
 static void cmd_capa(struct session *, char **, int);
 static void cmd_dele(struct session *, char **, int);
 static void cmd_list(struct session *, char **, int);
@@ -58,6 +59,7 @@ static void cmd_user(struct session *, char **, int);
 
 static const struct pop3_cmd commands[] = {
 	{ "APOP", CMD_AUTHZ,		  2, 2, cmd_apop },
+	{ "AUTH", CMD_AUTHZ,		  0, 2, cmd_auth },
 	{ "CAPA", CMD_AUTHZ | CMD_TRANS,  0, 0, cmd_capa },
 	{ "DELE", CMD_TRANS,		  1, 1, cmd_dele },
 	{ "LIST", CMD_TRANS,		  0, 1, cmd_list },
@@ -282,7 +284,7 @@ cmd_apop(struct session *s, char **argv, int argc)
 	if (s->apop_ts[0] == '\0') {
 		/* Not offered in the greeting: it cannot succeed, but it
 		 * costs the same as any failure. */
-		session_auth_reply(s, AUTH_STATUS_FAIL);
+		session_auth_reply(s, AUTH_STATUS_FAIL, NULL);
 		return;
 	}
 	if ((m = malloc(sizeof(*m))) == NULL) {
@@ -297,22 +299,89 @@ cmd_apop(struct session *s, char **argv, int argc)
 	free(m);
 }
 
+/*
+ * The SASL mechanisms this session can succeed with: each needs the
+ * credential form it verifies in the user database, the plaintext policy
+ * for those that send a reusable secret (PLAIN, LOGIN, bearer tokens),
+ * TLS for channel binding, and a verified client certificate for
+ * EXTERNAL.
+ */
+static unsigned int
+mechs_offered(struct session *s)
+{
+	uint32_t caps = pop3_auth_caps;
+	unsigned int m = 0;
+	char id[MAX_USERNAME_LEN + 1];
+	bool cb = s->tls && !s->handshaking;
+
+	if (s->plaintext_ok &&
+	    (caps & (AUTH_HELLO_HAS_CRYPT | AUTH_HELLO_HAS_SECRET)))
+		m |= MECH_BIT(MECH_PLAIN) | MECH_BIT(MECH_LOGIN);
+	if (caps & AUTH_HELLO_HAS_SECRET)
+		m |= MECH_BIT(MECH_CRAM_MD5);
+	if (caps & AUTH_HELLO_HAS_SCRAM1)
+		m |= MECH_BIT(MECH_SCRAM_SHA_1) |
+		    (cb ? MECH_BIT(MECH_SCRAM_SHA_1_PLUS) : 0);
+	if (caps & AUTH_HELLO_HAS_SCRAM256)
+		m |= MECH_BIT(MECH_SCRAM_SHA_256) |
+		    (cb ? MECH_BIT(MECH_SCRAM_SHA_256_PLUS) : 0);
+	if (s->plaintext_ok && (caps & AUTH_HELLO_HAS_OAUTH))
+		m |= MECH_BIT(MECH_OAUTHBEARER) | MECH_BIT(MECH_XOAUTH2);
+	if (cb && (cfg->mechanisms & MECH_BIT(MECH_EXTERNAL))) {
+		session_tls_identity(s, id, sizeof(id));
+		if (id[0] != '\0')
+			m |= MECH_BIT(MECH_EXTERNAL);
+	}
+	return m & cfg->mechanisms;
+}
+
+/* " NAME NAME..." of the mechanisms in m, or -1 if out of memory. */
+static int
+add_mechs(struct buf *b, unsigned int m, const char *sep)
+{
+	int i;
+
+	for (i = 0; i < MECH_COUNT; i++)
+		if ((m & MECH_BIT(i)) &&
+		    buf_addf(b, "%s%s", sep, config_mech_name(i)) == -1)
+			return -1;
+	return 0;
+}
+
+static int
+add_policy(struct buf *b, const struct session *s)
+{
+	/* RFC 2449 sections 6.5 and 6.7: before login the site's values,
+	 * marked USER because the user database may set others; after
+	 * it, this user's. */
+	const char *user = s->state == STATE_AUTHORIZATION ? " USER" : "";
+
+	if ((s->expire_days < 0 ? buf_addf(b, "EXPIRE NEVER%s\r\n", user) :
+	    buf_addf(b, "EXPIRE %" PRId64 "%s\r\n", s->expire_days,
+	    user)) == -1)
+		return -1;
+	return buf_addf(b, "LOGIN-DELAY %" PRIu64 "%s\r\n", s->login_delay_s,
+	    user);
+}
+
 static void
 cmd_capa(struct session *s, char **argv, int argc)
 {
+	unsigned int mechs = s->state == STATE_AUTHORIZATION ?
+	    mechs_offered(s) : 0;
 	struct buf b;
 
 	buf_init(&b, 4096);
 	if (buf_addstr(&b, "+OK Capability list follows\r\nTOP\r\n") == -1 ||
 	    (s->state == STATE_AUTHORIZATION && s->plaintext_ok &&
 	    buf_addstr(&b, "USER\r\n") == -1) ||
+	    (mechs != 0 && (buf_addstr(&b, "SASL") == -1 ||
+	    add_mechs(&b, mechs, " ") == -1 ||
+	    buf_addstr(&b, "\r\n") == -1)) ||
 	    (stls_offered(s) && buf_addstr(&b, "STLS\r\n") == -1) ||
 	    buf_addstr(&b, "UIDL\r\nRESP-CODES\r\nAUTH-RESP-CODE\r\n"
 	    "PIPELINING\r\n") == -1 ||
-	    (cfg->expire_days < 0 ? buf_addstr(&b, "EXPIRE NEVER\r\n") :
-	    buf_addf(&b, "EXPIRE %" PRId64 "\r\n", cfg->expire_days)) == -1 ||
-	    buf_addf(&b, "LOGIN-DELAY %" PRIu64 "\r\n",
-	    cfg->login_delay_s) == -1 ||
+	    add_policy(&b, s) == -1 ||
 	    buf_addf(&b, "IMPLEMENTATION Postern-%s\r\n.\r\n",
 	    POSTERN_VERSION) == -1) {
 		buf_clear(&b);
@@ -321,6 +390,161 @@ cmd_capa(struct session *s, char **argv, int argc)
 	}
 	session_raw(s, b.data, b.len);
 	buf_clear(&b);
+}
+
+/* RFC 4648 base64 with padding, or "" (an empty response). */
+static bool
+b64_syntax_ok(const char *p)
+{
+	size_t n = strlen(p), i, pad = 0;
+
+	if (n % 4 != 0)
+		return false;
+	for (i = 0; i < n; i++) {
+		unsigned char c = (unsigned char)p[i];
+
+		if (c == '=') {
+			pad++;
+			continue;
+		}
+		if (pad > 0 || !(isalnum(c) || c == '+' || c == '/'))
+			return false;
+	}
+	return pad <= 2;
+}
+
+static void
+sasl_end_bad(struct session *s, const char *reply)
+{
+	pop3_sasl_abort(s);
+	log_info("pop3 session=%016" PRIx64 " login failed method=%s"
+	    " reason=bad-base64", s->conn_id, s->method);
+	bad_command(s, reply);
+}
+
+/* RFC 5034: AUTH [mechanism [initial-response]]. */
+static void
+cmd_auth(struct session *s, char **argv, int argc)
+{
+	char unique[128], exporter[128], id[MAX_USERNAME_LEN + 1];
+	unsigned int offered = mechs_offered(s);
+	const char *ir = argc > 1 ? argv[1] : NULL;
+	struct ipc_msg *m;
+	uint32_t flags = 0;
+	struct buf b;
+	int mech;
+
+	if (argc == 0) {
+		/* RFC 1734's listing, which clients still probe. */
+		buf_init(&b, 1024);
+		if (buf_addstr(&b, "+OK Mechanisms follow") == -1 ||
+		    add_mechs(&b, offered, "\r\n") == -1 ||
+		    buf_addstr(&b, "\r\n.\r\n") == -1) {
+			buf_clear(&b);
+			session_reply(s, "-ERR [SYS/TEMP] Out of memory.");
+			return;
+		}
+		session_raw(s, b.data, b.len);
+		buf_clear(&b);
+		return;
+	}
+	mech = config_mech_find(argv[0]);
+	if (mech < 0 || !(offered & MECH_BIT(mech))) {
+		if (mech >= 0 && !s->plaintext_ok &&
+		    (cfg->mechanisms & MECH_BIT(mech)) &&
+		    (mech == MECH_PLAIN || mech == MECH_LOGIN ||
+		    mech == MECH_OAUTHBEARER || mech == MECH_XOAUTH2)) {
+			refuse_plaintext(s);
+			return;
+		}
+		bad_command(s, "-ERR Unsupported authentication mechanism.");
+		return;
+	}
+	if (ir != NULL) {
+		flags |= SASL_F_IR;
+		if (strcmp(ir, "=") == 0)
+			ir = "";
+		else if (ir[0] == '\0' || !b64_syntax_ok(ir)) {
+			bad_command(s, "-ERR Invalid base64 data.");
+			return;
+		}
+	}
+	if (offered & (MECH_BIT(MECH_SCRAM_SHA_1_PLUS) |
+	    MECH_BIT(MECH_SCRAM_SHA_256_PLUS)))
+		flags |= SASL_F_PLUS_OFFERED;
+	if ((m = malloc(sizeof(*m))) == NULL) {
+		session_close(s, "no-memory");
+		return;
+	}
+	session_tls_bindings(s, unique, exporter, sizeof(unique));
+	if (mech == MECH_EXTERNAL)
+		session_tls_identity(s, id, sizeof(id));
+	else
+		id[0] = '\0';
+	ipc_msg_init(m, MSG_SASL_START, s->id);
+	ipc_put_str(m, config_mech_name(mech));
+	ipc_put_u32(m, flags);
+	ipc_put_str(m, unique);
+	ipc_put_str(m, exporter);
+	ipc_put_str(m, id);
+	ipc_put_str(m, ir != NULL ? ir : "");
+	ipc_put_str(m, s->peer_ip);
+	s->user[0] = '\0';
+	s->have_user = false;
+	s->sasl_steps = 0;
+	s->sasl = true;
+	start_auth(s, m, config_mech_name(mech));
+	if (!s->waiting)
+		s->sasl = false;
+	ipc_msg_wipe(m);
+	free(m);
+	explicit_bzero(unique, sizeof(unique));
+	explicit_bzero(exporter, sizeof(exporter));
+}
+
+void
+commands_sasl_challenge(struct session *s, const char *b64)
+{
+	s->waiting = false;
+	session_reply(s, "+ %s", b64);
+	session_input(s);
+}
+
+void
+commands_sasl_line(struct session *s, char *line)
+{
+	struct ipc_msg *m;
+
+	if (strcmp(line, "*") == 0) {
+		/* RFC 5034 section 4: the client cancels. */
+		pop3_sasl_abort(s);
+		log_info("pop3 session=%016" PRIx64 " login cancelled"
+		    " method=%s", s->conn_id, s->method);
+		session_reply(s, "-ERR Authentication cancelled.");
+		return;
+	}
+	if (!b64_syntax_ok(line)) {
+		sasl_end_bad(s, "-ERR Invalid base64 data.");
+		return;
+	}
+	if (++s->sasl_steps > SASL_MAX_STEPS) {
+		pop3_sasl_abort(s);
+		session_auth_reply(s, AUTH_STATUS_FAIL, NULL);
+		return;
+	}
+	if ((m = malloc(sizeof(*m))) == NULL) {
+		session_close(s, "no-memory");
+		return;
+	}
+	ipc_msg_init(m, MSG_SASL_STEP, s->id);
+	ipc_put_str(m, line);
+	if (pop3_auth_continue(s, m) == -1) {
+		s->sasl = false;
+		session_auth_reply(s, AUTH_STATUS_TEMPFAIL, NULL);
+	} else
+		s->waiting = true;
+	ipc_msg_wipe(m);
+	free(m);
 }
 
 /* RFC 2595 section 4. */
@@ -364,11 +588,11 @@ cmd_quit(struct session *s, char **argv, int argc)
 	 * only to EXPIRE; without it and without DELE there is nothing to
 	 * write, and a read-only session costs no fsync. */
 	s->state = STATE_UPDATE;
-	if (s->n_dele == 0 && cfg->expire_days < 0)
+	if (s->n_dele == 0 && s->expire_days < 0)
 		rc = STORE_OK;
 	else
-		rc = mailbox_commit(s->mb, s->deleted, cfg->expire_days < 0 ?
-		    NULL : s->retrieved, cfg->expire_days, time(NULL),
+		rc = mailbox_commit(s->mb, s->deleted, s->expire_days < 0 ?
+		    NULL : s->retrieved, s->expire_days, time(NULL),
 		    &removed, err, sizeof(err));
 	if (rc != STORE_OK) {
 		log_warnx("pop3 session=%016" PRIx64 " user=%s update failed:"
@@ -654,16 +878,16 @@ commands_release_mailbox(struct session *s)
 /* LOGIN-DELAY (RFC 2449 section 6.5): enforced per mailbox, and only
  * after valid credentials, so the reply tells an attacker nothing. */
 static bool
-login_too_soon(const char *path, time_t now)
+login_too_soon(const struct session *s, const char *path, time_t now)
 {
 	time_t prev;
 
-	if (cfg->login_delay_s == 0)
+	if (s->login_delay_s == 0)
 		return false;
 	if (mailbox_last_login(path, &prev) != STORE_OK)
 		return false;
 	return prev != 0 && now >= prev &&
-	    (uint64_t)(now - prev) < cfg->login_delay_s;
+	    (uint64_t)(now - prev) < s->login_delay_s;
 }
 
 void
@@ -683,11 +907,11 @@ commands_login_ok(struct session *s)
 		session_reply(s, "-ERR [SYS/PERM] No mailbox for this user.");
 		return;
 	}
-	if (login_too_soon(path, now)) {
+	if (login_too_soon(s, path, now)) {
 		log_info("pop3 session=%016" PRIx64 " login refused user=%s"
 		    " reason=login-delay", s->conn_id, s->user);
 		session_reply(s, "-ERR [LOGIN-DELAY] Minimum time between"
-		    " logins is %" PRIu64 " seconds.", cfg->login_delay_s);
+		    " logins is %" PRIu64 " seconds.", s->login_delay_s);
 		return;
 	}
 	if (mkdir_p(path, 0700) == -1) {
@@ -723,7 +947,7 @@ commands_login_ok(struct session *s)
 		session_reply(s, "-ERR [SYS/TEMP] Out of memory.");
 		return;
 	}
-	if (cfg->login_delay_s > 0 &&
+	if (s->login_delay_s > 0 &&
 	    mailbox_login_stamp(path, now, &prev) != STORE_OK)
 		log_warnx("pop3 session=%016" PRIx64 " user=%s cannot record"
 		    " the login time", s->conn_id, s->user);

@@ -62,15 +62,24 @@ struct ip_ent {
 	uint64_t	 last_fail_ms;
 };
 
+/* Sessions of one logged-in user, for max_connections_per_user. */
+struct user_ent {
+	struct user_ent	*next;
+	unsigned int	 conns;
+	char		 name[];
+};
+
 struct conn_ent {
 	struct conn_ent	*next;
 	uint64_t	 id;
 	struct child	*worker;
 	struct ip_ent	*ip;
+	struct user_ent	*user;		/* once logged in */
 };
 
 #define IP_BUCKETS	4096
 #define CONN_BUCKETS	4096
+#define USER_BUCKETS	4096
 
 static struct event_base *base;
 static struct child *children;
@@ -80,6 +89,7 @@ static unsigned int generation;
 static unsigned int n_ips;
 static struct ip_ent *ip_tab[IP_BUCKETS];
 static struct conn_ent *conn_tab[CONN_BUCKETS];
+static struct user_ent *user_tab[USER_BUCKETS];
 static unsigned int total_conns;
 static uint64_t next_conn_id = 1;
 static bool shutting_down;
@@ -92,6 +102,7 @@ static sigset_t master_sigs;
 
 struct config *cfg;
 struct tls_server *tls_srv;
+uint8_t auth_fake_key[32];
 
 static void	spawn(enum child_kind, unsigned int slot);
 
@@ -191,12 +202,73 @@ conn_add(uint64_t id, struct child *w, struct ip_ent *ip)
 	total_conns++;
 }
 
+static size_t
+user_hash(const char *name)
+{
+	uint32_t h = 2166136261u;	/* FNV-1a */
+
+	for (; *name != '\0'; name++)
+		h = (h ^ (uint8_t)*name) * 16777619u;
+	return h % USER_BUCKETS;
+}
+
+static void
+user_release(struct user_ent *u)
+{
+	struct user_ent **pp;
+
+	if (--u->conns > 0)
+		return;
+	for (pp = &user_tab[user_hash(u->name)]; *pp != NULL;
+	    pp = &(*pp)->next)
+		if (*pp == u) {
+			*pp = u->next;
+			free(u);
+			return;
+		}
+}
+
+/* Counts connection id of worker w against user: true if under the
+ * cap (or already counted). */
+static bool
+user_claim(struct child *w, uint64_t id, const char *name)
+{
+	struct conn_ent *c;
+	struct user_ent *u;
+	size_t h = user_hash(name), len = strlen(name);
+
+	for (c = conn_tab[id % CONN_BUCKETS]; c != NULL; c = c->next)
+		if (c->id == id && c->worker == w)
+			break;
+	if (c == NULL)
+		return false;		/* already closed */
+	if (c->user != NULL)
+		return strcmp(c->user->name, name) == 0;
+	for (u = user_tab[h]; u != NULL; u = u->next)
+		if (strcmp(u->name, name) == 0)
+			break;
+	if (u != NULL && u->conns >= cfg->max_connections_per_user)
+		return false;
+	if (u == NULL) {
+		if ((u = calloc(1, sizeof(*u) + len + 1)) == NULL)
+			return false;
+		memcpy(u->name, name, len + 1);
+		u->next = user_tab[h];
+		user_tab[h] = u;
+	}
+	u->conns++;
+	c->user = u;
+	return true;
+}
+
 static void
 conn_release(struct conn_ent **pp)
 {
 	struct conn_ent *c = *pp;
 
 	*pp = c->next;
+	if (c->user != NULL)
+		user_release(c->user);
 	c->ip->conns--;
 	c->worker->sessions--;
 	total_conns--;
@@ -391,6 +463,27 @@ on_child_msg(struct ipc_chan *ch, struct ipc_in *in, void *arg)
 		if (c->kind == CHILD_POP3 && ipc_done(in))
 			conn_done(c, in->id);
 		return;
+	case MSG_USER_CLAIM: {
+		uint64_t conn = ipc_get_u64(in);
+		const char *user = ipc_get_str(in, MAX_USERNAME_LEN);
+		struct ipc_msg *m;
+		bool ok;
+
+		if (c->kind != CHILD_POP3)
+			break;
+		ok = ipc_done(in) && user[0] != '\0' &&
+		    user_claim(c, conn, user);
+		if (!ok)
+			log_info("master: user %s is at max_connections_per_user"
+			    " (%u)", user, cfg->max_connections_per_user);
+		if ((m = malloc(sizeof(*m))) == NULL)
+			return;
+		ipc_msg_init(m, MSG_USER_CLAIMED, in->id);
+		ipc_put_u32(m, ok ? 1 : 0);
+		(void)ipc_send(ch, m);
+		free(m);
+		return;
+	}
 	case MSG_LOGIN_RESULT: {
 		uint32_t failed = ipc_get_u32(in);
 		const char *ip = ipc_get_str(in, 63);
@@ -830,6 +923,8 @@ master_run(struct config *c, const char *path)
 	cfg = c;
 	conf_path = path;
 	signal(SIGPIPE, SIG_IGN);
+	if (getentropy(auth_fake_key, sizeof(auth_fake_key)) == -1)
+		fatal("getentropy");
 	if (privsep_resolve(cfg, err, sizeof(err)) == -1 ||
 	    check_dirs(cfg, err, sizeof(err)) == -1)
 		fatalx("%s", err);

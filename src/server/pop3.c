@@ -23,11 +23,12 @@
 struct auth_link {
 	struct ipc_chan	*chan;
 	bool		 hello;
-	bool		 has_plain;
+	uint32_t	 caps;		/* AUTH_HELLO_* */
 };
 
 struct event_base *pop3_base;
 bool pop3_apop_available;
+uint32_t pop3_auth_caps;
 
 static struct ipc_chan *master;
 static struct auth_link auth_links[64];
@@ -155,6 +156,50 @@ pop3_auth_request(struct session *s, struct ipc_msg *m)
 	return -1;
 }
 
+int
+pop3_auth_continue(struct session *s, struct ipc_msg *m)
+{
+	struct auth_link *l;
+
+	if (s->auth_slot < 0 || s->auth_slot >= (int)N_ELEMENTS(auth_links))
+		return -1;
+	l = &auth_links[s->auth_slot];
+	if (l->chan == NULL || !ipc_chan_is_open(l->chan))
+		return -1;
+	return ipc_send(l->chan, m);
+}
+
+void
+pop3_sasl_abort(struct session *s)
+{
+	struct ipc_msg *m;
+
+	if (!s->sasl)
+		return;
+	s->sasl = false;
+	if ((m = malloc(sizeof(*m))) == NULL)
+		return;
+	ipc_msg_init(m, MSG_SASL_ABORT, s->id);
+	(void)pop3_auth_continue(s, m);
+	free(m);
+}
+
+int
+pop3_user_claim(struct session *s)
+{
+	struct ipc_msg *m;
+	int rc;
+
+	if (master == NULL || (m = malloc(sizeof(*m))) == NULL)
+		return -1;
+	ipc_msg_init(m, MSG_USER_CLAIM, s->id);
+	ipc_put_u64(m, s->conn_id);
+	ipc_put_str(m, s->user);
+	rc = ipc_send(master, m);
+	free(m);
+	return rc;
+}
+
 void
 pop3_login_result(const struct session *s, bool failed)
 {
@@ -169,17 +214,18 @@ pop3_login_result(const struct session *s, bool failed)
 	free(m);
 }
 
+/* What the connected auth workers can verify; APOP needs secrets. */
 static void
-update_apop(void)
+update_caps(void)
 {
 	size_t i;
 
-	pop3_apop_available = false;
-	if (!cfg->apop)
-		return;
+	pop3_auth_caps = 0;
 	for (i = 0; i < N_ELEMENTS(auth_links); i++)
-		if (auth_links[i].chan != NULL && auth_links[i].has_plain)
-			pop3_apop_available = true;
+		if (auth_links[i].chan != NULL && auth_links[i].hello)
+			pop3_auth_caps |= auth_links[i].caps;
+	pop3_apop_available = cfg->apop &&
+	    (pop3_auth_caps & AUTH_HELLO_HAS_SECRET) != 0;
 }
 
 static void
@@ -224,21 +270,36 @@ auth_msg(struct ipc_chan *ch, struct ipc_in *in, void *arg)
 		if (!ipc_done(in))
 			break;
 		l->hello = true;
-		l->has_plain = (flags & AUTH_HELLO_HAS_PLAIN) != 0;
-		update_apop();
+		l->caps = flags;
+		update_caps();
 		flush_pending();
 		return;
 	}
 	case MSG_AUTH_REPLY: {
+		struct auth_result r;
 		uint32_t st = ipc_get_u32(in);
 
-		(void)ipc_get_str(in, MAX_USERNAME_LEN);
-		if (!ipc_done(in) || st > AUTH_STATUS_TEMPFAIL)
+		r.user = ipc_get_str(in, MAX_USERNAME_LEN);
+		r.login_delay = ipc_get_u32(in);
+		r.expire = ipc_get_u32(in);
+		r.reason = ipc_get_str(in, 64);
+		if (!ipc_done(in) || st > AUTH_STATUS_MAX)
 			break;
 		s = pop3_session_lookup(in->id);
 		if (s != NULL && s->waiting &&
 		    s->auth_slot == (int)(l - auth_links))
-			session_auth_reply(s, (enum auth_status)st);
+			session_auth_reply(s, (enum auth_status)st, &r);
+		return;
+	}
+	case MSG_SASL_CHALLENGE: {
+		const char *ch64 = ipc_get_str(in, IPC_MAX_MSG - 64);
+
+		if (!ipc_done(in))
+			break;
+		s = pop3_session_lookup(in->id);
+		if (s != NULL && s->waiting && s->sasl &&
+		    s->auth_slot == (int)(l - auth_links))
+			commands_sasl_challenge(s, ch64);
 		return;
 	}
 	default:
@@ -257,14 +318,18 @@ auth_closed(struct ipc_chan *ch, void *arg)
 	uint32_t i;
 
 	ipc_chan_free(&l->chan);
-	l->hello = l->has_plain = false;
-	update_apop();
-	/* Sessions waiting on that worker get a temporary failure. */
+	l->hello = false;
+	l->caps = 0;
+	update_caps();
+	/* Sessions waiting on that worker get a temporary failure; an
+	 * exchange it held is lost with it. */
 	for (i = 0; i < n_slots; i++) {
 		struct session *s = slots[i];
 
-		if (s != NULL && s->waiting && s->auth_slot == k)
-			session_auth_reply(s, AUTH_STATUS_TEMPFAIL);
+		if (s == NULL || s->auth_slot != k)
+			continue;
+		if ((s->waiting && !s->claiming) || s->sasl)
+			session_auth_reply(s, AUTH_STATUS_TEMPFAIL, NULL);
 	}
 }
 
@@ -359,7 +424,8 @@ pop3_attach_auth(unsigned int slot, int fd)
 
 	if (l->chan != NULL)
 		ipc_chan_free(&l->chan);
-	l->hello = l->has_plain = false;
+	l->hello = false;
+	l->caps = 0;
 	l->chan = ipc_chan_new(pop3_base, fd, auth_msg, auth_closed, l);
 	if (l->chan == NULL)
 		close(fd);
@@ -382,6 +448,19 @@ master_msg(struct ipc_chan *ch, struct ipc_in *in, void *arg)
 		}
 		pop3_attach_auth(k, in->fd);
 		in->fd = -1;
+		break;
+	}
+	case MSG_USER_CLAIMED: {
+		uint32_t ok = ipc_get_u32(in);
+		struct session *s;
+
+		if (!ipc_done(in)) {
+			log_warnx("pop3: malformed user claim answer");
+			break;
+		}
+		s = pop3_session_lookup(in->id);
+		if (s != NULL && s->claiming)
+			session_user_claimed(s, ok != 0);
 		break;
 	}
 	case MSG_DRAIN:

@@ -38,17 +38,58 @@ enum msg_type {
 	MSG_AUTH_PASS,
 	/* pop3 -> auth: APOP; fields: user, timestamp, digest */
 	MSG_AUTH_APOP,
-	/* auth -> pop3: id = session id; u32 auth_status, str user */
+	/* auth -> pop3: the outcome; id = session id; fields: u32
+	 * auth_status, str user (on OK: the user logged in), u32 the
+	 * user's login delay in seconds, u32 the user's expire in days
+	 * (both AUTH_USER_DEFAULT: the site's; expire AUTH_EXPIRE_NEVER),
+	 * str reason (a word for the log: "bad-credentials", "disabled",
+	 * "expired-token", ...). */
 	MSG_AUTH_REPLY,
+	/* pop3 -> auth: AUTH (RFC 5034) begins; id = session id; fields:
+	 * str mechanism, u32 SASL_F_* flags, str tls-unique and str
+	 * tls-exporter channel bindings (base64, "" if none), str the
+	 * identity of the verified client certificate ("" if none),
+	 * str the initial response as sent (base64; "" with
+	 * SASL_F_IR for "="), str peer ip. */
+	MSG_SASL_START,
+	/* pop3 -> auth: the client's next response line (base64). */
+	MSG_SASL_STEP,
+	/* pop3 -> auth: the client cancelled, or the session ended. */
+	MSG_SASL_ABORT,
+	/* auth -> pop3: send "+ " and this challenge (base64, maybe ""),
+	 * then pass on the client's answer with MSG_SASL_STEP. */
+	MSG_SASL_CHALLENGE,
+	/* pop3 -> master: may this user hold one more session?  id =
+	 * connection id; field: str user. */
+	MSG_USER_CLAIM,
+	/* master -> pop3: id = connection id; u32 1 yes, 0 at its cap. */
+	MSG_USER_CLAIMED,
 };
 
-#define AUTH_HELLO_HAS_PLAIN	0x1u	/* some user has a {PLAIN} secret */
+/* What the user database of an auth worker can verify (MSG_AUTH_HELLO;
+ * sent again when it changes). */
+#define AUTH_HELLO_HAS_SECRET	0x01u	/* plaintext-equivalent secrets */
+#define AUTH_HELLO_HAS_CRYPT	0x02u	/* passwords (USER, PLAIN, LOGIN) */
+#define AUTH_HELLO_HAS_SCRAM1	0x04u	/* SCRAM-SHA-1 keys */
+#define AUTH_HELLO_HAS_SCRAM256	0x08u	/* SCRAM-SHA-256 keys */
+#define AUTH_HELLO_HAS_OAUTH	0x10u	/* token issuers loaded */
+
+/* MSG_SASL_START flags. */
+#define SASL_F_IR		0x01u	/* an initial response was given */
+#define SASL_F_PLUS_OFFERED	0x02u	/* CAPA listed a -PLUS mechanism:
+					 * a SCRAM "y" flag is a downgrade */
+
+#define AUTH_USER_DEFAULT	UINT32_MAX
+#define AUTH_EXPIRE_NEVER	(UINT32_MAX - 1)
 
 enum auth_status {
 	AUTH_STATUS_OK = 0,
 	AUTH_STATUS_FAIL = 1,		/* wrong credentials, unknown user */
 	AUTH_STATUS_TEMPFAIL = 2,	/* database unreadable */
+	AUTH_STATUS_BAD_INPUT = 3,	/* not base64, or not the mechanism's
+					 * syntax: -ERR, not a failed login */
 };
+#define AUTH_STATUS_MAX		AUTH_STATUS_BAD_INPUT
 
 /* The configuration in force in this process. */
 extern struct config *cfg;
@@ -57,6 +98,10 @@ extern struct config *cfg;
  * the master before it forks the pop3 workers. */
 struct tls_server;
 extern struct tls_server *tls_srv;
+
+/* Keys the fake SCRAM salts of unknown users; drawn by the master at
+ * start, inherited by every auth worker, so all answer alike. */
+extern uint8_t auth_fake_key[32];
 
 /* main.c */
 extern volatile int posternd_debug;

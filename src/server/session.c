@@ -21,13 +21,20 @@
 #include <event2/event.h>
 
 #include <openssl/err.h>
+#include <openssl/evp.h>
 #include <openssl/ssl.h>
+#include <openssl/x509v3.h>
 
 #include "lib/ipc.h"
 #include "lib/log.h"
 #include "lib/net.h"
 #include "session.h"
 #include "tls/tls.h"
+
+/* One line of input: a command, or a SASL response. */
+#define LINE_BUF_SIZE							\
+	((HARD_MAX_SASL_LINE_LENGTH > HARD_MAX_LINE_LENGTH ?		\
+	HARD_MAX_SASL_LINE_LENGTH : HARD_MAX_LINE_LENGTH) + 2)
 
 /* Stop taking pipelined commands while this much output is queued. */
 #define OUTPUT_HIGH_WATERMARK	(256 * 1024)
@@ -154,6 +161,10 @@ session_new(int fd, uint64_t conn_id, uint64_t id, const char *peer_ip,
 	}
 	s->plaintext_net = cidr_match(cfg->plaintext_networks,
 	    cfg->n_plaintext_networks, (struct sockaddr *)&s->peer);
+	s->trusted = cidr_match(cfg->trusted_networks,
+	    cfg->n_trusted_networks, (struct sockaddr *)&s->peer);
+	s->login_delay_s = cfg->login_delay_s;
+	s->expire_days = cfg->expire_days;
 	linebuf_init(&s->lb, cfg->max_line_length);
 	(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof(on));
 	s->ev_idle = evtimer_new(pop3_base, on_idle, s);
@@ -255,6 +266,7 @@ session_free(struct session *s)
 		    pop3_now_ms() - s->start_ms);
 	if (s->msg_fd >= 0)
 		close(s->msg_fd);
+	pop3_sasl_abort(s);
 	commands_release_mailbox(s);
 	if (s->ev_delay != NULL)
 		event_free(s->ev_delay);
@@ -305,30 +317,50 @@ session_shutdown(struct session *s)
 	session_close(s, "shutdown");
 }
 
+/* An overlong line or one with a NUL. */
+static void
+bad_line(struct session *s, enum line_rc rc)
+{
+	session_reply(s, rc == LINE_TOO_LONG ? "-ERR Line too long." :
+	    "-ERR Line contains a NUL octet.");
+	if (++s->bad_cmds >= cfg->max_bad_commands) {
+		session_reply(s, "-ERR Too many bad commands.");
+		session_close(s, "bad-commands");
+	}
+}
+
 void
 session_input(struct session *s)
 {
 	struct evbuffer *in = bufferevent_get_input(s->bev);
-	char line[HARD_MAX_LINE_LENGTH + 2];
+	char line[LINE_BUF_SIZE];
 
 	while (!s->closing && !s->waiting && !s->delaying && s->cont == NULL &&
 	    !s->stls_pending && !s->handshaking &&
 	    session_output_len(s) < OUTPUT_HIGH_WATERMARK) {
 		size_t len;
-		enum line_rc rc = linebuf_next(&s->lb, in, line, sizeof(line),
-		    &len);
+		enum line_rc rc;
 
+		/* RFC 5034 section 4: SASL responses are not commands, and
+		 * OAuth tokens are longer than any command. */
+		s->lb.max = s->sasl ? cfg->max_sasl_line_length :
+		    cfg->max_line_length;
+		rc = linebuf_next(&s->lb, in, line, sizeof(line), &len);
 		if (rc == LINE_MORE)
 			break;
 		idle_reset(s);
-		if (rc == LINE_TOO_LONG || rc == LINE_HAS_NUL) {
-			session_reply(s, rc == LINE_TOO_LONG ?
-			    "-ERR Line too long." :
-			    "-ERR Line contains a NUL octet.");
-			if (++s->bad_cmds >= cfg->max_bad_commands) {
-				session_reply(s, "-ERR Too many bad commands.");
-				session_close(s, "bad-commands");
+		if (s->sasl) {
+			if (rc == LINE_OK)
+				commands_sasl_line(s, line);
+			else {
+				pop3_sasl_abort(s);
+				bad_line(s, rc);
 			}
+			explicit_bzero(line, len);
+			continue;
+		}
+		if (rc == LINE_TOO_LONG || rc == LINE_HAS_NUL) {
+			bad_line(s, rc);
 			continue;
 		}
 		commands_dispatch(s, line);
@@ -480,19 +512,37 @@ on_delay_done(evutil_socket_t fd, short what, void *arg)
 }
 
 void
-session_auth_reply(struct session *s, enum auth_status st)
+session_auth_reply(struct session *s, enum auth_status st,
+    const struct auth_result *r)
 {
+	const char *reason = r != NULL && r->reason != NULL &&
+	    r->reason[0] != '\0' ? r->reason : "bad-credentials";
+
 	s->waiting = false;
-	if (st == AUTH_STATUS_TEMPFAIL) {
+	s->sasl = false;
+	switch (st) {
+	case AUTH_STATUS_TEMPFAIL:
 		log_warnx("pop3 session=%016" PRIx64 " login failed user=%s"
-		    " reason=auth-unavailable", s->conn_id, s->user);
+		    " method=%s reason=auth-unavailable", s->conn_id, s->user,
+		    s->method != NULL ? s->method : "USER");
 		session_reply(s, "-ERR [SYS/TEMP] Authentication is"
 		    " temporarily unavailable.");
 		s->have_user = false;
 		session_input(s);
 		return;
-	}
-	if (st == AUTH_STATUS_FAIL) {
+	case AUTH_STATUS_BAD_INPUT:
+		log_info("pop3 session=%016" PRIx64 " login failed"
+		    " method=%s reason=%s", s->conn_id,
+		    s->method != NULL ? s->method : "?", reason);
+		session_reply(s, "-ERR Malformed authentication data.");
+		if (++s->bad_cmds >= cfg->max_bad_commands) {
+			session_reply(s, "-ERR Too many bad commands.");
+			session_close(s, "bad-commands");
+			return;
+		}
+		session_input(s);
+		return;
+	case AUTH_STATUS_FAIL: {
 		unsigned int n, shift;
 		uint64_t delay;
 		struct timeval tv;
@@ -503,10 +553,14 @@ session_auth_reply(struct session *s, enum auth_status st)
 		delay = cfg->auth_fail_delay_ms << shift;
 		if (delay > cfg->auth_fail_delay_max_ms)
 			delay = cfg->auth_fail_delay_max_ms;
+		if (s->trusted)
+			delay = 0;
 		log_info("pop3 session=%016" PRIx64 " login failed user=%s"
-		    " reason=bad-credentials delay=%" PRIu64 "ms", s->conn_id,
-		    s->user, delay);
-		pop3_login_result(s, true);
+		    " method=%s reason=%s delay=%" PRIu64 "ms", s->conn_id,
+		    s->user, s->method != NULL ? s->method : "USER", reason,
+		    delay);
+		if (!s->trusted)
+			pop3_login_result(s, true);
 		s->have_user = false;
 		if (s->ev_delay == NULL)
 			s->ev_delay = evtimer_new(pop3_base, on_delay_done, s);
@@ -520,7 +574,132 @@ session_auth_reply(struct session *s, enum auth_status st)
 		evtimer_add(s->ev_delay, &tv);
 		return;
 	}
+	case AUTH_STATUS_OK:
+	default:
+		break;
+	}
+	if (r != NULL && r->user != NULL && r->user[0] != '\0')
+		(void)snprintf(s->user, sizeof(s->user), "%s", r->user);
+	if (r != NULL && r->login_delay != AUTH_USER_DEFAULT)
+		s->login_delay_s = r->login_delay;
+	if (r != NULL && r->expire != AUTH_USER_DEFAULT)
+		s->expire_days = r->expire == AUTH_EXPIRE_NEVER ? -1 :
+		    (int64_t)r->expire;
 	pop3_login_result(s, false);
+	if (pop3_user_claim(s) == 0) {
+		/* The master answers with session_user_claimed(). */
+		s->waiting = true;
+		s->claiming = true;
+		return;
+	}
 	commands_login_ok(s);
 	session_input(s);
+}
+
+void
+session_user_claimed(struct session *s, bool ok)
+{
+	s->waiting = false;
+	s->claiming = false;
+	if (ok) {
+		s->user_claimed = true;
+		commands_login_ok(s);
+	} else {
+		log_info("pop3 session=%016" PRIx64 " login refused user=%s"
+		    " reason=too-many-sessions", s->conn_id, s->user);
+		session_reply(s, "-ERR [IN-USE] Too many sessions for this"
+		    " user; close one and try again.");
+		s->have_user = false;
+	}
+	session_input(s);
+}
+
+/* base64 of n octets into out (size > 4 * ((n + 2) / 3)). */
+static void
+b64(const unsigned char *in, size_t n, char *out, size_t size)
+{
+	if (size < 4 * ((n + 2) / 3) + 1) {
+		out[0] = '\0';
+		return;
+	}
+	(void)EVP_EncodeBlock((unsigned char *)out, in, (int)n);
+}
+
+void
+session_tls_bindings(struct session *s, char *unique, char *exporter,
+    size_t size)
+{
+	unsigned char fin[EVP_MAX_MD_SIZE], ekm[32];
+	SSL *ssl;
+	size_t n;
+
+	unique[0] = exporter[0] = '\0';
+	if (!s->tls || s->handshaking ||
+	    (ssl = bufferevent_openssl_get_ssl(s->bev)) == NULL)
+		return;
+	/* RFC 9266: tls-exporter; on TLS 1.2 only with the extended
+	 * master secret (RFC 7627), without which it is not unique. */
+	if ((SSL_version(ssl) >= TLS1_3_VERSION ||
+	    SSL_get_extms_support(ssl) == 1) &&
+	    SSL_export_keying_material(ssl, ekm, sizeof(ekm),
+	    "EXPORTER-Channel-Binding", 24, NULL, 0, 0) == 1)
+		b64(ekm, sizeof(ekm), exporter, size);
+	/* RFC 5929 section 3: tls-unique is the first Finished message of
+	 * the handshake: the client's in a full one, ours in a resumed
+	 * one.  TLS 1.3 has none (RFC 8446 section C.5). */
+	if (SSL_version(ssl) == TLS1_2_VERSION) {
+		n = SSL_session_reused(ssl) ?
+		    SSL_get_finished(ssl, fin, sizeof(fin)) :
+		    SSL_get_peer_finished(ssl, fin, sizeof(fin));
+		if (n > 0 && n <= sizeof(fin))
+			b64(fin, n, unique, size);
+	}
+	explicit_bzero(ekm, sizeof(ekm));
+}
+
+void
+session_tls_identity(struct session *s, char *id, size_t size)
+{
+	GENERAL_NAMES *sans;
+	X509_NAME *subj;
+	X509 *cert;
+	SSL *ssl;
+	int i, n;
+
+	id[0] = '\0';
+	if (!s->tls || s->handshaking ||
+	    (ssl = bufferevent_openssl_get_ssl(s->bev)) == NULL ||
+	    (cert = SSL_get0_peer_certificate(ssl)) == NULL ||
+	    SSL_get_verify_result(ssl) != X509_V_OK)
+		return;
+	if (cfg->external_user == EXTERNAL_USER_EMAIL) {
+		sans = X509_get_ext_d2i(cert, NID_subject_alt_name, NULL,
+		    NULL);
+		n = sans != NULL ? sk_GENERAL_NAME_num(sans) : 0;
+		for (i = 0; i < n && id[0] == '\0'; i++) {
+			const GENERAL_NAME *g = sk_GENERAL_NAME_value(sans, i);
+			const unsigned char *d;
+			int len;
+
+			if (g->type != GEN_EMAIL)
+				continue;
+			d = ASN1_STRING_get0_data(g->d.rfc822Name);
+			len = ASN1_STRING_length(g->d.rfc822Name);
+			if (len > 0 && (size_t)len < size &&
+			    memchr(d, '\0', (size_t)len) == NULL) {
+				memcpy(id, d, (size_t)len);
+				id[len] = '\0';
+			}
+		}
+		GENERAL_NAMES_free(sans);
+		return;
+	}
+	subj = X509_get_subject_name(cert);
+	n = subj != NULL ? X509_NAME_get_text_by_NID(subj, NID_commonName,
+	    NULL, 0) : -1;
+	/* One printable name that fits, or nothing. */
+	if (n <= 0 || (size_t)n >= size ||
+	    X509_NAME_get_text_by_NID(subj, NID_commonName, id,
+	    (int)size) != n || strlen(id) != (size_t)n)
+		id[0] = '\0';
 }

@@ -47,6 +47,8 @@ struct session {
 	int			 fd;
 	bool			 plaintext_ok;	/* USER/PASS allowed here */
 	bool			 plaintext_net;	/* peer in plaintext_networks */
+	bool			 trusted;	/* peer in trusted_networks:
+						 * no failed-login delay */
 	bool			 tls;		/* TLS is (being) set up */
 	bool			 handshaking;	/* TLS handshake not done */
 	bool			 stls_pending;	/* +OK sent, switch when out */
@@ -57,7 +59,18 @@ struct session {
 	bool			 waiting;	/* for an auth reply */
 	bool			 delaying;	/* in a failed-login delay */
 	int			 auth_slot;	/* channel of the request */
-	const char		*method;	/* "USER" or "APOP" */
+	const char		*method;	/* "USER", "APOP" or the SASL
+						 * mechanism */
+	bool			 sasl;		/* inside AUTH: lines are
+						 * responses */
+	unsigned int		 sasl_steps;
+	bool			 claiming;	/* waiting for the master's
+						 * per-user cap */
+	bool			 user_claimed;	/* counted against it */
+	/* This user's LOGIN-DELAY (seconds) and EXPIRE (days, -1 never):
+	 * the site's until an auth worker says otherwise. */
+	uint64_t		 login_delay_s;
+	int64_t			 expire_days;
 	unsigned int		 bad_cmds;
 	unsigned int		 auth_failures;
 	unsigned int		 ip_failures;	/* at connect, from master */
@@ -101,6 +114,16 @@ void	pop3_attach_auth(unsigned int slot, int fd);
 extern bool pop3_apop_available;
 /* Sends a request for s to an auth worker: 0, or -1 if none is up. */
 int	pop3_auth_request(struct session *s, struct ipc_msg *m);
+/* Sends the next message of a SASL exchange to the worker that has it
+ * (s->auth_slot): 0 or -1. */
+int	pop3_auth_continue(struct session *s, struct ipc_msg *m);
+/* Tells that worker the exchange of s is over. */
+void	pop3_sasl_abort(struct session *s);
+/* AUTH_HELLO_* bits some connected auth worker has. */
+extern uint32_t pop3_auth_caps;
+/* Asks the master to count s against its user's session cap; the
+ * answer comes to session_user_claimed(). */
+int	pop3_user_claim(struct session *s);
 void	pop3_login_result(const struct session *s, bool failed);
 void	pop3_session_gone(struct session *s);
 struct session *pop3_session_lookup(uint64_t id);
@@ -119,14 +142,36 @@ void	session_close(struct session *s, const char *reason);
 void	session_free(struct session *s);
 /* Processes buffered input as far as the session allows. */
 void	session_input(struct session *s);
-/* An auth worker answered, or became unavailable (st TEMPFAIL). */
-void	session_auth_reply(struct session *s, enum auth_status st);
+/* What an auth worker said of a login that succeeded. */
+struct auth_result {
+	const char	*user;		/* the user logged in */
+	uint32_t	 login_delay;	/* AUTH_USER_DEFAULT: the site's */
+	uint32_t	 expire;	/* ... or AUTH_EXPIRE_NEVER */
+	const char	*reason;	/* for the log of a failure */
+};
+/* An auth worker answered (r NULL when it became unavailable, st
+ * TEMPFAIL). */
+void	session_auth_reply(struct session *s, enum auth_status st,
+	    const struct auth_result *r);
+/* The master allowed (or refused, at max_connections_per_user) one more
+ * session for the user. */
+void	session_user_claimed(struct session *s, bool ok);
+/* TLS facts for SASL: channel bindings (base64, "" when the connection
+ * has none of that kind) and the identity of a verified client
+ * certificate ("" if none). */
+void	session_tls_bindings(struct session *s, char *unique, char *exporter,
+	    size_t size);
+void	session_tls_identity(struct session *s, char *id, size_t size);
 /* Shutdown: tell the client and close without UPDATE. */
 void	session_shutdown(struct session *s);
 size_t	session_output_len(const struct session *s);
 
 /* commands.c */
 void	commands_dispatch(struct session *s, char *line);
+/* A line of the client inside AUTH. */
+void	commands_sasl_line(struct session *s, char *line);
+/* The challenge of an auth worker for s (base64). */
+void	commands_sasl_challenge(struct session *s, const char *b64);
 void	commands_login_ok(struct session *s);
 void	commands_release_mailbox(struct session *s);
 

@@ -318,7 +318,7 @@ def test_log_login_failed_line(server):
     with server.connect() as c:
         sid = session_id_for(server, c.sock.getsockname()[1])
         c.try_login("alice", "wrong-password")
-    server.wait_log(r"pop3 session=%s login failed user=alice reason=\S+"
+    server.wait_log(r"pop3 session=%s login failed user=alice method=USER reason=\S+"
                     % sid)
 
 

@@ -84,7 +84,7 @@ def test_sighup_applies_new_config(make_server):
     s.reload()
     assert_glob(wait_greeting(s, r"\+OK Second"), "+OK Second greeting.*")
     with s.connect() as c:
-        assert "LOGIN-DELAY 7" in [l.upper() for l in c.capa()]
+        assert "LOGIN-DELAY 7 USER" in [l.upper() for l in c.capa()]
     # the session opened before the reload goes on
     assert old.stat()[0] == 1
     old.quit()

@@ -1147,6 +1147,7 @@ def test_1000_concurrent_tls_sessions(make_server):
             pytest.skip("RLIMIT_NOFILE hard limit %d is too low" % hard)
         resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))
     s = make_server(config={"max_connections_per_ip": 5000,
+                            "max_connections_per_user": 5000,
                             "max_connections": 5000}, users={}, tls=True)
     users = ["tls%02d" % i for i in range(20)]
     for u in users:

@@ -285,6 +285,7 @@ class Soak:
             "tls_handshake_timeout": "%ds" % HANDSHAKE_TIMEOUT_S,
             "max_connections": 2000,
             "max_connections_per_ip": 1000,
+            "max_connections_per_user": 1000,
             "auth_fail_delay": "100ms",
             "auth_fail_delay_max": "400ms",
             "greeting": "Postern soak gen 0.",
