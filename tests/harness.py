@@ -697,6 +697,11 @@ class TlsPki:
         client_cert, client_key     client certificate (CN postern-client)
         wrong_key                   a key that matches no certificate
         other_ca_cert               a different CA nothing here is signed by
+        issue_client(cn, email=None) -> (cert, key)
+                                    another client certificate (clientAuth)
+                                    with subject CN cn and, if given, an
+                                    rfc822Name subjectAltName email; made
+                                    once per (cn, email)
     """
 
     def __init__(self, directory):
@@ -751,6 +756,38 @@ class TlsPki:
                       "-out", cert, "-extensions", section, "-notext",
                       *dates)
         os.unlink(csr)
+
+    def issue_client(self, cn, email=None):
+        """A client certificate for cn (and email): (cert path, key path)."""
+        with _pki_lock:
+            made = self.__dict__.setdefault("_clients", {})
+            if (cn, email) not in made:
+                base = "client-%d" % len(made)
+                cert, key = self.path(base + ".pem"), self.path(base + ".key")
+                ext = self.path(base + ".ext")
+                with open(ext, "w") as f:
+                    f.write("[ext]\nbasicConstraints = critical,CA:FALSE\n"
+                            "keyUsage = critical,digitalSignature\n"
+                            "extendedKeyUsage = clientAuth\n"
+                            "subjectKeyIdentifier = hash\n"
+                            "authorityKeyIdentifier = keyid\n")
+                    if email:
+                        f.write("subjectAltName = email:%s\n" % email)
+                self._key(key)
+                csr = cert + ".csr"
+                self._openssl("req", "-new", "-config", "pki.cnf", "-key", key,
+                              "-subj", "/CN=" + cn, "-out", csr)
+                self._openssl("ca", "-batch", "-config", "pki.cnf", "-cert",
+                              self.ca_cert, "-keyfile", self.ca_key, "-in",
+                              csr, "-out", cert, "-extfile", ext,
+                              "-extensions", "ext", "-notext", "-startdate",
+                              time.strftime("%Y%m%d%H%M%SZ", time.gmtime(
+                                  time.time() - 86400)), "-days", "825")
+                os.unlink(csr)
+                for p in (cert, key):
+                    os.chmod(p, 0o644)
+                made[(cn, email)] = (cert, key)
+            return made[(cn, email)]
 
     def create(self):
         with open(self.path("pki.cnf"), "w") as f:
