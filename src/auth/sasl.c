@@ -290,7 +290,13 @@ validate_external(struct sasl_xchg *x, Gsasl_session *gs)
 		x->res.reason = "no-client-certificate";
 		return GSASL_AUTHENTICATION_ERROR;
 	}
-	return authorize(x, x->external_id, authzid) ? GSASL_OK :
+	/* The certificate names one user: no master-user switch here. */
+	if (authzid != NULL && authzid[0] != '\0' &&
+	    strcmp(authzid, x->external_id) != 0) {
+		x->res.reason = "authzid-refused";
+		return GSASL_AUTHENTICATION_ERROR;
+	}
+	return authorize(x, x->external_id, NULL) ? GSASL_OK :
 	    GSASL_AUTHENTICATION_ERROR;
 }
 
@@ -552,6 +558,14 @@ sasl_step(struct sasl_xchg *x, const char *in, char **challenge,
 			return finish(x, SASL_FAIL, out);
 		}
 		return finish(x, SASL_OK, out);
+	}
+	/* "=" on the AUTH line is an empty initial response, which only
+	 * EXTERNAL can use (no authorization identity); GNU SASL would
+	 * take it for none and ask again. */
+	if (x->first && in != NULL && in[0] == '\0' &&
+	    x->mech != MECH_EXTERNAL) {
+		x->res.reason = "empty-initial-response";
+		return finish(x, SASL_FAIL, out);
 	}
 	if (in != NULL && decode(in, &data, &len) == -1) {
 		x->res.reason = "bad-base64";

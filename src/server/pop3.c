@@ -42,10 +42,10 @@ static bool draining, stopping;
 static struct event *ev_stop_timer;
 
 /*
- * With apop = yes the greeting depends on the user database, which only
- * the auth workers see: connections that arrive before the first auth
- * worker has said hello wait for it (bounded in count and time), so that
- * every greeting tells the truth.
+ * The greeting (APOP) and CAPA's SASL line depend on the user database,
+ * which only the auth workers see: connections that arrive before the
+ * first auth worker has said hello wait for it (bounded in count and
+ * time), so that the first greeting and CAPA already tell the truth.
  */
 #define HELLO_WAIT_MS		2000
 #define HELLO_WAIT_MAX		1024
@@ -392,7 +392,7 @@ new_connection(struct ipc_in *in)
 		conn_done(in->id);
 		return;
 	}
-	if (cfg->apop && !hello_seen && n_pending < HELLO_WAIT_MAX) {
+	if (!hello_seen && n_pending < HELLO_WAIT_MAX) {
 		struct timeval tv = { HELLO_WAIT_MS / 1000,
 		    (HELLO_WAIT_MS % 1000) * 1000 };
 		struct pending_conn *p = &pending[n_pending++];

@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -338,17 +339,24 @@ session_input(struct session *s)
 	while (!s->closing && !s->waiting && !s->delaying && s->cont == NULL &&
 	    !s->stls_pending && !s->handshaking &&
 	    session_output_len(s) < OUTPUT_HIGH_WATERMARK) {
-		size_t len;
+		size_t len = 0;
 		enum line_rc rc;
 
 		/* RFC 5034 section 4: SASL responses are not commands, and
-		 * OAuth tokens are longer than any command. */
-		s->lb.max = s->sasl ? cfg->max_sasl_line_length :
-		    cfg->max_line_length;
+		 * OAuth tokens are longer than any command; some clients
+		 * put a whole token on the AUTH line, so AUTHORIZATION
+		 * reads that far, and only AUTH may use it. */
+		s->lb.max = s->sasl || s->state == STATE_AUTHORIZATION ?
+		    cfg->max_sasl_line_length : cfg->max_line_length;
 		rc = linebuf_next(&s->lb, in, line, sizeof(line), &len);
 		if (rc == LINE_MORE)
 			break;
 		idle_reset(s);
+		if (rc == LINE_OK && !s->sasl && len > cfg->max_line_length &&
+		    strncasecmp(line, "AUTH ", 5) != 0) {
+			explicit_bzero(line, len);
+			rc = LINE_TOO_LONG;
+		}
 		if (s->sasl) {
 			if (rc == LINE_OK)
 				commands_sasl_line(s, line);
