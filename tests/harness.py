@@ -36,7 +36,8 @@ Matching
                                 literal (so "-ERR [AUTH]*" works)
     assert_glob(text, pattern)
 
-Server(config=None, users=None, start=False, tls=False, pki=None)
+Server(config=None, users=None, start=False, tls=False, pki=None,
+       user_db_type=None)
     A posternd in a fresh temp dir (mail/, users, postern.conf, posternd.log)
     on a free 127.0.0.1 port.  config: dict of overrides; a value may be a
     str/int, a bool (yes/no), a list (repeated key) or None (key omitted).
@@ -48,11 +49,16 @@ Server(config=None, users=None, start=False, tls=False, pki=None)
     a second listener "127.0.0.1:<tls_port> tls=implicit"; the plain port
     offers STLS.  An override of listen/tls_cert/tls_key wins.
     users: dict name -> password, added with `postern user add`.
+    user_db_type: None (a passwd-file, "users") or "sqlite": the users
+    live in "users.db", made by the first add_user, and the config says
+    user_db_type = sqlite.
     Attributes: dir, mail_root, user_db, conf_path, log_path, host, port,
     proc (Popen or None), pid, users (name -> password), config (merged),
     tls, tls_port (None without tls), pki, ca_file (the test CA or None).
     Methods:
-      add_user(name, password, scheme="sha512-crypt")  via `postern user add`
+      add_user(name, password, scheme="sha512-crypt", extra=())
+                                  via `postern user add` (extra: more
+                                  arguments, e.g. ["--secret"])
       add_user_line(line)         appends a raw passwd-file line
       set_config(**kw) / update_config(dict)  change overrides, rewrite file
       write_config()              writes postern.conf from the overrides
@@ -948,11 +954,13 @@ class Server:
     live = set()
 
     def __init__(self, config=None, users=None, start=False, tls=False,
-                 pki=None):
+                 pki=None, user_db_type=None):
         self.dir = tempfile.mkdtemp(prefix="postern-test-")
         os.chmod(self.dir, 0o755)
         self.mail_root = os.path.join(self.dir, "mail")
-        self.user_db = os.path.join(self.dir, "users")
+        self.user_db_type = user_db_type
+        self.user_db = os.path.join(
+            self.dir, "users.db" if user_db_type == "sqlite" else "users")
         self.conf_path = os.path.join(self.dir, "postern.conf")
         self.log_path = os.path.join(self.dir, "posternd.log")
         self.host = "127.0.0.1"
@@ -967,11 +975,12 @@ class Server:
         self._seen_children = set()
         self._log_checked = 0
         os.mkdir(self.mail_root, 0o755)
-        with open(self.user_db, "w"):
-            pass
-        os.chmod(self.user_db, 0o640)
+        if user_db_type != "sqlite":
+            with open(self.user_db, "w"):
+                pass
+            os.chmod(self.user_db, 0o640)
+            self._fix_owner(self.user_db, "auth")
         self._fix_owner(self.mail_root, "mail")
-        self._fix_owner(self.user_db, "auth")
         Server.live.add(self)
         for name, pw in (users or {}).items():
             self.add_user(name, pw)
@@ -992,6 +1001,8 @@ class Server:
             "auth_fail_delay_max": "400ms",
             "idle_timeout": "10m",
         }
+        if self.user_db_type:
+            c["user_db_type"] = self.user_db_type
         if os.geteuid() == 0:
             c["mail_user"] = "nobody"
             c["auth_user"] = "nobody"
@@ -1059,8 +1070,11 @@ class Server:
 
     # -- users
 
-    def add_user(self, name, password, scheme="sha512-crypt"):
-        r = postern("user", "add", "--db", self.user_db, "--scheme", scheme,
+    def add_user(self, name, password, scheme="sha512-crypt", extra=()):
+        db = ["--db", self.user_db]
+        if self.user_db_type:
+            db += ["--db-type", self.user_db_type]
+        r = postern("user", "add", *db, "--scheme", scheme, *extra,
                     name, input=password + "\n")
         assert r.returncode == 0, \
             "postern user add %s: exit %d: %s" % (

@@ -1,15 +1,18 @@
 /*
  * cmd_check.c: `postern check [-c FILE]`, the same test as
  * `posternd -t`: load the configuration and its TLS certificates and
- * say whether they are valid.
+ * say whether they are valid; then open the user database it names,
+ * with its user_db_type, as the auth process will.
  *
  * Owns: nothing beyond one parsed configuration.  Trusts: nothing in the
  * file; config_load reports the first bad line.
  */
+#include <errno.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <string.h>
 
+#include "auth/userdb.h"
 #include "cli/cli.h"
 #include "lib/config.h"
 #include "tls/tls.h"
@@ -20,6 +23,7 @@ check_usage(FILE *fp)
 	fputs("usage: postern check [-c FILE]\n"
 	    "Checks the configuration (-c FILE, else $" CLI_CONFIG_ENV
 	    ", else " CLI_DEFAULT_CONFIG ").\n"
+	    "Then opens its user database (user_db, user_db_type).\n"
 	    "Prints \"FILE: ok\" and exits 0, or prints the first error and "
 	    "exits 1.\n", fp);
 }
@@ -79,6 +83,21 @@ cmd_check(int argc, char **argv)
 			return CLI_EXIT_USAGE;
 		}
 		tls_server_free(&ts);
+	}
+	if (c.user_db != NULL) {
+		/* The store, read as the auth process reads it. */
+		struct userdb *db;
+
+		if (userdb_open(c.user_db, c.user_db_type, &db, err,
+		    sizeof(err)) == -1) {
+			fprintf(stderr, "%s: user_db: %s; %s\n", path, err,
+			    errno == ENOENT ? "'postern user add' creates it" :
+			    errno == EINVAL ? "fix it, or set user_db_type" :
+			    "check the path and its permissions");
+			config_free(&c);
+			return CLI_EXIT_USAGE;
+		}
+		userdb_free(&db);
 	}
 	config_free(&c);
 	printf("%s: ok\n", path);

@@ -75,8 +75,31 @@ grep -q '^erin:' "$DB" && fail "erin added"
 printf 'frank:{PLAIN}f::::::disabled=yes\n' >>"$DB"
 IN=''
 expect 0 "list" -- "$POSTERN" user list --db "$DB"
-printf 'alice\nbob\ncarol\ndave\nfrank (disabled)\n' >"$T/want"
+printf '%s\n' 'alice crypt,scram-sha-1,scram-sha-256' \
+    'bob plain,scram-sha-1,scram-sha-256' \
+    'carol crypt,scram-sha-1,scram-sha-256' \
+    'dave plain,scram-sha-1,scram-sha-256' 'frank plain disabled' >"$T/want"
 cmp -s "$T/out" "$T/want" || fail "list: $(cat "$T/out")"
+expect 0 "set" -- "$POSTERN" user set --db "$DB" --expire never --login-delay 60 alice
+contains "$DB" 'login_delay=60 expire=never'
+expect 1 "set without a change" -- "$POSTERN" user set --db "$DB" alice
+expect 2 "set of nobody" -- "$POSTERN" user set --db "$DB" --disable nobody
+
+# The SQLite store.
+SQ=$T/users.db
+IN='pencil
+'
+expect 0 "add to sqlite" -- "$POSTERN" user add --db "$SQ" --db-type sqlite --secret zoe
+[ "$(stat -c %a "$SQ")" = 600 ] || fail "new sqlite mode $(stat -c %a "$SQ")"
+IN=''
+expect 0 "set in sqlite" -- "$POSTERN" user set --db "$SQ" --db-type sqlite --disable zoe
+expect 0 "list sqlite" -- "$POSTERN" user list --db "$SQ" --db-type sqlite
+[ "$(cat "$T/out")" = "zoe crypt,scram-sha-1,scram-sha-256,secret disabled" ] ||
+    fail "sqlite list: $(cat "$T/out")"
+grep -q pencil "$T/out" && fail "list shows the password"
+expect 2 "sqlite as a passwd-file" -- "$POSTERN" user list --db "$SQ"
+expect 0 "del from sqlite" -- "$POSTERN" user del --db "$SQ" --db-type sqlite zoe
+expect 1 "db-type without db" -- "$POSTERN" user list --db-type sqlite
 
 expect 0 "del" -- "$POSTERN" user del --db "$DB" bob
 grep -q '^bob:' "$DB" && fail "bob still there"
