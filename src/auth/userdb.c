@@ -42,7 +42,7 @@
 struct urec {
 	size_t		 line_off;	/* the line (name first) */
 	uint32_t	 line_len;	/* without the LF */
-	uint32_t	 pass_len;	/* password field, after "name:"; 0: none */
+	uint32_t	 pass_len;	/* after "name:"; 0: no password */
 	uint32_t	 lineno;
 	uint16_t	 name_len;
 	uint16_t	 scram1_off;	/* "ITER,SALT,..." cut with a NUL */
@@ -51,7 +51,7 @@ struct urec {
 	int32_t		 login_delay;	/* -1: the site's */
 	int32_t		 expire;	/* USER_EXPIRE_DEFAULT, _NEVER, days */
 	bool		 disabled;
-	bool		 plain;		/* a {PLAIN} password: also the secret */
+	bool		 plain;		/* {PLAIN} password: also the secret */
 };
 
 /* The users of one file and an open-addressing table over their names. */
@@ -75,7 +75,7 @@ struct file_id {
 
 struct userdb {
 	enum userdb_type type;
-	struct userdb_sqlite *sq;	/* SQLite; the rest is the passwd-file's */
+	struct userdb_sqlite *sq;	/* SQLite; the rest: passwd-file */
 	char		*path;
 	char		*data;		/* the file, cut with NULs */
 	size_t		 size;
@@ -605,8 +605,8 @@ user_secret_decode(const char *b64, size_t n, char *out, size_t outsize,
 	if (got == 0 || got > MAX_PASSWORD_LEN ||
 	    memchr(out, '\0', (size_t)got) != NULL) {
 		explicit_bzero(out, outsize);
-		*why_r = got == 0 ? "the secret is empty" : "the secret holds a "
-		    "NUL octet";
+		*why_r = got == 0 ? "the secret is empty" :
+		    "the secret holds a NUL octet";
 		return -1;
 	}
 	out[got] = '\0';

@@ -79,18 +79,20 @@
 #define SCRAM_SALT_MAX		64
 #define SCRAM_SALT_LEN		16
 
-#define SCRAM_B64_MAX	96	/* base64 of a salt (<= 64 octets) or key, with NUL */
+/* base64 of a salt (<= 64 octets) or key, with NUL */
+#define SCRAM_B64_MAX	96
 struct scram_cred {
 	bool		set;
-	uint32_t	iter;			/* >= SCRAM_MIN_ITERATIONS */
-	char		salt[SCRAM_B64_MAX];	/* base64 */
+	uint32_t	iter;		/* >= SCRAM_MIN_ITERATIONS */
+	char		salt[SCRAM_B64_MAX];		/* base64 */
 	char		stored_key[SCRAM_B64_MAX];	/* base64 */
 	char		server_key[SCRAM_B64_MAX];	/* base64 */
 };
 
 struct user_rec {
 	char		*name;
-	char		*password;	/* "{SCHEME}..." crypt hash (or {PLAIN}), or NULL */
+	char		*password;	/* "{SCHEME}..." crypt hash (or
+					 * {PLAIN}), or NULL */
 	char		*secret;	/* plaintext-equivalent secret, or NULL
 					 * (from a secret= field, or the value
 					 * of a {PLAIN} password) */
@@ -104,8 +106,11 @@ struct user_rec {
 #define USER_EXPIRE_NEVER	(-1)
 
 /* userdb_caps(): what the enabled users of a store can log in with. */
-#define USERDB_CAP_CRYPT	0x01	/* some enabled user has a crypt hash or secret usable by USER/PASS, PLAIN, LOGIN */
-#define USERDB_CAP_SECRET	0x02	/* ... a plaintext-equivalent secret (APOP, CRAM-MD5) */
+/* Some enabled user has a crypt hash or a secret usable by USER/PASS,
+ * PLAIN, LOGIN. */
+#define USERDB_CAP_CRYPT	0x01
+/* ... a plaintext-equivalent secret (APOP, CRAM-MD5). */
+#define USERDB_CAP_SECRET	0x02
 #define USERDB_CAP_SCRAM_SHA1	0x04
 #define USERDB_CAP_SCRAM_SHA256	0x08
 

@@ -150,7 +150,8 @@ failed(enum user_action act, const struct target *t, const char *err)
 		else if (act == ACT_DEL || act == ACT_SET)
 			fprintf(stderr, "postern: %s; 'postern user list --db "
 			    "%s%s' shows the users\n", err, t->path,
-			    t->type == USERDB_SQLITE ? " --db-type sqlite" : "");
+			    t->type == USERDB_SQLITE ? " --db-type sqlite" :
+			    "");
 		else
 			fprintf(stderr, "postern: %s; use 'postern user add'\n",
 			    err);
@@ -513,8 +514,8 @@ cmd_user(int argc, char **argv)
 			break;
 		case OPT_LOGIN_DELAY:
 			if (parse_delay(optarg, &o.login_delay_s) == -1)
-				return usage_error("--login-delay wants seconds "
-				    "from 0 to %d, or default",
+				return usage_error("--login-delay wants "
+				    "seconds from 0 to %d, or default",
 				    USER_MAX_LOGIN_DELAY);
 			any_opt = true;
 			break;
@@ -591,8 +592,8 @@ cmd_user(int argc, char **argv)
 		if (strcmp(db_type, "sqlite") == 0)
 			t.type = USERDB_SQLITE;
 		else if (strcmp(db_type, "passwd-file") != 0)
-			return usage_error("unknown --db-type '%s' (passwd-file "
-			    "or sqlite)", db_type);
+			return usage_error("unknown --db-type '%s' "
+			    "(passwd-file or sqlite)", db_type);
 	}
 	if (db != NULL) {
 		if (strlen(db) >= sizeof(t.path))
