@@ -211,6 +211,61 @@ index_name_valid(const char *s, size_t len)
 	return memchr(s, '/', len) == NULL && memchr(s, '\0', len) == NULL;
 }
 
+/* A decimal field value: digits only, no leading zero (but "0"), at
+ * most INDEX_MAX_MSG_OCTETS. */
+static bool
+size_field(const char *s, size_t len, uint64_t *v_r)
+{
+	uint64_t v = 0;
+	size_t i;
+
+	if (len == 0 || len > 20 || (s[0] == '0' && len > 1))
+		return false;
+	for (i = 0; i < len; i++) {
+		if (s[i] < '0' || s[i] > '9')
+			return false;
+		v = v * 10 + (uint64_t)(s[i] - '0');
+		if (v > INDEX_MAX_MSG_OCTETS)
+			return false;
+	}
+	*v_r = v;
+	return true;
+}
+
+bool
+index_name_sizes(const char *base, size_t len, uint64_t *stored_r,
+    uint64_t *wire_r)
+{
+	const char *p = base, *end = base + len, *f, *fend;
+	bool have_s = false, have_w = false;
+	uint64_t v;
+
+	while ((f = memchr(p, ',', (size_t)(end - p))) != NULL) {
+		f++;
+		fend = memchr(f, ',', (size_t)(end - f));
+		if (fend == NULL)
+			fend = end;
+		p = fend;
+		if (fend - f < 2 || f[1] != '=' || (f[0] != 'S' &&
+		    f[0] != 'W'))
+			continue;	/* another program's field */
+		if (!size_field(f + 2, (size_t)(fend - f - 2), &v))
+			return false;
+		if (f[0] == 'S') {
+			if (have_s)
+				return false;
+			have_s = true;
+			*stored_r = v;
+		} else {
+			if (have_w)
+				return false;
+			have_w = true;
+			*wire_r = v;
+		}
+	}
+	return have_s && have_w;
+}
+
 int
 index_uidl_for(const char *base, size_t len, unsigned int attempt, char *out)
 {

@@ -97,6 +97,18 @@ bool	index_uidl_valid(const char *s, size_t len);
 bool	index_name_valid(const char *s, size_t len);
 
 /*
+ * The sizes a delivery agent wrote into a Maildir base name as the
+ * fields ",S=<stored octets>" and ",W=<wire octets>" (the convention
+ * Dovecot shares; mailbox_deliver writes them).  True only if both are
+ * there exactly once, each decimal digits without a leading zero (or
+ * "0") and at most INDEX_MAX_MSG_OCTETS; other ",X=" fields are
+ * ignored.  The caller still checks them against the file (maildir.c):
+ * a name is a hint, not a proof.
+ */
+bool	index_name_sizes(const char *base, size_t len, uint64_t *stored_r,
+	    uint64_t *wire_r);
+
+/*
  * The UIDL of a base name (SPEC, "Maildir store"): the base name itself
  * if index_uidl_valid, else 32 lowercase hex digits of SHA-256(base)
  * truncated to 16 bytes.  With attempt > 0 (a collision), 32 hex digits

@@ -524,6 +524,44 @@ test_map(void **state)
 	index_map_free(&m);
 }
 
+static void
+test_index_name_sizes(void **state)
+{
+	static const char *const bad[] = {
+		"1.a.h", "1.a.h,S=1", "1.a.h,W=1", "1.a.h,S=,W=1",
+		"1.a.h,S=1,W=", "1.a.h,S=01,W=1", "1.a.h,S=1,W=1,S=1",
+		"1.a.h,S=-1,W=1", "1.a.h,S=1 ,W=1", "1.a.h,S=1,W=1x",
+		"1.a.h,S=99999999999999999999,W=1",
+		/* One more than INDEX_MAX_MSG_OCTETS. */
+		"1.a.h,S=1125899906842625,W=1",
+	};
+	uint64_t s = 0, w = 0;
+	const char *n;
+	size_t i;
+
+	(void)state;
+	n = "1.a.h,S=12,W=13";
+	assert_true(index_name_sizes(n, strlen(n), &s, &w));
+	assert_int_equal(s, 12);
+	assert_int_equal(w, 13);
+	n = "1.a.h,W=0,foo=bar,S=0,Sx=1";
+	assert_true(index_name_sizes(n, strlen(n), &s, &w));
+	assert_int_equal(s, 0);
+	assert_int_equal(w, 0);
+	n = "1.a.h,S=1125899906842624,W=1125899906842624";
+	assert_true(index_name_sizes(n, strlen(n), &s, &w));
+	/* Only the base: what follows is not looked at. */
+	n = "1.a.h,S=5,W=6,S=7";
+	assert_true(index_name_sizes(n, 13, &s, &w));
+	assert_int_equal(s, 5);
+	assert_int_equal(w, 6);
+	for (i = 0; i < N_ELEMENTS(bad); i++) {
+		if (index_name_sizes(bad[i], strlen(bad[i]), &s, &w))
+			fprintf(stderr, "accepted %s\n", bad[i]);
+		assert_false(index_name_sizes(bad[i], strlen(bad[i]), &s, &w));
+	}
+}
+
 int
 main(void)
 {
@@ -539,6 +577,7 @@ main(void)
 		cmocka_unit_test(test_uidl_for),
 		cmocka_unit_test(test_assign_uidls),
 		cmocka_unit_test(test_map),
+		cmocka_unit_test(test_index_name_sizes),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -705,6 +705,54 @@ test_many(void **state)
 	mailbox_close(&mb);
 }
 
+/* The index takes W= from a name only when the file bears it out; a
+ * wrong W= that passes every check shows it was not read. */
+static void
+test_name_sizes_trusted_only_when_true(void **state)
+{
+	struct fx *f = *state;
+	static const struct {
+		const char	*name;
+		const char	*data;
+		uint64_t	 size;
+	} cases[] = {
+		/* "a\nb\n" is 6 wire octets; W=7 passes every check. */
+		{ "1700000001.A.h,S=4,W=7", "a\nb\n", 7 },
+		{ "1700000002.B.h,S=4,W=9", "a\nb\n", 6 },	/* > 2 S */
+		{ "1700000003.C.h,S=5,W=7", "a\nb\n", 6 },	/* S wrong */
+		{ "1700000004.D.h,S=3,W=5", "a\nb", 6 },	/* no LF */
+		{ "1700000005.E.h,S=4,W=07", "a\nb\n", 6 },	/* 0 */
+		{ "1700000006.F.h,S=4,S=4,W=7", "a\nb\n", 6 },	/* 2 S */
+		{ "1700000007.G.h,W=7", "a\nb\n", 6 },		/* no S */
+		{ "1700000008.H.h,S=4,W=3", "a\nb\n", 6 },	/* < S */
+		{ "1700000009.I.h,S=0,W=0", "", 0 },
+		{ "1700000010.J.h,S=0,W=2", "", 0 },
+		{ "1700000011.K.h,S=4,W=x7", "a\nb\n", 6 },
+		{ "1700000012.L.h,S=4,X=1,W=7,Z", "a\nb\n", 7 },
+	};
+	struct mailbox *mb;
+	char rel[128];
+	size_t i;
+
+	for (i = 0; i < N_ELEMENTS(cases); i++) {
+		snprintf(rel, sizeof(rel), "new/%s", cases[i].name);
+		put(f, rel, cases[i].data);
+	}
+	mb = open_mb(f, false);
+	assert_int_equal(mailbox_count(mb), N_ELEMENTS(cases));
+	for (i = 0; i < N_ELEMENTS(cases); i++) {
+		const struct msg_info *m = mailbox_msg(mb, (uint32_t)i);
+
+		assert_string_equal(m->uidl, cases[i].name);
+		if (m->size != cases[i].size)
+			fprintf(stderr, "%s: %llu\n", cases[i].name,
+			    (unsigned long long)m->size);
+		assert_int_equal(m->size, cases[i].size);
+		assert_int_equal(m->stored_size, strlen(cases[i].data));
+	}
+	mailbox_close(&mb);
+}
+
 #define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
 
 int
@@ -729,6 +777,7 @@ main(void)
 		T(test_login_stamp),
 		T(test_symlink_and_dirs_ignored),
 		T(test_many),
+		T(test_name_sizes_trusted_only_when_true),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
