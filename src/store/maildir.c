@@ -3,12 +3,14 @@
  *
  * Owns: struct mailbox (the snapshot a session works on), the files
  * postern.index, postern.lock, postern.session.lock and postern.login in
- * the Maildir root, and the moves new/ -> cur/.  Trusts: the directory
- * it is given (the caller built it from the configuration).  Does not
- * trust: the index file (parsed strictly by index.c, rebuilt from the
- * files on any fault), file names in the Maildir (any octet but '/' and
- * NUL; dot files are skipped), or other programs working on the Maildir
- * at the same time (files may vanish or be renamed at any moment).
+ * the Maildir root, the moves new/ -> cur/, and deliveries (struct
+ * delivery: tmp/, fsync, rename into new/, fsync of new/).  Trusts: the
+ * directory it is given (the caller built it from the configuration).
+ * Does not trust: the index file (parsed strictly by index.c, rebuilt
+ * from the files on any fault), file names in the Maildir (any octet but
+ * '/' and NUL; dot files are skipped), or other programs working on the
+ * Maildir at the same time (files may vanish or be renamed at any
+ * moment).
  *
  * Locking: postern.lock is taken with an exclusive OFD lock (blocking)
  * around every read-modify-write of the index, so that sessions of any
@@ -45,7 +47,9 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <poll.h>
 #include <string.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -1522,4 +1526,493 @@ mailbox_login_stamp(const char *path, time_t now, time_t *previous_r)
 		return errno_rc(saved);
 	}
 	return STORE_OK;
+}
+
+/* ---- delivery ---- */
+
+#define DELIVER_BUF		65536
+#define DELIVER_HOST_MAX	100	/* octets of the escaped host name */
+#define DELIVER_BASE_MAX	200
+#define DELIVER_NAME_TRIES	8
+
+struct delivery {
+	char		*path;
+	int		 dirfd;		/* the Maildir root */
+	int		 tmpfd;		/* tmp/ */
+	int		 newfd;		/* new/ */
+	int		 fd;		/* the file in tmp/, or -1 */
+	char		 base[DELIVER_BASE_MAX];	/* name in tmp/ */
+	uint64_t	 max_size;
+	uint64_t	 written;	/* octets given to write */
+	uint64_t	 stored;	/* octets put in the file */
+	struct wire_enc	 enc;		/* counts the wire size */
+	bool		 failed;
+	bool		 style_known;	/* the first LF was seen */
+	bool		 crlf;		/* and a CR came before it */
+	unsigned char	 last;		/* the last octet given */
+	size_t		 buflen;
+	unsigned char	 buf[DELIVER_BUF];
+};
+
+/*
+ * The host part of Maildir names: gethostname() with '/' and ':' written
+ * as \057 and \072 (the Maildir convention), and ',' and '\', which
+ * would confuse the ",S=" fields, and any octet outside 0x21..0x7e in
+ * the same octal form.  Cut at DELIVER_HOST_MAX octets.
+ */
+static const char *
+deliver_host(void)
+{
+	static char host[DELIVER_HOST_MAX + 1];
+	char raw[256];
+	size_t i, o = 0;
+
+	if (host[0] != '\0')
+		return host;
+	if (gethostname(raw, sizeof(raw)) == -1 || raw[0] == '\0')
+		(void)strcpy(raw, "localhost");
+	raw[sizeof(raw) - 1] = '\0';
+	for (i = 0; raw[i] != '\0'; i++) {
+		unsigned char c = (unsigned char)raw[i];
+
+		if (c > 0x20 && c < 0x7f && c != '/' && c != ':' &&
+		    c != ',' && c != '\\') {
+			if (o + 1 > DELIVER_HOST_MAX)
+				break;
+			host[o++] = (char)c;
+		} else {
+			if (o + 4 > DELIVER_HOST_MAX)
+				break;
+			(void)snprintf(host + o, 5, "\\%03o", c);
+			o += 4;
+		}
+	}
+	host[o] = '\0';
+	return host;
+}
+
+/* A base name no other delivery has: time, pid, a per-process counter
+ * and 64 random bits (the counter alone keeps one process's names apart
+ * should the random source fail; O_EXCL and RENAME_NOREPLACE catch the
+ * rest). */
+static int
+deliver_base(char *out, size_t size)
+{
+	static unsigned int seq;
+	struct timespec ts;
+	uint64_t rnd;
+
+	if (clock_gettime(CLOCK_REALTIME, &ts) == -1)
+		return -1;
+	if (getrandom(&rnd, sizeof(rnd), GRND_NONBLOCK) != (ssize_t)sizeof(rnd))
+		rnd = (uint64_t)ts.tv_nsec * 0x9e3779b97f4a7c15ull ^
+		    (uint64_t)seq;
+	seq++;
+	return str_fmt(out, size, "%lld.M%06ldP%ldQ%uR%016llx.%s",
+	    (long long)ts.tv_sec, ts.tv_nsec / 1000, (long)getpid(), seq,
+	    (unsigned long long)rnd, deliver_host());
+}
+
+/*
+ * mkdir -p with mode 0700 that fsyncs the parent of every directory it
+ * creates: a message fsync'd into new/ of a new Maildir must not vanish
+ * with a directory entry that was never written.  0 or -1.
+ */
+static int
+mkdir_durable(const char *path)
+{
+	char tmp[MAX_PATH_LEN];
+	struct stat st;
+	char *p, c;
+
+	if (stat(path, &st) == 0) {
+		if (S_ISDIR(st.st_mode))
+			return 0;
+		errno = ENOTDIR;
+		return -1;
+	}
+	if (errno != ENOENT)
+		return -1;
+	if (str_fmt(tmp, sizeof(tmp), "%s", path) == -1)
+		return -1;
+	for (p = tmp + 1;; p++) {
+		if (*p != '/' && *p != '\0')
+			continue;
+		c = *p;
+		*p = '\0';
+		if (mkdir(tmp, 0700) == 0) {
+			if (fsync_parent(tmp) == -1)
+				return -1;
+		} else if (errno != EEXIST)
+			return -1;
+		*p = c;
+		if (c == '\0')
+			return 0;
+	}
+}
+
+/* Creates what is missing of the Maildir and opens tmp/ and new/. */
+static enum store_rc
+deliver_dirs(struct delivery *d, char *err, size_t errsize)
+{
+	static const char *const sub[] = { "cur", "new", "tmp" };
+	struct stat st;
+	bool created = false;
+	size_t i;
+	int saved;
+
+	if (mkdir_durable(d->path) == -1)
+		goto fail;
+	d->dirfd = open(d->path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (d->dirfd == -1)
+		goto fail;
+	for (i = 0; i < N_ELEMENTS(sub); i++) {
+		if (mkdirat(d->dirfd, sub[i], 0700) == 0)
+			created = true;
+		else if (errno != EEXIST)
+			goto fail;
+		if (fstatat(d->dirfd, sub[i], &st, AT_SYMLINK_NOFOLLOW) == -1)
+			goto fail;
+		if (!S_ISDIR(st.st_mode)) {
+			errf(err, errsize, "mailbox %s: %s/ is not a directory",
+			    d->path, sub[i]);
+			return STORE_PERM;
+		}
+	}
+	if (created && fsync(d->dirfd) == -1)
+		goto fail;
+	d->tmpfd = openat(d->dirfd, "tmp", O_RDONLY | O_DIRECTORY | O_CLOEXEC |
+	    O_NOFOLLOW);
+	if (d->tmpfd == -1)
+		goto fail;
+	d->newfd = openat(d->dirfd, "new", O_RDONLY | O_DIRECTORY | O_CLOEXEC |
+	    O_NOFOLLOW);
+	if (d->newfd == -1)
+		goto fail;
+	return STORE_OK;
+fail:
+	saved = errno;
+	errf(err, errsize, "mailbox %s: creating or opening the Maildir: %s",
+	    d->path, strerror(saved));
+	return errno_rc(saved);
+}
+
+static void
+delivery_free(struct delivery *d)
+{
+	close_fd(&d->fd);
+	close_fd(&d->newfd);
+	close_fd(&d->tmpfd);
+	close_fd(&d->dirfd);
+	free(d->path);
+	free(d);
+}
+
+/* Removes the tmp/ file; the delivery accepts nothing more. */
+static void
+deliver_discard(struct delivery *d)
+{
+	int saved = errno;
+
+	close_fd(&d->fd);
+	if (d->base[0] != '\0' && d->tmpfd != -1)
+		(void)unlinkat(d->tmpfd, d->base, 0);
+	d->failed = true;
+	errno = saved;
+}
+
+/* A failed write of the file: EFBIG is the file size limit. */
+static enum store_rc
+deliver_write_error(struct delivery *d, int e, const char *what, char *err,
+    size_t errsize)
+{
+	errf(err, errsize, "mailbox %s: %s tmp/%s: %s", d->path, what,
+	    d->base, strerror(e));
+	deliver_discard(d);
+	return e == EFBIG ? STORE_TOO_BIG : errno_rc(e);
+}
+
+static int
+deliver_flush(struct delivery *d)
+{
+	if (d->buflen == 0)
+		return 0;
+	if (write_full(d->fd, d->buf, d->buflen) == -1)
+		return -1;
+	d->buflen = 0;
+	return 0;
+}
+
+/* Puts octets into the file (through the buffer) and the size count. */
+static int
+deliver_put(struct delivery *d, const unsigned char *p, size_t len)
+{
+	size_t n;
+
+	(void)wire_enc_feed(&d->enc, p, len, NULL);	/* counts only */
+	d->stored += len;
+	while (len > 0) {
+		if (d->buflen == 0 && len >= sizeof(d->buf))
+			return write_full(d->fd, p, len);
+		n = sizeof(d->buf) - d->buflen;
+		if (n > len)
+			n = len;
+		memcpy(d->buf + d->buflen, p, n);
+		d->buflen += n;
+		p += n;
+		len -= n;
+		if (d->buflen == sizeof(d->buf) && deliver_flush(d) == -1)
+			return -1;
+	}
+	return 0;
+}
+
+enum store_rc
+mailbox_deliver_begin(const char *path, uint64_t max_size,
+    struct delivery **d_r, char *err, size_t errsize)
+{
+	struct delivery *d;
+	enum store_rc rc;
+	int i, saved;
+
+	*d_r = NULL;
+	if (path == NULL || path[0] == '\0' || strlen(path) >= MAX_PATH_LEN -
+	    64) {
+		errf(err, errsize, "mailbox path empty or too long");
+		return STORE_PERM;
+	}
+	if ((d = calloc(1, sizeof(*d))) == NULL ||
+	    (d->path = strdup(path)) == NULL) {
+		free(d);
+		errf(err, errsize, "mailbox %s: out of memory", path);
+		return STORE_TEMP;
+	}
+	d->dirfd = d->tmpfd = d->newfd = d->fd = -1;
+	d->max_size = max_size;
+	wire_enc_init(&d->enc, false, WIRE_ALL_LINES);
+	if ((rc = deliver_dirs(d, err, errsize)) != STORE_OK) {
+		delivery_free(d);
+		return rc;
+	}
+	for (i = 0; i < DELIVER_NAME_TRIES; i++) {
+		if (deliver_base(d->base, sizeof(d->base)) == -1) {
+			saved = errno;
+			d->base[0] = '\0';
+			errf(err, errsize, "mailbox %s: making a file name: %s",
+			    path, strerror(saved));
+			delivery_free(d);
+			return STORE_TEMP;
+		}
+		d->fd = openat(d->tmpfd, d->base, O_WRONLY | O_CREAT | O_EXCL |
+		    O_CLOEXEC | O_NOFOLLOW | O_NOCTTY, 0600);
+		if (d->fd != -1 || errno != EEXIST)
+			break;
+	}
+	if (d->fd == -1) {
+		saved = errno;
+		errf(err, errsize, "mailbox %s: creating a file in tmp/: %s",
+		    path, strerror(saved));
+		d->base[0] = '\0';
+		delivery_free(d);
+		return errno_rc(saved);
+	}
+	*d_r = d;
+	return STORE_OK;
+}
+
+enum store_rc
+mailbox_deliver_write(struct delivery *d, const void *data, size_t len,
+    char *err, size_t errsize)
+{
+	const unsigned char *p = data, *lf;
+
+	if (d->failed) {
+		errf(err, errsize, "mailbox %s: the delivery failed before",
+		    d->path);
+		return STORE_TEMP;
+	}
+	if (len == 0)
+		return STORE_OK;
+	if (len > d->max_size - d->written) {
+		errf(err, errsize, "mailbox %s: message over the size"
+		    " limit", d->path);
+		deliver_discard(d);
+		return STORE_TOO_BIG;
+	}
+	if (!d->style_known && (lf = memchr(p, '\n', len)) != NULL) {
+		d->style_known = true;
+		d->crlf = lf > p ? lf[-1] == '\r' :
+		    d->written > 0 && d->last == '\r';
+	}
+	d->written += len;
+	d->last = p[len - 1];
+	if (deliver_put(d, p, len) == -1)
+		return deliver_write_error(d, errno, "writing", err, errsize);
+	return STORE_OK;
+}
+
+void
+mailbox_deliver_abort(struct delivery **dp)
+{
+	if (*dp == NULL)
+		return;
+	deliver_discard(*dp);
+	delivery_free(*dp);
+	*dp = NULL;
+}
+
+/* new/name -> gone again, or cur/name:2, if a session took it. */
+static void
+deliver_unpublish(struct delivery *d, const char *name)
+{
+	char cur[INDEX_NAME_MAX + 8];
+
+	if (unlinkat(d->newfd, name, 0) == 0 || errno != ENOENT)
+		return;
+	if (str_fmt(cur, sizeof(cur), "cur/%s%s", name, INFO_SUFFIX) == 0)
+		(void)unlinkat(d->dirfd, cur, 0);
+}
+
+enum store_rc
+mailbox_deliver_commit(struct delivery **dp, struct delivery_info *info_r,
+    char *err, size_t errsize)
+{
+	struct delivery *d = *dp;
+	char base[DELIVER_BASE_MAX], name[INDEX_NAME_MAX + 1];
+	enum store_rc rc;
+	int i, r, saved;
+
+	*dp = NULL;
+	if (info_r != NULL)
+		memset(info_r, 0, sizeof(*info_r));
+	if (d->failed) {
+		errf(err, errsize, "mailbox %s: the delivery failed before",
+		    d->path);
+		delivery_free(d);
+		return STORE_TEMP;
+	}
+	if (d->written > 0 && d->last != '\n') {
+		/* The same wire form: see store.h. */
+		bool crlf = d->last == '\r' || d->crlf;
+
+		if (deliver_put(d, (const unsigned char *)(crlf ? "\r\n" :
+		    "\n"), crlf ? 2 : 1) == -1) {
+			rc = deliver_write_error(d, errno, "writing", err,
+			    errsize);
+			goto out;
+		}
+	}
+	(void)wire_enc_finish(&d->enc, NULL);
+	if (deliver_flush(d) == -1) {
+		rc = deliver_write_error(d, errno, "writing", err, errsize);
+		goto out;
+	}
+	if (fsync(d->fd) == -1) {
+		rc = deliver_write_error(d, errno, "fsync of", err, errsize);
+		goto out;
+	}
+	r = close(d->fd);
+	d->fd = -1;
+	if (r == -1) {
+		rc = deliver_write_error(d, errno, "closing", err, errsize);
+		goto out;
+	}
+	/* Into new/ under a name that records both sizes; never over
+	 * another file (a clash would take a fresh base name). */
+	(void)memcpy(base, d->base, sizeof(base));
+	for (i = 0;; i++) {
+		if (str_fmt(name, sizeof(name) - strlen(INFO_SUFFIX),
+		    "%s,S=%llu,W=%llu", base, (unsigned long long)d->stored,
+		    (unsigned long long)d->enc.octets) == -1) {
+			errf(err, errsize, "mailbox %s: file name too long",
+			    d->path);
+			deliver_discard(d);
+			rc = STORE_PERM;
+			goto out;
+		}
+		r = renameat2(d->tmpfd, d->base, d->newfd, name,
+		    RENAME_NOREPLACE);
+		if (r == -1 && (errno == EINVAL || errno == ENOSYS))
+			r = link_move(d->tmpfd, d->base, d->newfd, name);
+		if (r == 0)
+			break;
+		saved = errno;
+		if (saved != EEXIST || i + 1 == DELIVER_NAME_TRIES ||
+		    deliver_base(base, sizeof(base)) == -1) {
+			errf(err, errsize, "mailbox %s: moving tmp/%s to new/:"
+			    " %s", d->path, d->base, strerror(saved));
+			deliver_discard(d);
+			rc = errno_rc(saved);
+			goto out;
+		}
+	}
+	if (fsync(d->newfd) == -1) {
+		saved = errno;
+		errf(err, errsize, "mailbox %s: fsync of new/: %s", d->path,
+		    strerror(saved));
+		deliver_unpublish(d, name);
+		d->failed = true;
+		rc = STORE_TEMP;
+		goto out;
+	}
+	if (info_r != NULL) {
+		_Static_assert(sizeof(info_r->name) >= sizeof(name),
+		    "delivery_info.name holds a file name");
+		info_r->size = d->enc.octets;
+		info_r->stored_size = d->stored;
+		(void)memcpy(info_r->name, name, sizeof(name));
+	}
+	rc = STORE_OK;
+out:
+	delivery_free(d);
+	return rc;
+}
+
+enum store_rc
+mailbox_deliver(const char *path, const void *head, size_t headlen, int fd,
+    uint64_t max_size, struct delivery_info *info_r, char *err,
+    size_t errsize)
+{
+	struct delivery *d;
+	struct pollfd pfd;
+	char chunk[DELIVER_BUF];
+	enum store_rc rc;
+	ssize_t n;
+	int saved;
+
+	if ((rc = mailbox_deliver_begin(path, max_size, &d, err, errsize)) !=
+	    STORE_OK)
+		return rc;
+	if ((rc = mailbox_deliver_write(d, head, headlen, err, errsize)) !=
+	    STORE_OK)
+		goto fail;
+	for (;;) {
+		n = read(fd, chunk, sizeof(chunk));
+		if (n == 0)
+			break;
+		if (n > 0) {
+			if ((rc = mailbox_deliver_write(d, chunk, (size_t)n,
+			    err, errsize)) != STORE_OK)
+				goto fail;
+			continue;
+		}
+		if (errno == EINTR)
+			continue;
+		if (errno == EAGAIN) {
+			/* A non-blocking descriptor: wait for it. */
+			pfd.fd = fd;
+			pfd.events = POLLIN;
+			if (poll(&pfd, 1, -1) != -1 || errno == EINTR)
+				continue;
+		}
+		saved = errno;
+		errf(err, errsize, "mailbox %s: reading the message: %s", path,
+		    strerror(saved));
+		rc = STORE_TEMP;
+		goto fail;
+	}
+	return mailbox_deliver_commit(&d, info_r, err, errsize);
+fail:
+	mailbox_deliver_abort(&d);
+	return rc;
 }

@@ -24,6 +24,8 @@ enum store_rc {
 	STORE_PERM = -2,	/* broken mailbox: [SYS/PERM] */
 	STORE_IN_USE = -3,	/* lock_session and another session: [IN-USE] */
 	STORE_GONE = -4,	/* the message was removed by someone else */
+	STORE_TOO_BIG = -5,	/* delivery: over its size limit, or the
+				 * file size limit (EFBIG) */
 };
 
 #define MSG_WIRE_CLEAN	0x1u	/* stored bytes are the exact wire form */
@@ -93,5 +95,63 @@ enum store_rc mailbox_login_stamp(const char *path, time_t now,
  * without recording anything. */
 enum store_rc mailbox_last_login(const char *path, time_t *previous_r)
     ATTR_WARN_UNUSED;
+
+/*
+ * Delivery into a Maildir (the storage invariant 1 of doc/design.md):
+ *
+ *	mailbox_deliver_begin	creates the Maildir (tmp/ new/ cur/, mode
+ *				0700, each new directory fsync'd into its
+ *				parent) if it is missing, and a file in tmp/
+ *				under a unique name:
+ *				<sec>.M<usec>P<pid>Q<n>R<random>.<host>
+ *	mailbox_deliver_write	appends octets, as they are (LF or CRLF)
+ *	mailbox_deliver_commit	completes a last line without LF (with
+ *				CRLF if the message's first line ended so or
+ *				the last octet is CR, else LF: the wire form
+ *				stays the same), fsyncs and closes the file,
+ *				renames it (never replacing) to
+ *				new/<base>,S=<stored>,W=<wire>, fsyncs new/,
+ *				and only then returns STORE_OK.
+ *
+ * S= and W= record the stored and the wire size (pop3/wire.h), so that
+ * the first session sizes the message from its name instead of reading
+ * it.  The base name is the message's UIDL (or its hash) for good.
+ *
+ * max_size bounds the octets given to write (the newline commit may add
+ * is not counted): one more is STORE_TOO_BIG.  Any error (ENOSPC, EIO,
+ * the limit, EFBIG from RLIMIT_FSIZE, which the caller should see as an
+ * error rather than SIGXFSZ) removes the tmp/ file; after an error from
+ * write only mailbox_deliver_abort may follow.  commit and abort free the
+ * delivery and set *dp to NULL; abort accepts NULL.  If fsync of new/
+ * fails after the rename, the file is unlinked again, so that on any
+ * error nothing is visible in new/ or cur/ (a session that moved it to
+ * cur/ in that instant may keep it: the sender's retry then gives a
+ * duplicate, never a loss).  Errors carry a one-line reason in err.
+ */
+struct delivery;
+
+struct delivery_info {
+	uint64_t	 size;		/* wire size: what LIST says */
+	uint64_t	 stored_size;	/* octets in the file */
+	char		 name[256];	/* file name in new/ */
+};
+
+enum store_rc mailbox_deliver_begin(const char *path, uint64_t max_size,
+    struct delivery **d_r, char *err, size_t errsize) ATTR_WARN_UNUSED;
+enum store_rc mailbox_deliver_write(struct delivery *, const void *data,
+    size_t len, char *err, size_t errsize) ATTR_WARN_UNUSED;
+enum store_rc mailbox_deliver_commit(struct delivery **,
+    struct delivery_info *info_r, char *err, size_t errsize)
+    ATTR_WARN_UNUSED;
+void	mailbox_deliver_abort(struct delivery **);
+
+/*
+ * All of it in one call: head (headlen octets, may be 0), then
+ * everything read from fd until EOF, into the Maildir at path.  A read
+ * error is STORE_TEMP.  info_r may be NULL.
+ */
+enum store_rc mailbox_deliver(const char *path, const void *head,
+    size_t headlen, int fd, uint64_t max_size, struct delivery_info *info_r,
+    char *err, size_t errsize) ATTR_WARN_UNUSED;
 
 #endif
