@@ -23,6 +23,8 @@
 
 int	cmd_user(int argc, char **argv);
 int	cmd_check(int argc, char **argv);
+/* deliver returns sysexits(3) statuses, which MTAs read, instead. */
+int	cmd_deliver(int argc, char **argv);
 
 /* The full usage text. */
 void	cli_usage(FILE *fp);

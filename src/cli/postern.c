@@ -17,6 +17,7 @@ static const struct {
 } commands[] = {
 	{ "user",	cmd_user },
 	{ "check",	cmd_check },
+	{ "deliver",	cmd_deliver },
 };
 
 void
@@ -33,6 +34,8 @@ cli_usage(FILE *fp)
 "  user del [DB] NAME                                  remove a user\n"
 "  user list [DB]                                      list the users\n"
 "  check [-c FILE]                                     check a configuration\n"
+"  deliver [-c FILE] [-f SENDER] [--max-size OCTETS] -u USER\n"
+"                                                      deliver mail on stdin\n"
 "  help                                                show this text\n"
 "  --version                                           show the version\n"
 "\n"
@@ -48,7 +51,8 @@ cli_usage(FILE *fp)
 "sha512-crypt, bcrypt or plain (the password itself, also the secret).\n"
 "\n"
 "Exit status: 0 done, 1 usage error (check: bad configuration),\n"
-"2 the operation failed.\n", fp);
+"2 the operation failed; deliver uses sysexits(3): 0 delivered,\n"
+"64 usage, 67 no such user, 73 message too big, 75 try again later.\n", fp);
 }
 
 const char *

@@ -76,6 +76,18 @@
 #define MAX_MESSAGES_PER_MAILBOX	10000000u
 #define MAX_PATH_LEN			4096
 
+/* postern deliver: the largest message it reads on standard input (the
+ * default of --max-size: above Postfix's default message_size_limit of
+ * 10 MB with room for sites that raise it), and the most --max-size may
+ * say.  Over the limit is EX_CANTCREAT (73), a permanent failure. */
+#define DEFAULT_DELIVER_MAX_SIZE	(64ull * 1024 * 1024)
+#define HARD_DELIVER_MAX_SIZE		(1ull << 40)
+/* The longest envelope sender written into Return-Path.  RFC 5321
+ * section 4.5.3.1.3 allows a path of 256 octets, but VERP and SRS
+ * addresses run longer; this keeps the header line within the 998
+ * octets of RFC 5322 section 2.1.1. */
+#define DELIVER_MAX_SENDER_LEN		900
+
 /* RETR streaming: refill output when it drops below the low mark. */
 #define RETR_CHUNK			(64 * 1024)
 #define OUTPUT_LOW_WATERMARK		(64 * 1024)
