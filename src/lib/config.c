@@ -128,6 +128,8 @@ static int	set_uint(struct parse *, const struct key *,
 	    const char *);
 static int	set_duration(struct parse *, const struct key *,
 	    const char *);
+static int	set_size(struct parse *, const struct key *,
+	    const char *);
 static int	set_bool(struct parse *, const struct key *,
 	    const char *);
 static int	set_expire(struct parse *, const struct key *,
@@ -200,6 +202,10 @@ static const struct key keys[] = {
 	    FIELD(max_connections_per_user), 1, COUNT_MAX, 0 },
 	{ "max_line_length", set_uint, FIELD(max_line_length),
 	    POP3_RFC_LINE_MAX, HARD_MAX_LINE_LENGTH, 0 },
+	{ "max_pipelined_commands", set_uint, FIELD(max_pipelined_commands),
+	    1, HARD_MAX_PIPELINED_COMMANDS, 0 },
+	{ "session_memory_limit", set_size, FIELD(session_memory_limit),
+	    SESSION_MEMORY_LIMIT_MIN, SESSION_MEMORY_LIMIT_MAX, 0 },
 	{ "max_bad_commands", set_uint, FIELD(max_bad_commands), 1,
 	    COUNT_MAX, 0 },
 	{ "max_auth_failures", set_uint, FIELD(max_auth_failures), 1,
@@ -317,6 +323,27 @@ duration_str(uint64_t ms, char *buf, size_t size)
 		if (ms % units[i].ms == 0)
 			break;
 	(void)snprintf(buf, size, "%" PRIu64 "%s", ms / units[i].ms,
+	    units[i].unit);
+	return buf;
+}
+
+/* "512k", "256M", "4G": the largest unit that divides n exactly. */
+static const char *
+size_str(uint64_t n, char *buf, size_t size)
+{
+	static const struct {
+		const char	*unit;
+		uint64_t	 mult;
+	} units[] = {
+		{ "G", 1024ull * 1024 * 1024 }, { "M", 1024 * 1024 },
+		{ "k", 1024 }, { "", 1 },
+	};
+	size_t i;
+
+	for (i = 0; i < N_ELEMENTS(units) - 1; i++)
+		if (n != 0 && n % units[i].mult == 0)
+			break;
+	(void)snprintf(buf, size, "%" PRIu64 "%s", n / units[i].mult,
 	    units[i].unit);
 	return buf;
 }
@@ -1014,6 +1041,34 @@ set_duration(struct parse *p, const struct key *k, const char *value)
 	if (parse_duration_key(p, k, value, &ms) == -1)
 		return -1;
 	*(uint64_t *)field(p, k) = ms;
+	return 0;
+}
+
+/* A size in octets within the range of k: digits, then k, M or G. */
+static int
+set_size(struct parse *p, const struct key *k, const char *value)
+{
+	char lo[32], hi[32];
+	uint64_t v;
+
+	switch (parse_size(value, k->max, &v)) {
+	case PARSE_OK:
+		if (v >= k->min)
+			break;
+		ATTR_FALLTHROUGH;
+	case PARSE_RANGE:
+		err_set(p, "%s: '%s' is out of range (use %s to %s)", k->name,
+		    shown(p, value), size_str(k->min, lo, sizeof(lo)),
+		    size_str(k->max, hi, sizeof(hi)));
+		return -1;
+	case PARSE_SYNTAX:
+	default:
+		err_set(p, "%s: '%s' is not a size (use digits with k, M or G "
+		    "for KiB, MiB or GiB, e.g. 256M or 1G)", k->name,
+		    shown(p, value));
+		return -1;
+	}
+	*(uint64_t *)field(p, k) = v;
 	return 0;
 }
 
@@ -1728,6 +1783,8 @@ defaults(struct config *c)
 	c->max_connections = DEFAULT_MAX_CONNECTIONS;
 	c->max_connections_per_ip = DEFAULT_MAX_CONNECTIONS_PER_IP;
 	c->max_line_length = DEFAULT_MAX_LINE_LENGTH;
+	c->max_pipelined_commands = DEFAULT_MAX_PIPELINED_COMMANDS;
+	c->session_memory_limit = DEFAULT_SESSION_MEMORY_LIMIT;
 	c->max_bad_commands = DEFAULT_MAX_BAD_COMMANDS;
 	c->max_auth_failures = DEFAULT_MAX_AUTH_FAILURES;
 	c->auth_fail_delay_ms = DEFAULT_AUTH_FAIL_DELAY_MS;

@@ -120,6 +120,8 @@ struct config {
 	unsigned int		 max_connections_per_ip;
 	unsigned int		 max_connections_per_user;
 	unsigned int		 max_line_length;
+	unsigned int		 max_pipelined_commands;
+	uint64_t		 session_memory_limit;	/* octets */
 	unsigned int		 max_bad_commands;
 	unsigned int		 max_auth_failures;
 	uint64_t		 auth_fail_delay_ms;

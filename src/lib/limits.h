@@ -92,6 +92,71 @@
 #define RETR_CHUNK			(64 * 1024)
 #define OUTPUT_LOW_WATERMARK		(64 * 1024)
 
+/* Pipelined commands are taken only while less than this much output is
+ * queued. */
+#define OUTPUT_HIGH_WATERMARK		(256 * 1024)
+
+/* Input a session may buffer before reading from the socket pauses.  Not
+ * a setting: the line reader needs a whole line in the buffer, so this
+ * must hold the longest line (HARD_MAX_SASL_LINE_LENGTH and its CRLF),
+ * and nothing is gained by making it larger. */
+#define INPUT_HIGH_WATERMARK		(64 * 1024)
+
+/*
+ * PIPELINING (RFC 2449 section 6.6), max_pipelined_commands: a session
+ * takes at most this many commands from its input while replies are
+ * still queued; then it reads no command until its output has drained.
+ * This is throttling, never an error: the client sees its replies in
+ * order, only later.  64 because a one-line reply is under 512 octets,
+ * so a full batch (under 32 KiB) leaves in one write below
+ * OUTPUT_LOW_WATERMARK; because one wake-up of a session then does a
+ * bounded amount of work, so a client that pipelines thousands of
+ * commands cannot hold up the other sessions of its worker for long;
+ * and because clients pipeline a window of a few commands (RETR and
+ * DELE pairs, a LIST and a UIDL), far below 64, so none of them waits.
+ */
+#define DEFAULT_MAX_PIPELINED_COMMANDS	64
+#define HARD_MAX_PIPELINED_COMMANDS	10000
+
+/*
+ * session_memory_limit: what one session may hold, estimated at login
+ * (commands.c) as SESSION_MEM_FIXED plus, for each message of the
+ * mailbox, SESSION_MEM_PER_MESSAGE, the length of its UIDL and twice the
+ * length of its name.  A login over the limit is refused and the session
+ * stays in AUTHORIZATION.
+ *
+ * SESSION_MEM_FIXED is the most a session holds apart from its mailbox:
+ * input up to INPUT_HIGH_WATERMARK, output up to OUTPUT_HIGH_WATERMARK
+ * plus the largest step of a reply (a RETR chunk, at most doubled by CRLF
+ * and byte-stuffing), the line buffer (the longest line), and 128 KiB for
+ * the session itself and the TLS layer's records and state.  The I/O
+ * part is a constant, not derived from the limit: it is smaller than the
+ * smallest limit allowed (checked at compile time in commands.c), so
+ * every limit leaves room for it.
+ *
+ * SESSION_MEM_PER_MESSAGE covers what the Maildir store and the session
+ * keep per message besides the strings themselves: the snapshot's
+ * message record and path pointer (56 octets), the index entry (56, up
+ * to twice that while the index array grows by doubling), the session's
+ * deleted and retrieved flags (2), and the allocator's overhead and
+ * terminators of the three strings (about 60): 230, rounded up.  The
+ * strings are the UIDL (at most UIDL_MAX_LEN) and the file name, kept
+ * twice (the index's name and the snapshot's path, "cur/" + name).
+ *
+ * The default, 1 GiB, never refuses a normal mailbox of 1,000,000
+ * messages: with the usual Maildir names of about 65 octets it needs
+ * about 430 MiB, and with names of the longest kind (255 octets) about
+ * 810 MiB.  It does refuse the mailboxes that would make one session
+ * take gigabytes (MAX_MESSAGES_PER_MAILBOX of them need 4 GiB and more).
+ */
+#define DEFAULT_SESSION_MEMORY_LIMIT	(1024ull * 1024 * 1024)
+#define SESSION_MEMORY_LIMIT_MIN	(1024ull * 1024)
+#define SESSION_MEMORY_LIMIT_MAX	(4096ull * 1024 * 1024)
+#define SESSION_MEM_FIXED						\
+	(1ull * INPUT_HIGH_WATERMARK + OUTPUT_HIGH_WATERMARK +		\
+	2 * RETR_CHUNK + HARD_MAX_SASL_LINE_LENGTH + 128 * 1024)
+#define SESSION_MEM_PER_MESSAGE		256
+
 /* Config and user-database files are read whole, bounded. */
 #define CONFIG_MAX_BYTES		(1024 * 1024)
 #define USERDB_MAX_BYTES		(256u * 1024 * 1024)

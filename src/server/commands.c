@@ -28,6 +28,10 @@
 
 #define MAX_ARGS	3
 
+/* Every session_memory_limit leaves room for the I/O buffers. */
+_Static_assert(SESSION_MEM_FIXED < SESSION_MEMORY_LIMIT_MIN,
+    "SESSION_MEMORY_LIMIT_MIN is below what the I/O buffers may hold");
+
 enum cmd_flag {
 	CMD_AUTHZ	= 1u << 0,	/* valid in AUTHORIZATION */
 	CMD_TRANS	= 1u << 1,	/* valid in TRANSACTION */
@@ -890,15 +894,38 @@ login_too_soon(const struct session *s, const char *path, time_t now)
 	    (uint64_t)(now - prev) < s->login_delay_s;
 }
 
+/*
+ * What the session would hold with its mailbox open, by the estimate of
+ * limits.h (session_memory_limit); the mailbox's octets into *octets_r.
+ * At most MAX_MESSAGES_PER_MAILBOX messages of bounded strings: no
+ * overflow.
+ */
+static uint64_t
+session_memory(const struct session *s, uint64_t *octets_r)
+{
+	uint64_t mem = SESSION_MEM_FIXED, octets = 0;
+	uint32_t i;
+
+	for (i = 0; i < s->count; i++) {
+		const struct msg_info *mi = mailbox_msg(s->mb, i);
+
+		mem += SESSION_MEM_PER_MESSAGE + strlen(mi->uidl) +
+		    2 * strlen(mi->name);
+		octets += mi->size;
+	}
+	*octets_r = octets;
+	return mem;
+}
+
 void
 commands_login_ok(struct session *s)
 {
 	struct mailbox_opts opts = { cfg->lock_session, true };
 	char path[MAX_PATH_LEN];
 	time_t now = time(NULL), prev;
+	uint64_t mem, octets;
 	enum store_rc rc;
 	char err[512];
-	uint32_t i;
 
 	s->have_user = false;
 	if (config_mailbox_path(cfg, s->user, path, sizeof(path)) == -1) {
@@ -940,6 +967,19 @@ commands_login_ok(struct session *s)
 		return;
 	}
 	s->count = mailbox_count(s->mb);
+	/* Before the session allocates anything per message. */
+	if ((mem = session_memory(s, &octets)) > cfg->session_memory_limit) {
+		log_warnx("pop3 session=%016" PRIx64 " login refused user=%s"
+		    " reason=session-memory-limit messages=%" PRIu32
+		    " estimated_bytes=%" PRIu64 " session_memory_limit=%"
+		    PRIu64, s->conn_id, s->user, s->count, mem,
+		    cfg->session_memory_limit);
+		commands_release_mailbox(s);
+		session_reply(s, "-ERR [SYS/PERM] The mailbox is too large for"
+		    " this server (session_memory_limit); contact the"
+		    " administrator.");
+		return;
+	}
 	s->deleted = calloc(s->count + 1, sizeof(bool));
 	s->retrieved = calloc(s->count + 1, sizeof(bool));
 	if (s->deleted == NULL || s->retrieved == NULL) {
@@ -952,13 +992,11 @@ commands_login_ok(struct session *s)
 		log_warnx("pop3 session=%016" PRIx64 " user=%s cannot record"
 		    " the login time", s->conn_id, s->user);
 	s->live_count = s->count;
-	s->live_octets = 0;
-	for (i = 0; i < s->count; i++)
-		s->live_octets += mailbox_msg(s->mb, i)->size;
+	s->live_octets = octets;
 	s->state = STATE_TRANSACTION;
 	log_info("pop3 session=%016" PRIx64 " login user=%s method=%s"
-	    " messages=%" PRIu32, s->conn_id, s->user,
-	    s->method != NULL ? s->method : "USER", s->count);
+	    " messages=%" PRIu32 " estimated_bytes=%" PRIu64, s->conn_id,
+	    s->user, s->method != NULL ? s->method : "USER", s->count, mem);
 	session_reply(s, "+OK Logged in, %" PRIu32 " messages (%" PRIu64
 	    " octets).", s->live_count, s->live_octets);
 }

@@ -37,10 +37,9 @@
 	((HARD_MAX_SASL_LINE_LENGTH > HARD_MAX_LINE_LENGTH ?		\
 	HARD_MAX_SASL_LINE_LENGTH : HARD_MAX_LINE_LENGTH) + 2)
 
-/* Stop taking pipelined commands while this much output is queued. */
-#define OUTPUT_HIGH_WATERMARK	(256 * 1024)
-/* Input the socket may buffer before reading pauses. */
-#define INPUT_HIGH_WATERMARK	(64 * 1024)
+/* The line reader needs the whole line in the input buffer. */
+_Static_assert(INPUT_HIGH_WATERMARK >= LINE_BUF_SIZE,
+    "INPUT_HIGH_WATERMARK cannot hold the longest line");
 
 static void	on_read(struct bufferevent *, void *);
 static void	on_write(struct bufferevent *, void *);
@@ -330,6 +329,32 @@ bad_line(struct session *s, enum line_rc rc)
 	}
 }
 
+/*
+ * PIPELINING: may one more command be taken?  At most
+ * max_pipelined_commands while replies are queued; the count starts over
+ * once the output has drained, and the write callback (which libevent
+ * calls when a write leaves the output at or below its low watermark,
+ * so also when it empties) takes the next batch.
+ */
+static bool
+pipeline_open(struct session *s, struct evbuffer *in)
+{
+	size_t out = session_output_len(s);
+
+	if (out == 0)
+		s->pipelined = 0;
+	if (s->pipelined < cfg->max_pipelined_commands)
+		return true;
+	if (!s->throttle_logged && evbuffer_get_length(in) > 0) {
+		s->throttle_logged = true;
+		log_debug("pop3 session=%016" PRIx64 " pipelining throttled"
+		    " commands=%u queued=%zu max_pipelined_commands=%u",
+		    s->conn_id, s->pipelined, out,
+		    cfg->max_pipelined_commands);
+	}
+	return false;
+}
+
 void
 session_input(struct session *s)
 {
@@ -338,7 +363,8 @@ session_input(struct session *s)
 
 	while (!s->closing && !s->waiting && !s->delaying && s->cont == NULL &&
 	    !s->stls_pending && !s->handshaking &&
-	    session_output_len(s) < OUTPUT_HIGH_WATERMARK) {
+	    session_output_len(s) < OUTPUT_HIGH_WATERMARK &&
+	    pipeline_open(s, in)) {
 		size_t len = 0;
 		enum line_rc rc;
 
@@ -352,6 +378,7 @@ session_input(struct session *s)
 		if (rc == LINE_MORE)
 			break;
 		idle_reset(s);
+		s->pipelined++;
 		if (rc == LINE_OK && !s->sasl && len > cfg->max_line_length &&
 		    strncasecmp(line, "AUTH ", 5) != 0) {
 			explicit_bzero(line, len);

@@ -72,6 +72,9 @@ struct session {
 	uint64_t		 login_delay_s;
 	int64_t			 expire_days;
 	unsigned int		 bad_cmds;
+	/* PIPELINING: commands taken since the output was last empty. */
+	unsigned int		 pipelined;
+	bool			 throttle_logged;
 	unsigned int		 auth_failures;
 	unsigned int		 ip_failures;	/* at connect, from master */
 	struct event		*ev_delay;

@@ -206,6 +206,8 @@ check_defaults(const struct config *c)
 	assert_int_equal(c->max_connections, 10000);
 	assert_int_equal(c->max_connections_per_ip, 50);
 	assert_int_equal(c->max_line_length, 512);
+	assert_int_equal(c->max_pipelined_commands, 64);
+	assert_true(c->session_memory_limit == 1024ull * 1024 * 1024);
 	assert_int_equal(c->max_bad_commands, 10);
 	assert_int_equal(c->max_auth_failures, 3);
 	assert_int_equal(c->auth_fail_delay_ms, 2000);
@@ -391,6 +393,8 @@ test_all_keys(void **state)
 	    "max_connections = 500\n"
 	    "max_connections_per_ip = 20\n"
 	    "max_line_length = 1024\n"
+	    "max_pipelined_commands = 16\n"
+	    "session_memory_limit = 512M\n"
 	    "max_bad_commands = 5\n"
 	    "max_auth_failures = 2\n"
 	    "auth_fail_delay = 500ms\n"
@@ -419,6 +423,8 @@ test_all_keys(void **state)
 	assert_int_equal(c.max_connections, 500);
 	assert_int_equal(c.max_connections_per_ip, 20);
 	assert_int_equal(c.max_line_length, 1024);
+	assert_int_equal(c.max_pipelined_commands, 16);
+	assert_true(c.session_memory_limit == 512ull * 1024 * 1024);
 	assert_int_equal(c.max_bad_commands, 5);
 	assert_int_equal(c.max_auth_failures, 2);
 	assert_int_equal(c.auth_fail_delay_ms, 500);
@@ -477,6 +483,70 @@ test_numbers(void **state)
 	load_err("max_bad_commands = 0\n", 1, "out of range");
 	load_err("max_auth_failures = 0\n", 1, "out of range");
 	load_err("max_auth_failures = ten\n", 1, "not a number");
+
+	load_ok("max_pipelined_commands = 1\n", &c);
+	assert_int_equal(c.max_pipelined_commands, 1);
+	config_free(&c);
+	load_ok("max_pipelined_commands = 10000\n", &c);
+	assert_int_equal(c.max_pipelined_commands, HARD_MAX_PIPELINED_COMMANDS);
+	config_free(&c);
+	load_err("max_pipelined_commands = 0\n", 1, "max_pipelined_commands: "
+	    "'0' is out of range (use 1 to 10000)");
+	load_err("max_pipelined_commands = 10001\n", 1,
+	    "out of range (use 1 to 10000)");
+	load_err("max_pipelined_commands = 4294967360\n", 1, "out of range");
+	load_err("max_pipelined_commands = 64k\n", 1, "not a number");
+}
+
+/* session_memory_limit: a size, 1M to 4G. */
+static void
+test_sizes(void **state)
+{
+	static const struct {
+		const char	*text;
+		uint64_t	 v;
+	} good[] = {
+		{ "1M", 1024 * 1024 }, { "1024k", 1024 * 1024 },
+		{ "1024K", 1024 * 1024 }, { "1048576", 1024 * 1024 },
+		{ "256M", 256ull * 1024 * 1024 },
+		{ "1G", 1024ull * 1024 * 1024 },
+		{ "4G", 4096ull * 1024 * 1024 },
+		{ "4096M", 4096ull * 1024 * 1024 },
+		{ "4294967296", 4096ull * 1024 * 1024 },
+		{ "1048577", 1024 * 1024 + 1 },
+	};
+	struct config c;
+	char text[128];
+	size_t i;
+
+	(void)state;
+	for (i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+		snprintf(text, sizeof(text), "session_memory_limit = %s\n",
+		    good[i].text);
+		load_ok(text, &c);
+		assert_true(c.session_memory_limit == good[i].v);
+		config_free(&c);
+	}
+	load_err("session_memory_limit = 1023k\n", 1, "session_memory_limit: "
+	    "'1023k' is out of range (use 1M to 4G)");
+	load_err("session_memory_limit = 1048575\n", 1,
+	    "out of range (use 1M to 4G)");
+	load_err("session_memory_limit = 0\n", 1, "out of range");
+	load_err("session_memory_limit = 4294967297\n", 1, "out of range");
+	load_err("session_memory_limit = 5G\n", 1, "out of range");
+	load_err("session_memory_limit = 4097M\n", 1, "out of range");
+	load_err("session_memory_limit = 99999999999999999999\n", 1,
+	    "out of range");
+	load_err("session_memory_limit = 99999999999G\n", 1, "out of range");
+	load_err("session_memory_limit = 1T\n", 1, "session_memory_limit: "
+	    "'1T' is not a size (use digits with k, M or G");
+	load_err("session_memory_limit = 1 G\n", 1, "not a size");
+	load_err("session_memory_limit = 1GB\n", 1, "not a size");
+	load_err("session_memory_limit = 1m\n", 1, "not a size");
+	load_err("session_memory_limit = -1G\n", 1, "not a size");
+	load_err("session_memory_limit = G\n", 1, "not a size");
+	load_err("session_memory_limit = 1G\nsession_memory_limit = 2G\n",
+	    2, "already set on line 1");
 }
 
 static void
@@ -1491,6 +1561,7 @@ main(void)
 		cmocka_unit_test(test_unreadable),
 		cmocka_unit_test(test_all_keys),
 		cmocka_unit_test(test_numbers),
+		cmocka_unit_test(test_sizes),
 		cmocka_unit_test(test_durations),
 		cmocka_unit_test(test_switches),
 		cmocka_unit_test(test_strings),
