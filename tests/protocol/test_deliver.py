@@ -428,14 +428,19 @@ def test_sigkill_at_random_instants(server):
     delivered = {0}
     killed = 0
     deadline = time.monotonic() + 120
-    for i in range(1, 51):
-        if time.monotonic() > deadline:
+    # The kill window follows the fastest whole delivery seen, so that a
+    # loaded machine (slow first run, fast later ones) still cuts most
+    # deliveries short; bounded in count and time.
+    for i in range(1, 101):
+        if time.monotonic() > deadline or (killed >= 30 and i > 50):
             break
         sent[i] = crash_message(i, size)
+        t0 = time.monotonic()
         st, err = run_deliver(server, sent[i],
-                              kill_after=rng.uniform(0, took * 1.3))
+                              kill_after=rng.uniform(0, took * 1.1))
         if st == EX_OK:
             delivered.add(i)
+            took = min(took, time.monotonic() - t0)
         else:
             assert st == -signal.SIGKILL, (i, st, err)
             killed += 1
