@@ -242,8 +242,14 @@ user_claim(struct child *w, uint64_t id, const char *name)
 			break;
 	if (c == NULL)
 		return false;		/* already closed */
-	if (c->user != NULL)
-		return strcmp(c->user->name, name) == 0;
+	if (c->user != NULL) {
+		if (strcmp(c->user->name, name) == 0)
+			return true;
+		/* A refused login (LOGIN-DELAY, IN-USE, size) followed by
+		 * another user's on the same connection: count that one. */
+		user_release(c->user);
+		c->user = NULL;
+	}
 	for (u = user_tab[h]; u != NULL; u = u->next)
 		if (strcmp(u->name, name) == 0)
 			break;
