@@ -1750,3 +1750,33 @@ def test_log_no_secrets(make_server, keys, pki):
                b64e(PW["alice"]), b64e(PW["bob"]), b64e(wrong)] + sent
     for secret in secrets:
         assert secret not in log, "secret %r in the log" % secret[:40]
+
+
+def test_refused_login_then_other_user_on_same_connection(make_server):
+    # A login refused after the credentials (LOGIN-DELAY) has already been
+    # counted for its user; another user's login on that connection must
+    # move the count, not be refused as IN-USE.
+    s = make_server(config={"max_connections_per_user": 1,
+                            "login_delay": "60s"},
+                    users={}, start=False)
+    for line in user_lines():
+        s.add_user_line(line)
+    fill(s)
+    boot(s)
+    with s.connect() as c:
+        assert start(c, "PLAIN", plain_msg("alice", PW["alice"])) == \
+            logged_in("alice")
+        assert_glob(c.quit(), "+OK*")
+    c2, st = retry_login(s, lambda c: start(
+        c, "PLAIN", plain_msg("alice", PW["alice"])))
+    try:
+        assert_glob(st, "-ERR [LOGIN-DELAY]*")
+        assert start(c2, "PLAIN", plain_msg("bob", PW["bob"])) == \
+            logged_in("bob")
+        # alice is no longer counted on c2: the delay, not the cap
+        with s.connect() as c3:
+            assert_glob(start(c3, "PLAIN", plain_msg("alice", PW["alice"])),
+                        "-ERR [LOGIN-DELAY]*")
+        assert_glob(c2.quit(), "+OK*")
+    finally:
+        c2.close()
