@@ -305,6 +305,7 @@ cmd_deliver(int argc, char **argv)
 	struct config c;
 	struct delivery_info info;
 	uint64_t max_size = DEFAULT_DELIVER_MAX_SIZE;
+	bool max_size_given = false;
 	size_t firstlen, fromlen, hlen, headlen;
 	enum store_rc rc;
 	bool disabled;
@@ -334,6 +335,7 @@ cmd_deliver(int argc, char **argv)
 				return usage_error("--max-size wants octets "
 				    "(k, M or G allowed) up to %llu",
 				    (unsigned long long)HARD_DELIVER_MAX_SIZE);
+			max_size_given = true;
 			break;
 		case 'h':
 			deliver_usage(stdout);
@@ -365,6 +367,8 @@ cmd_deliver(int argc, char **argv)
 		return fail(EX_TEMPFAIL, "%s; fix the configuration, the"
 		    " message stays queued", err[0] != '\0' ? err :
 		    "configuration rejected");
+	if (!max_size_given)
+		max_size = c.deliver_max_size;
 	status = EX_TEMPFAIL;
 	if (!username_valid(user)) {
 		status = fail(EX_NOUSER, "no such user: the name is not one"
@@ -409,7 +413,7 @@ cmd_deliver(int argc, char **argv)
 	}
 	if (firstlen > max_size) {
 		status = fail(EX_CANTCREAT, "message larger than %llu octets;"
-		    " --max-size sets the limit",
+		    " deliver_max_size or --max-size sets the limit",
 		    (unsigned long long)max_size);
 		goto out;
 	}

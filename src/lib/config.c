@@ -183,6 +183,8 @@ static const struct key keys[] = {
 	{ "mailbox_path", set_mailbox_path, FIELD(mailbox_path), 0, 0, 0 },
 	{ "user_db", set_path, FIELD(user_db), 0, 0, 0 },
 	{ "user_db_type", set_user_db_type, FIELD(user_db_type), 0, 0, 0 },
+	{ "deliver_max_size", set_size, FIELD(deliver_max_size), 1,
+	    HARD_DELIVER_MAX_SIZE, 0 },
 	{ "password_forms", set_password_forms, FIELD(password_forms), 0, 0,
 	    0 },
 	{ "scram_iterations", set_uint, FIELD(scram_iterations),
@@ -1785,6 +1787,7 @@ defaults(struct config *c)
 	c->max_line_length = DEFAULT_MAX_LINE_LENGTH;
 	c->max_pipelined_commands = DEFAULT_MAX_PIPELINED_COMMANDS;
 	c->session_memory_limit = DEFAULT_SESSION_MEMORY_LIMIT;
+	c->deliver_max_size = DEFAULT_DELIVER_MAX_SIZE;
 	c->max_bad_commands = DEFAULT_MAX_BAD_COMMANDS;
 	c->max_auth_failures = DEFAULT_MAX_AUTH_FAILURES;
 	c->auth_fail_delay_ms = DEFAULT_AUTH_FAIL_DELAY_MS;

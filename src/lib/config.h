@@ -105,6 +105,7 @@ struct config {
 	char			*mail_root;	/* absolute directory */
 	char			*mailbox_path;	/* template: %u %n %d %% */
 	char			*user_db;	/* passwd-file or SQLite path */
+	uint64_t		 deliver_max_size;	/* postern deliver */
 	enum userdb_type	 user_db_type;
 	unsigned int		 password_forms;	/* PWFORM_* */
 	unsigned int		 scram_iterations;

@@ -287,6 +287,19 @@ def test_size_limit(server):
     assert tmp_files(server, "alice") == []
 
 
+def test_size_limit_from_configuration(server):
+    # deliver_max_size sets the default; --max-size overrides it
+    conf = conf_copy(server, deliver_max_size="1k")
+    body = b"Subject: conf size\n\n" + b"q" * 2000 + b"\n"
+    r = deliver(server, "alice", body, conf=conf)
+    assert r.returncode == EX_CANTCREAT, r.stderr
+    assert "1024" in one_line(r)
+    assert new_and_cur(server, "alice") == []
+    r = deliver(server, "alice", body, "--max-size", "4k", conf=conf)
+    assert r.returncode == EX_OK, r.stderr
+    assert len(new_and_cur(server, "alice")) == 1
+
+
 @pytest.mark.parametrize("args", [
     [],
     ["-u"],
