@@ -14,6 +14,8 @@
 #include <time.h>
 
 #include <gsasl.h>
+#include <jansson.h>
+#include <malloc.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
@@ -327,11 +329,22 @@ callback(Gsasl *ctx, Gsasl_session *gs, Gsasl_property prop)
 	}
 }
 
+/* jansson keeps its own copies of a token's claims: wipe them on free. */
+static void
+wiping_free(void *p)
+{
+	if (p == NULL)
+		return;
+	explicit_bzero(p, malloc_usable_size(p));
+	free(p);
+}
+
 int
 sasl_init(void)
 {
 	if (gctx != NULL)
 		return 0;
+	json_set_alloc_funcs(malloc, wiping_free);
 	if (gsasl_init(&gctx) != GSASL_OK) {
 		gctx = NULL;
 		return -1;
