@@ -25,6 +25,8 @@ int	cmd_user(int argc, char **argv);
 int	cmd_check(int argc, char **argv);
 /* deliver returns sysexits(3) statuses, which MTAs read, instead. */
 int	cmd_deliver(int argc, char **argv);
+/* fetch returns 0, 1, 75 or 77 (see cmd_fetch.c). */
+int	cmd_fetch(int argc, char **argv);
 
 /* The full usage text. */
 void	cli_usage(FILE *fp);

@@ -18,6 +18,7 @@ static const struct {
 	{ "user",	cmd_user },
 	{ "check",	cmd_check },
 	{ "deliver",	cmd_deliver },
+	{ "fetch",	cmd_fetch },
 };
 
 void
@@ -36,6 +37,8 @@ cli_usage(FILE *fp)
 "  check [-c FILE]                                     check a configuration\n"
 "  deliver [-c FILE] [-f SENDER] [--max-size OCTETS] -u USER\n"
 "                                                      deliver mail on stdin\n"
+"  fetch [-f FILE] [--quiet] [NAME...]                 fetch mail from POP3\n"
+"                                                      servers into Maildirs\n"
 "  help                                                show this text\n"
 "  --version                                           show the version\n"
 "\n"
@@ -52,7 +55,9 @@ cli_usage(FILE *fp)
 "\n"
 "Exit status: 0 done, 1 usage error (check: bad configuration),\n"
 "2 the operation failed; deliver uses sysexits(3): 0 delivered,\n"
-"64 usage, 67 no such user, 73 message too big, 75 try again later.\n", fp);
+"64 usage, 67 no such user, 73 message too big, 75 try again later;\n"
+"fetch: 0 done, 1 usage or configuration error, 75 try again later,\n"
+"77 authentication or TLS verification failed.\n", fp);
 }
 
 const char *

@@ -1,0 +1,175 @@
+/*
+ * cmd_fetch.c: `postern fetch [-f FILE] [--quiet] [NAME...]`: retrieves
+ * the mail of the named accounts of fetch.conf (all of them without a
+ * name) into their Maildirs, each message exactly once (client/fetch.h).
+ *
+ * Exit status: 0 every account done (or nothing new), 1 a bad command
+ * line or fetch.conf, 75 a temporary failure of some account (network,
+ * the server busy or failing, the account locked by another run), 77 a
+ * permanent one (authentication or TLS verification failed).  When
+ * accounts fail differently, 77 wins over 75.
+ *
+ * Owns: the parsed fetch.conf.  Trusts: nothing on the command line.
+ */
+#include <getopt.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli/cli.h"
+#include "client/account.h"
+#include "client/fetch.h"
+#include "lib/buf.h"
+
+static void
+fetch_usage(FILE *fp)
+{
+	fputs("usage: postern fetch [-f FILE] [--quiet] [NAME...]\n"
+	    "Retrieves the mail of the accounts NAME of FILE (all of them"
+	    " without NAME)\n"
+	    "into their Maildirs, each message once.\n"
+	    "  -f, --file FILE  the accounts (else $XDG_CONFIG_HOME/postern/"
+	    "fetch.conf,\n"
+	    "                   else ~/.config/postern/fetch.conf)\n"
+	    "  -q, --quiet      no summary line per account\n"
+	    "Exit status: 0 done, 1 usage or configuration error, 75 try"
+	    " again later,\n"
+	    "77 authentication or TLS verification failed.\n", fp);
+}
+
+static int usage_error(const char *, ...) ATTR_PRINTF(1, 2);
+
+static int
+usage_error(const char *fmt, ...)
+{
+	va_list ap;
+
+	fputs("postern fetch: ", stderr);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputs("; see 'postern fetch -h'\n", stderr);
+	return FETCH_EXIT_USAGE;
+}
+
+static int
+default_conf(char *out, size_t size)
+{
+	const char *s = getenv("XDG_CONFIG_HOME");
+
+	if (s != NULL && s[0] == '/')
+		return str_fmt(out, size, "%s/postern/fetch.conf", s);
+	s = getenv("HOME");
+	if (s == NULL || s[0] != '/')
+		return -1;
+	return str_fmt(out, size, "%s/.config/postern/fetch.conf", s);
+}
+
+static int
+worse(int a, int b)
+{
+	if (a == FETCH_EXIT_PERM || b == FETCH_EXIT_PERM)
+		return FETCH_EXIT_PERM;
+	if (a == FETCH_EXIT_TEMP || b == FETCH_EXIT_TEMP)
+		return FETCH_EXIT_TEMP;
+	return a > b ? a : b;
+}
+
+static int
+run_one(const struct account *a, const char *state_dir, bool quiet)
+{
+	struct fetch_stats st;
+	char err[1024];
+	int status;
+
+	err[0] = '\0';
+	status = fetch_account(a, state_dir, &st, err, sizeof(err));
+	if (status != FETCH_EXIT_OK) {
+		fprintf(stderr, "postern fetch: %s: %s\n", a->name, err);
+		return status;
+	}
+	if (!quiet)
+		printf("%s: %u message%s fetched (%llu octets), %u deleted,"
+		    " %u on the server, login %s\n", a->name, st.fetched,
+		    st.fetched == 1 ? "" : "s",
+		    (unsigned long long)st.octets, st.deleted,
+		    st.listed - st.deleted, st.method != NULL ? st.method :
+		    "-");
+	return fflush(stdout) == 0 ? FETCH_EXIT_OK : FETCH_EXIT_TEMP;
+}
+
+int
+cmd_fetch(int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{ "file",	required_argument,	NULL, 'f' },
+		{ "quiet",	no_argument,		NULL, 'q' },
+		{ "help",	no_argument,		NULL, 'h' },
+		{ NULL,		0,			NULL, 0 },
+	};
+	char confbuf[4096], state_dir[4096], err[1024];
+	const char *conf = NULL;
+	struct fetch_conf fc;
+	bool quiet = false;
+	int ch, i, status = FETCH_EXIT_OK;
+	size_t k;
+
+	opterr = 0;
+	optind = 1;
+	while ((ch = getopt_long(argc, argv, ":f:qh", longopts, NULL)) != -1) {
+		switch (ch) {
+		case 'f':
+			conf = optarg;
+			break;
+		case 'q':
+			quiet = true;
+			break;
+		case 'h':
+			fetch_usage(stdout);
+			return fflush(stdout) == 0 ? FETCH_EXIT_OK :
+			    FETCH_EXIT_USAGE;
+		case ':':
+			return usage_error("option '%s' needs a value",
+			    argv[optind - 1]);
+		default:
+			return usage_error("unknown option '%s'",
+			    argv[optind - 1]);
+		}
+	}
+	if (conf == NULL) {
+		if (default_conf(confbuf, sizeof(confbuf)) == -1)
+			return usage_error("no -f FILE and no $HOME to find"
+			    " fetch.conf in");
+		conf = confbuf;
+	}
+	if (fetch_state_dir(state_dir, sizeof(state_dir)) == -1)
+		return usage_error("neither $XDG_STATE_HOME nor $HOME is set:"
+		    " no place for the journals");
+	if (fetch_conf_load(conf, &fc, err, sizeof(err)) == -1) {
+		fprintf(stderr, "postern fetch: %s\n", err);
+		return FETCH_EXIT_USAGE;
+	}
+	for (i = optind; i < argc; i++)
+		if (fetch_conf_find(&fc, argv[i]) == NULL) {
+			fprintf(stderr, "postern fetch: no account '%s' in"
+			    " %s\n", argv[i], conf);
+			fetch_conf_free(&fc);
+			return FETCH_EXIT_USAGE;
+		}
+	if (optind == argc && fc.count == 0) {
+		fprintf(stderr, "postern fetch: %s has no account\n", conf);
+		fetch_conf_free(&fc);
+		return FETCH_EXIT_USAGE;
+	}
+	if (optind < argc)
+		for (i = optind; i < argc; i++)
+			status = worse(status, run_one(fetch_conf_find(&fc,
+			    argv[i]), state_dir, quiet));
+	else
+		for (k = 0; k < fc.count; k++)
+			status = worse(status, run_one(&fc.accounts[k],
+			    state_dir, quiet));
+	fetch_conf_free(&fc);
+	return status;
+}

@@ -1,0 +1,557 @@
+/*
+ * account.c: fetch.conf, the accounts of `postern fetch`, and reading
+ * their passwords.
+ *
+ * Owns: the parsed accounts.  Trusts: nothing in the file; the password
+ * file only if no one else may read it; password_command's output only
+ * as one bounded line.
+ */
+#include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "client/account.h"
+#include "client/client_limits.h"
+#include "lib/buf.h"
+#include "lib/fsutil.h"
+#include "lib/strnum.h"
+
+static void errmsg(char *, size_t, const char *, ...) ATTR_PRINTF(3, 4);
+
+static void
+errmsg(char *err, size_t errsize, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	(void)vsnprintf(err, errsize, fmt, ap);
+	va_end(ap);
+}
+
+static bool
+name_valid(const char *s)
+{
+	size_t i, len = strlen(s);
+
+	if (len == 0 || len > FETCH_MAX_NAME || s[0] == '.')
+		return false;
+	for (i = 0; i < len; i++)
+		if (!isalnum((unsigned char)s[i]) && s[i] != '.' &&
+		    s[i] != '_' && s[i] != '-')
+			return false;
+	return true;
+}
+
+/* "~/x" becomes "$HOME/x"; anything else is copied.  NULL on error. */
+static char *
+expand_path(const char *v)
+{
+	const char *home;
+	char *out;
+	size_t len;
+
+	if (strncmp(v, "~/", 2) != 0)
+		return strdup(v);
+	home = getenv("HOME");
+	if (home == NULL || home[0] != '/')
+		return NULL;
+	len = strlen(home) + strlen(v);
+	if ((out = malloc(len)) == NULL)
+		return NULL;
+	(void)snprintf(out, len, "%s%s", home, v + 1);
+	return out;
+}
+
+static void
+account_clear(struct account *a)
+{
+	free(a->name);
+	free(a->host);
+	free(a->ca_file);
+	free(a->user);
+	free(a->password_file);
+	free(a->password_command);
+	free(a->maildir);
+	memset(a, 0, sizeof(*a));
+}
+
+void
+fetch_conf_free(struct fetch_conf *fc)
+{
+	size_t i;
+
+	for (i = 0; i < fc->count; i++)
+		account_clear(&fc->accounts[i]);
+	free(fc->accounts);
+	free(fc->path);
+	memset(fc, 0, sizeof(*fc));
+}
+
+const struct account *
+fetch_conf_find(const struct fetch_conf *fc, const char *name)
+{
+	size_t i;
+
+	for (i = 0; i < fc->count; i++)
+		if (strcmp(fc->accounts[i].name, name) == 0)
+			return &fc->accounts[i];
+	return NULL;
+}
+
+/* Keys seen in the current section, to refuse one given twice. */
+enum {
+	K_HOST = 1u << 0, K_PORT = 1u << 1, K_TLS = 1u << 2,
+	K_INSECURE = 1u << 3, K_CA = 1u << 4, K_USER = 1u << 5,
+	K_PWFILE = 1u << 6, K_PWCMD = 1u << 7, K_KEEP = 1u << 8,
+	K_MAILDIR = 1u << 9, K_TIMEOUT = 1u << 10,
+};
+
+static const struct {
+	const char	*name;
+	unsigned int	 bit;
+} keys[] = {
+	{ "host", K_HOST }, { "port", K_PORT }, { "tls", K_TLS },
+	{ "insecure", K_INSECURE }, { "ca_file", K_CA }, { "user", K_USER },
+	{ "password_file", K_PWFILE }, { "password_command", K_PWCMD },
+	{ "keep", K_KEEP }, { "maildir", K_MAILDIR },
+	{ "timeout", K_TIMEOUT },
+};
+
+static int
+parse_bool(const char *v, bool *b_r)
+{
+	if (strcmp(v, "yes") == 0)
+		*b_r = true;
+	else if (strcmp(v, "no") == 0)
+		*b_r = false;
+	else
+		return -1;
+	return 0;
+}
+
+/* Sets one key of a.  0, or -1 with the reason (no location) in err. */
+static int
+set_key(struct account *a, unsigned int bit, const char *v, char *err,
+    size_t errsize)
+{
+	uint32_t port;
+	char **dst = NULL;
+
+	switch (bit) {
+	case K_HOST:
+		dst = &a->host;
+		break;
+	case K_USER:
+		dst = &a->user;
+		break;
+	case K_PWCMD:
+		dst = &a->password_command;
+		break;
+	case K_PORT:
+		if (parse_u32(v, 65535, &port) != PARSE_OK || port == 0) {
+			errmsg(err, errsize, "port wants 1..65535");
+			return -1;
+		}
+		a->port = (uint16_t)port;
+		return 0;
+	case K_TLS:
+		if (strcmp(v, "implicit") == 0)
+			a->tls = ACCOUNT_TLS_IMPLICIT;
+		else if (strcmp(v, "starttls") == 0)
+			a->tls = ACCOUNT_TLS_STARTTLS;
+		else if (strcmp(v, "none") == 0)
+			a->tls = ACCOUNT_TLS_NONE;
+		else {
+			errmsg(err, errsize, "tls wants implicit, starttls"
+			    " or none");
+			return -1;
+		}
+		return 0;
+	case K_INSECURE:
+	case K_KEEP:
+		if (parse_bool(v, bit == K_KEEP ? &a->keep : &a->insecure) ==
+		    -1) {
+			errmsg(err, errsize, "%s wants yes or no",
+			    bit == K_KEEP ? "keep" : "insecure");
+			return -1;
+		}
+		return 0;
+	case K_TIMEOUT:
+		if (parse_duration_ms(v, FETCH_MAX_TIMEOUT_MS,
+		    &a->timeout_ms) != PARSE_OK || a->timeout_ms < 1000) {
+			errmsg(err, errsize, "timeout wants a duration from"
+			    " 1s to 1h (e.g. 30s, 2m)");
+			return -1;
+		}
+		return 0;
+	case K_CA:
+	case K_PWFILE:
+	case K_MAILDIR:
+		dst = bit == K_CA ? &a->ca_file : bit == K_PWFILE ?
+		    &a->password_file : &a->maildir;
+		if (v[0] != '/' && strncmp(v, "~/", 2) != 0) {
+			errmsg(err, errsize, "a path must be absolute or"
+			    " start with ~/");
+			return -1;
+		}
+		if ((*dst = expand_path(v)) == NULL) {
+			errmsg(err, errsize, "cannot expand ~/ (is $HOME"
+			    " set?)");
+			return -1;
+		}
+		return 0;
+	default:
+		break;
+	}
+	if ((*dst = strdup(v)) == NULL) {
+		errmsg(err, errsize, "out of memory");
+		return -1;
+	}
+	return 0;
+}
+
+/* The checks at the end of a section.  0 or -1 with err. */
+static int
+account_finish(struct account *a, unsigned int seen, char *err,
+    size_t errsize)
+{
+	static const struct {
+		unsigned int	 bit;
+		const char	*name;
+	} required[] = {
+		{ K_HOST, "host" }, { K_USER, "user" },
+		{ K_MAILDIR, "maildir" },
+	};
+	size_t i;
+
+	for (i = 0; i < N_ELEMENTS(required); i++)
+		if ((seen & required[i].bit) == 0) {
+			errmsg(err, errsize, "account %s has no %s", a->name,
+			    required[i].name);
+			return -1;
+		}
+	if ((seen & (K_PWFILE | K_PWCMD)) == 0 ||
+	    (seen & (K_PWFILE | K_PWCMD)) == (K_PWFILE | K_PWCMD)) {
+		errmsg(err, errsize, "account %s needs exactly one of"
+		    " password_file and password_command", a->name);
+		return -1;
+	}
+	if (a->tls == ACCOUNT_TLS_NONE && !a->insecure) {
+		errmsg(err, errsize, "account %s: tls = none sends the"
+		    " password in clear text; add insecure = yes to allow"
+		    " it", a->name);
+		return -1;
+	}
+	if ((seen & K_PORT) == 0)
+		a->port = a->tls == ACCOUNT_TLS_IMPLICIT ? 995 : 110;
+	return 0;
+}
+
+static char *
+trim(char *s)
+{
+	char *e;
+
+	while (*s == ' ' || *s == '\t')
+		s++;
+	e = s + strlen(s);
+	while (e > s && (e[-1] == ' ' || e[-1] == '\t' || e[-1] == '\r'))
+		*--e = '\0';
+	return s;
+}
+
+int
+fetch_conf_parse(const char *path, const char *text, size_t len,
+    struct fetch_conf *fc, char *err, size_t errsize)
+{
+	struct account *a = NULL;
+	unsigned int lineno = 0, seen = 0;
+	char line[FETCH_MAX_VALUE + 64], why[256];
+	const char *p = text, *end = text + len, *nl;
+	char *s, *eq, *key, *val;
+	size_t i, n;
+
+	memset(fc, 0, sizeof(*fc));
+	if ((fc->path = strdup(path)) == NULL) {
+		errmsg(err, errsize, "%s: out of memory", path);
+		return -1;
+	}
+	while (p < end) {
+		lineno++;
+		nl = memchr(p, '\n', (size_t)(end - p));
+		n = nl != NULL ? (size_t)(nl - p) : (size_t)(end - p);
+		if (n >= sizeof(line)) {
+			snprintf(why, sizeof(why), "line longer than %zu"
+			    " octets", sizeof(line) - 1);
+			goto bad;
+		}
+		if (memchr(p, '\0', n) != NULL) {
+			snprintf(why, sizeof(why), "NUL octet");
+			goto bad;
+		}
+		memcpy(line, p, n);
+		line[n] = '\0';
+		p += n + (nl != NULL);
+		s = trim(line);
+		if (s[0] == '\0' || s[0] == '#')
+			continue;
+		if (strncmp(s, "account", 7) == 0 && (s[7] == ' ' ||
+		    s[7] == '\t')) {
+			if (a != NULL && account_finish(a, seen, why,
+			    sizeof(why)) == -1) {
+				errmsg(err, errsize, "%s:%u: %s", path,
+				    a->line, why);
+				fetch_conf_free(fc);
+				return -1;
+			}
+			s = trim(s + 7);
+			if (!name_valid(s)) {
+				snprintf(why, sizeof(why), "account name wants"
+				    " 1..%d of A-Z a-z 0-9 . _ - (not"
+				    " starting with .)", FETCH_MAX_NAME);
+				goto bad;
+			}
+			if (fetch_conf_find(fc, s) != NULL) {
+				snprintf(why, sizeof(why), "account %s given"
+				    " twice", s);
+				goto bad;
+			}
+			if (fc->count == FETCH_MAX_ACCOUNTS) {
+				snprintf(why, sizeof(why), "more than %d"
+				    " accounts", FETCH_MAX_ACCOUNTS);
+				goto bad;
+			}
+			a = realloc(fc->accounts, (fc->count + 1) *
+			    sizeof(*a));
+			if (a == NULL) {
+				snprintf(why, sizeof(why), "out of memory");
+				goto bad;
+			}
+			fc->accounts = a;
+			a = &fc->accounts[fc->count++];
+			memset(a, 0, sizeof(*a));
+			a->line = lineno;
+			a->keep = true;
+			a->tls = ACCOUNT_TLS_IMPLICIT;
+			a->timeout_ms = FETCH_DEFAULT_TIMEOUT_MS;
+			seen = 0;
+			if ((a->name = strdup(s)) == NULL) {
+				snprintf(why, sizeof(why), "out of memory");
+				goto bad;
+			}
+			continue;
+		}
+		if ((eq = strchr(s, '=')) == NULL) {
+			snprintf(why, sizeof(why), "expected \"key = value\""
+			    " or \"account NAME\"");
+			goto bad;
+		}
+		*eq = '\0';
+		key = trim(s);
+		val = trim(eq + 1);
+		for (i = 0; i < N_ELEMENTS(keys); i++)
+			if (strcmp(key, keys[i].name) == 0)
+				break;
+		if (i == N_ELEMENTS(keys)) {
+			snprintf(why, sizeof(why), "unknown key '%.64s'", key);
+			goto bad;
+		}
+		if (a == NULL) {
+			snprintf(why, sizeof(why), "%s outside an account"
+			    " section", key);
+			goto bad;
+		}
+		if (seen & keys[i].bit) {
+			snprintf(why, sizeof(why), "%s given twice", key);
+			goto bad;
+		}
+		if (val[0] == '\0') {
+			snprintf(why, sizeof(why), "%s has no value", key);
+			goto bad;
+		}
+		seen |= keys[i].bit;
+		if (set_key(a, keys[i].bit, val, why, sizeof(why)) == -1)
+			goto bad;
+	}
+	if (a != NULL && account_finish(a, seen, why, sizeof(why)) == -1) {
+		errmsg(err, errsize, "%s:%u: %s", path, a->line, why);
+		fetch_conf_free(fc);
+		return -1;
+	}
+	return 0;
+bad:
+	errmsg(err, errsize, "%s:%u: %s", path, lineno, why);
+	fetch_conf_free(fc);
+	return -1;
+}
+
+int
+fetch_conf_load(const char *path, struct fetch_conf *fc, char *err,
+    size_t errsize)
+{
+	struct buf b;
+	int r;
+
+	memset(fc, 0, sizeof(*fc));
+	buf_init(&b, FETCH_MAX_CONFIG_SIZE);
+	if (read_file(path, FETCH_MAX_CONFIG_SIZE, &b) == -1) {
+		errmsg(err, errsize, "%s: %s", path, errno == EFBIG ?
+		    "file too large" : strerror(errno));
+		buf_clear(&b);
+		return -1;
+	}
+	r = fetch_conf_parse(path, b.data != NULL ? b.data : "", b.len, fc,
+	    err, errsize);
+	buf_clear(&b);
+	return r;
+}
+
+/* Keeps the first line of buf (len octets) in pass.  0 or -1. */
+static int
+first_line(const char *buf, size_t len, char *pass, size_t size)
+{
+	const char *nl = memchr(buf, '\n', len);
+	size_t n = nl != NULL ? (size_t)(nl - buf) : len;
+
+	if (n > 0 && buf[n - 1] == '\r')
+		n--;
+	if (n == 0 || n >= size || memchr(buf, '\0', n) != NULL)
+		return -1;
+	memcpy(pass, buf, n);
+	pass[n] = '\0';
+	return 0;
+}
+
+static int
+password_from_file(const struct account *a, char *pass, size_t size,
+    char *err, size_t errsize)
+{
+	char data[FETCH_MAX_PASSWORD + 2];
+	struct stat st;
+	ssize_t n;
+	size_t len = 0;
+	int fd, r;
+
+	fd = open(a->password_file, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	if (fd == -1) {
+		errmsg(err, errsize, "password_file %s: %s", a->password_file,
+		    strerror(errno));
+		return -1;
+	}
+	if (fstat(fd, &st) == -1 || !S_ISREG(st.st_mode) ||
+	    (st.st_mode & 077) != 0) {
+		errmsg(err, errsize, "password_file %s: must be a regular"
+		    " file that group and others cannot access (chmod 600)",
+		    a->password_file);
+		close(fd);
+		return -1;
+	}
+	while (len < sizeof(data) && (n = read(fd, data + len,
+	    sizeof(data) - len)) != 0) {
+		if (n == -1 && errno == EINTR)
+			continue;
+		if (n == -1) {
+			errmsg(err, errsize, "password_file %s: %s",
+			    a->password_file, strerror(errno));
+			close(fd);
+			explicit_bzero(data, sizeof(data));
+			return -1;
+		}
+		len += (size_t)n;
+	}
+	close(fd);
+	r = first_line(data, len, pass, size);
+	explicit_bzero(data, sizeof(data));
+	if (r == -1)
+		errmsg(err, errsize, "password_file %s: the first line must"
+		    " hold a password of 1..%zu octets", a->password_file,
+		    size - 1);
+	return r;
+}
+
+static int
+password_from_command(const struct account *a, char *pass, size_t size,
+    char *err, size_t errsize)
+{
+	char *argv[64], *copy, *tok, *save = NULL;
+	char data[FETCH_MAX_PASSWORD + 2];
+	size_t argc = 0, len = 0;
+	int pfd[2], status, r;
+	ssize_t n;
+	pid_t pid;
+
+	if ((copy = strdup(a->password_command)) == NULL) {
+		errmsg(err, errsize, "out of memory");
+		return -1;
+	}
+	for (tok = strtok_r(copy, " \t", &save); tok != NULL &&
+	    argc + 1 < N_ELEMENTS(argv); tok = strtok_r(NULL, " \t", &save))
+		argv[argc++] = tok;
+	argv[argc] = NULL;
+	if (argc == 0 || tok != NULL) {
+		errmsg(err, errsize, "password_command: empty or more than"
+		    " %zu words", N_ELEMENTS(argv) - 1);
+		free(copy);
+		return -1;
+	}
+	if (pipe2(pfd, O_CLOEXEC) == -1 || (pid = fork()) == -1) {
+		errmsg(err, errsize, "password_command: %s", strerror(errno));
+		free(copy);
+		return -1;
+	}
+	if (pid == 0) {
+		if (dup2(pfd[1], STDOUT_FILENO) == -1)
+			_exit(127);
+		execvp(argv[0], argv);
+		fprintf(stderr, "postern fetch: password_command %s: %s\n",
+		    argv[0], strerror(errno));
+		_exit(127);
+	}
+	close(pfd[1]);
+	for (;;) {
+		n = read(pfd[0], data + len, sizeof(data) - len);
+		if (n == -1 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			break;
+		len += (size_t)n;
+		if (len == sizeof(data))
+			break;	/* more is not a password: stop reading */
+	}
+	close(pfd[0]);
+	while (waitpid(pid, &status, 0) == -1 && errno == EINTR)
+		;
+	free(copy);
+	if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+		explicit_bzero(data, sizeof(data));
+		errmsg(err, errsize, "password_command %s failed (%s %d)",
+		    a->password_command, WIFEXITED(status) ? "exit status" :
+		    "signal", WIFEXITED(status) ? WEXITSTATUS(status) :
+		    WTERMSIG(status));
+		return -1;
+	}
+	r = first_line(data, len, pass, size);
+	explicit_bzero(data, sizeof(data));
+	if (r == -1)
+		errmsg(err, errsize, "password_command %s: the first line"
+		    " of its output must hold a password of 1..%zu octets",
+		    a->password_command, size - 1);
+	return r;
+}
+
+int
+account_password(const struct account *a, char *pass, size_t size,
+    char *err, size_t errsize)
+{
+	if (a->password_file != NULL)
+		return password_from_file(a, pass, size, err, errsize);
+	return password_from_command(a, pass, size, err, errsize);
+}

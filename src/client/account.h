@@ -1,0 +1,73 @@
+/*
+ * account.h: the accounts of `postern fetch`, from fetch.conf.
+ *
+ * The file is lines of "account NAME" (starting a section) and
+ * "key = value" (belonging to the last section); '#' starts a comment
+ * line; blank lines are ignored.  The parser is strict: an unknown key,
+ * a key given twice, a key outside a section, a bad value or a missing
+ * required key is an error "FILE:LINE: reason".  The keys are documented
+ * in postern(1).
+ */
+#ifndef POSTERN_CLIENT_ACCOUNT_H
+#define POSTERN_CLIENT_ACCOUNT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "lib/attrs.h"
+
+enum account_tls {
+	ACCOUNT_TLS_IMPLICIT,	/* TLS from the first octet (RFC 8314) */
+	ACCOUNT_TLS_STARTTLS,	/* STLS (RFC 2595), never without it */
+	ACCOUNT_TLS_NONE,	/* plain text: needs insecure = yes */
+};
+
+struct account {
+	char		*name;		/* [A-Za-z0-9._-], 1..FETCH_MAX_NAME */
+	unsigned int	 line;		/* of its "account" line */
+	char		*host;
+	uint16_t	 port;
+	enum account_tls tls;
+	bool		 insecure;
+	char		*ca_file;	/* NULL: the system CAs */
+	char		*user;
+	char		*password_file;	/* exactly one of these two */
+	char		*password_command;
+	bool		 keep;		/* leave the mail on the server */
+	char		*maildir;
+	uint64_t	 timeout_ms;
+};
+
+struct fetch_conf {
+	char		*path;
+	struct account	*accounts;
+	size_t		 count;
+};
+
+/* Parses text (len octets) as the file path.  0, or -1 with
+ * "path:line: reason" in err; *fc is then empty. */
+int	fetch_conf_parse(const char *path, const char *text, size_t len,
+	    struct fetch_conf *fc, char *err, size_t errsize) ATTR_WARN_UNUSED;
+
+/* Reads and parses the file at path. */
+int	fetch_conf_load(const char *path, struct fetch_conf *fc, char *err,
+	    size_t errsize) ATTR_WARN_UNUSED;
+
+/* The account called name, or NULL. */
+const struct account *fetch_conf_find(const struct fetch_conf *,
+	    const char *name);
+
+void	fetch_conf_free(struct fetch_conf *);
+
+/*
+ * Reads the password of a into pass (size octets, NUL-terminated): the
+ * first line of password_file, which must not be readable or writable
+ * by group or others, or the first line that password_command (split on
+ * blanks, run with execvp, never through a shell) prints, and which
+ * must exit 0.  0, or -1 with a reason in err.  The caller wipes pass.
+ */
+int	account_password(const struct account *a, char *pass, size_t size,
+	    char *err, size_t errsize) ATTR_WARN_UNUSED;
+
+#endif

@@ -1,0 +1,46 @@
+/*
+ * client_limits.h: the limits of `postern fetch`, with their reasons.
+ * Like lib/limits.h, but for the client only, so that it never grows a
+ * buffer for a hostile or broken server.
+ */
+#ifndef POSTERN_CLIENT_LIMITS_H
+#define POSTERN_CLIENT_LIMITS_H
+
+/* RFC 2449 section 4: a response line is at most 512 octets with its
+ * CRLF.  We take twice that from servers that add long texts; a SASL
+ * challenge (RFC 5034) may be longer. */
+#define FETCH_MAX_LINE			1024
+#define FETCH_MAX_SASL_LINE		16384
+
+/* RFC 1939 section 7: a UIDL is 1 to 70 octets in 0x21..0x7e. */
+#define FETCH_MAX_UIDL			70
+
+/* Messages one run looks at, and the size of one message it stores:
+ * a bigger mailbox or message is an error, never an unbounded array or
+ * file. */
+#define FETCH_MAX_MESSAGES		1000000
+#define FETCH_MAX_MESSAGE_SIZE		(1024ull * 1024 * 1024)
+
+/* The network timeout of one read or write (timeout = in fetch.conf),
+ * and its ceiling. */
+#define FETCH_DEFAULT_TIMEOUT_MS	60000
+#define FETCH_MAX_TIMEOUT_MS		3600000
+
+/* fetch.conf: its size, its accounts, the length of a name and of a
+ * value. */
+#define FETCH_MAX_CONFIG_SIZE		(1024 * 1024)
+#define FETCH_MAX_ACCOUNTS		256
+#define FETCH_MAX_NAME			64
+#define FETCH_MAX_VALUE			1024
+
+/* A password (password_file or the output of password_command). */
+#define FETCH_MAX_PASSWORD		1024
+
+/* The journal of one account: a record is a UIDL and a checksum. */
+#define FETCH_JOURNAL_MAX_LINE		128
+#define FETCH_JOURNAL_MAX_SIZE		(256ull * 1024 * 1024)
+
+/* RETR reads the server in chunks of this size. */
+#define FETCH_READ_CHUNK		65536
+
+#endif

@@ -1,0 +1,521 @@
+/*
+ * fetch.c: one account's run of `postern fetch` (fetch.h): lock,
+ * journal, login, UIDL, then RETR, store, journal, DELE for each message,
+ * QUIT, and compaction of the journal.
+ *
+ * Owns: the lock and the journal of the account, the Maildir files it
+ * writes.  Trusts: nothing the server sends (UIDLs are checked, bodies
+ * bounded); the Maildir to be the user's.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <openssl/evp.h>
+
+#include "client/fetch.h"
+#include "client/journal.h"
+#include "client/pop3c.h"
+#include "lib/buf.h"
+#include "lib/fsutil.h"
+#include "lib/strnum.h"
+#include "pop3/wire.h"
+
+static void ferr(char *, size_t, const char *, ...) ATTR_PRINTF(3, 4);
+
+static void
+ferr(char *err, size_t errsize, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	(void)vsnprintf(err, errsize, fmt, ap);
+	va_end(ap);
+}
+
+int
+fetch_state_dir(char *out, size_t size)
+{
+	const char *s = getenv("XDG_STATE_HOME");
+
+	if (s != NULL && s[0] == '/')
+		return str_fmt(out, size, "%s/postern", s);
+	s = getenv("HOME");
+	if (s == NULL || s[0] != '/')
+		return -1;
+	return str_fmt(out, size, "%s/.local/state/postern", s);
+}
+
+int
+fetch_base_name(const char *account, const char *uidl, char *out,
+    size_t size)
+{
+	unsigned char md[EVP_MAX_MD_SIZE];
+	unsigned int mdlen = 0;
+	char hex[33];
+	int i;
+
+	if (EVP_Digest(uidl, strlen(uidl), md, &mdlen, EVP_sha256(), NULL) !=
+	    1 || mdlen < 16)
+		return -1;
+	for (i = 0; i < 16; i++)
+		(void)snprintf(hex + 2 * i, 3, "%02x", md[i]);
+	return str_fmt(out, size, "%s.%s", account, hex);
+}
+
+/* One message of the server's UIDL list. */
+struct msg {
+	uint32_t	 num;
+	char		*uidl;
+	bool		 deleted;	/* DELE answered +OK */
+};
+
+struct run {
+	const struct account	*a;
+	struct pop3c		*c;
+	struct msg		*msgs;
+	size_t			 count;
+	char			**have;		/* base names in new/, cur/ */
+	size_t			 nhave, caphave;
+	int			 maildir_fd;
+	int			 tmp_fd, new_fd;
+};
+
+static bool
+uidl_ok(const char *s)
+{
+	size_t n = strlen(s);
+
+	if (n == 0 || n > FETCH_MAX_UIDL)
+		return false;
+	for (; *s != '\0'; s++)
+		if ((unsigned char)*s < 0x21 || (unsigned char)*s > 0x7e)
+			return false;
+	return true;
+}
+
+static int
+uidl_line(void *arg, char *line, size_t len)
+{
+	struct run *r = arg;
+	struct msg *m;
+	char *sp;
+	uint32_t num;
+
+	(void)len;
+	if ((sp = strchr(line, ' ')) == NULL)
+		goto bad;
+	*sp++ = '\0';
+	if (parse_u32(line, UINT32_MAX, &num) != PARSE_OK || num == 0 ||
+	    !uidl_ok(sp))
+		goto bad;
+	if (r->count == FETCH_MAX_MESSAGES)
+		return pop3c_error(r->c, POP3C_TEMP, "%s: more than %d"
+		    " messages", r->a->host, FETCH_MAX_MESSAGES);
+	if ((m = realloc(r->msgs, (r->count + 1) * sizeof(*m))) == NULL)
+		return pop3c_error(r->c, POP3C_TEMP, "out of memory");
+	r->msgs = m;
+	m = &r->msgs[r->count];
+	m->num = num;
+	m->deleted = false;
+	if ((m->uidl = strdup(sp)) == NULL)
+		return pop3c_error(r->c, POP3C_TEMP, "out of memory");
+	r->count++;
+	return 0;
+bad:
+	return pop3c_error(r->c, POP3C_TEMP, "%s: malformed UIDL line",
+	    r->a->host);
+}
+
+static int
+cmp_str(const void *x, const void *y)
+{
+	return strcmp(*(char *const *)x, *(char *const *)y);
+}
+
+static int
+cmp_msg(const void *x, const void *y)
+{
+	return strcmp(((const struct msg *)x)->uidl,
+	    ((const struct msg *)y)->uidl);
+}
+
+static bool
+have_base(const struct run *r, const char *base)
+{
+	return r->nhave > 0 && bsearch(&base, r->have, r->nhave,
+	    sizeof(*r->have), cmp_str) != NULL;
+}
+
+/* Opens (creating) the Maildir and lists the base names of new/ and
+ * cur/ that this account wrote. */
+static int
+maildir_prepare(struct run *r, char *err, size_t errsize)
+{
+	static const char *const sub[] = { "tmp", "new", "cur" };
+	size_t plen = strlen(r->a->name);
+	struct dirent *de;
+	char **n;
+	size_t i, len;
+	DIR *d;
+	int fd;
+
+	if (mkdir_p(r->a->maildir, 0700) == -1)
+		goto fail;
+	r->maildir_fd = open(r->a->maildir, O_RDONLY | O_DIRECTORY |
+	    O_CLOEXEC);
+	if (r->maildir_fd == -1)
+		goto fail;
+	for (i = 0; i < N_ELEMENTS(sub); i++)
+		if (mkdirat(r->maildir_fd, sub[i], 0700) == -1 &&
+		    errno != EEXIST)
+			goto fail;
+	if (fsync(r->maildir_fd) == -1)
+		goto fail;
+	r->tmp_fd = openat(r->maildir_fd, "tmp", O_RDONLY | O_DIRECTORY |
+	    O_CLOEXEC);
+	r->new_fd = openat(r->maildir_fd, "new", O_RDONLY | O_DIRECTORY |
+	    O_CLOEXEC);
+	if (r->tmp_fd == -1 || r->new_fd == -1)
+		goto fail;
+	for (i = 1; i < N_ELEMENTS(sub); i++) {
+		if ((fd = openat(r->maildir_fd, sub[i], O_RDONLY |
+		    O_DIRECTORY | O_CLOEXEC)) == -1 ||
+		    (d = fdopendir(fd)) == NULL) {
+			if (fd != -1)
+				close(fd);
+			goto fail;
+		}
+		while ((de = readdir(d)) != NULL) {
+			if (strncmp(de->d_name, r->a->name, plen) != 0 ||
+			    de->d_name[plen] != '.')
+				continue;
+			len = strcspn(de->d_name, ",:");
+			if (r->nhave == r->caphave) {
+				r->caphave = r->caphave ? 2 * r->caphave : 64;
+				n = realloc(r->have, r->caphave * sizeof(*n));
+				if (n == NULL) {
+					closedir(d);
+					goto fail;
+				}
+				r->have = n;
+			}
+			if ((r->have[r->nhave] = strndup(de->d_name, len)) ==
+			    NULL) {
+				closedir(d);
+				goto fail;
+			}
+			r->nhave++;
+		}
+		closedir(d);
+	}
+	if (r->nhave > 0)
+		qsort(r->have, r->nhave, sizeof(*r->have), cmp_str);
+	return 0;
+fail:
+	ferr(err, errsize, "maildir %s: %s", r->a->maildir, strerror(errno));
+	return -1;
+}
+
+/* A message on its way into tmp/. */
+struct put {
+	struct run	*r;
+	int		 fd;
+	uint64_t	 stored;
+	struct wire_enc	 enc;		/* counts the wire size (W=) */
+	int		 err;		/* errno of a failed write */
+};
+
+static int
+put_data(void *arg, const uint8_t *data, size_t len)
+{
+	struct put *p = arg;
+
+	if (write_full(p->fd, data, len) == -1) {
+		p->err = errno;
+		return pop3c_error(p->r->c, POP3C_TEMP, "maildir %s: writing:"
+		    " %s", p->r->a->maildir, strerror(errno));
+	}
+	(void)wire_enc_feed(&p->enc, data, len, NULL);
+	p->stored += len;
+	return 0;
+}
+
+/*
+ * RETR m into the Maildir as base.  The tmp/ file is replaced if a
+ * crashed run left one; the rename into new/ never replaces a file.
+ * 0, or -1 (the reason in r->c).
+ */
+static int
+retr_store(struct run *r, const struct msg *m, const char *base,
+    uint64_t *octets_r)
+{
+	char line[FETCH_MAX_LINE + 1], tmpname[256], name[300];
+	struct put p = { .r = r, .fd = -1 };
+	int rc;
+
+	if (str_fmt(tmpname, sizeof(tmpname), "%s.%ld", base,
+	    (long)getpid()) == -1)
+		return pop3c_error(r->c, POP3C_TEMP, "file name too long");
+	if (pop3c_send(r->c, "RETR %u", m->num) == -1)
+		return -1;
+	if ((rc = pop3c_status(r->c, "RETR", line, sizeof(line))) != 1)
+		return -1;
+	(void)unlinkat(r->tmp_fd, tmpname, 0);
+	p.fd = openat(r->tmp_fd, tmpname, O_WRONLY | O_CREAT | O_EXCL |
+	    O_CLOEXEC | O_NOFOLLOW, 0600);
+	if (p.fd == -1)
+		return pop3c_error(r->c, POP3C_TEMP, "maildir %s: tmp/%s: %s",
+		    r->a->maildir, tmpname, strerror(errno));
+	wire_enc_init(&p.enc, false, WIRE_ALL_LINES);
+	if (pop3c_body(r->c, FETCH_MAX_MESSAGE_SIZE, put_data, &p) == -1)
+		goto fail;
+	(void)wire_enc_finish(&p.enc, NULL);
+	if (fsync(p.fd) == -1 || close(p.fd) == -1) {
+		p.fd = -1;
+		(void)pop3c_error(r->c, POP3C_TEMP, "maildir %s: fsync: %s",
+		    r->a->maildir, strerror(errno));
+		goto fail;
+	}
+	p.fd = -1;
+	if (str_fmt(name, sizeof(name), "%s,S=%llu,W=%llu", base,
+	    (unsigned long long)p.stored,
+	    (unsigned long long)p.enc.octets) == -1) {
+		(void)pop3c_error(r->c, POP3C_TEMP, "file name too long");
+		goto fail;
+	}
+	if (renameat2(r->tmp_fd, tmpname, r->new_fd, name,
+	    RENAME_NOREPLACE) == -1) {
+		(void)pop3c_error(r->c, POP3C_TEMP, "maildir %s: new/%s: %s",
+		    r->a->maildir, name, strerror(errno));
+		goto fail;
+	}
+	if (fsync(r->new_fd) == -1) {
+		(void)pop3c_error(r->c, POP3C_TEMP, "maildir %s: fsync of"
+		    " new/: %s", r->a->maildir, strerror(errno));
+		/* Not known to be on disk: take it back so that the next
+		 * run stores it again. */
+		(void)unlinkat(r->new_fd, name, 0);
+		return -1;
+	}
+	*octets_r = p.stored;
+	return 0;
+fail:
+	if (p.fd != -1)
+		close(p.fd);
+	(void)unlinkat(r->tmp_fd, tmpname, 0);
+	return -1;
+}
+
+static int
+dele(struct run *r, struct msg *m)
+{
+	char line[FETCH_MAX_LINE + 1];
+
+	if (pop3c_send(r->c, "DELE %u", m->num) == -1 ||
+	    pop3c_status(r->c, "DELE", line, sizeof(line)) != 1)
+		return -1;
+	m->deleted = true;
+	return 0;
+}
+
+static int
+lock_account(const struct account *a, const char *dir, int *fd_r,
+    char *err, size_t errsize)
+{
+	char path[4096];
+	int fd;
+
+	if (str_fmt(path, sizeof(path), "%s/%s.lock", dir, a->name) == -1) {
+		ferr(err, errsize, "state directory path too long");
+		return FETCH_EXIT_USAGE;
+	}
+	fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+	if (fd == -1) {
+		ferr(err, errsize, "%s: %s", path, strerror(errno));
+		return FETCH_EXIT_TEMP;
+	}
+	if (flock(fd, LOCK_EX | LOCK_NB) == -1) {
+		int e = errno;
+
+		close(fd);
+		if (e == EWOULDBLOCK) {
+			ferr(err, errsize, "account %s: another postern fetch"
+			    " is running for it (lock %s)", a->name, path);
+			return FETCH_EXIT_TEMP;
+		}
+		ferr(err, errsize, "%s: %s", path, strerror(e));
+		return FETCH_EXIT_TEMP;
+	}
+	*fd_r = fd;
+	return FETCH_EXIT_OK;
+}
+
+static int
+status_of(const struct pop3c *c)
+{
+	return c->fail == POP3C_PERM ? FETCH_EXIT_PERM : FETCH_EXIT_TEMP;
+}
+
+int
+fetch_account(const struct account *a, const char *state_dir,
+    struct fetch_stats *st, char *err, size_t errsize)
+{
+	char pass[FETCH_MAX_PASSWORD + 1], path[4096], base[256];
+	char line[FETCH_MAX_LINE + 1];
+	struct run r = { .a = a, .maildir_fd = -1, .tmp_fd = -1,
+	    .new_fd = -1 };
+	struct journal *j = NULL;
+	struct pop3c *c = NULL;
+	unsigned int dropped;
+	uint64_t octets = 0;
+	bool quit_ok = false, *keep = NULL, changed;
+	size_t i, k;
+	int status, lockfd = -1;
+
+	memset(st, 0, sizeof(*st));
+	if (mkdir_p(state_dir, 0700) == -1) {
+		ferr(err, errsize, "%s: %s", state_dir, strerror(errno));
+		return FETCH_EXIT_TEMP;
+	}
+	if ((status = lock_account(a, state_dir, &lockfd, err, errsize)) !=
+	    FETCH_EXIT_OK)
+		return status;
+	status = FETCH_EXIT_TEMP;
+	if (str_fmt(path, sizeof(path), "%s/%s.journal", state_dir,
+	    a->name) == -1) {
+		ferr(err, errsize, "state directory path too long");
+		goto out;
+	}
+	if (journal_open(path, &j, &dropped, err, errsize) == -1)
+		goto out;
+	if (dropped > 0)
+		fprintf(stderr, "postern fetch: warning: journal %s: %u"
+		    " damaged line%s dropped (a run was interrupted while"
+		    " writing it)\n", path, dropped, dropped == 1 ? "" : "s");
+	if (maildir_prepare(&r, err, errsize) == -1)
+		goto out;
+	if (account_password(a, pass, sizeof(pass), err, errsize) == -1) {
+		explicit_bzero(pass, sizeof(pass));
+		status = FETCH_EXIT_PERM;
+		goto out;
+	}
+	if ((c = malloc(sizeof(*c))) == NULL) {
+		explicit_bzero(pass, sizeof(pass));
+		ferr(err, errsize, "out of memory");
+		goto out;
+	}
+	r.c = c;
+	if (pop3c_connect(c, a) == -1) {
+		explicit_bzero(pass, sizeof(pass));
+		goto net;
+	}
+	if (pop3c_login(c, pass) == -1)
+		goto net;
+	st->method = c->method;
+	if (pop3c_send(c, "UIDL") == -1)
+		goto net;
+	switch (pop3c_status(c, "UIDL", line, sizeof(line))) {
+	case 1:
+		break;
+	case 0:
+		c->fail = POP3C_PERM;
+		(void)snprintf(c->err + strlen(c->err), sizeof(c->err) -
+		    strlen(c->err), " (fetch needs UIDL to fetch each"
+		    " message once)");
+		goto net;
+	default:
+		goto net;
+	}
+	if (pop3c_lines(c, uidl_line, &r) == -1)
+		goto net;
+	st->listed = (uint32_t)r.count;
+	for (i = 0; i < r.count; i++) {
+		struct msg *m = &r.msgs[i];
+
+		if (!journal_has(j, m->uidl)) {
+			if (fetch_base_name(a->name, m->uidl, base,
+			    sizeof(base)) == -1) {
+				(void)pop3c_error(c, POP3C_TEMP, "file name"
+				    " too long");
+				goto net;
+			}
+			/* Stored by a run that died before its journal
+			 * record: do not store it twice. */
+			if (!have_base(&r, base)) {
+				if (retr_store(&r, m, base, &octets) == -1)
+					goto net;
+				st->fetched++;
+				st->octets += octets;
+			}
+			if (journal_append(j, m->uidl, c->err,
+			    sizeof(c->err)) == -1) {
+				c->fail = POP3C_TEMP;
+				goto net;
+			}
+		}
+		if (!a->keep && dele(&r, m) == -1)
+			goto net;
+	}
+	if (pop3c_send(c, "QUIT") == -1 ||
+	    pop3c_status(c, "QUIT", line, sizeof(line)) != 1)
+		goto net;
+	quit_ok = true;
+	status = FETCH_EXIT_OK;
+	/* Compaction: keep the UIDLs the server still has. */
+	if ((keep = calloc(journal_count(j) + 1, sizeof(*keep))) == NULL)
+		goto out;
+	changed = false;
+	if (r.count > 0)
+		qsort(r.msgs, r.count, sizeof(*r.msgs), cmp_msg);
+	for (k = 0; k < journal_count(j); k++) {
+		struct msg key = { .uidl = (char *)(uintptr_t)
+		    journal_uidl(j, k) }, *m;
+
+		m = r.count > 0 ? bsearch(&key, r.msgs, r.count,
+		    sizeof(*r.msgs), cmp_msg) : NULL;
+		keep[k] = m != NULL && !(quit_ok && m->deleted);
+		if (!keep[k])
+			changed = true;
+	}
+	for (i = 0; i < r.count; i++)
+		if (r.msgs[i].deleted)
+			st->deleted++;
+	if (changed && journal_compact(j, keep, err, errsize) == -1)
+		fprintf(stderr, "postern fetch: warning: %s\n", err);
+	err[0] = '\0';
+	goto out;
+net:
+	status = status_of(c);
+	ferr(err, errsize, "%s", c->err[0] != '\0' ? c->err :
+	    "connection failed");
+out:
+	if (c != NULL) {
+		pop3c_close(c);
+		free(c);
+	}
+	free(keep);
+	for (i = 0; i < r.count; i++)
+		free(r.msgs[i].uidl);
+	free(r.msgs);
+	for (i = 0; i < r.nhave; i++)
+		free(r.have[i]);
+	free(r.have);
+	if (r.tmp_fd != -1)
+		close(r.tmp_fd);
+	if (r.new_fd != -1)
+		close(r.new_fd);
+	if (r.maildir_fd != -1)
+		close(r.maildir_fd);
+	journal_close(&j);
+	if (lockfd != -1)
+		close(lockfd);
+	return status;
+}

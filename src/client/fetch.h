@@ -1,0 +1,62 @@
+/*
+ * fetch.h: one run of `postern fetch` for one account, exactly once.
+ *
+ * The order for every message (doc/design.md, client promises):
+ *
+ *	RETR, streamed into tmp/ of the Maildir (dot-unstuffed, LF line
+ *	ends), fsync, rename into new/ under a name derived from the
+ *	account and the UIDL, fsync of new/; then the UIDL is appended to
+ *	the account's journal and fsync'd; only then, with keep = no, DELE.
+ *
+ * Killed at any instant, the next run neither loses nor duplicates a
+ * message: a UIDL in the journal is not fetched again (and is deleted
+ * if keep = no); a message whose file is already in new/ or cur/ (a
+ * crash after the rename and before the journal) is journaled without
+ * being stored again; nothing is deleted on the server before its UIDL
+ * is in the journal.  The journal keeps only the UIDLs the server still
+ * lists.
+ */
+#ifndef POSTERN_CLIENT_FETCH_H
+#define POSTERN_CLIENT_FETCH_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "client/account.h"
+
+/* Exit statuses of `postern fetch` (sysexits(3) values). */
+#define FETCH_EXIT_OK		0
+#define FETCH_EXIT_USAGE	1	/* command line or fetch.conf */
+#define FETCH_EXIT_TEMP		75	/* EX_TEMPFAIL: try again later */
+#define FETCH_EXIT_PERM		77	/* EX_NOPERM: fix something first */
+
+struct fetch_stats {
+	uint32_t	 listed;	/* messages on the server */
+	uint32_t	 fetched;	/* stored by this run */
+	uint64_t	 octets;	/* octets stored by this run */
+	uint32_t	 deleted;	/* deleted on the server */
+	const char	*method;	/* how we logged in */
+};
+
+/*
+ * The directory of the journals and lock files: $XDG_STATE_HOME/postern
+ * if XDG_STATE_HOME is an absolute path, else $HOME/.local/state/postern.
+ * 0, or -1 if neither is set.
+ */
+int	fetch_state_dir(char *out, size_t size);
+
+/*
+ * Fetches the mail of a; state_dir holds NAME.journal and NAME.lock.
+ * Returns a FETCH_EXIT_* status; on failure err holds one line.
+ * Warnings (a journal line dropped) go to stderr.
+ */
+int	fetch_account(const struct account *a, const char *state_dir,
+	    struct fetch_stats *st, char *err, size_t errsize);
+
+/* The Maildir base name of a message: "<account>.<32 hex digits of
+ * SHA-256(UIDL)>".  0 or -1. */
+int	fetch_base_name(const char *account, const char *uidl, char *out,
+	    size_t size);
+
+#endif

@@ -1,0 +1,57 @@
+/*
+ * journal.h: the UIDLs of one account that are safely delivered.
+ *
+ * A text file: the header line "postern-fetch-journal 1", then one
+ * record a line, "UIDL CHECKSUM", CHECKSUM being the FNV-1a 32-bit hash
+ * of the UIDL in 8 lower-case hex digits.  A record is appended and
+ * fsync'd after the message is on disk and before it is deleted on the
+ * server.  A line that is cut short (a crash during the append) or
+ * whose checksum does not match is dropped with a warning, and the file
+ * rewritten without it.  Rewrites (that one, and compaction) write a
+ * temporary file, fsync it, rename it over the journal and fsync the
+ * directory, so a crash leaves the old or the new journal, never half.
+ */
+#ifndef POSTERN_CLIENT_JOURNAL_H
+#define POSTERN_CLIENT_JOURNAL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "lib/attrs.h"
+
+#define JOURNAL_HEADER	"postern-fetch-journal 1"
+
+struct journal;
+
+/*
+ * Opens (creating it if missing) the journal at path and reads it.
+ * Records it had to drop are counted in *dropped_r.  0, or -1 with a
+ * reason in err (an unknown header is an error: not our file).
+ */
+int	journal_open(const char *path, struct journal **j_r,
+	    unsigned int *dropped_r, char *err, size_t errsize)
+	    ATTR_WARN_UNUSED;
+
+bool	journal_has(const struct journal *, const char *uidl);
+size_t	journal_count(const struct journal *);
+
+/* Appends uidl and fsyncs.  0 or -1 with err. */
+int	journal_append(struct journal *, const char *uidl, char *err,
+	    size_t errsize) ATTR_WARN_UNUSED;
+
+/* Rewrites the journal with only the records whose UIDL keep[i] says
+ * to keep (keep has journal_count entries, in the order of
+ * journal_uidl).  0 or -1 with err; the old journal stays on error. */
+int	journal_compact(struct journal *, const bool *keep, char *err,
+	    size_t errsize) ATTR_WARN_UNUSED;
+
+/* The i-th UIDL, in sorted order. */
+const char *journal_uidl(const struct journal *, size_t i);
+
+void	journal_close(struct journal **);
+
+/* The record checksum. */
+uint32_t journal_hash(const char *s, size_t len);
+
+#endif

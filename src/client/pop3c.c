@@ -1,0 +1,601 @@
+/*
+ * pop3c.c: the client side of a POP3 connection (pop3c.h): TCP with
+ * poll(2) timeouts, TLS through OpenSSL with verification on, status
+ * lines and multi-line responses through the bounded line reader, and
+ * RETR bodies streamed with dot-unstuffing.
+ *
+ * Owns: the socket, the SSL objects and the read buffer.  Trusts:
+ * nothing the server sends; a certificate only once OpenSSL has verified
+ * it against the CAs and the host name.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <openssl/err.h>
+#include <openssl/x509v3.h>
+
+#include "client/pop3c.h"
+#include "tls/tls.h"
+
+int
+pop3c_error(struct pop3c *c, enum pop3c_fail f, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (c->fail != POP3C_OK)
+		return -1;	/* the first reason is the one that counts */
+	c->fail = f;
+	va_start(ap, fmt);
+	(void)vsnprintf(c->err, sizeof(c->err), fmt, ap);
+	va_end(ap);
+	return -1;
+}
+
+/* Waits until fd is ready for events.  0, or -1 on timeout/error. */
+static int
+wait_fd(struct pop3c *c, short events)
+{
+	struct pollfd pfd = { .fd = c->fd, .events = events };
+	int r;
+
+	for (;;) {
+		r = poll(&pfd, 1, (int)c->acct->timeout_ms);
+		if (r > 0)
+			return 0;
+		if (r == 0)
+			return pop3c_error(c, POP3C_TEMP, "%s: no answer"
+			    " within %llu s", c->acct->host,
+			    (unsigned long long)c->acct->timeout_ms / 1000);
+		if (errno != EINTR)
+			return pop3c_error(c, POP3C_TEMP, "%s: poll: %s",
+			    c->acct->host, strerror(errno));
+	}
+}
+
+/* Waits as an SSL_ call that returned ret asks.  0 to retry, -1. */
+static int
+ssl_wait(struct pop3c *c, int ret, const char *what)
+{
+	char ebuf[256];
+
+	switch (SSL_get_error(c->ssl, ret)) {
+	case SSL_ERROR_WANT_READ:
+		return wait_fd(c, POLLIN);
+	case SSL_ERROR_WANT_WRITE:
+		return wait_fd(c, POLLOUT);
+	case SSL_ERROR_ZERO_RETURN:
+		return pop3c_error(c, POP3C_TEMP, "%s closed the connection",
+		    c->acct->host);
+	default:
+		return pop3c_error(c, POP3C_TEMP, "%s: TLS %s: %s",
+		    c->acct->host, what, tls_last_error(ebuf, sizeof(ebuf)));
+	}
+}
+
+/* Reads some octets.  >0, or -1 (EOF included: a server never closes
+ * first while we wait for an answer). */
+static ssize_t
+raw_read(struct pop3c *c, void *buf, size_t len)
+{
+	ssize_t n;
+	int r;
+
+	for (;;) {
+		if (c->ssl != NULL) {
+			ERR_clear_error();
+			r = SSL_read(c->ssl, buf, (int)len);
+			if (r > 0)
+				return r;
+			if (ssl_wait(c, r, "read") == -1)
+				return -1;
+			continue;
+		}
+		n = read(c->fd, buf, len);
+		if (n > 0)
+			return n;
+		if (n == 0)
+			return pop3c_error(c, POP3C_TEMP, "%s closed the"
+			    " connection", c->acct->host);
+		if (errno == EINTR)
+			continue;
+		if (errno != EAGAIN)
+			return pop3c_error(c, POP3C_TEMP, "%s: read: %s",
+			    c->acct->host, strerror(errno));
+		if (wait_fd(c, POLLIN) == -1)
+			return -1;
+	}
+}
+
+static int
+raw_write(struct pop3c *c, const void *data, size_t len)
+{
+	const char *p = data;
+	ssize_t n;
+	int r;
+
+	while (len > 0) {
+		if (c->ssl != NULL) {
+			ERR_clear_error();
+			r = SSL_write(c->ssl, p, (int)len);
+			if (r > 0) {
+				p += r;
+				len -= (size_t)r;
+			} else if (ssl_wait(c, r, "write") == -1)
+				return -1;
+			continue;
+		}
+		n = send(c->fd, p, len, MSG_NOSIGNAL);
+		if (n > 0) {
+			p += n;
+			len -= (size_t)n;
+		} else if (n == -1 && errno == EINTR)
+			continue;
+		else if (n == -1 && errno == EAGAIN) {
+			if (wait_fd(c, POLLOUT) == -1)
+				return -1;
+		} else
+			return pop3c_error(c, POP3C_TEMP, "%s: write: %s",
+			    c->acct->host, strerror(n == -1 ? errno : EIO));
+	}
+	return 0;
+}
+
+/* Reads more into the buffer.  0 or -1. */
+static int
+fill(struct pop3c *c)
+{
+	ssize_t n;
+
+	if (c->rpos > 0) {
+		memmove(c->rbuf, c->rbuf + c->rpos, c->rlen);
+		c->rpos = 0;
+	}
+	if (c->rlen == sizeof(c->rbuf))
+		return pop3c_error(c, POP3C_TEMP, "%s: line too long",
+		    c->acct->host);
+	if ((n = raw_read(c, c->rbuf + c->rlen, sizeof(c->rbuf) - c->rlen)) ==
+	    -1)
+		return -1;
+	c->rlen += (size_t)n;
+	return 0;
+}
+
+int
+pop3c_send(struct pop3c *c, const char *fmt, ...)
+{
+	char line[FETCH_MAX_SASL_LINE + 3];
+	va_list ap;
+	int n;
+
+	va_start(ap, fmt);
+	n = vsnprintf(line, sizeof(line) - 2, fmt, ap);
+	va_end(ap);
+	if (n < 0 || (size_t)n >= sizeof(line) - 2)
+		return pop3c_error(c, POP3C_TEMP, "command too long");
+	line[n++] = '\r';
+	line[n++] = '\n';
+	n = raw_write(c, line, (size_t)n);
+	explicit_bzero(line, sizeof(line));	/* it may hold a secret */
+	return n;
+}
+
+int
+pop3c_line(struct pop3c *c, char *line, size_t size, size_t max)
+{
+	size_t n, consumed;
+	enum line_rc rc;
+
+	if (max >= size)
+		max = size - 1;
+	c->lb.max = max;
+	for (;;) {
+		rc = linebuf_scan(&c->lb, c->rbuf + c->rpos, c->rlen, &n,
+		    &consumed);
+		c->rpos += consumed;
+		c->rlen -= consumed;
+		if (rc == LINE_OK) {
+			memcpy(line, c->rbuf + c->rpos - consumed, n);
+			line[n] = '\0';
+			return 0;
+		}
+		if (rc == LINE_TOO_LONG)
+			return pop3c_error(c, POP3C_TEMP, "%s sent a line"
+			    " longer than %zu octets", c->acct->host, max);
+		if (rc == LINE_HAS_NUL)
+			return pop3c_error(c, POP3C_TEMP, "%s sent a NUL"
+			    " octet", c->acct->host);
+		if (fill(c) == -1)
+			return -1;
+	}
+}
+
+/* The server's text, printable and short, for a message. */
+static void
+printable(char *s)
+{
+	for (; *s != '\0'; s++)
+		if ((unsigned char)*s < 0x20 || (unsigned char)*s > 0x7e)
+			*s = '?';
+}
+
+int
+pop3c_status(struct pop3c *c, const char *what, char *line, size_t size)
+{
+	enum pop3c_fail f = POP3C_TEMP;
+
+	if (pop3c_line(c, line, size, size - 1) == -1)
+		return -1;
+	if (strncmp(line, "+OK", 3) == 0 && (line[3] == '\0' ||
+	    line[3] == ' '))
+		return 1;
+	if (strncmp(line, "-ERR", 4) != 0 || (line[4] != '\0' &&
+	    line[4] != ' ')) {
+		printable(line);
+		return pop3c_error(c, POP3C_TEMP, "%s: %s: not a POP3 reply:"
+		    " %.100s", c->acct->host, what, line);
+	}
+	/* RFC 2449 section 8 and RFC 3206: the response codes. */
+	if (strncasecmp(line, "-ERR [AUTH]", 11) == 0 ||
+	    strncasecmp(line, "-ERR [SYS/PERM]", 15) == 0)
+		f = POP3C_PERM;
+	printable(line);
+	(void)pop3c_error(c, f, "%s: %s: %.200s", c->acct->host, what, line);
+	return 0;
+}
+
+int
+pop3c_lines(struct pop3c *c, int (*fn)(void *, char *, size_t), void *arg)
+{
+	char line[FETCH_MAX_LINE + 1];
+	size_t n;
+
+	for (;;) {
+		if (pop3c_line(c, line, sizeof(line), FETCH_MAX_LINE) == -1)
+			return -1;
+		if (strcmp(line, ".") == 0)
+			return 0;
+		n = strlen(line);
+		if (line[0] == '.') {
+			memmove(line, line + 1, n);
+			n--;
+		}
+		if (fn(arg, line, n) == -1)
+			return -1;
+	}
+}
+
+enum body_state { B_BOL, B_DOT, B_DOT_CR, B_MID, B_CR };
+
+int
+pop3c_body(struct pop3c *c, uint64_t max,
+    int (*fn)(void *, const uint8_t *, size_t), void *arg)
+{
+	enum body_state st = B_BOL;
+	uint8_t out[8192];
+	size_t o = 0, i;
+	uint64_t total = 0;
+	const uint8_t *p;
+	uint8_t ch;
+
+#define PUT(x) do {							\
+	if (o == sizeof(out)) {						\
+		if ((total += o) > max)					\
+			goto too_big;					\
+		if (fn(arg, out, o) == -1)				\
+			return -1;					\
+		o = 0;							\
+	}								\
+	out[o++] = (x);							\
+} while (0)
+
+	for (;;) {
+		if (c->rlen == 0 && fill(c) == -1)
+			return -1;
+		p = c->rbuf + c->rpos;
+		for (i = 0; i < c->rlen; i++) {
+			ch = p[i];
+			switch (st) {
+			case B_BOL:
+				if (ch == '.') {
+					st = B_DOT;
+					continue;
+				}
+				break;
+			case B_DOT:
+				if (ch == '\r') {
+					st = B_DOT_CR;
+					continue;
+				}
+				if (ch == '\n')
+					goto end;
+				break;	/* the stuffed dot is dropped */
+			case B_DOT_CR:
+				if (ch == '\n')
+					goto end;
+				PUT('\r');	/* ".\rx": keep the CR */
+				break;
+			case B_CR:
+				if (ch == '\n') {
+					PUT('\n');
+					st = B_BOL;
+					continue;
+				}
+				PUT('\r');	/* a bare CR is data */
+				break;
+			case B_MID:
+				break;
+			}
+			if (ch == '\r')
+				st = B_CR;
+			else if (ch == '\n') {
+				PUT('\n');
+				st = B_BOL;
+			} else {
+				PUT(ch);
+				st = B_MID;
+			}
+		}
+		c->rpos += c->rlen;
+		c->rlen = 0;
+	}
+end:
+	c->rpos += i + 1;
+	c->rlen -= i + 1;
+	if (o > 0) {
+		if ((total += o) > max)
+			goto too_big;
+		if (fn(arg, out, o) == -1)
+			return -1;
+	}
+	return 0;
+too_big:
+	return pop3c_error(c, POP3C_TEMP, "%s: a message is larger than %llu"
+	    " octets", c->acct->host, (unsigned long long)max);
+#undef PUT
+}
+
+static int
+capa_line(void *arg, char *line, size_t len)
+{
+	struct pop3c_capa *k = arg;
+	char *sp;
+
+	(void)len;
+	if ((sp = strchr(line, ' ')) != NULL)
+		*sp++ = '\0';
+	if (strcasecmp(line, "STLS") == 0)
+		k->stls = true;
+	else if (strcasecmp(line, "USER") == 0)
+		k->user = true;
+	else if (strcasecmp(line, "UIDL") == 0)
+		k->uidl = true;
+	else if (strcasecmp(line, "PIPELINING") == 0)
+		k->pipelining = true;
+	else if (strcasecmp(line, "SASL") == 0 && sp != NULL)
+		(void)snprintf(k->sasl, sizeof(k->sasl), "%s", sp);
+	return 0;
+}
+
+int
+pop3c_capa(struct pop3c *c)
+{
+	char line[FETCH_MAX_LINE + 1];
+	int r;
+
+	memset(&c->capa, 0, sizeof(c->capa));
+	if (pop3c_send(c, "CAPA") == -1)
+		return -1;
+	if ((r = pop3c_status(c, "CAPA", line, sizeof(line))) == -1)
+		return -1;
+	if (r == 0) {
+		/* An RFC 1939 server without CAPA: nothing to learn. */
+		c->fail = POP3C_OK;
+		c->err[0] = '\0';
+		return 0;
+	}
+	c->capa.known = true;
+	return pop3c_lines(c, capa_line, &c->capa);
+}
+
+static bool
+is_loopback(int fd)
+{
+	struct sockaddr_storage ss;
+	socklen_t len = sizeof(ss);
+
+	if (getpeername(fd, (struct sockaddr *)&ss, &len) == -1)
+		return false;
+	if (ss.ss_family == AF_INET) {
+		const struct sockaddr_in *s4 = (const void *)&ss;
+
+		return (ntohl(s4->sin_addr.s_addr) >> 24) == 127;
+	}
+	if (ss.ss_family == AF_INET6) {
+		const struct sockaddr_in6 *s6 = (const void *)&ss;
+
+		return IN6_IS_ADDR_LOOPBACK(&s6->sin6_addr) ||
+		    (IN6_IS_ADDR_V4MAPPED(&s6->sin6_addr) &&
+		    s6->sin6_addr.s6_addr[12] == 127);
+	}
+	return false;
+}
+
+static int
+tcp_connect(struct pop3c *c)
+{
+	struct addrinfo hints, *res, *ai;
+	char port[8];
+	int r, e = ECONNREFUSED;
+	socklen_t len;
+
+	memset(&hints, 0, sizeof(hints));
+	hints.ai_family = AF_UNSPEC;
+	hints.ai_socktype = SOCK_STREAM;
+	(void)snprintf(port, sizeof(port), "%u", c->acct->port);
+	if ((r = getaddrinfo(c->acct->host, port, &hints, &res)) != 0)
+		return pop3c_error(c, POP3C_TEMP, "%s: %s", c->acct->host,
+		    gai_strerror(r));
+	for (ai = res; ai != NULL; ai = ai->ai_next) {
+		c->fd = socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK |
+		    SOCK_CLOEXEC, ai->ai_protocol);
+		if (c->fd == -1) {
+			e = errno;
+			continue;
+		}
+		if (connect(c->fd, ai->ai_addr, ai->ai_addrlen) == 0)
+			break;
+		if (errno == EINPROGRESS) {
+			struct pollfd pfd = { .fd = c->fd, .events = POLLOUT };
+
+			do
+				r = poll(&pfd, 1, (int)c->acct->timeout_ms);
+			while (r == -1 && errno == EINTR);
+			len = sizeof(e);
+			if (r == 0)
+				e = ETIMEDOUT;
+			else if (r == -1)
+				e = errno;
+			else if (getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &e,
+			    &len) == -1)
+				e = errno;
+			if (r > 0 && e == 0)
+				break;
+		} else
+			e = errno;
+		close(c->fd);
+		c->fd = -1;
+	}
+	freeaddrinfo(res);
+	if (c->fd == -1)
+		return pop3c_error(c, POP3C_TEMP, "connecting to %s port %u:"
+		    " %s", c->acct->host, c->acct->port, strerror(e));
+	c->loopback = is_loopback(c->fd);
+	return 0;
+}
+
+static int
+tls_start(struct pop3c *c)
+{
+	const struct account *a = c->acct;
+	unsigned char addr[16];
+	X509_VERIFY_PARAM *param;
+	char ebuf[256];
+	bool ip;
+	long vr;
+	int r;
+
+	ERR_clear_error();
+	if ((c->ctx = SSL_CTX_new(TLS_client_method())) == NULL ||
+	    SSL_CTX_set_min_proto_version(c->ctx, TLS1_2_VERSION) != 1)
+		return pop3c_error(c, POP3C_TEMP, "TLS: %s",
+		    tls_last_error(ebuf, sizeof(ebuf)));
+	SSL_CTX_set_verify(c->ctx, SSL_VERIFY_PEER, NULL);
+	if (a->ca_file != NULL) {
+		if (SSL_CTX_load_verify_locations(c->ctx, a->ca_file, NULL) !=
+		    1)
+			return pop3c_error(c, POP3C_PERM, "ca_file %s: %s",
+			    a->ca_file, tls_last_error(ebuf, sizeof(ebuf)));
+	} else if (SSL_CTX_set_default_verify_paths(c->ctx) != 1)
+		return pop3c_error(c, POP3C_TEMP, "TLS: the system CAs: %s",
+		    tls_last_error(ebuf, sizeof(ebuf)));
+	if ((c->ssl = SSL_new(c->ctx)) == NULL ||
+	    SSL_set_fd(c->ssl, c->fd) != 1)
+		return pop3c_error(c, POP3C_TEMP, "TLS: %s",
+		    tls_last_error(ebuf, sizeof(ebuf)));
+	ip = inet_pton(AF_INET, a->host, addr) == 1 ||
+	    inet_pton(AF_INET6, a->host, addr) == 1;
+	param = SSL_get0_param(c->ssl);
+	X509_VERIFY_PARAM_set_hostflags(param,
+	    X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
+	if (ip)
+		r = X509_VERIFY_PARAM_set1_ip_asc(param, a->host);
+	else
+		r = SSL_set_tlsext_host_name(c->ssl, a->host) == 1 &&
+		    X509_VERIFY_PARAM_set1_host(param, a->host, 0) == 1;
+	if (r != 1)
+		return pop3c_error(c, POP3C_TEMP, "TLS: setting the host"
+		    " name %s: %s", a->host, tls_last_error(ebuf,
+		    sizeof(ebuf)));
+	for (;;) {
+		ERR_clear_error();
+		if ((r = SSL_connect(c->ssl)) == 1)
+			return 0;
+		vr = SSL_get_verify_result(c->ssl);
+		if (vr != X509_V_OK)
+			return pop3c_error(c, POP3C_PERM, "TLS verification"
+			    " of %s failed: %s", a->host,
+			    X509_verify_cert_error_string(vr));
+		r = SSL_get_error(c->ssl, r);
+		if (r == SSL_ERROR_WANT_READ || r == SSL_ERROR_WANT_WRITE) {
+			if (wait_fd(c, r == SSL_ERROR_WANT_READ ? POLLIN :
+			    POLLOUT) == -1)
+				return -1;
+			continue;
+		}
+		return pop3c_error(c, POP3C_TEMP, "TLS handshake with %s"
+		    " failed: %s", a->host, tls_last_error(ebuf,
+		    sizeof(ebuf)));
+	}
+}
+
+int
+pop3c_connect(struct pop3c *c, const struct account *a)
+{
+	char line[FETCH_MAX_LINE + 1];
+
+	memset(c, 0, offsetof(struct pop3c, rbuf));
+	c->acct = a;
+	c->fd = -1;
+	linebuf_init(&c->lb, FETCH_MAX_LINE);
+	if (tcp_connect(c) == -1)
+		return -1;
+	if (a->tls == ACCOUNT_TLS_IMPLICIT && tls_start(c) == -1)
+		return -1;
+	if (pop3c_status(c, "greeting", line, sizeof(line)) != 1)
+		return -1;
+	if (pop3c_capa(c) == -1)
+		return -1;
+	if (a->tls != ACCOUNT_TLS_STARTTLS)
+		return 0;
+	if (!c->capa.stls)
+		return pop3c_error(c, POP3C_PERM, "%s does not offer STLS"
+		    " (tls = starttls): not continuing without TLS", a->host);
+	if (pop3c_send(c, "STLS") == -1 ||
+	    pop3c_status(c, "STLS", line, sizeof(line)) != 1)
+		return -1;
+	/* RFC 2595 section 4: nothing may come between +OK and the
+	 * handshake; octets here would be an injection. */
+	if (c->rlen != 0)
+		return pop3c_error(c, POP3C_TEMP, "%s sent data after its"
+		    " STLS reply", a->host);
+	if (tls_start(c) == -1)
+		return -1;
+	return pop3c_capa(c);
+}
+
+void
+pop3c_close(struct pop3c *c)
+{
+	if (c->ssl != NULL) {
+		if (c->fail == POP3C_OK)
+			(void)SSL_shutdown(c->ssl);
+		SSL_free(c->ssl);
+		c->ssl = NULL;
+	}
+	SSL_CTX_free(c->ctx);
+	c->ctx = NULL;
+	if (c->fd != -1)
+		close(c->fd);
+	c->fd = -1;
+}

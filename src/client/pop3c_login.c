@@ -1,0 +1,277 @@
+/*
+ * pop3c_login.c: logging in to a POP3 server (pop3c.h): SASL (RFC 5034)
+ * through the GNU SASL client, or USER/PASS (RFC 1939 section 7).
+ *
+ * The strongest mechanism both sides have wins, in a fixed order.  A
+ * password travels in a form an eavesdropper can use (PLAIN, USER/PASS)
+ * only inside TLS, or to a loopback address with insecure = yes.
+ * SCRAM's server signature is checked: a server that says +OK without
+ * proving it knows the password is refused.
+ *
+ * Owns: the password (wiped before return) and the GNU SASL session.
+ * Trusts: nothing the server sends.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include <gsasl.h>
+#include <openssl/evp.h>
+#include <openssl/ssl.h>
+
+#include "client/pop3c.h"
+
+/* Strongest first.  plain: sends the password itself. */
+static const struct {
+	const char	*name;
+	bool		 plain;
+	bool		 mutual;	/* the server proves itself */
+	bool		 client_first;	/* has an initial response */
+} mechs[] = {
+	{ "SCRAM-SHA-256-PLUS",	false, true,  true },
+	{ "SCRAM-SHA-256",	false, true,  true },
+	{ "SCRAM-SHA-1",	false, true,  true },
+	{ "CRAM-MD5",		false, false, false },
+	{ "PLAIN",		true,  false, true },
+};
+
+/* True if the SASL list of CAPA holds name. */
+static bool
+offered(const char *list, const char *name)
+{
+	size_t n = strlen(name);
+	const char *p = list;
+
+	while (*p != '\0') {
+		while (*p == ' ')
+			p++;
+		if (strncasecmp(p, name, n) == 0 && (p[n] == ' ' ||
+		    p[n] == '\0'))
+			return true;
+		while (*p != '\0' && *p != ' ')
+			p++;
+	}
+	return false;
+}
+
+static int
+cb_none(Gsasl *ctx, Gsasl_session *s, Gsasl_property prop)
+{
+	(void)ctx;
+	(void)s;
+	(void)prop;
+	return GSASL_NO_CALLBACK;
+}
+
+/* Sets the channel-binding data of the TLS connection: tls-exporter
+ * (RFC 9266) where it is unique, else tls-unique (RFC 5929: the first
+ * Finished of our full handshake).  false if there is none. */
+static bool
+set_bindings(struct pop3c *c, Gsasl_session *s)
+{
+	unsigned char data[EVP_MAX_MD_SIZE];
+	char b64[2 * EVP_MAX_MD_SIZE + 4];
+	size_t n;
+
+	if (c->ssl == NULL)
+		return false;
+	if ((SSL_version(c->ssl) >= TLS1_3_VERSION ||
+	    SSL_get_extms_support(c->ssl) == 1) &&
+	    SSL_export_keying_material(c->ssl, data, 32,
+	    "EXPORTER-Channel-Binding", 24, NULL, 0, 0) == 1) {
+		(void)EVP_EncodeBlock((unsigned char *)b64, data, 32);
+		gsasl_property_set(s, GSASL_CB_TLS_EXPORTER, b64);
+		return true;
+	}
+	if (SSL_version(c->ssl) == TLS1_2_VERSION) {
+		n = SSL_get_finished(c->ssl, data, sizeof(data));
+		if (n > 0 && n <= sizeof(data)) {
+			(void)EVP_EncodeBlock((unsigned char *)b64, data,
+			    (int)n);
+			gsasl_property_set(s, GSASL_CB_TLS_UNIQUE, b64);
+			return true;
+		}
+	}
+	return false;
+}
+
+/* An -ERR to a login: permanent unless the server says try later. */
+static int
+login_refused(struct pop3c *c, const char *line)
+{
+	if (strncasecmp(line, "-ERR [SYS/TEMP]", 15) == 0 ||
+	    strncasecmp(line, "-ERR [IN-USE]", 13) == 0 ||
+	    strncasecmp(line, "-ERR [LOGIN-DELAY]", 18) == 0)
+		c->fail = POP3C_TEMP;
+	else
+		c->fail = POP3C_PERM;
+	return -1;
+}
+
+static int
+sasl_login(struct pop3c *c, Gsasl *ctx, size_t m, const char *pass)
+{
+	char line[FETCH_MAX_SASL_LINE + 1];
+	Gsasl_session *s = NULL;
+	char *out = NULL;
+	int rc, r, steps = 0;
+
+	if ((rc = gsasl_client_start(ctx, mechs[m].name, &s)) != GSASL_OK)
+		return pop3c_error(c, POP3C_TEMP, "SASL %s: %s", mechs[m].name,
+		    gsasl_strerror(rc));
+	gsasl_property_set(s, GSASL_AUTHID, c->acct->user);
+	gsasl_property_set(s, GSASL_PASSWORD, pass);
+	if (strstr(mechs[m].name, "-PLUS") != NULL && !set_bindings(c, s)) {
+		r = pop3c_error(c, POP3C_TEMP, "%s: no TLS channel binding",
+		    mechs[m].name);
+		goto out;
+	}
+	rc = GSASL_NEEDS_MORE;
+	if (mechs[m].client_first) {
+		rc = gsasl_step64(s, "", &out);
+		if (rc != GSASL_OK && rc != GSASL_NEEDS_MORE) {
+			r = pop3c_error(c, POP3C_TEMP, "SASL %s: %s",
+			    mechs[m].name, gsasl_strerror(rc));
+			goto out;
+		}
+		r = pop3c_send(c, "AUTH %s %s", mechs[m].name,
+		    out[0] != '\0' ? out : "=");
+		explicit_bzero(out, strlen(out));
+		gsasl_free(out);
+		out = NULL;
+	} else
+		r = pop3c_send(c, "AUTH %s", mechs[m].name);
+	if (r == -1)
+		goto out;
+	for (;;) {
+		r = -1;
+		if (pop3c_line(c, line, sizeof(line), FETCH_MAX_SASL_LINE) ==
+		    -1)
+			goto out;
+		if (strncmp(line, "+OK", 3) == 0) {
+			if (mechs[m].mutual && rc != GSASL_OK)
+				(void)pop3c_error(c, POP3C_PERM, "%s: %s"
+				    " accepted the login without proving"
+				    " that it knows the password",
+				    c->acct->host, mechs[m].name);
+			else
+				r = 0;
+			goto out;
+		}
+		if (strncmp(line, "-ERR", 4) == 0) {
+			for (char *p = line; *p != '\0'; p++)
+				if ((unsigned char)*p < 0x20 ||
+				    (unsigned char)*p > 0x7e)
+					*p = '?';
+			(void)pop3c_error(c, POP3C_PERM, "%s: login as %s"
+			    " (%s) refused: %.200s", c->acct->host,
+			    c->acct->user, mechs[m].name, line);
+			login_refused(c, line);
+			goto out;
+		}
+		if (line[0] != '+' || (line[1] != ' ' && line[1] != '\0') ||
+		    ++steps > 8) {
+			(void)pop3c_error(c, POP3C_TEMP, "%s: unexpected"
+			    " reply during AUTH %s", c->acct->host,
+			    mechs[m].name);
+			goto out;
+		}
+		rc = gsasl_step64(s, line[1] == ' ' ? line + 2 : "", &out);
+		if (rc != GSASL_OK && rc != GSASL_NEEDS_MORE) {
+			if (pop3c_send(c, "*") == -1)	/* cancel */
+				goto out;
+			(void)pop3c_error(c, mechs[m].mutual ? POP3C_PERM :
+			    POP3C_TEMP, "%s: SASL %s: %s", c->acct->host,
+			    mechs[m].name, gsasl_strerror(rc));
+			goto out;
+		}
+		r = pop3c_send(c, "%s", out);
+		explicit_bzero(out, strlen(out));
+		gsasl_free(out);
+		out = NULL;
+		if (r == -1)
+			goto out;
+	}
+out:
+	if (out != NULL) {
+		explicit_bzero(out, strlen(out));
+		gsasl_free(out);
+	}
+	gsasl_finish(s);
+	if (r == 0)
+		c->method = mechs[m].name;
+	return r;
+}
+
+static int
+userpass_login(struct pop3c *c, const char *pass)
+{
+	char line[FETCH_MAX_LINE + 1];
+	int r;
+
+	if (pop3c_send(c, "USER %s", c->acct->user) == -1)
+		return -1;
+	if ((r = pop3c_status(c, "USER", line, sizeof(line))) != 1)
+		return r == 0 ? login_refused(c, line) : -1;
+	if (pop3c_send(c, "PASS %s", pass) == -1)
+		return -1;
+	if ((r = pop3c_status(c, "login", line, sizeof(line))) != 1)
+		return r == 0 ? login_refused(c, line) : -1;
+	c->method = "USER";
+	return 0;
+}
+
+int
+pop3c_login(struct pop3c *c, char *pass)
+{
+	bool secure = c->ssl != NULL ||
+	    (c->loopback && c->acct->insecure);
+	Gsasl *ctx = NULL;
+	size_t m;
+	int r = -1;
+
+	if (strchr(c->acct->user, ' ') != NULL ||
+	    strpbrk(pass, "\r\n") != NULL) {
+		r = pop3c_error(c, POP3C_PERM, "the user name holds a blank"
+		    " or the password a line break");
+		goto out;
+	}
+	for (m = 0; m < N_ELEMENTS(mechs); m++) {
+		if (!offered(c->capa.sasl, mechs[m].name))
+			continue;
+		if (mechs[m].plain && !secure)
+			continue;
+		if (gsasl_init(&ctx) != GSASL_OK) {
+			r = pop3c_error(c, POP3C_TEMP, "GNU SASL: cannot"
+			    " start");
+			goto out;
+		}
+		gsasl_callback_set(ctx, cb_none);
+		if (!gsasl_client_support_p(ctx, mechs[m].name)) {
+			gsasl_done(ctx);
+			ctx = NULL;
+			continue;
+		}
+		r = sasl_login(c, ctx, m, pass);
+		goto out;
+	}
+	if (!secure) {
+		r = pop3c_error(c, POP3C_PERM, "%s offers no login that keeps"
+		    " the password secret without TLS; use tls = implicit or"
+		    " starttls", c->acct->host);
+		goto out;
+	}
+	if (c->capa.known && !c->capa.user) {
+		r = pop3c_error(c, POP3C_PERM, "%s offers no login method"
+		    " this client has (SASL: %s)", c->acct->host,
+		    c->capa.sasl[0] != '\0' ? c->capa.sasl : "none");
+		goto out;
+	}
+	r = userpass_login(c, pass);
+out:
+	if (ctx != NULL)
+		gsasl_done(ctx);
+	explicit_bzero(pass, strlen(pass));
+	return r;
+}

@@ -1,0 +1,434 @@
+"""
+`postern fetch [-f FILE] [--quiet] [NAME...]` against a live posternd:
+plain text to loopback (insecure = yes), STLS and implicit TLS verified
+against the test CA; a wrong CA and a server without STLS are refused
+(exit 77, never a fall-back); keep = yes and no; a second run fetches
+nothing; the delivered files are byte for byte the server's messages in
+LF form; SCRAM-SHA-256(-PLUS) and USER/PASS logins (the server log's
+method=); the account lock; a damaged journal; and a run killed with
+SIGKILL at random instants, again and again, after which every message
+of the server is delivered exactly once.
+"""
+
+import fcntl
+import os
+import random
+import signal
+import stat
+import subprocess
+import time
+
+import pytest
+
+import harness
+from harness import postern_path, wire_form
+
+PW = harness.DEFAULT_USERS["alice"]
+
+EX_OK, EX_USAGE, EX_TEMP, EX_PERM = 0, 1, 75, 77
+
+MESSAGES = [
+    b"Subject: one\n\nplain body\n",
+    b"Subject: dots\n\n.leading dot\n..two dots\n.\nend\n",
+    b"Subject: crlf\r\n\r\nwindows line ends\r\n",
+    b"Subject: no final newline\n\nlast line",
+    b"Subject: bare cr\n\na\rb\r\r\nc\n",
+    b"Subject: long\n\n" + b"x" * 5000 + b"\n",
+    b"Subject: 8bit\n\n\xe9t\xe9 \xff\n\n\n",
+]
+
+
+def lf_form(stored):
+    """What fetch stores: the wire form with CRLF turned into LF."""
+    return wire_form(stored).replace(b"\r\n", b"\n")
+
+
+class Client:
+    """A user of `postern fetch`: a home directory, a fetch.conf, a
+    password file."""
+
+    def __init__(self, tmp_path, srv):
+        self.home = str(tmp_path / "home")
+        os.makedirs(self.home, exist_ok=True)
+        self.srv = srv
+        self.conf = os.path.join(self.home, "fetch.conf")
+        self.pwfile = os.path.join(self.home, "pw")
+        with open(self.pwfile, "w") as f:
+            f.write(PW + "\n")
+        os.chmod(self.pwfile, 0o600)
+        self.state = os.path.join(self.home, ".local/state/postern")
+
+    def maildir(self, name="acct"):
+        return os.path.join(self.home, "Mail", name)
+
+    def account(self, name="acct", tls="none", **kw):
+        srv = self.srv
+        port = {"none": srv.port, "starttls": srv.port,
+                "implicit": srv.tls_port}[tls]
+        keys = {
+            "host": "127.0.0.1" if tls == "none" else "localhost",
+            "port": port,
+            "tls": tls,
+            "user": "alice",
+            "password_file": self.pwfile,
+            "maildir": self.maildir(name),
+            "timeout": "10s",
+        }
+        if tls == "none":
+            keys["insecure"] = "yes"
+        elif srv.ca_file:
+            keys["ca_file"] = srv.ca_file
+        keys.update(kw)
+        lines = ["account " + name]
+        lines += ["%s = %s" % (k, v) for k, v in keys.items()
+                  if v is not None]
+        return "\n".join(lines) + "\n"
+
+    def write(self, *accounts):
+        with open(self.conf, "w") as f:
+            f.write("# test accounts\n\n" + "\n".join(accounts))
+
+    def env(self):
+        env = dict(os.environ, HOME=self.home)
+        env.pop("XDG_STATE_HOME", None)
+        env.pop("XDG_CONFIG_HOME", None)
+        return env
+
+    def run(self, *args, timeout=120):
+        r = subprocess.run([postern_path(), "fetch", "-f", self.conf] +
+                           list(args), env=self.env(), capture_output=True,
+                           timeout=timeout)
+        out = r.stdout.decode("utf-8", "replace")
+        err = r.stderr.decode("utf-8", "replace")
+        harness.check_sanitizer_output(err, "postern fetch")
+        return r.returncode, out, err
+
+    def popen(self, *args):
+        return subprocess.Popen([postern_path(), "fetch", "-q", "-f",
+                                 self.conf] + list(args), env=self.env(),
+                                stdout=subprocess.DEVNULL,
+                                stderr=subprocess.PIPE)
+
+    def delivered(self, name="acct"):
+        """{file name: contents} of new/ and cur/."""
+        out = {}
+        for sub in ("new", "cur"):
+            d = os.path.join(self.maildir(name), sub)
+            if not os.path.isdir(d):
+                continue
+            for fn in os.listdir(d):
+                with open(os.path.join(d, fn), "rb") as f:
+                    out[fn] = f.read()
+        return out
+
+    def journal(self, name="acct"):
+        with open(os.path.join(self.state, name + ".journal"), "rb") as f:
+            return f.read()
+
+
+def server_messages(srv, user="alice"):
+    out = []
+    for path in srv.message_files(user).values():
+        with open(path, "rb") as f:
+            out.append(f.read())
+    return out
+
+
+def fill(srv, msgs=MESSAGES, user="alice"):
+    srv.ensure_maildir(user)
+    for m in msgs:
+        srv.add_message(user, m)
+
+
+@pytest.fixture
+def tls_srv(make_server):
+    s = make_server(tls=True, start=False)
+    fill(s)
+    s.start()
+    return s
+
+
+@pytest.fixture
+def plain_srv(make_server):
+    s = make_server(start=False)
+    fill(s)
+    s.start()
+    return s
+
+
+def test_plain_loopback_keep_byte_exact_then_nothing_new(tmp_path,
+                                                         plain_srv):
+    c = Client(tmp_path, plain_srv)
+    c.write(c.account(keep="yes"))
+    st, out, err = c.run()
+    assert st == EX_OK, err
+    assert out.startswith("acct: %d messages fetched" % len(MESSAGES)), out
+    got = sorted(c.delivered().values())
+    assert got == sorted(lf_form(m) for m in MESSAGES)
+    for fn in c.delivered():
+        assert fn.startswith("acct.") and ",S=" in fn and ",W=" in fn
+    # keep = yes: all still on the server.
+    assert len(plain_srv.message_files("alice")) == len(MESSAGES)
+    st, out, err = c.run()
+    assert st == EX_OK, err
+    assert out.startswith("acct: 0 messages fetched"), out
+    assert len(c.delivered()) == len(MESSAGES)
+    # Plain text to loopback: SCRAM-SHA-256, no -PLUS without TLS.
+    assert "method=SCRAM-SHA-256 " in plain_srv.log_text()
+
+
+def test_delivered_sizes_in_names_are_what_pop3_reports(tmp_path,
+                                                        plain_srv):
+    c = Client(tmp_path, plain_srv)
+    c.write(c.account())
+    assert c.run()[0] == EX_OK
+    for fn, data in c.delivered().items():
+        s = int(fn.split(",S=")[1].split(",")[0])
+        w = int(fn.split(",W=")[1].split(":")[0])
+        assert s == len(data)
+        assert w == harness.wire_size(data)
+
+
+@pytest.mark.parametrize("mode", ["starttls", "implicit"])
+def test_tls_modes_verified_with_ca_file(tmp_path, tls_srv, mode):
+    c = Client(tmp_path, tls_srv)
+    c.write(c.account(tls=mode))
+    st, out, err = c.run()
+    assert st == EX_OK, err
+    assert sorted(c.delivered().values()) == \
+        sorted(lf_form(m) for m in MESSAGES)
+    assert "method=SCRAM-SHA-256-PLUS " in tls_srv.log_text()
+    assert "login SCRAM-SHA-256-PLUS" in out
+
+
+@pytest.mark.parametrize("mode", ["starttls", "implicit"])
+def test_wrong_ca_is_exit_77_naming_the_host(tmp_path, tls_srv, mode):
+    c = Client(tmp_path, tls_srv)
+    c.write(c.account(tls=mode, ca_file=tls_srv.pki.other_ca_cert))
+    st, out, err = c.run()
+    assert st == EX_PERM
+    assert "TLS verification of localhost failed" in err, err
+    assert len(err.strip().splitlines()) == 1, err
+    assert c.delivered() == {}
+    assert "login user=" not in tls_srv.log_text()
+
+
+def test_system_cas_do_not_trust_the_test_ca(tmp_path, tls_srv):
+    c = Client(tmp_path, tls_srv)
+    c.write(c.account(tls="implicit", ca_file=None))
+    st, out, err = c.run()
+    assert st == EX_PERM
+    assert "TLS verification of localhost failed" in err, err
+
+
+def test_starttls_without_stls_never_falls_back(tmp_path, plain_srv):
+    c = Client(tmp_path, plain_srv)
+    c.write(c.account(tls="starttls", host="127.0.0.1", ca_file="/dev/null"))
+    st, out, err = c.run()
+    assert st == EX_PERM
+    assert "does not offer STLS" in err, err
+    assert "login user=" not in plain_srv.log_text()
+
+
+def test_keep_no_deletes_after_delivery(tmp_path, tls_srv):
+    c = Client(tmp_path, tls_srv)
+    c.write(c.account(tls="implicit", keep="no"))
+    st, out, err = c.run()
+    assert st == EX_OK, err
+    assert "%d deleted, 0 on the server" % len(MESSAGES) in out
+    assert tls_srv.message_files("alice") == {}
+    assert sorted(c.delivered().values()) == \
+        sorted(lf_form(m) for m in MESSAGES)
+    # The journal forgets what the server no longer has.
+    assert c.journal() == b"postern-fetch-journal 1\n"
+    st, out, err = c.run()
+    assert st == EX_OK and out.startswith("acct: 0 messages fetched")
+
+
+def test_user_pass_over_tls_when_no_sasl(tmp_path, make_server):
+    s = make_server(tls=True, start=False,
+                    config={"auth_mechanisms": "none"})
+    fill(s)
+    s.start()
+    c = Client(tmp_path, s)
+    c.write(c.account(tls="starttls"))
+    st, out, err = c.run()
+    assert st == EX_OK, err
+    assert "method=USER " in s.log_text()
+    assert len(c.delivered()) == len(MESSAGES)
+
+
+def test_no_user_pass_in_clear_text_to_a_remote_looking_server(
+        tmp_path, make_server):
+    """Without SASL and without TLS, USER/PASS is refused unless the peer
+    is loopback with insecure = yes; here insecure is yes, and loopback,
+    so it works; and SCRAM off leaves only USER."""
+    s = make_server(start=False, config={"auth_mechanisms": "none",
+                                         "disable_plaintext_auth": False})
+    fill(s)
+    s.start()
+    c = Client(tmp_path, s)
+    c.write(c.account())
+    st, out, err = c.run()
+    assert st == EX_OK, err
+    assert "method=USER " in s.log_text()
+
+
+def test_wrong_password_is_exit_77(tmp_path, plain_srv):
+    c = Client(tmp_path, plain_srv)
+    with open(c.pwfile, "w") as f:
+        f.write("not the password\n")
+    c.write(c.account())
+    st, out, err = c.run()
+    assert st == EX_PERM
+    assert "acct:" in err and "refused" in err, err
+    assert c.delivered() == {}
+
+
+def test_password_command_without_a_shell(tmp_path, plain_srv):
+    c = Client(tmp_path, plain_srv)
+    c.write(c.account(password_file=None,
+                      password_command="cat " + c.pwfile))
+    st, out, err = c.run()
+    assert st == EX_OK, err
+    # Shell syntax is not interpreted: "cat FILE;true" names a file.
+    c.write(c.account(password_file=None,
+                      password_command="cat %s;true" % c.pwfile))
+    st, out, err = c.run()
+    assert st == EX_PERM
+    assert "password_command" in err
+
+
+def test_password_file_readable_by_others_is_refused(tmp_path, plain_srv):
+    c = Client(tmp_path, plain_srv)
+    os.chmod(c.pwfile, 0o644)
+    c.write(c.account())
+    st, out, err = c.run()
+    assert st == EX_PERM
+    assert "chmod 600" in err, err
+    assert "login user=" not in plain_srv.log_text()
+
+
+def test_config_errors_name_file_and_line(tmp_path, plain_srv):
+    c = Client(tmp_path, plain_srv)
+    c.write(c.account(insecure=None))
+    st, out, err = c.run()
+    assert st == EX_USAGE
+    assert "%s:3: account acct: tls = none" % c.conf in err, err
+    c.write(c.account() + "colour = blue\n")
+    st, out, err = c.run()
+    assert st == EX_USAGE
+    assert "%s:12: unknown key 'colour'" % c.conf in err, err
+    c.write(c.account(), c.account())
+    st, out, err = c.run()
+    assert st == EX_USAGE and "given twice" in err
+    c.write(c.account())
+    st, out, err = c.run("nosuch")
+    assert st == EX_USAGE and "no account 'nosuch'" in err
+
+
+def test_accounts_by_name(tmp_path, plain_srv):
+    c = Client(tmp_path, plain_srv)
+    c.write(c.account("one"), c.account("two"))
+    st, out, err = c.run("two")
+    assert st == EX_OK, err
+    assert out.startswith("two:") and "one:" not in out
+    assert c.delivered("one") == {}
+    assert len(c.delivered("two")) == len(MESSAGES)
+    st, out, err = c.run("--quiet")
+    assert st == EX_OK and out == ""
+    assert len(c.delivered("one")) == len(MESSAGES)
+
+
+def test_second_run_on_a_locked_account_fails_at_once(tmp_path, plain_srv):
+    c = Client(tmp_path, plain_srv)
+    c.write(c.account())
+    os.makedirs(c.state, exist_ok=True)
+    fd = os.open(os.path.join(c.state, "acct.lock"), os.O_RDWR | os.O_CREAT)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        t0 = time.monotonic()
+        st, out, err = c.run()
+        assert time.monotonic() - t0 < 5
+        assert st == EX_TEMP
+        assert "another postern fetch is running" in err, err
+    finally:
+        os.close(fd)
+    assert c.delivered() == {}
+    assert c.run()[0] == EX_OK
+
+
+def test_damaged_journal_tail_is_survived(tmp_path, plain_srv):
+    c = Client(tmp_path, plain_srv)
+    c.write(c.account())
+    assert c.run()[0] == EX_OK
+    j = c.journal()
+    assert j.count(b"\n") == 1 + len(MESSAGES)
+    with open(os.path.join(c.state, "acct.journal"), "wb") as f:
+        f.write(j[:-5])        # the last record cut short
+    st, out, err = c.run()
+    assert st == EX_OK, err
+    assert "warning" in err and "1 damaged line" in err, err
+    assert out.startswith("acct: 0 messages fetched"), out
+    assert len(c.delivered()) == len(MESSAGES)
+    assert c.journal().count(b"\n") == 1 + len(MESSAGES)
+
+
+def test_lost_journal_does_not_duplicate(tmp_path, plain_srv):
+    """A crash after the file reached new/ and before the journal record:
+    the file name derived from the UIDL keeps the message from being
+    stored twice, in new/ or once a reader moved it to cur/."""
+    c = Client(tmp_path, plain_srv)
+    c.write(c.account())
+    assert c.run()[0] == EX_OK
+    first = c.delivered()
+    md = c.maildir()
+    name = sorted(os.listdir(md + "/new"))[0]
+    os.rename(md + "/new/" + name, md + "/cur/" + name + ":2,S")
+    os.unlink(os.path.join(c.state, "acct.journal"))
+    st, out, err = c.run()
+    assert st == EX_OK, err
+    assert out.startswith("acct: 0 messages fetched"), out
+    assert sorted(c.delivered().values()) == sorted(first.values())
+
+
+def test_server_unreachable_is_exit_75(tmp_path, plain_srv):
+    c = Client(tmp_path, plain_srv)
+    c.write(c.account(port=harness.free_port()))
+    st, out, err = c.run()
+    assert st == EX_TEMP
+    assert "connecting to 127.0.0.1" in err, err
+
+
+def test_kill_9_at_random_instants_loses_and_duplicates_nothing(
+        tmp_path, make_server):
+    s = make_server(start=False)
+    msgs = [b"Subject: message %d\n\n%s\n" % (i, b"line\n" * (i % 40))
+            for i in range(300)]
+    fill(s, msgs)
+    s.start()
+    c = Client(tmp_path, s)
+    c.write(c.account(keep="no"))
+    rnd = random.Random(1939)
+    kills = 0
+    for _ in range(30):
+        p = c.popen()
+        time.sleep(rnd.uniform(0.0, 0.4))
+        if p.poll() is None:
+            p.send_signal(signal.SIGKILL)
+            kills += 1
+        p.wait()
+        harness.check_sanitizer_output(
+            p.stderr.read().decode("utf-8", "replace"), "postern fetch")
+        p.stderr.close()
+        if not s.message_files("alice"):
+            break
+    st, out, err = c.run()
+    assert st == EX_OK, err
+    assert kills > 0
+    assert s.message_files("alice") == {}
+    got = sorted(c.delivered().values())
+    assert got == sorted(lf_form(m) for m in msgs)
+    assert not os.listdir(c.maildir() + "/tmp") or all(
+        f.endswith(tuple("0123456789")) for f in
+        os.listdir(c.maildir() + "/tmp"))
