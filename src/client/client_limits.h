@@ -40,6 +40,12 @@
 #define FETCH_JOURNAL_MAX_LINE		128
 #define FETCH_JOURNAL_MAX_SIZE		(256ull * 1024 * 1024)
 
+/* RFC 2449 section 6.6 PIPELINING: commands sent before their replies
+ * are read.  Bounded so that a window of replies never has to fit in
+ * memory (each RETR is streamed to disk in order) and a failure wastes
+ * little. */
+#define FETCH_PIPELINE_WINDOW		16
+
 /* RETR reads the server in chunks of this size. */
 #define FETCH_READ_CHUNK		65536
 

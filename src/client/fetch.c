@@ -74,6 +74,8 @@ fetch_base_name(const char *account, const char *uidl, char *out,
 struct msg {
 	uint32_t	 num;
 	char		*uidl;
+	bool		 todo;		/* not in the journal */
+	bool		 retr;		/* not in the Maildir either */
 	bool		 deleted;	/* DELE answered +OK */
 };
 
@@ -249,12 +251,12 @@ put_data(void *arg, const uint8_t *data, size_t len)
 }
 
 /*
- * RETR m into the Maildir as base.  The tmp/ file is replaced if a
+ * The reply to RETR m (sent already) into the Maildir as base.  The tmp/ file is replaced if a
  * crashed run left one; the rename into new/ never replaces a file.
  * 0, or -1 (the reason in r->c).
  */
 static int
-retr_store(struct run *r, const struct msg *m, const char *base,
+retr_recv(struct run *r, const struct msg *m, const char *base,
     uint64_t *octets_r)
 {
 	char line[FETCH_MAX_LINE + 1], tmpname[256], name[300];
@@ -264,8 +266,6 @@ retr_store(struct run *r, const struct msg *m, const char *base,
 	if (str_fmt(tmpname, sizeof(tmpname), "%s.%ld", base,
 	    (long)getpid()) == -1)
 		return pop3c_error(r->c, POP3C_TEMP, "file name too long");
-	if (pop3c_send(r->c, "RETR %u", m->num) == -1)
-		return -1;
 	if ((rc = pop3c_status(r->c, "RETR", line, sizeof(line))) != 1)
 		return -1;
 	(void)unlinkat(r->tmp_fd, tmpname, 0);
@@ -312,18 +312,6 @@ fail:
 		close(p.fd);
 	(void)unlinkat(r->tmp_fd, tmpname, 0);
 	return -1;
-}
-
-static int
-dele(struct run *r, struct msg *m)
-{
-	char line[FETCH_MAX_LINE + 1];
-
-	if (pop3c_send(r->c, "DELE %u", m->num) == -1 ||
-	    pop3c_status(r->c, "DELE", line, sizeof(line)) != 1)
-		return -1;
-	m->deleted = true;
-	return 0;
 }
 
 static int
@@ -377,7 +365,7 @@ fetch_account(const struct account *a, const char *state_dir,
 	unsigned int dropped;
 	uint64_t octets = 0;
 	bool quit_ok = false, *keep = NULL, changed;
-	size_t i, k;
+	size_t i, k, end, window;
 	int status, lockfd = -1;
 
 	memset(st, 0, sizeof(*st));
@@ -437,10 +425,18 @@ fetch_account(const struct account *a, const char *state_dir,
 	if (pop3c_lines(c, uidl_line, &r) == -1)
 		goto net;
 	st->listed = (uint32_t)r.count;
-	for (i = 0; i < r.count; i++) {
-		struct msg *m = &r.msgs[i];
+	/* RFC 2449 section 6.6: with PIPELINING, a window of RETRs (and
+	 * then DELEs) goes out before their replies are read, in order. */
+	window = c->capa.pipelining ? FETCH_PIPELINE_WINDOW : 1;
+	for (i = 0; i < r.count; i = end) {
+		end = r.count - i > window ? i + window : r.count;
+		for (k = i; k < end; k++) {
+			struct msg *m = &r.msgs[k];
 
-		if (!journal_has(j, m->uidl)) {
+			m->todo = !journal_has(j, m->uidl);
+			m->retr = false;
+			if (!m->todo)
+				continue;
 			if (fetch_base_name(a->name, m->uidl, base,
 			    sizeof(base)) == -1) {
 				(void)pop3c_error(c, POP3C_TEMP, "file name"
@@ -449,8 +445,21 @@ fetch_account(const struct account *a, const char *state_dir,
 			}
 			/* Stored by a run that died before its journal
 			 * record: do not store it twice. */
-			if (!have_base(&r, base)) {
-				if (retr_store(&r, m, base, &octets) == -1)
+			if (have_base(&r, base))
+				continue;
+			m->retr = true;
+			if (pop3c_send(c, "RETR %u", m->num) == -1)
+				goto net;
+		}
+		for (k = i; k < end; k++) {
+			struct msg *m = &r.msgs[k];
+
+			if (!m->todo)
+				continue;
+			if (m->retr) {
+				if (fetch_base_name(a->name, m->uidl, base,
+				    sizeof(base)) == -1 ||
+				    retr_recv(&r, m, base, &octets) == -1)
 					goto net;
 				st->fetched++;
 				st->octets += octets;
@@ -461,8 +470,17 @@ fetch_account(const struct account *a, const char *state_dir,
 				goto net;
 			}
 		}
-		if (!a->keep && dele(&r, m) == -1)
-			goto net;
+		if (a->keep)
+			continue;
+		/* Every UIDL of the window is journaled: now DELE. */
+		for (k = i; k < end; k++)
+			if (pop3c_send(c, "DELE %u", r.msgs[k].num) == -1)
+				goto net;
+		for (k = i; k < end; k++) {
+			if (pop3c_status(c, "DELE", line, sizeof(line)) != 1)
+				goto net;
+			r.msgs[k].deleted = true;
+		}
 	}
 	if (pop3c_send(c, "QUIT") == -1 ||
 	    pop3c_status(c, "QUIT", line, sizeof(line)) != 1)

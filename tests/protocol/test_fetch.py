@@ -432,3 +432,157 @@ def test_kill_9_at_random_instants_loses_and_duplicates_nothing(
     assert not os.listdir(c.maildir() + "/tmp") or all(
         f.endswith(tuple("0123456789")) for f in
         os.listdir(c.maildir() + "/tmp"))
+
+
+# ------------------------------------------------- a scripted fake server
+
+class FakePop3:
+    """A one-connection-at-a-time POP3 server on loopback that serves
+    msgs, answers PASS with pass_reply, and records for each RETR how
+    many more RETRs were already waiting behind it (pipelining)."""
+
+    def __init__(self, msgs, capa=("USER", "UIDL"), pass_reply="+OK"):
+        import socket
+        import threading
+        self.msgs = msgs
+        self.capa = capa
+        self.pass_reply = pass_reply
+        self.outstanding = []
+        self.commands = []
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(4)
+        self.port = self.sock.getsockname()[1]
+        self.thread = threading.Thread(target=self.serve, daemon=True)
+        self.thread.start()
+
+    def serve(self):
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            with conn:
+                try:
+                    self.session(conn)
+                except OSError:
+                    pass
+
+    def session(self, conn):
+        conn.sendall(b"+OK fake ready\r\n")
+        buf = b""
+        while True:
+            while b"\r\n" not in buf:
+                d = conn.recv(65536)
+                if not d:
+                    return
+                buf += d
+            line, buf = buf.split(b"\r\n", 1)
+            cmd = line.decode().split(" ")
+            self.commands.append(cmd[0])
+            if cmd[0] == "CAPA":
+                conn.sendall(b"+OK\r\n" + b"".join(
+                    c.encode() + b"\r\n" for c in self.capa) + b".\r\n")
+            elif cmd[0] == "USER":
+                conn.sendall(b"+OK\r\n")
+            elif cmd[0] == "PASS":
+                conn.sendall(self.pass_reply.encode() + b"\r\n")
+            elif cmd[0] == "UIDL":
+                conn.sendall(b"+OK\r\n" + b"".join(
+                    b"%d u%d\r\n" % (i + 1, i)
+                    for i in range(len(self.msgs))) + b".\r\n")
+            elif cmd[0] == "RETR":
+                # Give a pipelining client time to send more.
+                time.sleep(0.05)
+                conn.setblocking(False)
+                try:
+                    buf += conn.recv(65536)
+                except BlockingIOError:
+                    pass
+                conn.setblocking(True)
+                self.outstanding.append(buf.count(b"RETR "))
+                m = self.msgs[int(cmd[1]) - 1]
+                conn.sendall(b"+OK\r\n" + harness.multiline_body(m))
+            elif cmd[0] == "DELE":
+                conn.sendall(b"+OK\r\n")
+            elif cmd[0] == "QUIT":
+                conn.sendall(b"+OK bye\r\n")
+                return
+            else:
+                conn.sendall(b"-ERR unknown\r\n")
+
+    def close(self):
+        self.sock.close()
+
+
+@pytest.fixture
+def fake():
+    made = []
+
+    def make(*a, **kw):
+        f = FakePop3(*a, **kw)
+        made.append(f)
+        return f
+    yield make
+    for f in made:
+        f.close()
+
+
+class FakeSrv:
+    def __init__(self, port):
+        self.port = port
+        self.tls_port = None
+        self.ca_file = None
+
+
+@pytest.mark.parametrize("pipelining", [True, False])
+def test_pipelining_window(tmp_path, fake, pipelining):
+    msgs = [b"Subject: %d\n\n.x\n" % i for i in range(40)]
+    capa = ("USER", "UIDL") + (("PIPELINING",) if pipelining else ())
+    f = fake(msgs, capa=capa)
+    c = Client(tmp_path, FakeSrv(f.port))
+    c.write(c.account(keep="no"))
+    st, out, err = c.run()
+    assert st == EX_OK, err
+    assert sorted(c.delivered().values()) == sorted(lf_form(m)
+                                                    for m in msgs)
+    assert f.commands.count("DELE") == len(msgs)
+    if pipelining:
+        # Up to a window of 16 RETRs out at once, never more.
+        assert max(f.outstanding) >= 1
+        assert max(f.outstanding) <= 15
+    else:
+        assert max(f.outstanding) == 0
+
+
+@pytest.mark.parametrize("reply,status", [
+    ("-ERR [IN-USE] mailbox locked", EX_TEMP),
+    ("-ERR [LOGIN-DELAY] wait 10 minutes", EX_TEMP),
+    ("-ERR [SYS/TEMP] disk trouble", EX_TEMP),
+    ("-ERR [AUTH] invalid password", EX_PERM),
+    ("-ERR no", EX_PERM),
+])
+def test_login_reply_codes_decide_the_exit_status(tmp_path, fake, reply,
+                                                   status):
+    f = fake([b"x\n"], pass_reply=reply)
+    c = Client(tmp_path, FakeSrv(f.port))
+    c.write(c.account())
+    st, out, err = c.run()
+    assert st == status, err
+    assert reply in err
+    assert c.delivered() == {}
+
+
+def test_keep_yes_then_no_deletes_what_was_fetched(tmp_path, plain_srv):
+    """Journaled UIDLs still on the server are deleted once keep = no,
+    without being fetched again."""
+    c = Client(tmp_path, plain_srv)
+    c.write(c.account(keep="yes"))
+    assert c.run()[0] == EX_OK
+    c.write(c.account(keep="no"))
+    st, out, err = c.run()
+    assert st == EX_OK, err
+    assert out.startswith("acct: 0 messages fetched"), out
+    assert "%d deleted" % len(MESSAGES) in out
+    assert plain_srv.message_files("alice") == {}
+    assert len(c.delivered()) == len(MESSAGES)
