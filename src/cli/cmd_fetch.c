@@ -12,6 +12,7 @@
  * Owns: the parsed fetch.conf.  Trusts: nothing on the command line.
  */
 #include <getopt.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -114,6 +115,12 @@ cmd_fetch(int argc, char **argv)
 	bool quiet = false;
 	int ch, i, status = FETCH_EXIT_OK;
 	size_t k;
+
+	/* A server that closes the connection must fail a write with
+	 * EPIPE (OpenSSL writes to the socket with write(2)), and a file
+	 * size limit must fail a write with EFBIG; neither may kill us. */
+	(void)signal(SIGPIPE, SIG_IGN);
+	(void)signal(SIGXFSZ, SIG_IGN);
 
 	opterr = 0;
 	optind = 1;

@@ -10,6 +10,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -508,6 +509,10 @@ password_from_command(const struct account *a, char *pass, size_t size,
 		return -1;
 	}
 	if (pid == 0) {
+		/* Ignored signals stay ignored across exec: not ours to
+		 * pass on. */
+		(void)signal(SIGPIPE, SIG_DFL);
+		(void)signal(SIGXFSZ, SIG_DFL);
 		if (dup2(pfd[1], STDOUT_FILENO) == -1)
 			_exit(127);
 		execvp(argv[0], argv);

@@ -169,7 +169,8 @@ maildir_prepare(struct run *r, char *err, size_t errsize)
 	DIR *d;
 	int fd;
 
-	if (mkdir_p(r->a->maildir, 0700) == -1)
+	if (mkdir_p(r->a->maildir, 0700) == -1 ||
+	    fsync_parent(r->a->maildir) == -1)
 		goto fail;
 	r->maildir_fd = open(r->a->maildir, O_RDONLY | O_DIRECTORY |
 	    O_CLOEXEC);
@@ -187,6 +188,18 @@ maildir_prepare(struct run *r, char *err, size_t errsize)
 	    O_CLOEXEC);
 	if (r->tmp_fd == -1 || r->new_fd == -1)
 		goto fail;
+	/* The lock is ours: any tmp/ file of this account is left over
+	 * from a run that was killed. */
+	if ((fd = dup(r->tmp_fd)) == -1 || (d = fdopendir(fd)) == NULL) {
+		if (fd != -1)
+			close(fd);
+		goto fail;
+	}
+	while ((de = readdir(d)) != NULL)
+		if (strncmp(de->d_name, r->a->name, plen) == 0 &&
+		    de->d_name[plen] == '.')
+			(void)unlinkat(r->tmp_fd, de->d_name, 0);
+	closedir(d);
 	for (i = 1; i < N_ELEMENTS(sub); i++) {
 		if ((fd = openat(r->maildir_fd, sub[i], O_RDONLY |
 		    O_DIRECTORY | O_CLOEXEC)) == -1 ||
