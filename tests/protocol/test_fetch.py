@@ -612,3 +612,41 @@ def test_silent_server_times_out_with_exit_75(tmp_path):
         assert st == EX_TEMP
         assert "no answer within 1 s" in err, err
         assert time.monotonic() - t0 < 10
+
+
+@pytest.mark.parametrize("offered,want", [
+    ("SCRAM-SHA-256 SCRAM-SHA-1 CRAM-MD5 PLAIN", "SCRAM-SHA-256"),
+    ("SCRAM-SHA-1 CRAM-MD5 PLAIN", "SCRAM-SHA-1"),
+    ("CRAM-MD5 PLAIN", "CRAM-MD5"),
+    ("PLAIN", "PLAIN"),
+])
+def test_strongest_offered_mechanism_wins(tmp_path, make_server, offered,
+                                          want):
+    s = make_server(tls=True, start=False, users={},
+                    config={"auth_mechanisms": offered})
+    s.add_user("alice", PW, extra=["--secret"])
+    fill(s)
+    s.start()
+    c = Client(tmp_path, s)
+    c.write(c.account(tls="implicit"))
+    st, out, err = c.run()
+    assert st == EX_OK, err
+    assert "method=%s " % want in s.log_text()
+    assert "login %s\n" % want in out
+    assert len(c.delivered()) == len(MESSAGES)
+
+
+def test_certificate_for_another_name_is_refused(tmp_path, make_server):
+    pki = harness.tls_pki()
+    s = make_server(tls=True, start=False,
+                    config={"tls_cert": pki.mail_cert,
+                            "tls_key": pki.mail_key})
+    fill(s)
+    s.start()
+    c = Client(tmp_path, s)
+    c.write(c.account(tls="implicit"))
+    st, out, err = c.run()
+    assert st == EX_PERM
+    assert "TLS verification of localhost failed: hostname mismatch" \
+        in err, err
+    assert c.delivered() == {}
