@@ -7,6 +7,7 @@
  * writes.  Trusts: nothing the server sends (UIDLs are checked, bodies
  * bounded); the Maildir to be the user's.
  */
+#include <ctype.h>
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -156,6 +157,27 @@ have_base(const struct run *r, const char *base)
 	    sizeof(*r->have), cmp_str) != NULL;
 }
 
+/* True if name is "<account>.<32 hex>.<pid>", a tmp/ file of this
+ * account (and not of one whose name starts with it). */
+static bool
+own_tmp_name(const char *account, const char *name)
+{
+	size_t plen = strlen(account), i;
+
+	if (strncmp(name, account, plen) != 0 || name[plen] != '.')
+		return false;
+	name += plen + 1;
+	for (i = 0; i < 32; i++)
+		if (!isxdigit((unsigned char)name[i]))
+			return false;
+	if (name[32] != '.' || name[33] == '\0')
+		return false;
+	for (name += 33; *name != '\0'; name++)
+		if (*name < '0' || *name > '9')
+			return false;
+	return true;
+}
+
 /* Opens (creating) the Maildir and lists the base names of new/ and
  * cur/ that this account wrote. */
 static int
@@ -196,8 +218,7 @@ maildir_prepare(struct run *r, char *err, size_t errsize)
 		goto fail;
 	}
 	while ((de = readdir(d)) != NULL)
-		if (strncmp(de->d_name, r->a->name, plen) == 0 &&
-		    de->d_name[plen] == '.')
+		if (own_tmp_name(r->a->name, de->d_name))
 			(void)unlinkat(r->tmp_fd, de->d_name, 0);
 	closedir(d);
 	for (i = 1; i < N_ELEMENTS(sub); i++) {

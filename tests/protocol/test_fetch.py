@@ -650,3 +650,19 @@ def test_certificate_for_another_name_is_refused(tmp_path, make_server):
     assert "TLS verification of localhost failed: hostname mismatch" \
         in err, err
     assert c.delivered() == {}
+
+
+def test_only_own_leftover_tmp_files_are_removed(tmp_path, plain_srv):
+    c = Client(tmp_path, plain_srv)
+    md = c.maildir("a")
+    c.write(c.account("a", maildir=md), c.account("a.b", maildir=md))
+    tmp = md + "/tmp"
+    os.makedirs(tmp)
+    h = "0123456789abcdef" * 2
+    for fn in ("a.%s.999" % h, "a.b.%s.999" % h, "other"):
+        with open(os.path.join(tmp, fn), "w") as f:
+            f.write("partial")
+    st, out, err = c.run("a")
+    assert st == EX_OK, err
+    assert sorted(os.listdir(tmp)) == sorted(["a.b.%s.999" % h, "other"])
+    assert len(c.delivered("a")) == len(MESSAGES)
