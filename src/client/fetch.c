@@ -266,7 +266,6 @@ struct put {
 	int		 fd;
 	uint64_t	 stored;
 	struct wire_enc	 enc;		/* counts the wire size (W=) */
-	int		 err;		/* errno of a failed write */
 };
 
 static int
@@ -274,33 +273,29 @@ put_data(void *arg, const uint8_t *data, size_t len)
 {
 	struct put *p = arg;
 
-	if (write_full(p->fd, data, len) == -1) {
-		p->err = errno;
+	if (write_full(p->fd, data, len) == -1)
 		return pop3c_error(p->r->c, POP3C_TEMP, "maildir %s: writing:"
 		    " %s", p->r->a->maildir, strerror(errno));
-	}
 	(void)wire_enc_feed(&p->enc, data, len, NULL);
 	p->stored += len;
 	return 0;
 }
 
 /*
- * The reply to RETR m (sent already) into the Maildir as base.  The tmp/ file is replaced if a
- * crashed run left one; the rename into new/ never replaces a file.
- * 0, or -1 (the reason in r->c).
+ * The reply to a RETR (sent already) into the Maildir as base: tmp/,
+ * fsync, rename into new/ (never over a file), fsync of new/.  0, or -1
+ * (the reason in r->c) with nothing left in new/.
  */
 static int
-retr_recv(struct run *r, const struct msg *m, const char *base,
-    uint64_t *octets_r)
+retr_recv(struct run *r, const char *base, uint64_t *octets_r)
 {
 	char line[FETCH_MAX_LINE + 1], tmpname[256], name[300];
 	struct put p = { .r = r, .fd = -1 };
-	int rc;
 
 	if (str_fmt(tmpname, sizeof(tmpname), "%s.%ld", base,
 	    (long)getpid()) == -1)
 		return pop3c_error(r->c, POP3C_TEMP, "file name too long");
-	if ((rc = pop3c_status(r->c, "RETR", line, sizeof(line))) != 1)
+	if (pop3c_status(r->c, "RETR", line, sizeof(line)) != 1)
 		return -1;
 	(void)unlinkat(r->tmp_fd, tmpname, 0);
 	p.fd = openat(r->tmp_fd, tmpname, O_WRONLY | O_CREAT | O_EXCL |
@@ -493,7 +488,7 @@ fetch_account(const struct account *a, const char *state_dir,
 			if (m->retr) {
 				if (fetch_base_name(a->name, m->uidl, base,
 				    sizeof(base)) == -1 ||
-				    retr_recv(&r, m, base, &octets) == -1)
+				    retr_recv(&r, base, &octets) == -1)
 					goto net;
 				st->fetched++;
 				st->octets += octets;

@@ -666,3 +666,29 @@ def test_only_own_leftover_tmp_files_are_removed(tmp_path, plain_srv):
     assert st == EX_OK, err
     assert sorted(os.listdir(tmp)) == sorted(["a.b.%s.999" % h, "other"])
     assert len(c.delivered("a")) == len(MESSAGES)
+
+
+def test_write_failure_is_exit_75_and_the_next_run_completes(tmp_path,
+                                                             plain_srv):
+    """A file size limit (as good as a full disk) fails the big message
+    with exit 75, leaves no part of it in new/ and deletes nothing; the
+    next run stores the rest, each message once."""
+    import resource
+    c = Client(tmp_path, plain_srv)
+    c.write(c.account(keep="no"))
+
+    def limit():
+        resource.setrlimit(resource.RLIMIT_FSIZE, (2000, 2000))
+    r = subprocess.run([postern_path(), "fetch", "-f", c.conf],
+                       env=c.env(), capture_output=True, timeout=60,
+                       preexec_fn=limit)
+    err = r.stderr.decode()
+    assert r.returncode == EX_TEMP, err
+    assert "File too large" in err, err
+    assert b"x" * 2000 not in b"".join(c.delivered().values())
+    assert len(plain_srv.message_files("alice")) == len(MESSAGES)
+    st, out, err = c.run()
+    assert st == EX_OK, err
+    assert sorted(c.delivered().values()) == \
+        sorted(lf_form(m) for m in MESSAGES)
+    assert plain_srv.message_files("alice") == {}
