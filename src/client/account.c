@@ -482,7 +482,7 @@ static int
 password_from_command(const struct account *a, char *pass, size_t size,
     char *err, size_t errsize)
 {
-	char *argv[64], *copy, *tok, *save = NULL;
+	char *argv[FETCH_MAX_COMMAND_ARGS + 1], *copy, *tok, *save = NULL;
 	char data[FETCH_MAX_PASSWORD + 2];
 	size_t argc = 0, len = 0;
 	int pfd[2], status, r;

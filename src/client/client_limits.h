@@ -33,8 +33,13 @@
 #define FETCH_MAX_NAME			64
 #define FETCH_MAX_VALUE			1024
 
-/* A password (password_file or the output of password_command). */
+/* A password (password_file or the output of password_command), and
+ * the words of password_command. */
 #define FETCH_MAX_PASSWORD		1024
+#define FETCH_MAX_COMMAND_ARGS		64
+
+/* SASL: challenges one AUTH may take (SCRAM needs 2, CRAM-MD5 1). */
+#define FETCH_SASL_MAX_STEPS		8
 
 /* The journal of one account: a record is a UIDL and a checksum. */
 #define FETCH_JOURNAL_MAX_LINE		128

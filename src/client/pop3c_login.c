@@ -171,7 +171,7 @@ sasl_login(struct pop3c *c, Gsasl *ctx, size_t m, const char *pass)
 			goto out;
 		}
 		if (line[0] != '+' || (line[1] != ' ' && line[1] != '\0') ||
-		    ++steps > 8) {
+		    ++steps > FETCH_SASL_MAX_STEPS) {
 			(void)pop3c_error(c, POP3C_TEMP, "%s: unexpected"
 			    " reply during AUTH %s", c->acct->host,
 			    mechs[m].name);
