@@ -63,16 +63,6 @@ struct table {
 	size_t		 mask;		/* number of slots - 1 */
 };
 
-/* What identifies one version of the file (or the failure to stat it). */
-struct file_id {
-	int		 err;		/* 0, or the errno of stat */
-	dev_t		 dev;
-	ino_t		 ino;
-	off_t		 size;
-	struct timespec	 mtime;
-	struct timespec	 ctime;
-};
-
 struct userdb {
 	enum userdb_type type;
 	struct userdb_sqlite *sq;	/* SQLite; the rest: passwd-file */
@@ -1042,29 +1032,6 @@ fail_msg:
 	return -1;
 }
 
-static void
-id_from_stat(struct file_id *id, const struct stat *st)
-{
-	memset(id, 0, sizeof(*id));
-	id->dev = st->st_dev;
-	id->ino = st->st_ino;
-	id->size = st->st_size;
-	id->mtime = st->st_mtim;
-	id->ctime = st->st_ctim;
-}
-
-static bool
-id_equal(const struct file_id *a, const struct file_id *b)
-{
-	if (a->err != 0 || b->err != 0)
-		return a->err == b->err;
-	return a->dev == b->dev && a->ino == b->ino && a->size == b->size &&
-	    a->mtime.tv_sec == b->mtime.tv_sec &&
-	    a->mtime.tv_nsec == b->mtime.tv_nsec &&
-	    a->ctime.tv_sec == b->ctime.tv_sec &&
-	    a->ctime.tv_nsec == b->ctime.tv_nsec;
-}
-
 /* Releases what db_load filled in, wiping the file copy. */
 static void
 db_clear(struct userdb *db)
@@ -1116,7 +1083,7 @@ db_load(struct userdb *db, char *err, size_t errsize)
 		return -1;
 	}
 	db->caps = table_caps(&db->t);
-	id_from_stat(&db->id, &st);
+	file_id_from_stat(&db->id, &st);
 	return 0;
 }
 
@@ -1191,10 +1158,10 @@ userdb_refresh(struct userdb *db, char *err, size_t errsize)
 	if (stat(db->path, &st) == -1)
 		cur.err = errno != 0 ? errno : EIO;
 	else
-		id_from_stat(&cur, &st);
-	if (cur.err == 0 && id_equal(&cur, &db->id))
+		file_id_from_stat(&cur, &st);
+	if (cur.err == 0 && file_id_equal(&cur, &db->id))
 		return 0;
-	if (db->have_bad && id_equal(&cur, &db->bad_id))
+	if (db->have_bad && file_id_equal(&cur, &db->bad_id))
 		return 0;	/* reported already; keep the old contents */
 	if (cur.err != 0) {
 		err_set(err, errsize, "%s: %s (keeping the users loaded "

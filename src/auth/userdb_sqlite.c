@@ -27,6 +27,7 @@
 #include <sqlite3.h>
 
 #include "auth/userdb.h"
+#include "lib/fsutil.h"
 #include "lib/log.h"
 
 /* Readers wait this long for a writer's lock before a lookup fails. */
@@ -68,16 +69,6 @@ static const char caps_sql[] =
     "  scram_sha1 IS NOT NULL),"
     " EXISTS (SELECT 1 FROM users WHERE disabled = 0 AND"
     "  scram_sha256 IS NOT NULL)";
-
-/* What identifies one version of the file. */
-struct file_id {
-	int		 err;		/* 0, or the errno of stat */
-	dev_t		 dev;
-	ino_t		 ino;
-	off_t		 size;
-	struct timespec	 mtime;
-	struct timespec	 ctime;
-};
 
 struct userdb_sqlite {
 	char		*path;
@@ -164,29 +155,6 @@ sq_fail(sqlite3 *db, int rc, const char *path, char *err, size_t errsize)
 	return -1;
 }
 
-static void
-id_from_stat(struct file_id *id, const struct stat *st)
-{
-	memset(id, 0, sizeof(*id));
-	id->dev = st->st_dev;
-	id->ino = st->st_ino;
-	id->size = st->st_size;
-	id->mtime = st->st_mtim;
-	id->ctime = st->st_ctim;
-}
-
-static bool
-id_equal(const struct file_id *a, const struct file_id *b)
-{
-	if (a->err != 0 || b->err != 0)
-		return a->err == b->err;
-	return a->dev == b->dev && a->ino == b->ino && a->size == b->size &&
-	    a->mtime.tv_sec == b->mtime.tv_sec &&
-	    a->mtime.tv_nsec == b->mtime.tv_nsec &&
-	    a->ctime.tv_sec == b->ctime.tv_sec &&
-	    a->ctime.tv_nsec == b->ctime.tv_nsec;
-}
-
 /* ---- reading --------------------------------------------------------- */
 
 /* The connection and statements of a reader, or -1 with err set. */
@@ -238,7 +206,7 @@ reader_open(const char *path, sqlite3 **db_r, sqlite3_stmt **lookup_r,
 	    NULL)) != SQLITE_OK)
 		goto fail;
 	*db_r = db;
-	id_from_stat(id_r, &st);
+	file_id_from_stat(id_r, &st);
 	return 0;
 fail:
 	(void)sq_fail(db, rc, path, err, errsize);
@@ -312,10 +280,10 @@ usq_refresh(struct userdb_sqlite *sq, char *err, size_t errsize)
 	if (stat(sq->path, &st) == -1)
 		cur.err = errno != 0 ? errno : EIO;
 	else
-		id_from_stat(&cur, &st);
-	if (cur.err == 0 && id_equal(&cur, &sq->id))
+		file_id_from_stat(&cur, &st);
+	if (cur.err == 0 && file_id_equal(&cur, &sq->id))
 		return 0;
-	if (sq->have_bad && id_equal(&cur, &sq->bad_id))
+	if (sq->have_bad && file_id_equal(&cur, &sq->bad_id))
 		return 0;	/* reported already */
 	if (cur.err != 0) {
 		err_set(err, errsize, "%s: %s (keeping the database opened "

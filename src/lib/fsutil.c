@@ -158,3 +158,26 @@ mkdir_p(const char *path, mode_t mode)
 		return -1;
 	return 0;
 }
+
+void
+file_id_from_stat(struct file_id *id, const struct stat *st)
+{
+	memset(id, 0, sizeof(*id));
+	id->dev = st->st_dev;
+	id->ino = st->st_ino;
+	id->size = st->st_size;
+	id->mtime = st->st_mtim;
+	id->ctime = st->st_ctim;
+}
+
+bool
+file_id_equal(const struct file_id *a, const struct file_id *b)
+{
+	if (a->err != 0 || b->err != 0)
+		return a->err == b->err;
+	return a->dev == b->dev && a->ino == b->ino && a->size == b->size &&
+	    a->mtime.tv_sec == b->mtime.tv_sec &&
+	    a->mtime.tv_nsec == b->mtime.tv_nsec &&
+	    a->ctime.tv_sec == b->ctime.tv_sec &&
+	    a->ctime.tv_nsec == b->ctime.tv_nsec;
+}
