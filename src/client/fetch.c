@@ -75,7 +75,7 @@ fetch_base_name(const char *account, const char *uidl, char *out,
 struct msg {
 	uint32_t	 num;
 	char		*uidl;
-	bool		 todo;		/* not in the journal */
+	bool		 wanted;	/* not in the journal */
 	bool		 retr;		/* not in the Maildir either */
 	bool		 deleted;	/* DELE answered +OK */
 };
@@ -462,9 +462,9 @@ fetch_account(const struct account *a, const char *state_dir,
 		for (k = i; k < end; k++) {
 			struct msg *m = &r.msgs[k];
 
-			m->todo = !journal_has(j, m->uidl);
+			m->wanted = !journal_has(j, m->uidl);
 			m->retr = false;
-			if (!m->todo)
+			if (!m->wanted)
 				continue;
 			if (fetch_base_name(a->name, m->uidl, base,
 			    sizeof(base)) == -1) {
@@ -483,7 +483,7 @@ fetch_account(const struct account *a, const char *state_dir,
 		for (k = i; k < end; k++) {
 			struct msg *m = &r.msgs[k];
 
-			if (!m->todo)
+			if (!m->wanted)
 				continue;
 			if (m->retr) {
 				if (fetch_base_name(a->name, m->uidl, base,
