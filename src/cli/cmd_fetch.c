@@ -1,7 +1,8 @@
 /*
- * cmd_fetch.c: `postern fetch [-f FILE] [--quiet] [NAME...]`: retrieves
- * the mail of the named accounts of fetch.conf (all of them without a
- * name) into their Maildirs, each message exactly once (client/fetch.h).
+ * cmd_fetch.c: `postern fetch [-f FILE] [--quiet] [--check] [NAME...]`:
+ * retrieves the mail of the named accounts of fetch.conf (all of them
+ * without a name) into their Maildirs, each message exactly once
+ * (client/fetch.h); with --check, only counts the new messages.
  *
  * Exit status: 0 every account done (or nothing new), 1 a bad command
  * line or fetch.conf, 75 a temporary failure of some account (network,
@@ -26,7 +27,7 @@
 static void
 fetch_usage(FILE *fp)
 {
-	fputs("usage: postern fetch [-f FILE] [--quiet] [NAME...]\n"
+	fputs("usage: postern fetch [-f FILE] [--quiet] [--check] [NAME...]\n"
 	    "Retrieves the mail of the accounts NAME of FILE (all of them"
 	    " without NAME)\n"
 	    "into their Maildirs, each message once.\n"
@@ -34,6 +35,9 @@ fetch_usage(FILE *fp)
 	    "fetch.conf,\n"
 	    "                   else ~/.config/postern/fetch.conf)\n"
 	    "  -q, --quiet      no summary line per account\n"
+	    "  -c, --check      only count the new messages of each account;"
+	    "\n"
+	    "                   retrieve and delete nothing\n"
 	    "Exit status: 0 done, 1 usage or configuration error, 75 try"
 	    " again later,\n"
 	    "77 authentication or TLS verification failed.\n", fp);
@@ -78,19 +82,23 @@ worse(int a, int b)
 }
 
 static int
-run_one(const struct account *a, const char *state_dir, bool quiet)
+run_one(const struct account *a, const char *state_dir, bool check,
+    bool quiet)
 {
 	struct fetch_stats st;
 	char err[1024];
 	int status;
 
 	err[0] = '\0';
-	status = fetch_account(a, state_dir, &st, err, sizeof(err));
+	status = fetch_account(a, state_dir, check, &st, err, sizeof(err));
 	if (status != FETCH_EXIT_OK) {
 		fprintf(stderr, "postern fetch: %s: %s\n", a->name, err);
 		return status;
 	}
-	if (!quiet)
+	if (check && !quiet)
+		printf("%s: %u new message%s, %u on the server\n", a->name,
+		    st.fresh, st.fresh == 1 ? "" : "s", st.listed);
+	else if (!quiet)
 		printf("%s: %u message%s fetched (%llu octets), %u deleted,"
 		    " %u on the server, login %s\n", a->name, st.fetched,
 		    st.fetched == 1 ? "" : "s",
@@ -106,13 +114,14 @@ cmd_fetch(int argc, char **argv)
 	static const struct option longopts[] = {
 		{ "file",	required_argument,	NULL, 'f' },
 		{ "quiet",	no_argument,		NULL, 'q' },
+		{ "check",	no_argument,		NULL, 'c' },
 		{ "help",	no_argument,		NULL, 'h' },
 		{ NULL,		0,			NULL, 0 },
 	};
 	char confbuf[4096], state_dir[4096], err[1024];
 	const char *conf = NULL;
 	struct fetch_conf fc;
-	bool quiet = false;
+	bool quiet = false, check = false;
 	int ch, i, status = FETCH_EXIT_OK;
 	size_t k;
 
@@ -124,13 +133,16 @@ cmd_fetch(int argc, char **argv)
 
 	opterr = 0;
 	optind = 1;
-	while ((ch = getopt_long(argc, argv, ":f:qh", longopts, NULL)) != -1) {
+	while ((ch = getopt_long(argc, argv, ":f:qch", longopts, NULL)) != -1) {
 		switch (ch) {
 		case 'f':
 			conf = optarg;
 			break;
 		case 'q':
 			quiet = true;
+			break;
+		case 'c':
+			check = true;
 			break;
 		case 'h':
 			fetch_usage(stdout);
@@ -172,11 +184,11 @@ cmd_fetch(int argc, char **argv)
 	if (optind < argc)
 		for (i = optind; i < argc; i++)
 			status = worse(status, run_one(fetch_conf_find(&fc,
-			    argv[i]), state_dir, quiet));
+			    argv[i]), state_dir, check, quiet));
 	else
 		for (k = 0; k < fc.count; k++)
 			status = worse(status, run_one(&fc.accounts[k],
-			    state_dir, quiet));
+			    state_dir, check, quiet));
 	fetch_conf_free(&fc);
 	return status;
 }

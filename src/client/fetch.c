@@ -383,7 +383,7 @@ status_of(const struct pop3c *c)
 
 int
 fetch_account(const struct account *a, const char *state_dir,
-    struct fetch_stats *st, char *err, size_t errsize)
+    bool check_only, struct fetch_stats *st, char *err, size_t errsize)
 {
 	char pass[FETCH_MAX_PASSWORD + 1], path[4096], base[256];
 	char line[FETCH_MAX_LINE + 1];
@@ -417,7 +417,7 @@ fetch_account(const struct account *a, const char *state_dir,
 		fprintf(stderr, "postern fetch: warning: journal %s: %u"
 		    " damaged line%s dropped (a run was interrupted while"
 		    " writing it)\n", path, dropped, dropped == 1 ? "" : "s");
-	if (maildir_prepare(&r, err, errsize) == -1)
+	if (!check_only && maildir_prepare(&r, err, errsize) == -1)
 		goto out;
 	if (account_password(a, pass, sizeof(pass), err, errsize) == -1) {
 		explicit_bzero(pass, sizeof(pass));
@@ -454,6 +454,18 @@ fetch_account(const struct account *a, const char *state_dir,
 	if (pop3c_lines(c, uidl_line, &r) == -1)
 		goto net;
 	st->listed = (uint32_t)r.count;
+	for (k = 0; k < r.count; k++)
+		if (!journal_has(j, r.msgs[k].uidl))
+			st->fresh++;
+	if (check_only) {
+		/* Counting only: nothing retrieved, deleted or forgotten. */
+		if (pop3c_send(c, "QUIT") == -1 ||
+		    pop3c_status(c, "QUIT", line, sizeof(line)) != 1)
+			goto net;
+		status = FETCH_EXIT_OK;
+		err[0] = '\0';
+		goto out;
+	}
 	/* RFC 2449 section 6.6: with PIPELINING, a window of RETRs (and
 	 * then DELEs) goes out before their replies are read, in order. */
 	window = c->capa.pipelining ? FETCH_PIPELINE_WINDOW : 1;

@@ -36,6 +36,7 @@ struct fetch_stats {
 	uint32_t	 fetched;	/* stored by this run */
 	uint64_t	 octets;	/* octets stored by this run */
 	uint32_t	 deleted;	/* deleted on the server */
+	uint32_t	 fresh;		/* listed, not in the journal */
 	const char	*method;	/* how we logged in */
 };
 
@@ -48,11 +49,14 @@ int	fetch_state_dir(char *out, size_t size);
 
 /*
  * Fetches the mail of a; state_dir holds NAME.journal and NAME.lock.
- * Returns a FETCH_EXIT_* status; on failure err holds one line.
- * Warnings (a journal line dropped) go to stderr.
+ * With check_only, only counts the messages whose UIDL is not in the
+ * journal (st->fresh): no RETR, no DELE, the Maildir untouched and the
+ * journal not compacted.  Returns a FETCH_EXIT_* status; on failure err
+ * holds one line.  Warnings (a journal line dropped) go to stderr.
  */
 int	fetch_account(const struct account *a, const char *state_dir,
-	    struct fetch_stats *st, char *err, size_t errsize);
+	    bool check_only, struct fetch_stats *st, char *err,
+	    size_t errsize);
 
 /* The Maildir base name of a message: "<account>.<32 hex digits of
  * SHA-256(UIDL)>".  0 or -1. */

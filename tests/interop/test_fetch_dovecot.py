@@ -5,9 +5,10 @@ port, implicit TLS on another, its certificate from the harness's test
 PKI.  Byte-exact delivery of the messages put in Dovecot's Maildir (LF
 form, as Dovecot stores them), keep = yes and no, a second run fetching
 nothing, STLS and implicit TLS verified against the test CA, a wrong CA
-refused (exit 77 naming the host), and each SASL mechanism Dovecot
-offers that fetch supports (Dovecot restricted to that one mechanism,
-its log's method= and fetch's "login" word both checked).
+refused (exit 77 naming the host), --check counting without fetching,
+and each SASL mechanism Dovecot offers that fetch supports (Dovecot
+restricted to that one mechanism, its log's method= and fetch's "login"
+word both checked).
 
 Dovecot runs as root in the foreground (-F) with its own base_dir and
 state_dir, and is stopped by its PID.  Skipped when Dovecot is not
@@ -372,3 +373,18 @@ def test_wrong_password_is_exit_77(tmp_path, dovecot):
     assert st == EX_PERM, (st, out, err)
     assert c.delivered() == []
     assert dovecot.count() == len(MESSAGES)
+
+
+def test_check_counts_without_fetching(tmp_path, dovecot):
+    c = Client(tmp_path, dovecot)
+    c.write(keep="no")
+    n = len(MESSAGES)
+    st, out, err = c.run("--check")
+    assert st == EX_OK, err
+    assert out == "dove: %d new messages, %d on the server\n" % (n, n)
+    assert dovecot.count() == n
+    assert c.delivered() == []
+    assert c.run()[0] == EX_OK
+    st, out, err = c.run("--check")
+    assert st == EX_OK, err
+    assert out == "dove: 0 new messages, 0 on the server\n", out

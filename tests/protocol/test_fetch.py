@@ -7,7 +7,8 @@ nothing; the delivered files are byte for byte the server's messages in
 LF form; SCRAM-SHA-256(-PLUS) and USER/PASS logins (the server log's
 method=); the account lock; a damaged journal; and a run killed with
 SIGKILL at random instants, again and again, after which every message
-of the server is delivered exactly once.
+of the server is delivered exactly once; --check, which counts the new
+messages and sends nothing but UIDL and QUIT.
 """
 
 import fcntl
@@ -692,3 +693,52 @@ def test_write_failure_is_exit_75_and_the_next_run_completes(tmp_path,
     assert sorted(c.delivered().values()) == \
         sorted(lf_form(m) for m in MESSAGES)
     assert plain_srv.message_files("alice") == {}
+
+
+def test_check_counts_new_messages_and_changes_nothing(tmp_path,
+                                                       plain_srv):
+    c = Client(tmp_path, plain_srv)
+    c.write(c.account(keep="no"), c.account("other", keep="no"))
+    st, out, err = c.run("--check")
+    assert st == EX_OK, err
+    n = len(MESSAGES)
+    assert out == ("acct: %d new messages, %d on the server\n"
+                   "other: %d new messages, %d on the server\n"
+                   % (n, n, n, n)), out
+    assert err == ""
+    # Nothing retrieved, nothing deleted, no Maildir made.
+    assert len(plain_srv.message_files("alice")) == n
+    assert not os.path.exists(c.maildir())
+    # A fetch of one account, then a check counts only what is new.
+    c.write(c.account(keep="yes"))
+    assert c.run()[0] == EX_OK
+    plain_srv.add_message("alice", b"Subject: late\n\nnew one\n")
+    st, out, err = c.run("-c")
+    assert st == EX_OK, err
+    assert out == "acct: 1 new message, %d on the server\n" % (n + 1), out
+    assert len(c.delivered()) == n
+    st, out, err = c.run("--check", "--quiet")
+    assert (st, out) == (EX_OK, ""), err
+
+
+def test_check_sends_only_uidl_and_quit(tmp_path, fake):
+    f = fake([b"Subject: a\n\nx\n", b"Subject: b\n\ny\n"],
+             capa=("USER", "UIDL", "PIPELINING"))
+    c = Client(tmp_path, FakeSrv(f.port))
+    c.write(c.account(keep="no"))
+    st, out, err = c.run("--check")
+    assert st == EX_OK, err
+    assert out == "acct: 2 new messages, 2 on the server\n", out
+    assert f.commands[-2:] == ["UIDL", "QUIT"], f.commands
+    assert "RETR" not in f.commands and "DELE" not in f.commands
+
+
+def test_check_reports_failures_like_a_fetch(tmp_path, plain_srv):
+    c = Client(tmp_path, plain_srv)
+    with open(c.pwfile, "w") as f:
+        f.write("wrong\n")
+    c.write(c.account())
+    st, out, err = c.run("--check")
+    assert st == EX_PERM
+    assert out == ""
+    assert err.startswith("postern fetch: acct: "), err
