@@ -10,17 +10,22 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "client/client_limits.h"
 #include "client/journal.h"
 #include "lib/buf.h"
 #include "lib/fsutil.h"
+#include "lib/strnum.h"
+
+#define JOURNAL_HEADER_V1	"postern-fetch-journal 1"
 
 struct journal {
 	char	 *path;
 	int	  fd;		/* open for appending */
 	char	**uidls;	/* sorted */
+	int64_t	 *times;	/* when each was journaled */
 	size_t	  count;
 	size_t	  cap;
 };
@@ -94,11 +99,28 @@ journal_uidl(const struct journal *j, size_t i)
 	return i < j->count ? j->uidls[i] : NULL;
 }
 
-/* Adds uidl to the set (a duplicate is ignored).  0 or -1. */
+int64_t
+journal_time(const struct journal *j, size_t i)
+{
+	return i < j->count ? j->times[i] : 0;
+}
+
+int64_t
+journal_time_of(const struct journal *j, const char *uidl)
+{
+	bool found;
+	size_t i = find(j, uidl, &found);
+
+	return found ? j->times[i] : -1;
+}
+
+/* Adds uidl, journaled at t, to the set (a duplicate is ignored).  0 or
+ * -1. */
 static int
-insert(struct journal *j, const char *uidl, size_t len)
+insert(struct journal *j, const char *uidl, size_t len, int64_t t)
 {
 	char *copy, **n;
+	int64_t *nt;
 	bool found;
 	size_t at;
 
@@ -117,11 +139,19 @@ insert(struct journal *j, const char *uidl, size_t len)
 			return -1;
 		}
 		j->uidls = n;
+		if ((nt = realloc(j->times, cap * sizeof(*nt))) == NULL) {
+			free(copy);
+			return -1;
+		}
+		j->times = nt;
 		j->cap = cap;
 	}
 	memmove(j->uidls + at + 1, j->uidls + at, (j->count - at) *
 	    sizeof(*j->uidls));
+	memmove(j->times + at + 1, j->times + at, (j->count - at) *
+	    sizeof(*j->times));
 	j->uidls[at] = copy;
+	j->times[at] = t;
 	j->count++;
 	return 0;
 }
@@ -139,24 +169,57 @@ uidl_valid(const char *s, size_t len)
 	return true;
 }
 
-/* One record line (without LF): 1 good, 0 bad. */
+/*
+ * One record line (without LF): 1 good, 0 bad.  Version 1 is "UIDL
+ * CHECKSUM" (no time: *time_r is left alone), version 2 "UIDL TIME
+ * CHECKSUM"; in both the checksum covers what comes before its space.
+ */
 static int
-parse_record(const char *line, size_t len, size_t *uidl_len_r)
+parse_record(int version, const char *line, size_t len, size_t *uidl_len_r,
+    int64_t *time_r)
 {
-	const char *sp = memchr(line, ' ', len);
-	char hex[9];
-	size_t ulen;
+	const char *sp = memchr(line, ' ', len), *sp2 = NULL;
+	char hex[9], num[24];
+	uint64_t t = 0;
+	size_t ulen, body;
 
-	if (sp == NULL)
+	if (sp == NULL || len < 9 || line[len - 9] != ' ')
 		return 0;
+	body = len - 9;
 	ulen = (size_t)(sp - line);
-	if (!uidl_valid(line, ulen) || len - ulen - 1 != 8)
+	if (!uidl_valid(line, ulen))
 		return 0;
-	(void)snprintf(hex, sizeof(hex), "%08x", journal_hash(line, ulen));
-	if (memcmp(sp + 1, hex, 8) != 0)
+	if (version == 1 ? body != ulen : body <= ulen + 1)
+		return 0;
+	if (version == 2) {
+		sp2 = line + ulen + 1;
+		if (body - ulen - 1 >= sizeof(num))
+			return 0;
+		memcpy(num, sp2, body - ulen - 1);
+		num[body - ulen - 1] = '\0';
+		if (parse_u64(num, INT64_MAX, &t) != PARSE_OK ||
+		    (num[0] == '0' && num[1] != '\0'))
+			return 0;
+	}
+	(void)snprintf(hex, sizeof(hex), "%08x", journal_hash(line, body));
+	if (memcmp(line + body + 1, hex, 8) != 0)
 		return 0;
 	*uidl_len_r = ulen;
+	if (version == 2)
+		*time_r = (int64_t)t;
 	return 1;
+}
+
+/* The record of uidl journaled at t, with its LF, into out. */
+static int
+format_record(const char *uidl, int64_t t, char *out, size_t size)
+{
+	char body[FETCH_JOURNAL_MAX_LINE];
+
+	if (str_fmt(body, sizeof(body), "%s %lld", uidl, (long long)t) == -1)
+		return -1;
+	return str_fmt(out, size, "%s %08x\n", body, journal_hash(body,
+	    strlen(body)));
 }
 
 /* The whole journal as text into b. */
@@ -168,10 +231,12 @@ render(const struct journal *j, const bool *keep, struct buf *b)
 	if (buf_addf(b, "%s\n", JOURNAL_HEADER) == -1)
 		return -1;
 	for (i = 0; i < j->count; i++) {
+		char line[FETCH_JOURNAL_MAX_LINE];
+
 		if (keep != NULL && !keep[i])
 			continue;
-		if (buf_addf(b, "%s %08x\n", j->uidls[i],
-		    journal_hash(j->uidls[i], strlen(j->uidls[i]))) == -1)
+		if (format_record(j->uidls[i], j->times[i], line,
+		    sizeof(line)) == -1 || buf_add(b, line, strlen(line)) == -1)
 			return -1;
 	}
 	return 0;
@@ -223,6 +288,7 @@ journal_close(struct journal **jp)
 	for (i = 0; i < j->count; i++)
 		free(j->uidls[i]);
 	free(j->uidls);
+	free(j->times);
 	free(j->path);
 	free(j);
 	*jp = NULL;
@@ -237,6 +303,8 @@ journal_open(const char *path, struct journal **j_r, unsigned int *dropped_r,
 	const char *p, *end, *nl;
 	size_t hlen = strlen(JOURNAL_HEADER), len, ulen;
 	unsigned int dropped = 0;
+	int version;
+	int64_t now = (int64_t)time(NULL), t;
 
 	*j_r = NULL;
 	*dropped_r = 0;
@@ -266,8 +334,14 @@ journal_open(const char *path, struct journal **j_r, unsigned int *dropped_r,
 	}
 	p = b.data;
 	end = b.data + b.len;
-	if (b.len < hlen + 1 || memcmp(p, JOURNAL_HEADER, hlen) != 0 ||
-	    p[hlen] != '\n') {
+	/* Both headers have the same length. */
+	if (b.len >= hlen + 1 && memcmp(p, JOURNAL_HEADER, hlen) == 0 &&
+	    p[hlen] == '\n')
+		version = 2;
+	else if (b.len >= hlen + 1 && memcmp(p, JOURNAL_HEADER_V1, hlen) ==
+	    0 && p[hlen] == '\n')
+		version = 1;
+	else {
 		jerr(err, errsize, "journal %s: not a postern fetch journal"
 		    " (the first line is not \"%s\")", path, JOURNAL_HEADER);
 		goto fail;
@@ -278,19 +352,24 @@ journal_open(const char *path, struct journal **j_r, unsigned int *dropped_r,
 			break;
 		}
 		len = (size_t)(nl - p);
-		if (!parse_record(p, len, &ulen)) {
+		/* A version 1 record has no time: it counts from now,
+		 * when the file becomes version 2. */
+		t = now;
+		if (!parse_record(version, p, len, &ulen, &t)) {
 			dropped++;
 			continue;
 		}
-		if (insert(j, p, ulen) == -1) {
+		if (insert(j, p, ulen, t) == -1) {
 			jerr(err, errsize, "journal %s: out of memory", path);
 			goto fail;
 		}
 	}
 	buf_clear(&b);
 	/* Appending after a cut-short line would glue the next record
-	 * to it: rewrite the good records first. */
-	if (dropped > 0 ? rewrite(j, NULL, err, errsize) == -1 :
+	 * to it, and a version 2 record must not follow a version 1
+	 * header: rewrite the good records first. */
+	if (dropped > 0 || version == 1 ? rewrite(j, NULL, err, errsize) ==
+	    -1 :
 	    reopen(j, err, errsize) == -1) {
 		journal_close(&j);
 		return -1;
@@ -310,9 +389,10 @@ journal_append(struct journal *j, const char *uidl, char *err,
 {
 	char line[FETCH_JOURNAL_MAX_LINE];
 	size_t len = strlen(uidl);
+	int64_t now = (int64_t)time(NULL);
 
-	if (!uidl_valid(uidl, len) || str_fmt(line, sizeof(line),
-	    "%s %08x\n", uidl, journal_hash(uidl, len)) == -1) {
+	if (!uidl_valid(uidl, len) || format_record(uidl, now, line,
+	    sizeof(line)) == -1) {
 		jerr(err, errsize, "journal %s: invalid UIDL", j->path);
 		return -1;
 	}
@@ -322,7 +402,7 @@ journal_append(struct journal *j, const char *uidl, char *err,
 		    strerror(errno));
 		return -1;
 	}
-	if (insert(j, uidl, len) == -1) {
+	if (insert(j, uidl, len, now) == -1) {
 		jerr(err, errsize, "journal %s: out of memory", j->path);
 		return -1;
 	}
@@ -338,9 +418,10 @@ journal_compact(struct journal *j, const bool *keep, char *err,
 	if (rewrite(j, keep, err, errsize) == -1)
 		return -1;
 	for (i = 0; i < j->count; i++) {
-		if (keep[i])
+		if (keep[i]) {
+			j->times[o] = j->times[i];
 			j->uidls[o++] = j->uidls[i];
-		else
+		} else
 			free(j->uidls[i]);
 	}
 	j->count = o;

@@ -1,9 +1,13 @@
 /*
  * journal.h: the UIDLs of one account that are safely delivered.
  *
- * A text file: the header line "postern-fetch-journal 1", then one
- * record a line, "UIDL CHECKSUM", CHECKSUM being the FNV-1a 32-bit hash
- * of the UIDL in 8 lower-case hex digits.  A record is appended and
+ * A text file: the header line "postern-fetch-journal 2", then one
+ * record a line, "UIDL TIME CHECKSUM", TIME being when the record was
+ * appended (Unix seconds, decimal) and CHECKSUM the FNV-1a 32-bit hash
+ * of "UIDL TIME" in 8 lower-case hex digits.  Version 1 files (header
+ * "postern-fetch-journal 1", records "UIDL CHECKSUM", the hash of the
+ * UIDL) are read too: their records take the time they are read, and
+ * the file is rewritten as version 2 at once.  A record is appended and
  * fsync'd after the message is on disk and before it is deleted on the
  * server.  A line that is cut short (a crash during the append) or
  * whose checksum does not match is dropped with a warning, and the file
@@ -20,7 +24,7 @@
 
 #include "lib/attrs.h"
 
-#define JOURNAL_HEADER	"postern-fetch-journal 1"
+#define JOURNAL_HEADER	"postern-fetch-journal 2"
 
 struct journal;
 
@@ -48,6 +52,12 @@ int	journal_compact(struct journal *, const bool *keep, char *err,
 
 /* The i-th UIDL, in sorted order. */
 const char *journal_uidl(const struct journal *, size_t i);
+
+/* When the i-th UIDL was journaled (Unix seconds). */
+int64_t	journal_time(const struct journal *, size_t i);
+
+/* When uidl was journaled, or -1 if it is not in the journal. */
+int64_t	journal_time_of(const struct journal *, const char *uidl);
 
 void	journal_close(struct journal **);
 

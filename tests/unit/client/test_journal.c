@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "client/journal.h"
@@ -149,17 +150,55 @@ test_bad_checksum_dropped(void **state)
 	char text[256];
 	int n;
 
-	n = snprintf(text, sizeof(text), "%s\ngood %08x\nbad 00000000\n"
-	    "also-good %08x\nnospace\n", JOURNAL_HEADER,
-	    journal_hash("good", 4), journal_hash("also-good", 9));
+	/* The checksum covers the time too: "bad" claims another one,
+	 * "v1" is a version 1 record in a version 2 file, "neg" a time
+	 * that is no number of seconds. */
+	n = snprintf(text, sizeof(text), "%s\ngood 100 %08x\n"
+	    "bad 200 %08x\nbad 00000000\nalso-good 0 %08x\nnospace\n"
+	    "v1 %08x\nneg -1 %08x\n", JOURNAL_HEADER,
+	    journal_hash("good 100", 8), journal_hash("bad 100", 7),
+	    journal_hash("also-good 0", 11), journal_hash("v1", 2),
+	    journal_hash("neg -1", 6));
 	put_text(f, text, (size_t)n);
-	j = open_ok(f, 2);
+	j = open_ok(f, 5);
 	assert_int_equal(journal_count(j), 2);
 	assert_true(journal_has(j, "good"));
 	assert_true(journal_has(j, "also-good"));
 	assert_false(journal_has(j, "bad"));
+	assert_int_equal(journal_time(j, 0), 0);	/* also-good */
+	assert_int_equal(journal_time(j, 1), 100);	/* good */
 	journal_close(&j);
 	j = open_ok(f, 0);	/* rewritten without the bad lines */
+	journal_close(&j);
+}
+
+static void
+test_version_1_read_and_rewritten_as_version_2(void **state)
+{
+	struct fx *f = *state;
+	struct journal *j;
+	struct buf b;
+	char text[256];
+	time_t before = time(NULL);
+	int n;
+
+	n = snprintf(text, sizeof(text), "postern-fetch-journal 1\n"
+	    "old-1 %08x\nold-2 %08x\ncut", journal_hash("old-1", 5),
+	    journal_hash("old-2", 5));
+	put_text(f, text, (size_t)n);
+	j = open_ok(f, 1);
+	assert_int_equal(journal_count(j), 2);
+	assert_true(journal_has(j, "old-1"));
+	/* No time in version 1: the records count from their reading. */
+	assert_true(journal_time(j, 0) >= before);
+	assert_true(journal_time(j, 1) <= time(NULL));
+	append_ok(j, "new");
+	journal_close(&j);
+	file_text(f, &b);
+	assert_true(strncmp(b.data, "postern-fetch-journal 2\n", 24) == 0);
+	buf_clear(&b);
+	j = open_ok(f, 0);
+	assert_int_equal(journal_count(j), 3);
 	journal_close(&j);
 }
 
@@ -219,10 +258,19 @@ test_compact(void **state)
 	bool keep[3] = { true, false, true };
 	char err[512];
 
-	append_ok(j, "a");
-	append_ok(j, "b");
-	append_ok(j, "c");
+	struct buf b;
+	char text[256];
+	int n;
+
+	/* Times survive compaction. */
+	n = snprintf(text, sizeof(text), "%s\na 11 %08x\nb 22 %08x\n"
+	    "c 33 %08x\n", JOURNAL_HEADER, journal_hash("a 11", 4),
+	    journal_hash("b 22", 4), journal_hash("c 33", 4));
+	put_text(f, text, (size_t)n);
+	journal_close(&j);
+	j = open_ok(f, 0);
 	assert_int_equal(journal_compact(j, keep, err, sizeof(err)), 0);
+	assert_int_equal(journal_time(j, 1), 33);
 	assert_int_equal(journal_count(j), 2);
 	assert_false(journal_has(j, "b"));
 	append_ok(j, "d");	/* the journal is appendable after a rewrite */
@@ -232,7 +280,12 @@ test_compact(void **state)
 	assert_true(journal_has(j, "a"));
 	assert_false(journal_has(j, "b"));
 	assert_true(journal_has(j, "d"));
+	assert_int_equal(journal_time(j, 0), 11);
+	assert_int_equal(journal_time(j, 1), 33);
 	journal_close(&j);
+	file_text(f, &b);
+	assert_non_null(strstr(b.data, "\nc 33 "));
+	buf_clear(&b);
 }
 
 int
@@ -246,6 +299,9 @@ main(void)
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_bad_checksum_dropped,
 		    setup, teardown),
+		cmocka_unit_test_setup_teardown(
+		    test_version_1_read_and_rewritten_as_version_2, setup,
+		    teardown),
 		cmocka_unit_test_setup_teardown(test_foreign_file_refused,
 		    setup, teardown),
 		cmocka_unit_test_setup_teardown(test_empty_file_is_new,
