@@ -112,7 +112,7 @@ enum {
 	K_HOST = 1u << 0, K_PORT = 1u << 1, K_TLS = 1u << 2,
 	K_INSECURE = 1u << 3, K_CA = 1u << 4, K_USER = 1u << 5,
 	K_PWFILE = 1u << 6, K_PWCMD = 1u << 7, K_KEEP = 1u << 8,
-	K_MAILDIR = 1u << 9, K_TIMEOUT = 1u << 10,
+	K_MAILDIR = 1u << 9, K_TIMEOUT = 1u << 10, K_KEEPDAYS = 1u << 11,
 };
 
 static const struct {
@@ -123,7 +123,7 @@ static const struct {
 	{ "insecure", K_INSECURE }, { "ca_file", K_CA }, { "user", K_USER },
 	{ "password_file", K_PWFILE }, { "password_command", K_PWCMD },
 	{ "keep", K_KEEP }, { "maildir", K_MAILDIR },
-	{ "timeout", K_TIMEOUT },
+	{ "timeout", K_TIMEOUT }, { "keep_days", K_KEEPDAYS },
 };
 
 static int
@@ -185,6 +185,14 @@ set_key(struct account *a, unsigned int bit, const char *v, char *err,
 			return -1;
 		}
 		return 0;
+	case K_KEEPDAYS:
+		if (parse_u32(v, FETCH_MAX_KEEP_DAYS, &a->keep_days) !=
+		    PARSE_OK || a->keep_days == 0) {
+			errmsg(err, errsize, "keep_days wants a number of"
+			    " days from 1 to %d", FETCH_MAX_KEEP_DAYS);
+			return -1;
+		}
+		return 0;
 	case K_TIMEOUT:
 		if (parse_duration_ms(v, FETCH_MAX_TIMEOUT_MS,
 		    &a->timeout_ms) != PARSE_OK || a->timeout_ms < 1000) {
@@ -233,6 +241,11 @@ account_finish(struct account *a, unsigned int seen, char *err,
 	};
 	size_t i;
 
+	if ((seen & K_KEEPDAYS) != 0 && !a->keep) {
+		errmsg(err, errsize, "account %s: keep_days needs keep = yes",
+		    a->name);
+		return -1;
+	}
 	for (i = 0; i < N_ELEMENTS(required); i++)
 		if ((seen & required[i].bit) == 0) {
 			errmsg(err, errsize, "account %s has no %s", a->name,

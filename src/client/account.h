@@ -35,6 +35,7 @@ struct account {
 	char		*password_file;	/* exactly one of these two */
 	char		*password_command;
 	bool		 keep;		/* leave the mail on the server */
+	uint32_t	 keep_days;	/* with keep: delete after; 0 never */
 	char		*maildir;
 	uint64_t	 timeout_ms;
 };

@@ -42,6 +42,8 @@
 #define FETCH_SASL_MAX_STEPS		8
 
 /* The journal of one account: a record is a UIDL and a checksum. */
+/* keep_days: up to 100 years (0, the default, never deletes). */
+#define FETCH_MAX_KEEP_DAYS		36500
 #define FETCH_JOURNAL_MAX_LINE		128
 #define FETCH_JOURNAL_MAX_SIZE		(256ull * 1024 * 1024)
 

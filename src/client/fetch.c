@@ -17,6 +17,7 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <openssl/evp.h>
@@ -77,6 +78,7 @@ struct msg {
 	char		*uidl;
 	bool		 wanted;	/* not in the journal */
 	bool		 retr;		/* not in the Maildir either */
+	bool		 dele;		/* to be deleted by this run */
 	bool		 deleted;	/* DELE answered +OK */
 };
 
@@ -396,6 +398,7 @@ fetch_account(const struct account *a, const char *state_dir,
 	bool quit_ok = false, *keep = NULL, changed;
 	size_t i, k, end, window;
 	int status, lockfd = -1;
+	int64_t expired, t;
 
 	memset(st, 0, sizeof(*st));
 	if (mkdir_p(state_dir, 0700) == -1) {
@@ -469,6 +472,8 @@ fetch_account(const struct account *a, const char *state_dir,
 	/* RFC 2449 section 6.6: with PIPELINING, a window of RETRs (and
 	 * then DELEs) goes out before their replies are read, in order. */
 	window = c->capa.pipelining ? FETCH_PIPELINE_WINDOW : 1;
+	/* keep_days: what was journaled before this is deleted. */
+	expired = (int64_t)time(NULL) - (int64_t)a->keep_days * 86400;
 	for (i = 0; i < r.count; i = end) {
 		end = r.count - i > window ? i + window : r.count;
 		for (k = i; k < end; k++) {
@@ -511,13 +516,20 @@ fetch_account(const struct account *a, const char *state_dir,
 				goto net;
 			}
 		}
-		if (a->keep)
-			continue;
-		/* Every UIDL of the window is journaled: now DELE. */
-		for (k = i; k < end; k++)
-			if (pop3c_send(c, "DELE %u", r.msgs[k].num) == -1)
-				goto net;
+		/* Every UIDL of the window is journaled: now DELE, all
+		 * of them with keep = no, the expired ones with keep_days. */
 		for (k = i; k < end; k++) {
+			struct msg *m = &r.msgs[k];
+
+			t = journal_time_of(j, m->uidl);
+			m->dele = !a->keep || (a->keep_days > 0 && t >= 0 &&
+			    t <= expired);
+			if (m->dele && pop3c_send(c, "DELE %u", m->num) == -1)
+				goto net;
+		}
+		for (k = i; k < end; k++) {
+			if (!r.msgs[k].dele)
+				continue;
 			if (pop3c_status(c, "DELE", line, sizeof(line)) != 1)
 				goto net;
 			r.msgs[k].deleted = true;

@@ -241,7 +241,7 @@ def test_keep_no_deletes_after_delivery(tmp_path, tls_srv):
     assert sorted(c.delivered().values()) == \
         sorted(lf_form(m) for m in MESSAGES)
     # The journal forgets what the server no longer has.
-    assert c.journal() == b"postern-fetch-journal 1\n"
+    assert c.journal() == b"postern-fetch-journal 2\n"
     st, out, err = c.run()
     assert st == EX_OK and out.startswith("acct: 0 messages fetched")
 
@@ -742,3 +742,102 @@ def test_check_reports_failures_like_a_fetch(tmp_path, plain_srv):
     assert st == EX_PERM
     assert out == ""
     assert err.startswith("postern fetch: acct: "), err
+
+
+def fnv1a(data):
+    h = 2166136261
+    for b in data:
+        h = ((h ^ b) * 16777619) & 0xffffffff
+    return h
+
+
+def journal_records(c, name="acct"):
+    """{uidl: time} of the account's (version 2) journal."""
+    lines = c.journal(name).decode().splitlines()
+    assert lines[0] == "postern-fetch-journal 2"
+    out = {}
+    for ln in lines[1:]:
+        uidl, t, h = ln.split(" ")
+        assert int(h, 16) == fnv1a(("%s %s" % (uidl, t)).encode())
+        out[uidl] = int(t)
+    return out
+
+
+def write_journal(c, records, version=2, name="acct"):
+    lines = ["postern-fetch-journal %d" % version]
+    for uidl, t in records.items():
+        body = uidl if version == 1 else "%s %d" % (uidl, t)
+        lines.append("%s %08x" % (body, fnv1a(body.encode())))
+    with open(os.path.join(c.state, name + ".journal"), "w") as f:
+        f.write("\n".join(lines) + "\n")
+
+
+def test_journal_records_the_time_of_each_uidl(tmp_path, plain_srv):
+    c = Client(tmp_path, plain_srv)
+    c.write(c.account())
+    before = int(time.time())
+    assert c.run()[0] == EX_OK
+    recs = journal_records(c)
+    assert len(recs) == len(MESSAGES)
+    assert all(before <= t <= time.time() for t in recs.values())
+
+
+def test_version_1_journal_is_read_and_upgraded(tmp_path, plain_srv):
+    c = Client(tmp_path, plain_srv)
+    c.write(c.account())
+    assert c.run()[0] == EX_OK
+    uidls = list(journal_records(c))
+    write_journal(c, {u: 0 for u in uidls}, version=1)
+    st, out, err = c.run()
+    assert st == EX_OK, err
+    assert err == ""
+    assert out.startswith("acct: 0 messages fetched"), out
+    assert sorted(journal_records(c)) == sorted(uidls)
+
+
+def test_keep_days_deletes_what_was_journaled_long_ago(tmp_path, plain_srv):
+    c = Client(tmp_path, plain_srv)
+    c.write(c.account(keep="yes"))
+    assert c.run()[0] == EX_OK
+    recs = journal_records(c)
+    uidls = sorted(recs)
+    now = int(time.time())
+    old = uidls[:3]
+    # Three journaled 10 days ago, one just short of 3 days, the rest now.
+    for u in old:
+        recs[u] = now - 10 * 86400
+    recs[uidls[3]] = now - 3 * 86400 + 3600
+    write_journal(c, recs)
+    late = b"Subject: late\n\nnot yet fetched\n"
+    plain_srv.add_message("alice", late)
+    c.write(c.account(keep="yes", keep_days="3"))
+    st, out, err = c.run()
+    assert st == EX_OK, err
+    n = len(MESSAGES)
+    assert out.startswith("acct: 1 message fetched"), out
+    assert "3 deleted, %d on the server" % (n + 1 - 3) in out, out
+    assert len(plain_srv.message_files("alice")) == n + 1 - 3
+    left = journal_records(c)
+    assert len(left) == n + 1 - 3
+    assert not set(left) & set(old)
+    assert left[uidls[3]] == recs[uidls[3]]     # times survive compaction
+    assert len(c.delivered()) == n + 1
+    # Nothing else is old enough: a second run deletes nothing.
+    st, out, err = c.run()
+    assert st == EX_OK, err
+    assert "0 deleted" in out, out
+
+
+@pytest.mark.parametrize("keys,why", [
+    ({"keep": "no", "keep_days": "3"}, "keep_days needs keep = yes"),
+    ({"keep_days": "0"}, "keep_days wants a number of days"),
+    ({"keep_days": "36501"}, "keep_days wants a number of days"),
+    ({"keep_days": "3d"}, "keep_days wants a number of days"),
+])
+def test_keep_days_config_errors(tmp_path, plain_srv, keys, why):
+    c = Client(tmp_path, plain_srv)
+    c.write(c.account(**keys))
+    st, out, err = c.run()
+    assert st == EX_USAGE
+    assert why in err, err
+    assert c.delivered() == {}

@@ -107,7 +107,7 @@ test_all_keys(void **state)
 	    "timeout = 2m\n"
 	    "account b.c_d-e\n"
 	    "host = h\nuser = u\npassword_file = /p\nmaildir = /m\n"
-	    "tls = starttls\n", &fc);
+	    "tls = starttls\nkeep_days = 30\n", &fc);
 	assert_int_equal(fc.count, 2);
 	a = &fc.accounts[0];
 	assert_string_equal(a->host, "127.0.0.1");
@@ -119,9 +119,12 @@ test_all_keys(void **state)
 	assert_false(a->keep);
 	assert_string_equal(a->maildir, "/home/u/Mail");
 	assert_int_equal(a->timeout_ms, 120000);
+	assert_int_equal(a->keep_days, 0);
 	a = &fc.accounts[1];
 	assert_string_equal(a->name, "b.c_d-e");
 	assert_int_equal(a->tls, ACCOUNT_TLS_STARTTLS);
+	assert_true(a->keep);
+	assert_int_equal(a->keep_days, 30);
 	assert_int_equal(a->port, 110);
 	fetch_conf_free(&fc);
 }
@@ -139,6 +142,11 @@ test_refusals(void **state)
 	parse_err(MIN_ACCOUNT "port = +1\n", 6, "port");
 	parse_err(MIN_ACCOUNT "tls = ssl\n", 6, "tls wants");
 	parse_err(MIN_ACCOUNT "keep = true\n", 6, "keep wants yes or no");
+	parse_err(MIN_ACCOUNT "keep_days = 0\n", 6, "keep_days wants");
+	parse_err(MIN_ACCOUNT "keep_days = 36501\n", 6, "keep_days wants");
+	parse_err(MIN_ACCOUNT "keep_days = 7d\n", 6, "keep_days wants");
+	parse_err(MIN_ACCOUNT "keep = no\nkeep_days = 7\n", 1,
+	    "keep_days needs keep = yes");
 	parse_err(MIN_ACCOUNT "timeout = 0\n", 6, "timeout");
 	parse_err(MIN_ACCOUNT "timeout = 2h\n", 6, "timeout");
 	parse_err(MIN_ACCOUNT "ca_file = rel/ca.pem\n", 6, "absolute");
