@@ -113,6 +113,7 @@ enum {
 	K_INSECURE = 1u << 3, K_CA = 1u << 4, K_USER = 1u << 5,
 	K_PWFILE = 1u << 6, K_PWCMD = 1u << 7, K_KEEP = 1u << 8,
 	K_MAILDIR = 1u << 9, K_TIMEOUT = 1u << 10, K_KEEPDAYS = 1u << 11,
+	K_ONLYNEW = 1u << 12,
 };
 
 static const struct {
@@ -124,6 +125,7 @@ static const struct {
 	{ "password_file", K_PWFILE }, { "password_command", K_PWCMD },
 	{ "keep", K_KEEP }, { "maildir", K_MAILDIR },
 	{ "timeout", K_TIMEOUT }, { "keep_days", K_KEEPDAYS },
+	{ "only_new", K_ONLYNEW },
 };
 
 static int
@@ -182,6 +184,12 @@ set_key(struct account *a, unsigned int bit, const char *v, char *err,
 		    -1) {
 			errmsg(err, errsize, "%s wants yes or no",
 			    bit == K_KEEP ? "keep" : "insecure");
+			return -1;
+		}
+		return 0;
+	case K_ONLYNEW:
+		if (parse_bool(v, &a->only_new) == -1) {
+			errmsg(err, errsize, "only_new wants yes or no");
 			return -1;
 		}
 		return 0;
@@ -354,6 +362,7 @@ fetch_conf_parse(const char *path, const char *text, size_t len,
 			memset(a, 0, sizeof(*a));
 			a->line = lineno;
 			a->keep = true;
+			a->only_new = true;
 			a->tls = ACCOUNT_TLS_IMPLICIT;
 			a->timeout_ms = FETCH_DEFAULT_TIMEOUT_MS;
 			seen = 0;

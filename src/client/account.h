@@ -36,6 +36,7 @@ struct account {
 	char		*password_command;
 	bool		 keep;		/* leave the mail on the server */
 	uint32_t	 keep_days;	/* with keep: delete after; 0 never */
+	bool		 only_new;	/* false: fetch journaled ones again */
 	char		*maildir;
 	uint64_t	 timeout_ms;
 };

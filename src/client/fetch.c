@@ -76,7 +76,8 @@ fetch_base_name(const char *account, const char *uidl, char *out,
 struct msg {
 	uint32_t	 num;
 	char		*uidl;
-	bool		 wanted;	/* not in the journal */
+	bool		 wanted;	/* not in the journal, or only_new = no */
+	bool		 again;		/* in the journal, fetched again */
 	bool		 retr;		/* not in the Maildir either */
 	bool		 dele;		/* to be deleted by this run */
 	bool		 deleted;	/* DELE answered +OK */
@@ -91,6 +92,7 @@ struct run {
 	size_t			 nhave, caphave;
 	int			 maildir_fd;
 	int			 tmp_fd, new_fd;
+	int64_t			 start;		/* time of the run */
 };
 
 static bool
@@ -150,6 +152,22 @@ cmp_msg(const void *x, const void *y)
 {
 	return strcmp(((const struct msg *)x)->uidl,
 	    ((const struct msg *)y)->uidl);
+}
+
+/* The base name of m in the Maildir: from its UIDL, or, fetched again
+ * (only_new = no), from its UIDL, the run's start and our pid, so that
+ * each copy has a name of its own. */
+static int
+msg_base(const struct run *r, const struct msg *m, char *out, size_t size)
+{
+	char key[FETCH_MAX_UIDL + 48];
+
+	if (!m->again)
+		return fetch_base_name(r->a->name, m->uidl, out, size);
+	if (str_fmt(key, sizeof(key), "%s\n%lld.%ld", m->uidl,
+	    (long long)r->start, (long)getpid()) == -1)
+		return -1;
+	return fetch_base_name(r->a->name, key, out, size);
 }
 
 static bool
@@ -390,7 +408,7 @@ fetch_account(const struct account *a, const char *state_dir,
 	char pass[FETCH_MAX_PASSWORD + 1], path[4096], base[256];
 	char line[FETCH_MAX_LINE + 1];
 	struct run r = { .a = a, .maildir_fd = -1, .tmp_fd = -1,
-	    .new_fd = -1 };
+	    .new_fd = -1, .start = (int64_t)time(NULL) };
 	struct journal *j = NULL;
 	struct pop3c *c = NULL;
 	unsigned int dropped;
@@ -479,19 +497,19 @@ fetch_account(const struct account *a, const char *state_dir,
 		for (k = i; k < end; k++) {
 			struct msg *m = &r.msgs[k];
 
-			m->wanted = !journal_has(j, m->uidl);
+			m->again = !a->only_new && journal_has(j, m->uidl);
+			m->wanted = m->again || !journal_has(j, m->uidl);
 			m->retr = false;
 			if (!m->wanted)
 				continue;
-			if (fetch_base_name(a->name, m->uidl, base,
-			    sizeof(base)) == -1) {
+			if (msg_base(&r, m, base, sizeof(base)) == -1) {
 				(void)pop3c_error(c, POP3C_TEMP, "file name"
 				    " too long");
 				goto net;
 			}
 			/* Stored by a run that died before its journal
 			 * record: do not store it twice. */
-			if (have_base(&r, base))
+			if (!m->again && have_base(&r, base))
 				continue;
 			m->retr = true;
 			if (pop3c_send(c, "RETR %u", m->num) == -1)
@@ -503,14 +521,13 @@ fetch_account(const struct account *a, const char *state_dir,
 			if (!m->wanted)
 				continue;
 			if (m->retr) {
-				if (fetch_base_name(a->name, m->uidl, base,
-				    sizeof(base)) == -1 ||
+				if (msg_base(&r, m, base, sizeof(base)) == -1 ||
 				    retr_recv(&r, base, &octets) == -1)
 					goto net;
 				st->fetched++;
 				st->octets += octets;
 			}
-			if (journal_append(j, m->uidl, c->err,
+			if (!m->again && journal_append(j, m->uidl, c->err,
 			    sizeof(c->err)) == -1) {
 				c->fail = POP3C_TEMP;
 				goto net;

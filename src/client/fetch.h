@@ -15,6 +15,10 @@
  * being stored again; nothing is deleted on the server before its UIDL
  * is in the journal.  The journal keeps only the UIDLs the server still
  * lists.
+ *
+ * Two options relax "once" on purpose: only_new = no retrieves the
+ * journaled messages again (each copy under a name of its own), and
+ * keep_days deletes a kept message once its record is that old.
  */
 #ifndef POSTERN_CLIENT_FETCH_H
 #define POSTERN_CLIENT_FETCH_H

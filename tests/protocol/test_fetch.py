@@ -8,7 +8,8 @@ LF form; SCRAM-SHA-256(-PLUS) and USER/PASS logins (the server log's
 method=); the account lock; a damaged journal; and a run killed with
 SIGKILL at random instants, again and again, after which every message
 of the server is delivered exactly once; --check, which counts the new
-messages and sends nothing but UIDL and QUIT.
+messages and sends nothing but UIDL and QUIT; the journal's times
+(version 2, version 1 still read), keep_days and only_new.
 """
 
 import fcntl
@@ -841,3 +842,56 @@ def test_keep_days_config_errors(tmp_path, plain_srv, keys, why):
     assert st == EX_USAGE
     assert why in err, err
     assert c.delivered() == {}
+
+
+def test_only_new_no_fetches_every_message_again(tmp_path, plain_srv):
+    c = Client(tmp_path, plain_srv)
+    c.write(c.account(keep="yes", only_new="no"))
+    n = len(MESSAGES)
+    want = sorted(lf_form(m) for m in MESSAGES)
+    st, out, err = c.run()
+    assert st == EX_OK, err
+    assert out.startswith("acct: %d messages fetched" % n), out
+    journal = journal_records(c)
+    late = b"Subject: late\n\nfetched with the others\n"
+    plain_srv.add_message("alice", late)
+    st, out, err = c.run()
+    assert st == EX_OK, err
+    assert out.startswith("acct: %d messages fetched" % (n + 1)), out
+    got = sorted(c.delivered().values())
+    assert got == sorted(want * 2 + [late])
+    # Fetched again, not journaled again; the new one is journaled.
+    after = journal_records(c)
+    assert len(after) == n + 1
+    assert all(after[u] == t for u, t in journal.items())
+    # Each copy has a file name of its own.
+    assert len(set(fn.split(",")[0] for fn in c.delivered())) == 2 * n + 1
+    # only_new = yes (the default) again: nothing is fetched.
+    c.write(c.account(keep="yes"))
+    st, out, err = c.run()
+    assert st == EX_OK, err
+    assert out.startswith("acct: 0 messages fetched"), out
+
+
+def test_only_new_no_with_keep_no(tmp_path, plain_srv):
+    """Journaled but not yet deleted (keep was yes): fetched again, then
+    deleted."""
+    c = Client(tmp_path, plain_srv)
+    c.write(c.account(keep="yes"))
+    assert c.run()[0] == EX_OK
+    c.write(c.account(keep="no", only_new="no"))
+    st, out, err = c.run()
+    assert st == EX_OK, err
+    n = len(MESSAGES)
+    assert out.startswith("acct: %d messages fetched" % n), out
+    assert "%d deleted, 0 on the server" % n in out, out
+    assert len(c.delivered()) == 2 * n
+    assert plain_srv.message_files("alice") == {}
+
+
+def test_only_new_wants_yes_or_no(tmp_path, plain_srv):
+    c = Client(tmp_path, plain_srv)
+    c.write(c.account(only_new="maybe"))
+    st, out, err = c.run()
+    assert st == EX_USAGE
+    assert "only_new wants yes or no" in err, err

@@ -107,7 +107,7 @@ test_all_keys(void **state)
 	    "timeout = 2m\n"
 	    "account b.c_d-e\n"
 	    "host = h\nuser = u\npassword_file = /p\nmaildir = /m\n"
-	    "tls = starttls\nkeep_days = 30\n", &fc);
+	    "tls = starttls\nkeep_days = 30\nonly_new = no\n", &fc);
 	assert_int_equal(fc.count, 2);
 	a = &fc.accounts[0];
 	assert_string_equal(a->host, "127.0.0.1");
@@ -120,11 +120,13 @@ test_all_keys(void **state)
 	assert_string_equal(a->maildir, "/home/u/Mail");
 	assert_int_equal(a->timeout_ms, 120000);
 	assert_int_equal(a->keep_days, 0);
+	assert_true(a->only_new);
 	a = &fc.accounts[1];
 	assert_string_equal(a->name, "b.c_d-e");
 	assert_int_equal(a->tls, ACCOUNT_TLS_STARTTLS);
 	assert_true(a->keep);
 	assert_int_equal(a->keep_days, 30);
+	assert_false(a->only_new);
 	assert_int_equal(a->port, 110);
 	fetch_conf_free(&fc);
 }
@@ -142,6 +144,7 @@ test_refusals(void **state)
 	parse_err(MIN_ACCOUNT "port = +1\n", 6, "port");
 	parse_err(MIN_ACCOUNT "tls = ssl\n", 6, "tls wants");
 	parse_err(MIN_ACCOUNT "keep = true\n", 6, "keep wants yes or no");
+	parse_err(MIN_ACCOUNT "only_new = 1\n", 6, "only_new wants yes or no");
 	parse_err(MIN_ACCOUNT "keep_days = 0\n", 6, "keep_days wants");
 	parse_err(MIN_ACCOUNT "keep_days = 36501\n", 6, "keep_days wants");
 	parse_err(MIN_ACCOUNT "keep_days = 7d\n", 6, "keep_days wants");
