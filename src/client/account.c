@@ -113,7 +113,7 @@ enum {
 	K_INSECURE = 1u << 3, K_CA = 1u << 4, K_USER = 1u << 5,
 	K_PWFILE = 1u << 6, K_PWCMD = 1u << 7, K_KEEP = 1u << 8,
 	K_MAILDIR = 1u << 9, K_TIMEOUT = 1u << 10, K_KEEPDAYS = 1u << 11,
-	K_ONLYNEW = 1u << 12,
+	K_ONLYNEW = 1u << 12, K_MAXSIZE = 1u << 13,
 };
 
 static const struct {
@@ -125,7 +125,7 @@ static const struct {
 	{ "password_file", K_PWFILE }, { "password_command", K_PWCMD },
 	{ "keep", K_KEEP }, { "maildir", K_MAILDIR },
 	{ "timeout", K_TIMEOUT }, { "keep_days", K_KEEPDAYS },
-	{ "only_new", K_ONLYNEW },
+	{ "only_new", K_ONLYNEW }, { "max_size", K_MAXSIZE },
 };
 
 static int
@@ -184,6 +184,14 @@ set_key(struct account *a, unsigned int bit, const char *v, char *err,
 		    -1) {
 			errmsg(err, errsize, "%s wants yes or no",
 			    bit == K_KEEP ? "keep" : "insecure");
+			return -1;
+		}
+		return 0;
+	case K_MAXSIZE:
+		if (parse_size(v, FETCH_MAX_MESSAGE_SIZE, &a->max_size) !=
+		    PARSE_OK || a->max_size == 0) {
+			errmsg(err, errsize, "max_size wants a size from 1 to"
+			    " 1G (octets, or with k, M or G)");
 			return -1;
 		}
 		return 0;

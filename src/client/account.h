@@ -37,6 +37,7 @@ struct account {
 	bool		 keep;		/* leave the mail on the server */
 	uint32_t	 keep_days;	/* with keep: delete after; 0 never */
 	bool		 only_new;	/* false: fetch journaled ones again */
+	uint64_t	 max_size;	/* skip larger (LIST size); 0 none */
 	char		*maildir;
 	uint64_t	 timeout_ms;
 };

@@ -78,6 +78,8 @@ struct msg {
 	char		*uidl;
 	bool		 wanted;	/* not in the journal, or only_new = no */
 	bool		 again;		/* in the journal, fetched again */
+	bool		 skip;		/* larger than max_size: left alone */
+	uint64_t	 size;		/* LIST size (with max_size), else 0 */
 	bool		 retr;		/* not in the Maildir either */
 	bool		 dele;		/* to be deleted by this run */
 	bool		 deleted;	/* DELE answered +OK */
@@ -132,12 +134,44 @@ uidl_line(void *arg, char *line, size_t len)
 	m = &r->msgs[r->count];
 	m->num = num;
 	m->deleted = false;
+	m->skip = false;
+	m->size = 0;
 	if ((m->uidl = strdup(sp)) == NULL)
 		return pop3c_error(r->c, POP3C_TEMP, "out of memory");
 	r->count++;
 	return 0;
 bad:
 	return pop3c_error(r->c, POP3C_TEMP, "%s: malformed UIDL line",
+	    r->a->host);
+}
+
+/* A line of the reply to LIST: "NUM SIZE" (RFC 1939 section 5). */
+static int
+list_line(void *arg, char *line, size_t len)
+{
+	struct run *r = arg;
+	char *sp;
+	uint32_t num;
+	uint64_t size;
+	size_t i;
+
+	(void)len;
+	if ((sp = strchr(line, ' ')) == NULL)
+		goto bad;
+	*sp++ = '\0';
+	if (parse_u32(line, UINT32_MAX, &num) != PARSE_OK || num == 0 ||
+	    parse_u64(sp, UINT64_MAX, &size) != PARSE_OK)
+		goto bad;
+	/* Usually message n is the n-th of the UIDL list. */
+	if (num <= r->count && r->msgs[num - 1].num == num)
+		r->msgs[num - 1].size = size;
+	else
+		for (i = 0; i < r->count; i++)
+			if (r->msgs[i].num == num)
+				r->msgs[i].size = size;
+	return 0;
+bad:
+	return pop3c_error(r->c, POP3C_TEMP, "%s: malformed LIST line",
 	    r->a->host);
 }
 
@@ -489,6 +523,25 @@ fetch_account(const struct account *a, const char *state_dir,
 	}
 	/* RFC 2449 section 6.6: with PIPELINING, a window of RETRs (and
 	 * then DELEs) goes out before their replies are read, in order. */
+	if (a->max_size > 0) {
+		if (pop3c_send(c, "LIST") == -1 ||
+		    pop3c_status(c, "LIST", line, sizeof(line)) != 1 ||
+		    pop3c_lines(c, list_line, &r) == -1)
+			goto net;
+		for (k = 0; k < r.count; k++) {
+			struct msg *m = &r.msgs[k];
+
+			if (m->size <= a->max_size || (a->only_new &&
+			    journal_has(j, m->uidl)))
+				continue;
+			m->skip = true;
+			fprintf(stderr, "postern fetch: warning: %s: message"
+			    " %s (%llu octets) is larger than max_size (%llu);"
+			    " left on the server\n", a->name, m->uidl,
+			    (unsigned long long)m->size,
+			    (unsigned long long)a->max_size);
+		}
+	}
 	window = c->capa.pipelining ? FETCH_PIPELINE_WINDOW : 1;
 	/* keep_days: what was journaled before this is deleted. */
 	expired = (int64_t)time(NULL) - (int64_t)a->keep_days * 86400;
@@ -498,7 +551,8 @@ fetch_account(const struct account *a, const char *state_dir,
 			struct msg *m = &r.msgs[k];
 
 			m->again = !a->only_new && journal_has(j, m->uidl);
-			m->wanted = m->again || !journal_has(j, m->uidl);
+			m->wanted = !m->skip && (m->again ||
+			    !journal_has(j, m->uidl));
 			m->retr = false;
 			if (!m->wanted)
 				continue;
@@ -539,8 +593,8 @@ fetch_account(const struct account *a, const char *state_dir,
 			struct msg *m = &r.msgs[k];
 
 			t = journal_time_of(j, m->uidl);
-			m->dele = !a->keep || (a->keep_days > 0 && t >= 0 &&
-			    t <= expired);
+			m->dele = !m->skip && (!a->keep || (a->keep_days > 0 &&
+			    t >= 0 && t <= expired));
 			if (m->dele && pop3c_send(c, "DELE %u", m->num) == -1)
 				goto net;
 		}

@@ -6,9 +6,9 @@ PKI.  Byte-exact delivery of the messages put in Dovecot's Maildir (LF
 form, as Dovecot stores them), keep = yes and no, a second run fetching
 nothing, STLS and implicit TLS verified against the test CA, a wrong CA
 refused (exit 77 naming the host), --check counting without fetching,
-and each SASL mechanism Dovecot offers that fetch supports (Dovecot
-restricted to that one mechanism, its log's method= and fetch's "login"
-word both checked).
+max_size by Dovecot's LIST sizes, and each SASL mechanism Dovecot offers
+that fetch supports (Dovecot restricted to that one mechanism, its log's
+method= and fetch's "login" word both checked).
 
 Dovecot runs as root in the foreground (-F) with its own base_dir and
 state_dir, and is stopped by its PID.  Skipped when Dovecot is not
@@ -388,3 +388,17 @@ def test_check_counts_without_fetching(tmp_path, dovecot):
     st, out, err = c.run("--check")
     assert st == EX_OK, err
     assert out == "dove: 0 new messages, 0 on the server\n", out
+
+
+def test_max_size_skips_by_dovecots_list_size(tmp_path, dovecot):
+    c = Client(tmp_path, dovecot)
+    c.write(keep="no", max_size="2k")
+    st, out, err = c.run()
+    assert st == EX_OK, err
+    small = [m for m in MESSAGES if len(m) < 2048]
+    assert len(small) == len(MESSAGES) - 1
+    assert out.startswith("dove: %d messages fetched" % len(small)), out
+    assert len(err.strip().splitlines()) == 1, err
+    assert "larger than max_size (2048); left on the server" in err
+    assert c.delivered() == sorted(small)
+    assert dovecot.count() == 1

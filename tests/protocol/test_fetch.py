@@ -9,7 +9,7 @@ method=); the account lock; a damaged journal; and a run killed with
 SIGKILL at random instants, again and again, after which every message
 of the server is delivered exactly once; --check, which counts the new
 messages and sends nothing but UIDL and QUIT; the journal's times
-(version 2, version 1 still read), keep_days and only_new.
+(version 2, version 1 still read), keep_days, only_new and max_size.
 """
 
 import fcntl
@@ -895,3 +895,46 @@ def test_only_new_wants_yes_or_no(tmp_path, plain_srv):
     st, out, err = c.run()
     assert st == EX_USAGE
     assert "only_new wants yes or no" in err, err
+
+
+def test_max_size_leaves_larger_messages_on_the_server(tmp_path,
+                                                       make_server):
+    big = b"Subject: big\n\n" + b"z" * 20000 + b"\n"
+    small = [b"Subject: small %d\n\nbody\n" % i for i in range(3)]
+    s = make_server(start=False)
+    fill(s, [small[0], big] + small[1:])
+    s.start()
+    c = Client(tmp_path, s)
+    c.write(c.account(keep="no", max_size="10k"))
+    st, out, err = c.run()
+    assert st == EX_OK, err
+    assert out.startswith("acct: 3 messages fetched"), out
+    assert "3 deleted, 1 on the server" in out, out
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    assert lines[0].startswith("postern fetch: warning: acct: message ")
+    assert "larger than max_size (10240); left on the server" in lines[0]
+    assert sorted(c.delivered().values()) == sorted(small)
+    assert list(s.message_files("alice").values())
+    assert len(journal_records(c)) == 0     # deleted ones are forgotten
+    # Still too large next time: warned again, not fetched.
+    st, out, err = c.run()
+    assert st == EX_OK, err
+    assert out.startswith("acct: 0 messages fetched"), out
+    assert "larger than max_size" in err
+    # A larger limit lets it through, byte for byte.
+    c.write(c.account(keep="no", max_size="1M"))
+    st, out, err = c.run()
+    assert (st, err) == (EX_OK, "")
+    assert out.startswith("acct: 1 message fetched"), out
+    assert sorted(c.delivered().values()) == sorted(small + [big])
+    assert s.message_files("alice") == {}
+
+
+@pytest.mark.parametrize("value", ["0", "2G", "10x", "-1", "1.5M"])
+def test_max_size_config_errors(tmp_path, plain_srv, value):
+    c = Client(tmp_path, plain_srv)
+    c.write(c.account(max_size=value))
+    st, out, err = c.run()
+    assert st == EX_USAGE
+    assert "max_size wants a size from 1 to 1G" in err, err

@@ -107,7 +107,8 @@ test_all_keys(void **state)
 	    "timeout = 2m\n"
 	    "account b.c_d-e\n"
 	    "host = h\nuser = u\npassword_file = /p\nmaildir = /m\n"
-	    "tls = starttls\nkeep_days = 30\nonly_new = no\n", &fc);
+	    "tls = starttls\nkeep_days = 30\nonly_new = no\n"
+	    "max_size = 5M\n", &fc);
 	assert_int_equal(fc.count, 2);
 	a = &fc.accounts[0];
 	assert_string_equal(a->host, "127.0.0.1");
@@ -121,12 +122,14 @@ test_all_keys(void **state)
 	assert_int_equal(a->timeout_ms, 120000);
 	assert_int_equal(a->keep_days, 0);
 	assert_true(a->only_new);
+	assert_int_equal(a->max_size, 0);
 	a = &fc.accounts[1];
 	assert_string_equal(a->name, "b.c_d-e");
 	assert_int_equal(a->tls, ACCOUNT_TLS_STARTTLS);
 	assert_true(a->keep);
 	assert_int_equal(a->keep_days, 30);
 	assert_false(a->only_new);
+	assert_int_equal(a->max_size, 5 * 1024 * 1024);
 	assert_int_equal(a->port, 110);
 	fetch_conf_free(&fc);
 }
@@ -145,6 +148,8 @@ test_refusals(void **state)
 	parse_err(MIN_ACCOUNT "tls = ssl\n", 6, "tls wants");
 	parse_err(MIN_ACCOUNT "keep = true\n", 6, "keep wants yes or no");
 	parse_err(MIN_ACCOUNT "only_new = 1\n", 6, "only_new wants yes or no");
+	parse_err(MIN_ACCOUNT "max_size = 0\n", 6, "max_size wants");
+	parse_err(MIN_ACCOUNT "max_size = 2G\n", 6, "max_size wants");
 	parse_err(MIN_ACCOUNT "keep_days = 0\n", 6, "keep_days wants");
 	parse_err(MIN_ACCOUNT "keep_days = 36501\n", 6, "keep_days wants");
 	parse_err(MIN_ACCOUNT "keep_days = 7d\n", 6, "keep_days wants");
