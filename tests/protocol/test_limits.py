@@ -207,6 +207,9 @@ def test_pipelined_mix_with_long_replies(make_server, tls):
 
 
 # ------------------------------------------------------ session_memory_limit
+# The first login on a mailbox of thousands of files builds its index,
+# which takes seconds on a loaded machine (or under ASan): the timeouts
+# here are generous on purpose.
 
 def test_memory_limit_refuses_large_mailbox(make_server):
     """A 3000-message mailbox under a 1 MiB ceiling: the exact reply, a
@@ -216,16 +219,16 @@ def test_memory_limit_refuses_large_mailbox(make_server):
     s = make_server(config={"session_memory_limit": "1M",
                             "lock_session": True})
     fill_mailbox(s, "alice", 3000)
-    with s.connect() as c:
+    with s.connect(timeout=120) as c:
         assert c.try_login("alice", s.users["alice"]) == TOO_LARGE
-        m = s.wait_log(REFUSED % ("alice", 3000, 1 << 20))
+        m = s.wait_log(REFUSED % ("alice", 3000, 1 << 20), timeout=60)
         assert int(m.group(1)) == estimate(s, "alice")
         assert int(m.group(1)) > 1 << 20
         assert c.command("STAT") == "-ERR Command not valid in this state."
         assert "USER" in c.capa()
         # The lock went with the mailbox: another session's login is
         # refused for the size again, not as [IN-USE].
-        with s.connect() as c2:
+        with s.connect(timeout=120) as c2:
             assert c2.try_login("alice", s.users["alice"]) == TOO_LARGE
         assert len(s.message_files("alice")) == 3000
         assert "login user=alice" not in s.log_text()
@@ -244,24 +247,25 @@ def test_memory_limit_boundary(make_server):
     the login in, one byte less refuses it."""
     s = make_server(config={"session_memory_limit": "1M"})
     fill_mailbox(s, "alice", 3000)
-    with s.connect() as c:
+    with s.connect(timeout=120) as c:
         assert c.try_login("alice", s.users["alice"]) == TOO_LARGE
-    est = int(s.wait_log(REFUSED % ("alice", 3000, 1 << 20)).group(1))
+    est = int(s.wait_log(REFUSED % ("alice", 3000, 1 << 20),
+                         timeout=60).group(1))
     assert est == estimate(s, "alice")
 
     s.set_config(session_memory_limit=str(est))
     s.restart()
-    with s.login("alice") as c:
+    with s.login("alice", timeout=120) as c:
         assert c.stat()[0] == 3000
         assert c.quit().startswith("+OK")
     s.wait_log(r"login user=alice method=USER messages=3000"
-               r" estimated_bytes=%d\n" % est)
+               r" estimated_bytes=%d\n" % est, timeout=60)
 
     s.set_config(session_memory_limit=str(est - 1))
     s.restart()
-    with s.connect() as c:
+    with s.connect(timeout=120) as c:
         assert c.try_login("alice", s.users["alice"]) == TOO_LARGE
-    s.wait_log(REFUSED % ("alice", 3000, est - 1))
+    s.wait_log(REFUSED % ("alice", 3000, est - 1), timeout=60)
 
 
 def test_memory_limit_default_allows_normal_mailbox(make_server):
@@ -270,14 +274,14 @@ def test_memory_limit_default_allows_normal_mailbox(make_server):
     even with names of the longest kind (255 octets in cur/)."""
     s = make_server()
     fill_mailbox(s, "alice", 5000)
-    with s.login("alice") as c:
+    with s.login("alice", timeout=120) as c:
         n, _ = c.stat()
         assert n == 5000
         uidl = c.uidl()
         assert len(uidl) == 5000
         c.quit()
     est = int(s.wait_log(r"login user=alice method=USER messages=5000"
-                         r" estimated_bytes=(\d+)\n").group(1))
+                         r" estimated_bytes=(\d+)\n", timeout=60).group(1))
     assert est == estimate(s, "alice")
     per_msg = (est - SESSION_MEM_FIXED) / 5000
     assert SESSION_MEM_FIXED + 1000000 * per_msg < \
@@ -292,7 +296,7 @@ def test_memory_limit_small_mailbox_fits_smallest_limit(make_server):
     few hundred messages."""
     s = make_server(config={"session_memory_limit": "1M"})
     fill_mailbox(s, "alice", 300)
-    with s.login("alice") as c:
+    with s.login("alice", timeout=120) as c:
         assert c.stat()[0] == 300
         st, raw = c.multi("RETR 300")
         assert st.startswith("+OK")
