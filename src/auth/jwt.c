@@ -11,7 +11,6 @@
  * "iss" (needed to pick the key) is believed.
  */
 #include <errno.h>
-#include <stdarg.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -30,6 +29,7 @@
 #include <openssl/x509.h>
 
 #include "auth/jwt.h"
+#include "lib/buf.h"
 
 #define RSA_MIN_BITS		2048
 #define ES256_COORD_LEN		32		/* octets of R, of S */
@@ -51,20 +51,6 @@ struct jwt_keyring {
 	struct jwt_key	 keys[JWT_MAX_KEYS];
 	size_t		 n;
 };
-
-static void set_err(char *, size_t, const char *, ...) ATTR_PRINTF(3, 4);
-
-static void
-set_err(char *err, size_t errsize, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (err == NULL || errsize == 0)
-		return;
-	va_start(ap, fmt);
-	(void)vsnprintf(err, errsize, fmt, ap);
-	va_end(ap);
-}
 
 struct jwt_keyring *
 jwt_keyring_new(void)
@@ -134,12 +120,12 @@ load_pem(const char *path, char *err, size_t errsize)
 	BIO *bio;
 
 	if ((fp = fopen(path, "re")) == NULL) {
-		set_err(err, errsize, "%s: %s", path, strerror(errno));
+		errf(err, errsize, "%s: %s", path, strerror(errno));
 		return NULL;
 	}
 	if ((bio = BIO_new_fp(fp, BIO_CLOSE)) == NULL) {
 		fclose(fp);
-		set_err(err, errsize, "%s: out of memory", path);
+		errf(err, errsize, "%s: out of memory", path);
 		return NULL;
 	}
 	while (!found && PEM_read_bio(bio, &name, &header, &data, &len) == 1) {
@@ -147,10 +133,10 @@ load_pem(const char *path, char *err, size_t errsize)
 		    strcmp(name, PEM_STRING_X509) == 0) {
 			found = true;
 			if ((pkey = der_to_key(name, data, len)) == NULL)
-				set_err(err, errsize, "%s: bad %s block",
+				errf(err, errsize, "%s: bad %s block",
 				    path, name);
 		} else if (strstr(name, "PRIVATE KEY") != NULL) {
-			set_err(err, errsize, "%s: holds a private key; give "
+			errf(err, errsize, "%s: holds a private key; give "
 			    "the issuer's public key or certificate", path);
 			found = true;
 		}
@@ -161,7 +147,7 @@ load_pem(const char *path, char *err, size_t errsize)
 		data = NULL;
 	}
 	if (!found)
-		set_err(err, errsize, "%s: no PUBLIC KEY or CERTIFICATE "
+		errf(err, errsize, "%s: no PUBLIC KEY or CERTIFICATE "
 		    "block", path);
 	BIO_free(bio);
 	ERR_clear_error();
@@ -179,7 +165,7 @@ key_alg(EVP_PKEY *pkey, const char *path, enum jwt_alg *alg_r, char *err,
 
 	if (EVP_PKEY_is_a(pkey, "RSA")) {
 		if ((bits = EVP_PKEY_get_bits(pkey)) < RSA_MIN_BITS) {
-			set_err(err, errsize, "%s: RSA key of %d bits is too "
+			errf(err, errsize, "%s: RSA key of %d bits is too "
 			    "short; use at least %d", path, bits,
 			    RSA_MIN_BITS);
 			return -1;
@@ -195,7 +181,7 @@ key_alg(EVP_PKEY *pkey, const char *path, enum jwt_alg *alg_r, char *err,
 		return 0;
 	}
 	ERR_clear_error();
-	set_err(err, errsize, "%s: unsupported key type; use an RSA (RS256) "
+	errf(err, errsize, "%s: unsupported key type; use an RSA (RS256) "
 	    "or P-256 (ES256) public key", path);
 	return -1;
 }
@@ -210,23 +196,23 @@ jwt_keyring_add(struct jwt_keyring *kr, const char *issuer,
 	size_t i, n;
 
 	if (kr == NULL || issuer == NULL || pem_path == NULL) {
-		set_err(err, errsize, "jwt_keyring_add: missing argument");
+		errf(err, errsize, "jwt_keyring_add: missing argument");
 		return -1;
 	}
 	n = strlen(issuer);
 	if (n == 0 || n > MAX_ISSUER_LEN) {
-		set_err(err, errsize, "%s: the issuer must be 1 to %d octets",
+		errf(err, errsize, "%s: the issuer must be 1 to %d octets",
 		    pem_path, MAX_ISSUER_LEN);
 		return -1;
 	}
 	for (i = 0; i < n; i++)
 		if ((unsigned char)issuer[i] < 0x20 || issuer[i] == 0x7f) {
-			set_err(err, errsize, "%s: the issuer holds a "
+			errf(err, errsize, "%s: the issuer holds a "
 			    "control character", pem_path);
 			return -1;
 		}
 	if (kr->n == JWT_MAX_KEYS) {
-		set_err(err, errsize, "%s: more than %d issuer keys",
+		errf(err, errsize, "%s: more than %d issuer keys",
 		    pem_path, JWT_MAX_KEYS);
 		return -1;
 	}
@@ -239,7 +225,7 @@ jwt_keyring_add(struct jwt_keyring *kr, const char *issuer,
 	k = &kr->keys[kr->n];
 	if ((k->issuer = strdup(issuer)) == NULL) {
 		EVP_PKEY_free(pkey);
-		set_err(err, errsize, "%s: out of memory", pem_path);
+		errf(err, errsize, "%s: out of memory", pem_path);
 		return -1;
 	}
 	k->issuer_len = n;

@@ -123,21 +123,6 @@ struct edit_req {
 
 static const char name_rules[] = "1-255 characters of A-Z a-z 0-9 . _ @ + -, "
     "not starting with '.' or '-', no '..'";
-static void
-err_set(char *err, size_t errsize, const char *fmt, ...) ATTR_PRINTF(3, 4);
-
-static void
-err_set(char *err, size_t errsize, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (err == NULL || errsize == 0)
-		return;
-	va_start(ap, fmt);
-	(void)vsnprintf(err, errsize, fmt, ap);
-	va_end(ap);
-}
-
 /* "PATH:LINE: reason", errno EINVAL, -1. */
 static int
 line_fail(char *err, size_t errsize, const char *path, unsigned long lineno,
@@ -153,7 +138,7 @@ line_fail(char *err, size_t errsize, const char *path, unsigned long lineno,
 	va_start(ap, fmt);
 	(void)vsnprintf(reason, sizeof(reason), fmt, ap);
 	va_end(ap);
-	err_set(err, errsize, "%s:%lu: %s", path, lineno, reason);
+	errf(err, errsize, "%s:%lu: %s", path, lineno, reason);
 	errno = EINVAL;
 	return -1;
 }
@@ -900,7 +885,7 @@ parse_line(char *data, size_t off, size_t line_len, unsigned long lineno,
 		memcpy(ex.v[EX_SECRET], secret, strlen(secret) + 1);
 	}
 	if (table_add(t, &r, slot) == -1) {
-		err_set(err, errsize, "%s: %s", path, strerror(errno));
+		errf(err, errsize, "%s: %s", path, strerror(errno));
 		goto out;
 	}
 	rc = 0;
@@ -926,7 +911,7 @@ parse_file(char *data, size_t len, const char *path, struct table *t,
 	    p++)
 		lines++;
 	if (table_init(t, lines) == -1) {
-		err_set(err, errsize, "%s: %s", path, strerror(errno));
+		errf(err, errsize, "%s: %s", path, strerror(errno));
 		return -1;
 	}
 	while (off < len) {
@@ -972,7 +957,7 @@ read_db(const char *path, char **data_r, size_t *len_r, struct stat *st_r,
 		goto fail;
 	if (!S_ISREG(st_r->st_mode)) {
 		errno = EINVAL;
-		err_set(err, errsize, "%s: not a regular file", path);
+		errf(err, errsize, "%s: not a regular file", path);
 		goto fail_msg;
 	}
 	if ((uintmax_t)st_r->st_size > USERDB_MAX_BYTES) {
@@ -1019,10 +1004,10 @@ read_db(const char *path, char **data_r, size_t *len_r, struct stat *st_r,
 	return 0;
 fail:
 	if (errno == EFBIG)
-		err_set(err, errsize, "%s: larger than %u octets", path,
+		errf(err, errsize, "%s: larger than %u octets", path,
 		    USERDB_MAX_BYTES);
 	else
-		err_set(err, errsize, "%s: %s", path, strerror(errno));
+		errf(err, errsize, "%s: %s", path, strerror(errno));
 fail_msg:
 	saved = errno;
 	if (fd != -1)
@@ -1127,7 +1112,7 @@ userdb_open(const char *path, enum userdb_type type, struct userdb **db_r,
 	if ((db = calloc(1, sizeof(*db))) == NULL ||
 	    (db->path = strdup(path)) == NULL) {
 		saved = errno;
-		err_set(err, errsize, "%s: %s", path, strerror(errno));
+		errf(err, errsize, "%s: %s", path, strerror(errno));
 		free(db);
 		errno = saved;
 		return -1;
@@ -1164,7 +1149,7 @@ userdb_refresh(struct userdb *db, char *err, size_t errsize)
 	if (db->have_bad && file_id_equal(&cur, &db->bad_id))
 		return 0;	/* reported already; keep the old contents */
 	if (cur.err != 0) {
-		err_set(err, errsize, "%s: %s (keeping the users loaded "
+		errf(err, errsize, "%s: %s (keeping the users loaded "
 		    "before)", db->path, strerror(cur.err));
 		db->bad_id = cur;
 		db->have_bad = true;
@@ -1265,14 +1250,14 @@ lock_take(const char *target, const char *path, int *fd_r, char *err,
 
 	if (str_fmt(lockpath, sizeof(lockpath), "%s.lock", target) == -1) {
 		errno = ENAMETOOLONG;
-		err_set(err, errsize, "%s: path too long", path);
+		errf(err, errsize, "%s: path too long", path);
 		return -1;
 	}
 	fd = open(lockpath, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW |
 	    O_NOCTTY, 0600);
 	if (fd == -1) {
 		saved = errno;
-		err_set(err, errsize, "%s: %s", lockpath, strerror(errno));
+		errf(err, errsize, "%s: %s", lockpath, strerror(errno));
 		errno = saved;
 		return -1;
 	}
@@ -1282,11 +1267,11 @@ lock_take(const char *target, const char *path, int *fd_r, char *err,
 		if (errno != EWOULDBLOCK || waited >= USERDB_LOCK_WAIT_MS) {
 			saved = errno == EWOULDBLOCK ? EBUSY : errno;
 			if (saved == EBUSY)
-				err_set(err, errsize, "%s: held by another "
+				errf(err, errsize, "%s: held by another "
 				    "process for %u s", lockpath,
 				    USERDB_LOCK_WAIT_MS / 1000);
 			else
-				err_set(err, errsize, "%s: %s", lockpath,
+				errf(err, errsize, "%s: %s", lockpath,
 				    strerror(saved));
 			close(fd);
 			errno = saved;
@@ -1324,7 +1309,7 @@ restore_attrs(const char *target, const char *path, const struct stat *old,
 	return 0;
 fail:
 	saved = errno;
-	err_set(err, errsize, "%s: written, but its owner and mode could not "
+	errf(err, errsize, "%s: written, but its owner and mode could not "
 	    "be restored: %s", path, strerror(errno));
 	if (fd != -1)
 		close(fd);
@@ -1540,7 +1525,7 @@ check_text(const char *text, size_t len, const char *path, char *err,
 	int rc;
 
 	if ((copy = malloc(len + 1)) == NULL) {
-		err_set(err, errsize, "%s: %s", path, strerror(errno));
+		errf(err, errsize, "%s: %s", path, strerror(errno));
 		return -1;
 	}
 	memcpy(copy, text, len);
@@ -1576,7 +1561,7 @@ file_edit(const char *path, const struct edit_req *req, char *err,
 		target = real;
 	else if (errno != ENOENT) {
 		saved = errno;
-		err_set(err, errsize, "%s: %s", path, strerror(errno));
+		errf(err, errsize, "%s: %s", path, strerror(errno));
 		goto out;
 	}
 	if (lock_take(target, path, &lockfd, err, errsize) == -1) {
@@ -1590,7 +1575,7 @@ file_edit(const char *path, const struct edit_req *req, char *err,
 			goto out;
 		}
 		if (req->op != EDIT_ADD) {
-			err_set(err, errsize, "no user '%s' in %s (the file "
+			errf(err, errsize, "no user '%s' in %s (the file "
 			    "does not exist)", name, path);
 			saved = ENOENT;
 			goto out;
@@ -1598,7 +1583,7 @@ file_edit(const char *path, const struct edit_req *req, char *err,
 		exists = false;
 		if ((orig = calloc(1, 1)) == NULL) {
 			saved = errno;
-			err_set(err, errsize, "%s: %s", path, strerror(errno));
+			errf(err, errsize, "%s: %s", path, strerror(errno));
 			goto out;
 		}
 	} else
@@ -1608,7 +1593,7 @@ file_edit(const char *path, const struct edit_req *req, char *err,
 	 * administrator fixes it first, and we never hide a bad line. */
 	if ((copy = malloc(olen + 1)) == NULL) {
 		saved = errno;
-		err_set(err, errsize, "%s: %s", path, strerror(errno));
+		errf(err, errsize, "%s: %s", path, strerror(errno));
 		goto out;
 	}
 	memcpy(copy, orig, olen + 1);
@@ -1618,13 +1603,13 @@ file_edit(const char *path, const struct edit_req *req, char *err,
 	}
 	r = table_find(&t, copy, name, strlen(name), NULL);
 	if (req->op == EDIT_ADD && r != NULL) {
-		err_set(err, errsize, "user '%s' already exists in %s", name,
+		errf(err, errsize, "user '%s' already exists in %s", name,
 		    path);
 		saved = EEXIST;
 		goto out;
 	}
 	if (req->op != EDIT_ADD && r == NULL) {
-		err_set(err, errsize, "no user '%s' in %s", name, path);
+		errf(err, errsize, "no user '%s' in %s", name, path);
 		saved = ENOENT;
 		goto out;
 	}
@@ -1632,11 +1617,11 @@ file_edit(const char *path, const struct edit_req *req, char *err,
 	    orig + r->line_off : NULL, r != NULL ? r->line_len : 0, r,
 	    &line) == -1) {
 		saved = errno;
-		err_set(err, errsize, "%s: %s", path, strerror(errno));
+		errf(err, errsize, "%s: %s", path, strerror(errno));
 		goto out;
 	}
 	if (line.len > USERDB_MAX_LINE) {
-		err_set(err, errsize, "the line of '%s' would be longer than "
+		errf(err, errsize, "the line of '%s' would be longer than "
 		    "%d octets", name, USERDB_MAX_LINE);
 		saved = EINVAL;
 		goto out;
@@ -1644,10 +1629,10 @@ file_edit(const char *path, const struct edit_req *req, char *err,
 	if (edit_build(req->op, orig, olen, r, &line, &out) == -1) {
 		saved = errno;
 		if (errno == EMSGSIZE)
-			err_set(err, errsize, "%s: would grow past %u octets",
+			errf(err, errsize, "%s: would grow past %u octets",
 			    path, USERDB_MAX_BYTES);
 		else
-			err_set(err, errsize, "%s: %s", path, strerror(errno));
+			errf(err, errsize, "%s: %s", path, strerror(errno));
 		goto out;
 	}
 	/* What we write must load: check it as the server will. */
@@ -1659,7 +1644,7 @@ file_edit(const char *path, const struct edit_req *req, char *err,
 	if (write_atomic(target, out.data != NULL ? out.data : "", out.len,
 	    mode) == -1) {
 		saved = errno;
-		err_set(err, errsize, "%s: %s (nothing changed)", path,
+		errf(err, errsize, "%s: %s (nothing changed)", path,
 		    strerror(errno));
 		goto out;
 	}
@@ -1692,7 +1677,7 @@ edit_check(const struct edit_req *req, char *err, size_t errsize)
 	const char *why = NULL;
 
 	if (!username_valid(req->name)) {
-		err_set(err, errsize, "invalid user name (allowed: %s)",
+		errf(err, errsize, "invalid user name (allowed: %s)",
 		    name_rules);
 		errno = EINVAL;
 		return -1;
@@ -1728,7 +1713,7 @@ edit_check(const struct edit_req *req, char *err, size_t errsize)
 		break;
 	}
 	if (why != NULL) {
-		err_set(err, errsize, "user '%s': %s", req->name, why);
+		errf(err, errsize, "user '%s': %s", req->name, why);
 		errno = EINVAL;
 		return -1;
 	}

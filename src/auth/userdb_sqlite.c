@@ -16,7 +16,6 @@
  */
 #include <errno.h>
 #include <fcntl.h>
-#include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -27,6 +26,7 @@
 #include <sqlite3.h>
 
 #include "auth/userdb.h"
+#include "lib/buf.h"
 #include "lib/fsutil.h"
 #include "lib/log.h"
 
@@ -92,21 +92,6 @@ struct userdb_sqlite {
 	size_t		 n_warned;
 };
 
-static void
-err_set(char *err, size_t errsize, const char *fmt, ...) ATTR_PRINTF(3, 4);
-
-static void
-err_set(char *err, size_t errsize, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (err == NULL || errsize == 0)
-		return;
-	va_start(ap, fmt);
-	(void)vsnprintf(err, errsize, fmt, ap);
-	va_end(ap);
-}
-
 /* The errno that best says what an SQLite result code means. */
 static int
 sq_errno(int rc)
@@ -141,15 +126,15 @@ sq_fail(sqlite3 *db, int rc, const char *path, char *err, size_t errsize)
 	int e = sq_errno(rc);
 
 	if ((rc & 0xff) == SQLITE_BUSY || (rc & 0xff) == SQLITE_LOCKED)
-		err_set(err, errsize, "%s: locked by another writer for %u s",
+		errf(err, errsize, "%s: locked by another writer for %u s",
 		    path, USERDB_LOCK_WAIT_MS / 1000);
 	else if ((rc & 0xff) == SQLITE_NOTADB)
-		err_set(err, errsize, "%s: not an SQLite database", path);
+		errf(err, errsize, "%s: not an SQLite database", path);
 	else if ((rc & 0xff) == SQLITE_ERROR && db != NULL)
-		err_set(err, errsize, "%s: not a Postern user database (%s)",
+		errf(err, errsize, "%s: not a Postern user database (%s)",
 		    path, sqlite3_errmsg(db));
 	else
-		err_set(err, errsize, "%s: %s", path, db != NULL ?
+		errf(err, errsize, "%s: %s", path, db != NULL ?
 		    sqlite3_errmsg(db) : sqlite3_errstr(rc));
 	errno = e;
 	return -1;
@@ -174,7 +159,7 @@ reader_open(const char *path, sqlite3 **db_r, sqlite3_stmt **lookup_r,
 	if ((fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY)) == -1 ||
 	    fstat(fd, &st) == -1) {
 		saved = errno;
-		err_set(err, errsize, "%s: %s", path, strerror(errno));
+		errf(err, errsize, "%s: %s", path, strerror(errno));
 		if (fd != -1)
 			close(fd);
 		errno = saved;
@@ -182,7 +167,7 @@ reader_open(const char *path, sqlite3 **db_r, sqlite3_stmt **lookup_r,
 	}
 	close(fd);
 	if (!S_ISREG(st.st_mode)) {
-		err_set(err, errsize, "%s: not a regular file", path);
+		errf(err, errsize, "%s: not a regular file", path);
 		errno = EINVAL;
 		return -1;
 	}
@@ -251,7 +236,7 @@ usq_open(const char *path, struct userdb_sqlite **r, char *err,
 	if ((sq = calloc(1, sizeof(*sq))) == NULL ||
 	    (sq->path = strdup(path)) == NULL) {
 		saved = errno;
-		err_set(err, errsize, "%s: %s", path, strerror(errno));
+		errf(err, errsize, "%s: %s", path, strerror(errno));
 		free(sq);
 		errno = saved;
 		return -1;
@@ -286,7 +271,7 @@ usq_refresh(struct userdb_sqlite *sq, char *err, size_t errsize)
 	if (sq->have_bad && file_id_equal(&cur, &sq->bad_id))
 		return 0;	/* reported already */
 	if (cur.err != 0) {
-		err_set(err, errsize, "%s: %s (keeping the database opened "
+		errf(err, errsize, "%s: %s (keeping the database opened "
 		    "before)", sq->path, strerror(cur.err));
 		sq->bad_id = cur;
 		sq->have_bad = true;
@@ -605,14 +590,14 @@ writer_open(const char *path, bool create, sqlite3 **db_r, bool *created_r,
 			*created_r = true;
 		} else if (errno != EEXIST) {
 			saved = errno;
-			err_set(err, errsize, "%s: %s", path, strerror(errno));
+			errf(err, errsize, "%s: %s", path, strerror(errno));
 			errno = saved;
 			return -1;
 		}
 	} else if (stat(path, &st) == -1) {
 		saved = errno;
 		if (errno != ENOENT)
-			err_set(err, errsize, "%s: %s", path,
+			errf(err, errsize, "%s: %s", path,
 			    strerror(errno));
 		errno = saved;
 		return -1;
@@ -826,7 +811,7 @@ job_run(const char *path, const struct write_job *j, char *err,
 
 	if (writer_open(path, j->create, &db, &created, err, errsize) == -1) {
 		if (errno == ENOENT && !j->create)
-			err_set(err, errsize, "no user '%s' in %s (the file "
+			errf(err, errsize, "no user '%s' in %s (the file "
 			    "does not exist)", j->name, path);
 		return -1;
 	}
@@ -835,7 +820,7 @@ job_run(const char *path, const struct write_job *j, char *err,
 		goto fail;
 	rc = sqlite3_step(st);
 	if (rc == SQLITE_CONSTRAINT_PRIMARYKEY) {
-		err_set(err, errsize, "user '%s' already exists in %s",
+		errf(err, errsize, "user '%s' already exists in %s",
 		    j->name, path);
 		saved = EEXIST;
 		goto fail_saved;
@@ -843,7 +828,7 @@ job_run(const char *path, const struct write_job *j, char *err,
 	if (rc != SQLITE_DONE)
 		goto fail;
 	if (j->kind != JOB_ADD && sqlite3_changes(db) == 0) {
-		err_set(err, errsize, "no user '%s' in %s", j->name, path);
+		errf(err, errsize, "no user '%s' in %s", j->name, path);
 		saved = ENOENT;
 		goto fail_saved;
 	}
@@ -869,7 +854,7 @@ usq_edit_add(const char *path, const struct user_rec *u, char *err,
 
 	if (cred_text_make(u, &t) == -1) {
 		explicit_bzero(&t, sizeof(t));
-		err_set(err, errsize, "user '%s': a credential does not fit",
+		errf(err, errsize, "user '%s': a credential does not fit",
 		    u->name);
 		errno = EINVAL;
 		return -1;
@@ -899,7 +884,7 @@ usq_edit_set_credentials(const char *path, const char *name,
 
 	if (cred_text_make(creds, &t) == -1) {
 		explicit_bzero(&t, sizeof(t));
-		err_set(err, errsize, "user '%s': a credential does not fit",
+		errf(err, errsize, "user '%s': a credential does not fit",
 		    name);
 		errno = EINVAL;
 		return -1;

@@ -130,3 +130,15 @@ str_fmt(char *dst, size_t size, const char *fmt, ...)
 	}
 	return 0;
 }
+
+void
+errf(char *err, size_t errsize, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (err == NULL || errsize == 0)
+		return;
+	va_start(ap, fmt);
+	(void)vsnprintf(err, errsize, fmt, ap);
+	va_end(ap);
+}

@@ -30,6 +30,10 @@ void	buf_clear(struct buf *);
 /* Wipes the contents before freeing: for buffers that held secrets. */
 void	buf_clear_secret(struct buf *);
 
+/* A one-line error message into err (nothing if err is NULL or
+ * errsize 0); a long one is cut short. */
+void	errf(char *err, size_t errsize, const char *, ...) ATTR_PRINTF(3, 4);
+
 /* snprintf that treats truncation as an error: 0 or -1. */
 int	str_fmt(char *dst, size_t size, const char *, ...) ATTR_PRINTF(3, 4) ATTR_WARN_UNUSED;
 

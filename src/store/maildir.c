@@ -44,7 +44,6 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <poll.h>
@@ -90,20 +89,6 @@ struct newfile {
 	uint64_t	 stored;
 	bool		 clean;
 };
-
-static void errf(char *, size_t, const char *, ...) ATTR_PRINTF(3, 4);
-
-static void
-errf(char *err, size_t errsize, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (err == NULL || errsize == 0)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(err, errsize, fmt, ap);
-	va_end(ap);
-}
 
 /* Errors that retrying will not cure are PERM; the rest are TEMP. */
 static enum store_rc
