@@ -28,6 +28,11 @@ int	cmd_deliver(int argc, char **argv);
 /* fetch returns 0, 1, 75 or 77 (see cmd_fetch.c). */
 int	cmd_fetch(int argc, char **argv);
 
+/* One usage error on stderr, "postern CMD: MESSAGE; see 'HINT'", and
+ * status returned, for `return cli_usage_error(...)`. */
+int	cli_usage_error(const char *cmd, const char *hint, int status,
+	    const char *fmt, ...) ATTR_PRINTF(4, 5);
+
 /* The full usage text. */
 void	cli_usage(FILE *fp);
 

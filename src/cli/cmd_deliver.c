@@ -85,20 +85,10 @@ deliver_usage(FILE *fp)
 	    "75 temporary failure (the MTA should retry).\n", fp);
 }
 
-static int usage_error(const char *, ...) ATTR_PRINTF(1, 2);
-
-static int
-usage_error(const char *fmt, ...)
-{
-	va_list ap;
-
-	fputs("postern deliver: ", stderr);
-	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
-	va_end(ap);
-	fputs("; see 'postern deliver -h'\n", stderr);
-	return EX_USAGE;
-}
+/* Every usage error of this command, with its hint and status. */
+#define usage_error(...)						\
+	cli_usage_error("deliver", "postern deliver -h", EX_USAGE,		\
+	    __VA_ARGS__)
 
 static int fail(int, const char *, ...) ATTR_PRINTF(2, 3);
 

@@ -14,7 +14,6 @@
  */
 #include <getopt.h>
 #include <signal.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -43,20 +42,10 @@ fetch_usage(FILE *fp)
 	    "77 authentication or TLS verification failed.\n", fp);
 }
 
-static int usage_error(const char *, ...) ATTR_PRINTF(1, 2);
-
-static int
-usage_error(const char *fmt, ...)
-{
-	va_list ap;
-
-	fputs("postern fetch: ", stderr);
-	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
-	va_end(ap);
-	fputs("; see 'postern fetch -h'\n", stderr);
-	return FETCH_EXIT_USAGE;
-}
+/* Every usage error of this command, with its hint and status. */
+#define usage_error(...)						\
+	cli_usage_error("fetch", "postern fetch -h", FETCH_EXIT_USAGE,		\
+	    __VA_ARGS__)
 
 static int
 default_conf(char *out, size_t size)

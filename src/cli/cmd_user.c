@@ -15,7 +15,6 @@
  */
 #include <errno.h>
 #include <getopt.h>
-#include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
@@ -85,21 +84,10 @@ CLI_CONFIG_ENV ",\n"
 "or " CLI_DEFAULT_CONFIG ").\n", fp);
 }
 
-static int
-usage_error(const char *fmt, ...) ATTR_PRINTF(1, 2);
-
-static int
-usage_error(const char *fmt, ...)
-{
-	va_list ap;
-
-	fputs("postern user: ", stderr);
-	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
-	va_end(ap);
-	fputs("; see 'postern user help'\n", stderr);
-	return CLI_EXIT_USAGE;
-}
+/* Every usage error of this command, with its hint and status. */
+#define usage_error(...)						\
+	cli_usage_error("user", "postern user help", CLI_EXIT_USAGE,		\
+	    __VA_ARGS__)
 
 /*
  * Fills what the configuration says into t: the store (unless db is

@@ -5,6 +5,7 @@
  * Owns: nothing but the command table.  Trusts: nothing on the command
  * line; each subcommand checks its own arguments.
  */
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -59,6 +60,20 @@ cli_usage(FILE *fp)
 "64 usage, 67 no such user, 73 message too big, 75 try again later;\n"
 "fetch: 0 done, 1 usage or configuration error, 75 try again later,\n"
 "77 authentication or TLS verification failed.\n", fp);
+}
+
+int
+cli_usage_error(const char *cmd, const char *hint, int status,
+    const char *fmt, ...)
+{
+	va_list ap;
+
+	fprintf(stderr, "postern %s: ", cmd);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fprintf(stderr, "; see '%s'\n", hint);
+	return status;
 }
 
 const char *
