@@ -13,6 +13,8 @@ Binaries
                                 fails on a sanitizer report in its stderr
     posternd(*args, timeout=30) -> subprocess.CompletedProcess
                                 runs `posternd ARGS` (e.g. -t), likewise
+    sanitizer_build()           True when build_dir() is an ASan/UBSan build
+                                (heavy tests scale their rounds down there)
     check_sanitizer_output(text, what)  fails if text holds a sanitizer
                                 report or a panic
 
@@ -76,6 +78,8 @@ Server(config=None, users=None, start=False, tls=False, pki=None,
       running()
       worker_pids(kind="pop3"|"auth"|None) -> live child pids
       kill_worker(kind="pop3", all=False) -> [pids killed with SIGKILL]
+      crash()                     SIGKILL to the master and every process of
+                                  this instance at once; start() again after
       log_text(), log_lines(), wait_log(regex, timeout=5, start=0) -> match
       check_log(start=0)          fails on sanitizer reports / panics
       connect(source=None, timeout=10, greeting=True) -> Pop3Conn
@@ -155,6 +159,7 @@ AssertionError subclasses, so a hung or silent server fails the test).
 
 import atexit
 import hashlib
+import json
 import os
 import pwd
 import re
@@ -189,6 +194,21 @@ def build_dir():
     if not os.path.isabs(d):
         d = os.path.join(REPO, d)
     return d
+
+
+def sanitizer_build():
+    """True when the binaries under build_dir() were built with
+    -Db_sanitize (the build-san tree of `make test`)."""
+    path = os.path.join(build_dir(), "meson-info", "intro-buildoptions.json")
+    try:
+        with open(path) as f:
+            opts = json.load(f)
+    except (OSError, ValueError):
+        return False
+    for o in opts:
+        if o.get("name") == "b_sanitize":
+            return o.get("value") not in (None, "", "none")
+    return False
 
 
 def posternd_path():
@@ -1264,6 +1284,25 @@ class Server:
                 os.kill(p, signal.SIGKILL)
             except ProcessLookupError:
                 pass
+
+    def crash(self):
+        """SIGKILL to the master and to every process of this instance
+        in the same instant, as a power cut would stop them."""
+        assert self.running(), "server not running"
+        self._remember_children()
+        pids = [self.proc.pid] + sorted(self._our_processes())
+        for p in pids:
+            try:
+                os.kill(p, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        self.proc.wait()
+        deadline = time.monotonic() + 5
+        while self._our_processes() and time.monotonic() < deadline:
+            time.sleep(0.02)
+        left = self._our_processes()
+        assert not left, "processes left after SIGKILL: %s" % sorted(left)
+        return pids
 
     def stop(self, sig=signal.SIGTERM, timeout=10.0):
         """Stops the master; returns its exit status.  Fails if it hangs
