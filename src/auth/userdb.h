@@ -162,6 +162,13 @@ int	userdb_refresh(struct userdb *, char *err, size_t errsize);
  * The record and its strings stay valid until the next lookup,
  * userdb_foreach, refresh or free of this userdb. */
 const struct user_rec *userdb_lookup(struct userdb *, const char *name);
+/* The same, telling an absent user from a store that could not answer
+ * (SQLite gives NULL for a failed query too; a full pass then tells
+ * them apart): 1 with *u_r set (valid as for userdb_lookup), 0 no such
+ * user (or a bad record), -1 with err set. */
+int	userdb_lookup_checked(struct userdb *, const char *name,
+	    const struct user_rec **u_r, char *err, size_t errsize)
+	    ATTR_WARN_UNUSED;
 /* USERDB_CAP_* over the enabled users. */
 unsigned int userdb_caps(struct userdb *);
 /* Calls fn for every (valid) user, in file order (passwd-file) or by
