@@ -262,6 +262,8 @@ static const struct key keys[] = {
 	{ "quota_messages", set_uint, FIELD(quota_messages), 0,
 	    HARD_QUOTA_MESSAGES, 0 },
 	{ "quota_temporary", set_bool, FIELD(quota_temporary), 0, 0, 0 },
+	{ "restart_interval", set_duration, FIELD(restart_interval_ms), 10,
+	    60000, 0 },
 };
 
 struct parse {
@@ -1928,6 +1930,7 @@ defaults(struct config *c)
 	c->lmtp_max_recipients = DEFAULT_LMTP_MAX_RECIPIENTS;
 	c->lmtp_max_line_length = DEFAULT_LMTP_MAX_LINE_LENGTH;
 	c->lmtp_idle_timeout_ms = DEFAULT_LMTP_IDLE_TIMEOUT_SEC * 1000ull;
+	c->restart_interval_ms = RESTART_MIN_INTERVAL_MS;
 	c->mechanisms = (1u << MECH_COUNT) - 1;
 	c->max_sasl_line_length = DEFAULT_MAX_SASL_LINE_LENGTH;
 	c->external_user = EXTERNAL_USER_CN;

@@ -187,6 +187,7 @@ struct config {
 	uint64_t		 quota_bytes;		/* 0: unlimited */
 	unsigned int		 quota_messages;	/* 0: unlimited */
 	bool			 quota_temporary;	/* 452 4.2.2, exit 75 */
+	uint64_t		 restart_interval_ms;	/* between restarts */
 
 	bool			 log_syslog;	/* else stderr */
 	bool			 log_debug;

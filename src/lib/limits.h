@@ -190,7 +190,8 @@
 #define USERDB_MAX_BYTES		(256u * 1024 * 1024)
 #define CONFIG_MAX_LINE			4096
 
-/* The master restarts a dead child, at most this often. */
+/* The master restarts a dead child, at most this often (restart_interval,
+ * 10 ms to 60 s). */
 #define RESTART_MIN_INTERVAL_MS		1000
 
 /* Shutdown: how long sessions get to receive their last reply. */

@@ -139,7 +139,8 @@ op_spool_begin(void *ctx)
 
 	c->spool_len = 0;
 	if (c->spool_fd != -1) {
-		if (ftruncate(c->spool_fd, 0) == 0)
+		if (ftruncate(c->spool_fd, 0) == 0 &&
+		    lseek(c->spool_fd, 0, SEEK_SET) == 0)
 			return 0;
 		close(c->spool_fd);
 		c->spool_fd = -1;

@@ -797,12 +797,15 @@ child_exited(struct child *c, int status)
 	free(c);
 	if (restart) {
 		/* A child that keeps dying at once is restarted at most
-		 * every RESTART_MIN_INTERVAL_MS. */
+		 * every restart_interval. */
 		struct timeval tv = { 0, 0 };
 
-		if (age < RESTART_MIN_INTERVAL_MS)
-			tv.tv_usec = (suseconds_t)(RESTART_MIN_INTERVAL_MS -
-			    age) * 1000;
+		if (age < cfg->restart_interval_ms) {
+			uint64_t wait = cfg->restart_interval_ms - age;
+
+			tv.tv_sec = (time_t)(wait / 1000);
+			tv.tv_usec = (suseconds_t)(wait % 1000) * 1000;
+		}
 		evtimer_add(ev_respawn, &tv);
 	}
 }
