@@ -671,20 +671,27 @@ void
 lmtp_session_line(struct lmtp_session *s, enum line_rc rc, const char *line,
     size_t len)
 {
+	char cmd[LMTP_CMD_LINE_MAX + 1];
+
 	if (s->state == LMTP_S_QUIT || s->waiting)
 		return;
 	if (s->state == LMTP_S_DATA) {
 		data_line(s, rc, line, len);
 		return;
 	}
-	if (rc == LINE_TOO_LONG) {
+	if (rc == LINE_TOO_LONG || (rc == LINE_OK &&
+	    len > LMTP_CMD_LINE_MAX)) {
 		bad(s, "500 5.5.2 Line too long");
 		return;
 	}
-	if (rc != LINE_OK) {
+	if (rc != LINE_OK || memchr(line, '\0', len) != NULL) {
 		bad(s, "500 5.5.2 NUL octet in command");
 		return;
 	}
+	/* The parsers below read a C string. */
+	memcpy(cmd, line, len);
+	cmd[len] = '\0';
+	line = cmd;
 	if (keyword(line, len, "LHLO") && (len == 4 || line[4] == ' '))
 		cmd_lhlo(s, line + 4);
 	else if (keyword(line, len, "MAIL FROM:"))
