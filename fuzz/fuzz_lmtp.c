@@ -130,6 +130,7 @@ static const struct lmtp_ops fops = {
 	.lookup = f_lookup,
 	.spool_begin = f_spool_begin,
 	.spool_write = f_spool_write,
+	.spool_end = NULL,
 	.deliver = f_deliver,
 	.over_quota = f_over_quota,
 };

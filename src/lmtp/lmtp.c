@@ -176,6 +176,20 @@ op_spool_write(void *ctx, const void *data, size_t len)
 	return 0;
 }
 
+/* The space of the last message goes back at once (a full disk above
+ * all); the file stays open for the next one. */
+static void
+op_spool_end(void *ctx)
+{
+	struct lconn *c = ctx;
+
+	if (c->spool_fd != -1 && ftruncate(c->spool_fd, 0) == -1) {
+		close(c->spool_fd);
+		c->spool_fd = -1;
+	}
+	c->spool_len = 0;
+}
+
 /* True if a message of size octets would take r over a quota; an
  * unreadable mailbox counts as not over (the delivery will tell). */
 static bool
@@ -322,6 +336,7 @@ static const struct lmtp_ops ops = {
 	.lookup = op_lookup,
 	.spool_begin = op_spool_begin,
 	.spool_write = op_spool_write,
+	.spool_end = op_spool_end,
 	.deliver = op_deliver,
 	.over_quota = op_over_quota,
 };

@@ -78,6 +78,8 @@ txn_reset(struct lmtp_session *s)
 {
 	size_t i;
 
+	if (s->state == LMTP_S_DATA && s->ops->spool_end != NULL)
+		s->ops->spool_end(s->ctx);
 	for (i = 0; i < s->n_rcpts; i++)
 		free(s->rcpts[i].addr);
 	free(s->rcpts);

@@ -10,6 +10,8 @@
  *			comes back through lmtp_rcpt_answer; until then the
  *			session is waiting and must not be fed)
  *	spool_*		the private copy of the message being received
+ *			(spool_end, optional: the transaction is over, the
+ *			spool's space may be given back)
  *	deliver		stores the spooled message for one recipient
  *	over_quota	(optional) whether a message of size octets would
  *			exceed a recipient's quota, for RCPT after SIZE=
@@ -88,6 +90,8 @@ struct lmtp_ops {
 	int	(*spool_begin)(void *ctx);
 	/* Appends to the spool; 0 or -1. */
 	int	(*spool_write)(void *ctx, const void *data, size_t len);
+	/* The message was answered (or dropped); may be NULL. */
+	void	(*spool_end)(void *ctx);
 	enum lmtp_result (*deliver)(void *ctx, const struct lmtp_session *,
 		    const struct lmtp_rcpt *);
 	bool	(*over_quota)(void *ctx, const struct lmtp_rcpt *,

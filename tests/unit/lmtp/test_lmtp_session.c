@@ -27,6 +27,7 @@ struct t {
 	bool			 defer;
 	bool			 pending;
 	enum lmtp_result	 result;
+	unsigned int		 spool_ended;
 };
 
 static void
@@ -99,9 +100,22 @@ o_over_quota(void *ctx, const struct lmtp_rcpt *r, uint64_t size)
 	return r->quota_bytes > 0 && size > r->quota_bytes;
 }
 
+static void
+o_spool_end(void *ctx)
+{
+	struct t *t = ctx;
+
+	t->spool_ended++;
+}
+
 static const struct lmtp_ops ops = {
-	o_reply, o_lookup, o_spool_begin, o_spool_write, o_deliver,
-	o_over_quota,
+	.reply = o_reply,
+	.lookup = o_lookup,
+	.spool_begin = o_spool_begin,
+	.spool_write = o_spool_write,
+	.spool_end = o_spool_end,
+	.deliver = o_deliver,
+	.over_quota = o_over_quota,
 };
 
 static const struct lmtp_params params = {
@@ -208,6 +222,7 @@ test_transaction(void **state)
 	    "bare lf\r\n"));
 	assert_memory_equal(t->spool, "Subject: t\r\n\r\n.dot\r\nbare lf\r\n",
 	    t->spoollen);
+	assert_int_equal(t->spool_ended, 1);
 	assert_true(lmtp_session_done(t->s));
 }
 
