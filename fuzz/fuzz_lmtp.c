@@ -52,7 +52,8 @@ f_lookup(void *ctx, const char *const *names, size_t n)
 	if (f->deferred || n == 0 || n > LMTP_MAX_CANDIDATES)
 		abort();
 	for (i = 0; i < n; i++)
-		if (strlen(names[i]) == 0 || strlen(names[i]) > MAX_USERNAME_LEN)
+		if (strlen(names[i]) == 0 ||
+		    strlen(names[i]) > MAX_USERNAME_LEN)
 			abort();
 	switch (names[0][0]) {
 	case 'u':

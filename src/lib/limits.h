@@ -92,9 +92,10 @@
  * LMTP (RFC 2033) and quotas.  A command line is at most 512 octets with
  * its CRLF (RFC 5321 section 4.5.3.1.4), more with the parameters of
  * extensions (same section): we take 1024, which holds MAIL FROM with a
- * sender of LMTP_MAX_ADDR octets, SIZE= and BODY=.  A text line of a message 1000
- * (section 4.5.3.1.6), but real mail breaks that, so DATA accepts lines
- * up to lmtp_max_line_length and rejects the message beyond.  At least
+ * sender of LMTP_MAX_ADDR octets, SIZE= and BODY=.  A text line of a
+ * message is at most 1000 (section 4.5.3.1.6), but real mail breaks
+ * that, so DATA accepts lines up to lmtp_max_line_length and rejects
+ * the message beyond.  At least
  * 100 recipients per transaction (section 4.5.3.1.8), then 452 4.5.3.
  * RFC 5321 section 4.5.3.2.7 asks a server to wait 5 minutes for a
  * command.  LMTP_MAX_ADDR bounds a path (section 4.5.3.1.3: 256) with

@@ -7,7 +7,8 @@
  * whether a recipient exists, and its quotas), which it does not trust:
  * every request is length-checked, and a malformed one closes that
  * channel.  An unknown user costs the same hash as a known one, and the
- * reply never tells which of the two failed.  Secrets are wiped as soon as they are used.
+ * reply never tells which of the two failed.  Secrets are wiped as soon
+ * as they are used.
  */
 #include <inttypes.h>
 #include <signal.h>

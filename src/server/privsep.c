@@ -218,8 +218,8 @@ seccomp_confine(const char *role)
 
 /*
  * Confines a child to what its role needs: a pop3 worker and the lmtp
- * process to the mail root (it cannot open the user database, nor execute anything), an
- * auth worker to reading the directory of the user database (it cannot
+ * process to the mail root (they cannot open the user database, nor
+ * execute anything), an auth worker to reading the directory of the user database (it cannot
  * open any mailbox).  Logs the result; a kernel without Landlock is
  * logged and tolerated, a failure to apply it is fatal.
  */
