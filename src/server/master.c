@@ -1064,6 +1064,14 @@ warn_config(const struct config *c)
 	if (c->idle_timeout_ms < 600000)
 		log_warnx("idle_timeout is below the 10 minutes RFC 1939"
 		    " asks for");
+	for (i = 0; i < c->n_lmtp_listeners; i++)
+		if (!c->lmtp_listeners[i].is_unix &&
+		    !addr_is_loopback((const struct sockaddr *)
+		    &c->lmtp_listeners[i].addr))
+			log_warnx("lmtp_listen %s: LMTP has no authentication;"
+			    " whoever reaches this address can deliver mail"
+			    " (lmtp_allow_remote = yes)",
+			    c->lmtp_listeners[i].text);
 	if (c->plaintext != PLAINTEXT_ALLOWED)
 		return;
 	for (i = 0; i < c->n_listeners; i++)
