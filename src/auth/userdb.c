@@ -1241,33 +1241,22 @@ userdb_lookup(struct userdb *db, const char *name)
 	return fill_rec(db, r);
 }
 
-static int
-find_cb(const struct user_rec *u, void *arg)
-{
-	return strcmp(u->name, arg) == 0 ? 1 : 0;
-}
-
 int
 userdb_lookup_checked(struct userdb *db, const char *name,
     const struct user_rec **u_r, char *err, size_t errsize)
 {
-	int rc;
+	size_t n;
 
-	if ((*u_r = userdb_lookup(db, name)) != NULL)
-		return 1;
-	if (db == NULL || db->type != USERDB_SQLITE)
+	*u_r = NULL;
+	if (db == NULL || name == NULL)
 		return 0;
-	rc = userdb_foreach(db, find_cb, (void *)(uintptr_t)name, err,
-	    errsize);
-	if (rc == -1)
-		return -1;
-	if (rc == 0)
+	n = strnlen(name, MAX_USERNAME_LEN + 1);
+	if (n == 0 || n > MAX_USERNAME_LEN)
 		return 0;
-	/* Listed but not found: the lookup itself failed; once more. */
-	if ((*u_r = userdb_lookup(db, name)) != NULL)
-		return 1;
-	errf(err, errsize, "%s: the lookup of a listed user failed", db->path);
-	return -1;
+	if (db->type == USERDB_SQLITE)
+		return usq_lookup_checked(db->sq, name, u_r, err, errsize);
+	*u_r = userdb_lookup(db, name);
+	return *u_r != NULL ? 1 : 0;
 }
 
 unsigned int

@@ -163,9 +163,9 @@ int	userdb_refresh(struct userdb *, char *err, size_t errsize);
  * userdb_foreach, refresh or free of this userdb. */
 const struct user_rec *userdb_lookup(struct userdb *, const char *name);
 /* The same, telling an absent user from a store that could not answer
- * (SQLite gives NULL for a failed query too; a full pass then tells
- * them apart): 1 with *u_r set (valid as for userdb_lookup), 0 no such
- * user (or a bad record), -1 with err set. */
+ * (userdb_lookup gives NULL for a failed SQLite query too): 1 with *u_r
+ * set (valid as for userdb_lookup), 0 no such user (or a bad record),
+ * -1 with err set.  One indexed query either way. */
 int	userdb_lookup_checked(struct userdb *, const char *name,
 	    const struct user_rec **u_r, char *err, size_t errsize)
 	    ATTR_WARN_UNUSED;
@@ -332,6 +332,10 @@ int	usq_open(const char *path, struct userdb_sqlite **r, char *err,
 	    size_t errsize);
 int	usq_refresh(struct userdb_sqlite *, char *err, size_t errsize);
 const struct user_rec *usq_lookup(struct userdb_sqlite *, const char *name);
+/* 1 found (*u_r set), 0 no such row (or a bad one: reported), -1 the
+ * query failed (err set). */
+int	usq_lookup_checked(struct userdb_sqlite *, const char *name,
+	    const struct user_rec **u_r, char *err, size_t errsize);
 unsigned int usq_caps(struct userdb_sqlite *);
 int	usq_foreach(struct userdb_sqlite *, int (*)(const struct user_rec *,
 	    void *), void *, char *err, size_t errsize);

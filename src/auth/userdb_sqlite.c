@@ -518,31 +518,47 @@ report_bad(struct userdb_sqlite *sq, const char *why)
 	explicit_bzero(sq->name, sizeof(sq->name));
 }
 
-const struct user_rec *
-usq_lookup(struct userdb_sqlite *sq, const char *name)
+int
+usq_lookup_checked(struct userdb_sqlite *sq, const char *name,
+    const struct user_rec **u_r, char *err, size_t errsize)
 {
-	const struct user_rec *u = NULL;
 	const char *why = NULL;
-	int rc;
+	int rc, found = -1;
 
+	*u_r = NULL;
 	rec_wipe(sq);
 	if (sqlite3_bind_text(sq->q_lookup, 1, name, -1,
 	    SQLITE_STATIC) != SQLITE_OK) {
-		log_warnx("%s: %s", sq->path, sqlite3_errmsg(sq->db));
+		errf(err, errsize, "%s: %s", sq->path, sqlite3_errmsg(sq->db));
 		goto out;
 	}
 	rc = sqlite3_step(sq->q_lookup);
 	if (rc == SQLITE_ROW) {
-		if (row_fill(sq, sq->q_lookup, &why) == 0)
-			u = &sq->rec;
-		else
+		found = 0;
+		if (row_fill(sq, sq->q_lookup, &why) == 0) {
+			*u_r = &sq->rec;
+			found = 1;
+		} else
 			report_bad(sq, why);
-	} else if (rc != SQLITE_DONE)
-		log_warnx("%s: lookup failed: %s", sq->path,
+	} else if (rc == SQLITE_DONE)
+		found = 0;
+	else
+		errf(err, errsize, "%s: lookup failed: %s", sq->path,
 		    sqlite3_errmsg(sq->db));
 out:
 	(void)sqlite3_reset(sq->q_lookup);
 	(void)sqlite3_clear_bindings(sq->q_lookup);
+	return found;
+}
+
+const struct user_rec *
+usq_lookup(struct userdb_sqlite *sq, const char *name)
+{
+	const struct user_rec *u;
+	char err[512];
+
+	if (usq_lookup_checked(sq, name, &u, err, sizeof(err)) == -1)
+		log_warnx("%s", err);
 	return u;
 }
 

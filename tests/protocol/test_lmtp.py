@@ -679,3 +679,29 @@ def test_sigkill_lmtp_at_random_instants(make_lmtp_server):
         assert octets == sum(os.path.getsize(f)
                              for f in new_and_cur(srv, "bob"))
         p.close()
+
+
+def test_unreadable_user_db_is_451_not_550(make_lmtp_server):
+    """A recipient lookup that fails (an SQLite database locked by a
+    writer past the readers' wait) is a temporary failure, for known and
+    unknown names alike: never 550 for a user who may exist."""
+    import sqlite3
+    srv = make_lmtp_server(user_db_type="sqlite")
+    c = srv.lmtp_connect()
+    start_txn(c, "alice")
+    lock = sqlite3.connect(srv.user_db, isolation_level=None, timeout=1)
+    try:
+        lock.execute("BEGIN EXCLUSIVE")
+        code, text = c.rcpt("bob")
+        assert (code, text[:6]) == (451, b"4.3.0 "), text
+        code, text = c.rcpt("nobody")
+        assert (code, text[:6]) == (451, b"4.3.0 "), text
+    finally:
+        lock.execute("ROLLBACK")
+        lock.close()
+    assert c.rcpt("nobody")[0] == 550
+    rcpt_ok(c, "bob")
+    replies = lmtp_data(c, b"Subject: after the lock\r\n\r\nx\r\n", 2)
+    assert [r[0] for r in replies] == [250, 250]
+    c.quit()
+    assert "lookup failed" in srv.log_text()
