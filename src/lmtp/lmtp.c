@@ -430,7 +430,10 @@ on_event(struct bufferevent *bev, short what, void *arg)
 {
 	struct lconn *c = arg;
 
-	if ((what & BEV_EVENT_TIMEOUT) && !c->closing) {
+	/* A client that sends nothing gets 421; one that reads nothing
+	 * (a write timeout, which stops writing) is dropped. */
+	if ((what & BEV_EVENT_TIMEOUT) && (what & BEV_EVENT_READING) &&
+	    !c->closing) {
 		lmtp_session_abort(c->s, "Idle timeout, closing connection");
 		c->closing = true;
 		bufferevent_disable(c->bev, EV_READ);

@@ -453,6 +453,53 @@ def test_idle_timeout(make_lmtp_server):
     assert r.closed()
 
 
+def test_client_that_reads_nothing_is_dropped(make_lmtp_server):
+    """Pipelined commands whose replies are never read: the session
+    stops taking commands, and after lmtp_idle_timeout without progress
+    it is dropped, freeing its place (lmtp_max_connections = 1)."""
+    srv = make_lmtp_server(config={"lmtp_idle_timeout": "2s",
+                                   "lmtp_max_connections": 1})
+    hog = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    hog.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    hog.connect((srv.host, srv.lmtp_port))
+    hog.setblocking(False)
+    chunk = b"NOOP\r\n" * 10000
+    stalled_since = None
+    deadline = time.monotonic() + 20
+    # Send until the server stops reading for 0.3 s.
+    while time.monotonic() < deadline:
+        try:
+            hog.send(chunk)
+            stalled_since = None
+        except BlockingIOError:
+            now = time.monotonic()
+            stalled_since = stalled_since or now
+            if now - stalled_since > 0.3:
+                break
+            time.sleep(0.01)
+    assert stalled_since is not None, "the server never stopped reading"
+
+    def greeting():
+        r = Raw.__new__(Raw)
+        r.sock = socket.create_connection((srv.host, srv.lmtp_port),
+                                          timeout=5)
+        r.buf = b""
+        try:
+            return r.reply()
+        finally:
+            r.close()
+
+    # While it holds the only place, others are turned away...
+    code, texts = greeting()
+    assert code == 421 and texts[0].startswith("4.3.2"), texts
+    # ... until the idle timeout drops it.
+    deadline = time.monotonic() + 10
+    while greeting()[0] != 220:
+        assert time.monotonic() < deadline, "the hog was never dropped"
+        time.sleep(0.2)
+    hog.close()
+
+
 def wait_lmtp_pid(srv, old=None, timeout=10.0):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
