@@ -91,3 +91,33 @@ def _check_server_logs():
             errors.append(str(e))
     if errors:
         pytest.fail("\n\n".join(errors), pytrace=False)
+
+
+@pytest.fixture
+def make_lmtp_server():
+    """make_server's counterpart with LMTP listeners: (config=None,
+    users=DEFAULT_USERS, start=True, socket=False, user_db_type=None) ->
+    Server with lmtp_port (and lmtp_socket with socket=True)."""
+    made = []
+
+    def make(config=None, users=None, start=True, socket=False,
+             user_db_type=None):
+        srv = harness.Server(config=config, lmtp=True, lmtp_socket=socket,
+                             user_db_type=user_db_type)
+        made.append(srv)
+        for name, pw in (harness.DEFAULT_USERS if users is None
+                         else users).items():
+            srv.add_user(name, pw)
+        if start:
+            srv.start()
+        return srv
+
+    yield make
+    errors = []
+    for srv in made:
+        try:
+            srv.cleanup()
+        except AssertionError as e:
+            errors.append(str(e))
+    if errors:
+        pytest.fail("\n\n".join(errors), pytrace=False)

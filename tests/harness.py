@@ -54,6 +54,9 @@ Server(config=None, users=None, start=False, tls=False, pki=None,
     user_db_type: None (a passwd-file, "users") or "sqlite": the users
     live in "users.db", made by the first add_user, and the config says
     user_db_type = sqlite.
+    lmtp=True adds "lmtp_listen = 127.0.0.1:<lmtp_port>"; lmtp_socket=True
+    adds "lmtp_listen = unix:<dir>/lmtp.sock" (attribute lmtp_socket, the
+    path; None without).  An override of lmtp_listen wins.
     Attributes: dir, mail_root, user_db, conf_path, log_path, host, port,
     proc (Popen or None), pid, users (name -> password), config (merged),
     tls, tls_port (None without tls), pki, ca_file (the test CA or None).
@@ -82,6 +85,8 @@ Server(config=None, users=None, start=False, tls=False, pki=None,
                                   this instance at once; start() again after
       log_text(), log_lines(), wait_log(regex, timeout=5, start=0) -> match
       check_log(start=0)          fails on sanitizer reports / panics
+      lmtp_connect(timeout=10, unix=False) -> smtplib.LMTP connected to
+                                  lmtp_port (or the Unix socket), greeted
       connect(source=None, timeout=10, greeting=True) -> Pop3Conn
       login(user, password=None, source=None) -> Pop3Conn in TRANSACTION
       connect_tls(source=None, timeout=10, greeting=True,
@@ -165,6 +170,7 @@ import pwd
 import re
 import shutil
 import signal
+import smtplib
 import socket
 import ssl
 import subprocess
@@ -974,7 +980,7 @@ class Server:
     live = set()
 
     def __init__(self, config=None, users=None, start=False, tls=False,
-                 pki=None, user_db_type=None):
+                 pki=None, user_db_type=None, lmtp=False, lmtp_socket=False):
         self.dir = tempfile.mkdtemp(prefix="postern-test-")
         os.chmod(self.dir, 0o755)
         self.mail_root = os.path.join(self.dir, "mail")
@@ -988,6 +994,9 @@ class Server:
         self.tls = bool(tls)
         self.pki = (pki or tls_pki()) if tls else pki
         self.tls_port = free_port() if tls else None
+        self.lmtp_port = free_port() if lmtp else None
+        self.lmtp_socket = os.path.join(self.dir, "lmtp.sock") \
+            if lmtp_socket else None
         self.ca_file = self.pki.ca_cert if self.pki else None
         self.proc = None
         self.users = {}
@@ -1031,6 +1040,13 @@ class Server:
                            "%s:%d tls=implicit" % (self.host, self.tls_port)]
             c["tls_cert"] = self.pki.cert
             c["tls_key"] = self.pki.key
+        lmtp = []
+        if self.lmtp_port:
+            lmtp.append("%s:%d" % (self.host, self.lmtp_port))
+        if self.lmtp_socket:
+            lmtp.append("unix:" + self.lmtp_socket)
+        if lmtp:
+            c["lmtp_listen"] = lmtp
         c.update(self.overrides)
         return c
 
@@ -1218,7 +1234,7 @@ class Server:
             self._seen_children.update(children_of(self.proc.pid))
 
     def _started_pids(self, kind=None):
-        pat = r"started (pop3|auth) worker pid=(\d+)"
+        pat = r"started (pop3|auth|lmtp) worker pid=(\d+)"
         out = []
         for m in re.finditer(pat, self.log_text()):
             if kind is None or m.group(1) == kind:
@@ -1256,6 +1272,17 @@ class Server:
         for p in pids:
             os.kill(p, signal.SIGKILL)
         return pids
+
+    def lmtp_connect(self, timeout=10.0, unix=False):
+        """An smtplib.LMTP client, greeted, on the TCP port or the Unix
+        socket."""
+        if unix:
+            assert self.lmtp_socket, "server made without lmtp_socket"
+            c = smtplib.LMTP(self.lmtp_socket, timeout=timeout)
+        else:
+            assert self.lmtp_port, "server made without lmtp"
+            c = smtplib.LMTP(self.host, self.lmtp_port, timeout=timeout)
+        return c
 
     def reload(self):
         assert self.running()
@@ -1453,3 +1480,45 @@ class Server:
 def is_root():
     return os.geteuid() == 0
 
+
+
+# -------------------------------------------------------------------- LMTP
+
+def is_sanitizer_build():
+    """True when build_dir() was configured with b_sanitize (build-san):
+    heavy tests that need not run twice skip themselves there."""
+    path = os.path.join(build_dir(), "meson-info", "intro-buildoptions.json")
+    try:
+        with open(path) as f:
+            import json
+            for opt in json.load(f):
+                if opt.get("name") == "b_sanitize":
+                    return opt.get("value") not in ("none", "", None)
+    except (OSError, ValueError):
+        pass
+    return os.path.basename(build_dir().rstrip("/")) == "build-san"
+
+
+def lmtp_stuff(msg):
+    """msg (bytes, CRLF lines) as DATA sends it: dot-stuffed, ending with
+    CRLF "." CRLF."""
+    if msg and not msg.endswith(b"\r\n"):
+        msg += b"\r\n"
+    out = re.sub(rb"(?m)^\.", b"..", msg)
+    return out + b".\r\n"
+
+
+def lmtp_data(client, msg, replies, raw=False):
+    """DATA on an smtplib.LMTP client: sends msg (stuffed unless raw),
+    then reads one reply per accepted recipient (RFC 2033 section 4.2),
+    which smtplib's own data() does not.  Returns [(code, text)]."""
+    code, text = client.docmd("DATA")
+    assert code == 354, (code, text)
+    client.send(msg if raw else lmtp_stuff(msg))
+    return [client.getreply() for _ in range(replies)]
+
+
+def lmtp_headers(sender, rcpt):
+    """The trace header lines the lmtp process puts in front."""
+    return b"Return-Path: <" + sender.encode() + b">\r\nDelivered-To: " + \
+        rcpt.encode() + b"\r\n"

@@ -34,6 +34,7 @@
 #include "lib/buf.h"
 #include "lib/fsutil.h"
 #include "lib/limits.h"
+#include "lib/strnum.h"
 
 /* One user line, as offsets into the file.  The offsets of values in
  * extra fields count from the line's start (a line is at most
@@ -52,6 +53,8 @@ struct urec {
 	int32_t		 expire;	/* USER_EXPIRE_DEFAULT, _NEVER, days */
 	bool		 disabled;
 	bool		 plain;		/* {PLAIN} password: also the secret */
+	uint64_t	 quota_bytes;	/* 0: the site's */
+	uint64_t	 quota_messages;
 };
 
 /* The users of one file and an open-addressing table over their names. */
@@ -85,6 +88,8 @@ enum extra_key {
 	EX_LOGIN_DELAY,
 	EX_EXPIRE,
 	EX_DISABLED,
+	EX_QUOTA_BYTES,
+	EX_QUOTA_MESSAGES,
 	EX_COUNT
 };
 
@@ -95,6 +100,8 @@ static const char *const extra_names[EX_COUNT] = {
 	[EX_LOGIN_DELAY]	= "login_delay",
 	[EX_EXPIRE]		= "expire",
 	[EX_DISABLED]		= "disabled",
+	[EX_QUOTA_BYTES]	= "quota_bytes",
+	[EX_QUOTA_MESSAGES]	= "quota_messages",
 };
 
 /* The known values of one line's extra field (NULL: absent). */
@@ -105,6 +112,15 @@ struct extra_vals {
 
 enum edit_op { EDIT_ADD, EDIT_CREDS, EDIT_OPTS, EDIT_DEL };
 
+/* The options of a line, as opt_tokens writes them. */
+struct opt_vals {
+	int64_t		 login_delay;
+	int64_t		 expire;
+	bool		 disabled;
+	uint64_t	 quota_bytes;
+	uint64_t	 quota_messages;
+};
+
 /* One change to the passwd-file. */
 struct edit_req {
 	enum edit_op	 op;
@@ -113,6 +129,8 @@ struct edit_req {
 	int64_t		 login_delay_s;	/* OPTS: USERDB_KEEP or the value */
 	int64_t		 expire_days;
 	int		 disabled;	/* OPTS: -1 keep, 0, 1 */
+	int64_t		 quota_bytes;	/* OPTS: USERDB_KEEP or the value */
+	int64_t		 quota_messages;
 };
 
 #define LOCK_POLL_MS	50
@@ -387,6 +405,20 @@ userdb_b64_decode(const char *in, size_t n, void *out, size_t outsize)
 	return (ssize_t)len;
 }
 
+/* n octets of a size (digits, then k, M or G; see parse_size) worth at
+ * most max. */
+static bool
+size_value(const char *p, size_t n, uint64_t max, uint64_t *v_r)
+{
+	char tmp[32];
+
+	if (n == 0 || n >= sizeof(tmp))
+		return false;
+	memcpy(tmp, p, n);
+	tmp[n] = '\0';
+	return parse_size(tmp, max, v_r) == PARSE_OK;
+}
+
 /* n octets of decimal digits (at most 10, so no overflow) worth at most
  * max. */
 static bool
@@ -634,6 +666,10 @@ user_rec_problem(const struct user_rec *u)
 	    u->expire_days != USER_EXPIRE_NEVER &&
 	    (u->expire_days < 0 || u->expire_days > USER_MAX_EXPIRE_DAYS))
 		return "expire out of range (0 to 100000 days, or never)";
+	if (u->quota_bytes > HARD_QUOTA_BYTES)
+		return "quota_bytes out of range (0 to 1P)";
+	if (u->quota_messages > HARD_QUOTA_MESSAGES)
+		return "quota_messages out of range (0 to 4294967295)";
 	return NULL;
 }
 
@@ -765,6 +801,17 @@ check_extra(const char *line, const struct extra_vals *ex, struct urec *r,
 	    !bool_value(ex->v[EX_DISABLED], ex->n[EX_DISABLED], &r->disabled))
 		return line_fail(err, errsize, path, lineno,
 		    "disabled= wants yes or no");
+	if (ex->v[EX_QUOTA_BYTES] != NULL && !size_value(ex->v[EX_QUOTA_BYTES],
+	    ex->n[EX_QUOTA_BYTES], HARD_QUOTA_BYTES, &r->quota_bytes))
+		return line_fail(err, errsize, path, lineno,
+		    "quota_bytes= wants octets (k, M or G allowed) up to %llu",
+		    (unsigned long long)HARD_QUOTA_BYTES);
+	if (ex->v[EX_QUOTA_MESSAGES] != NULL &&
+	    !dec_value(ex->v[EX_QUOTA_MESSAGES], ex->n[EX_QUOTA_MESSAGES],
+	    HARD_QUOTA_MESSAGES, &r->quota_messages))
+		return line_fail(err, errsize, path, lineno,
+		    "quota_messages= wants a number from 0 to %llu",
+		    (unsigned long long)HARD_QUOTA_MESSAGES);
 	return 0;
 }
 
@@ -1098,6 +1145,8 @@ fill_rec(struct userdb *db, const struct urec *r)
 	u->login_delay_s = r->login_delay;
 	u->expire_days = r->expire;
 	u->disabled = r->disabled;
+	u->quota_bytes = r->quota_bytes;
+	u->quota_messages = r->quota_messages;
 	return u;
 }
 
@@ -1190,6 +1239,24 @@ userdb_lookup(struct userdb *db, const char *name)
 	if (r == NULL)
 		return NULL;
 	return fill_rec(db, r);
+}
+
+int
+userdb_lookup_checked(struct userdb *db, const char *name,
+    const struct user_rec **u_r, char *err, size_t errsize)
+{
+	size_t n;
+
+	*u_r = NULL;
+	if (db == NULL || name == NULL)
+		return 0;
+	n = strnlen(name, MAX_USERNAME_LEN + 1);
+	if (n == 0 || n > MAX_USERNAME_LEN)
+		return 0;
+	if (db->type == USERDB_SQLITE)
+		return usq_lookup_checked(db->sq, name, u_r, err, errsize);
+	*u_r = userdb_lookup(db, name);
+	return *u_r != NULL ? 1 : 0;
 }
 
 unsigned int
@@ -1358,9 +1425,19 @@ out:
 
 /* The extra tokens of options that differ from the site's defaults. */
 static int
-opt_tokens(struct buf *b, int64_t login_delay, int64_t expire, bool disabled,
-    bool *first)
+opt_tokens(struct buf *b, const struct opt_vals *o, bool *first)
 {
+	int64_t login_delay = o->login_delay, expire = o->expire;
+	bool disabled = o->disabled;
+
+	if (o->quota_bytes > 0 && (tok_start(b, first) == -1 ||
+	    buf_addf(b, "%s=%llu", extra_names[EX_QUOTA_BYTES],
+	    (unsigned long long)o->quota_bytes) == -1))
+		return -1;
+	if (o->quota_messages > 0 && (tok_start(b, first) == -1 ||
+	    buf_addf(b, "%s=%llu", extra_names[EX_QUOTA_MESSAGES],
+	    (unsigned long long)o->quota_messages) == -1))
+		return -1;
 	if (login_delay >= 0 && (tok_start(b, first) == -1 ||
 	    buf_addf(b, "%s=%lld", extra_names[EX_LOGIN_DELAY],
 	    (long long)login_delay) == -1))
@@ -1405,13 +1482,18 @@ line_build(const struct edit_req *req, const char *line, size_t len,
 	size_t pass_end, pos, n;
 	unsigned int colons = 0;
 	bool first = true, has_extra = false;
+	struct opt_vals ov;
 	int rc = -1;
 
 	buf_init(&extra, USERDB_MAX_BYTES);
 	if (req->op == EDIT_ADD) {
+		ov.login_delay = u->login_delay_s;
+		ov.expire = u->expire_days;
+		ov.disabled = u->disabled;
+		ov.quota_bytes = u->quota_bytes;
+		ov.quota_messages = u->quota_messages;
 		if (cred_tokens(&extra, u, &first) == -1 ||
-		    opt_tokens(&extra, u->login_delay_s, u->expire_days,
-		    u->disabled, &first) == -1 ||
+		    opt_tokens(&extra, &ov, &first) == -1 ||
 		    buf_addf(out, "%s:%s", u->name, u->password != NULL ?
 		    u->password : "") == -1 ||
 		    (extra.len > 0 && (buf_addstr(out, "::::::") == -1 ||
@@ -1447,13 +1529,20 @@ line_build(const struct edit_req *req, const char *line, size_t len,
 	if (req->op == EDIT_CREDS) {
 		if (cred_tokens(&extra, u, &first) == -1)
 			goto out;
-	} else if (opt_tokens(&extra,
-	    req->login_delay_s == USERDB_KEEP ? r->login_delay :
-	    req->login_delay_s,
-	    req->expire_days == USERDB_KEEP ? r->expire : req->expire_days,
-	    req->disabled < 0 ? r->disabled : req->disabled != 0,
-	    &first) == -1)
-		goto out;
+	} else {
+		ov.login_delay = req->login_delay_s == USERDB_KEEP ?
+		    r->login_delay : req->login_delay_s;
+		ov.expire = req->expire_days == USERDB_KEEP ? r->expire :
+		    req->expire_days;
+		ov.disabled = req->disabled < 0 ? r->disabled :
+		    req->disabled != 0;
+		ov.quota_bytes = req->quota_bytes == USERDB_KEEP ?
+		    r->quota_bytes : (uint64_t)req->quota_bytes;
+		ov.quota_messages = req->quota_messages == USERDB_KEEP ?
+		    r->quota_messages : (uint64_t)req->quota_messages;
+		if (opt_tokens(&extra, &ov, &first) == -1)
+			goto out;
+	}
 
 	if (buf_add(out, line, (size_t)r->name_len + 1) == -1)
 		goto out;
@@ -1708,6 +1797,14 @@ edit_check(const struct edit_req *req, char *err, size_t errsize)
 			    "never)";
 		else if (req->disabled < -1 || req->disabled > 1)
 			why = "disabled must be -1, 0 or 1";
+		else if (req->quota_bytes != USERDB_KEEP &&
+		    (req->quota_bytes < 0 ||
+		    (uint64_t)req->quota_bytes > HARD_QUOTA_BYTES))
+			why = "quota_bytes out of range (0 to 1P)";
+		else if (req->quota_messages != USERDB_KEEP &&
+		    (req->quota_messages < 0 ||
+		    (uint64_t)req->quota_messages > HARD_QUOTA_MESSAGES))
+			why = "quota_messages out of range (0 to 4294967295)";
 		break;
 	case EDIT_DEL:
 		break;
@@ -1769,11 +1866,36 @@ userdb_edit_set_options(enum userdb_type type, const char *path,
 	req.login_delay_s = login_delay_s;
 	req.expire_days = expire_days;
 	req.disabled = disabled;
+	req.quota_bytes = USERDB_KEEP;
+	req.quota_messages = USERDB_KEEP;
 	if (edit_check(&req, err, errsize) == -1)
 		return -1;
 	if (type == USERDB_SQLITE)
 		return usq_edit_set_options(path, name, login_delay_s,
 		    expire_days, disabled, err, errsize);
+	return file_edit(path, &req, err, errsize);
+}
+
+int
+userdb_edit_set_quota(enum userdb_type type, const char *path,
+    const char *name, int64_t quota_bytes, int64_t quota_messages, char *err,
+    size_t errsize)
+{
+	struct edit_req req;
+
+	memset(&req, 0, sizeof(req));
+	req.op = EDIT_OPTS;
+	req.name = name;
+	req.login_delay_s = USERDB_KEEP;
+	req.expire_days = USERDB_KEEP;
+	req.disabled = -1;
+	req.quota_bytes = quota_bytes;
+	req.quota_messages = quota_messages;
+	if (edit_check(&req, err, errsize) == -1)
+		return -1;
+	if (type == USERDB_SQLITE)
+		return usq_edit_set_quota(path, name, quota_bytes,
+		    quota_messages, err, errsize);
 	return file_edit(path, &req, err, errsize);
 }
 

@@ -13,7 +13,8 @@
  *	secret		a plaintext-equivalent secret for APOP and
  *			CRAM-MD5 (stored base64, so any octet but NUL fits)
  * and these options: login_delay (seconds between logins, overriding
- * the site's), expire (days messages stay, or never) and disabled.
+ * the site's), expire (days messages stay, or never), disabled, and the
+ * quotas quota_bytes and quota_messages (0: the site's).
  *
  * passwd-file (user_db_type = passwd-file), one user a line, close to
  * Dovecot's so that sites can migrate:
@@ -29,6 +30,8 @@
  *	login_delay=SECONDS	0..USER_MAX_LOGIN_DELAY
  *	expire=DAYS|never	0..USER_MAX_EXPIRE_DAYS
  *	disabled=yes|no
+ *	quota_bytes=N[k|M|G]	0..HARD_QUOTA_BYTES, 0: the site's
+ *	quota_messages=N	0..HARD_QUOTA_MESSAGES, 0: the site's
  * Other keys are kept and ignored (Dovecot's userdb_* and the like).
  * The password field may be empty when the user has a scram-* or a
  * secret; a user with no credential at all is a bad line.
@@ -47,8 +50,13 @@
  *	  secret TEXT,		-- base64 of the secret, or NULL
  *	  login_delay INTEGER,	-- seconds, NULL: the site's
  *	  expire_days INTEGER,	-- days, -1 never, NULL: the site's
- *	  disabled INTEGER NOT NULL DEFAULT 0
+ *	  disabled INTEGER NOT NULL DEFAULT 0,
+ *	  quota_bytes INTEGER,	-- octets, NULL or 0: the site's
+ *	  quota_messages INTEGER	-- messages, NULL or 0: the site's
  *	);
+ *
+ * A database made before the quota columns existed is read as if they
+ * were NULL; the first `postern user` change adds them.
  *
  * Values are checked as in the passwd-file; a row that fails is treated
  * as absent and logged (log_warnx, its user name only) once.
@@ -101,6 +109,8 @@ struct user_rec {
 	int64_t		expire_days;	/* USER_EXPIRE_DEFAULT (-2): the site's
 					 * expire; -1: never; else days */
 	bool		disabled;
+	uint64_t	quota_bytes;	/* 0: the site's quota_bytes */
+	uint64_t	quota_messages;	/* 0: the site's quota_messages */
 };
 #define USER_EXPIRE_DEFAULT	(-2)
 #define USER_EXPIRE_NEVER	(-1)
@@ -152,6 +162,13 @@ int	userdb_refresh(struct userdb *, char *err, size_t errsize);
  * The record and its strings stay valid until the next lookup,
  * userdb_foreach, refresh or free of this userdb. */
 const struct user_rec *userdb_lookup(struct userdb *, const char *name);
+/* The same, telling an absent user from a store that could not answer
+ * (userdb_lookup gives NULL for a failed SQLite query too): 1 with *u_r
+ * set (valid as for userdb_lookup), 0 no such user (or a bad record),
+ * -1 with err set.  One indexed query either way. */
+int	userdb_lookup_checked(struct userdb *, const char *name,
+	    const struct user_rec **u_r, char *err, size_t errsize)
+	    ATTR_WARN_UNUSED;
 /* USERDB_CAP_* over the enabled users. */
 unsigned int userdb_caps(struct userdb *);
 /* Calls fn for every (valid) user, in file order (passwd-file) or by
@@ -298,6 +315,11 @@ int	userdb_edit_set_credentials(enum userdb_type, const char *path,
 int	userdb_edit_set_options(enum userdb_type, const char *path,
 	    const char *name, int64_t login_delay_s, int64_t expire_days,
 	    int disabled, char *err, size_t errsize) ATTR_WARN_UNUSED;
+/* Sets the quotas of name: USERDB_KEEP keeps one; 0 gives back the
+ * site's; at most HARD_QUOTA_BYTES and HARD_QUOTA_MESSAGES. */
+int	userdb_edit_set_quota(enum userdb_type, const char *path,
+	    const char *name, int64_t quota_bytes, int64_t quota_messages,
+	    char *err, size_t errsize) ATTR_WARN_UNUSED;
 int	userdb_edit_delete(enum userdb_type, const char *path,
 	    const char *name, char *err, size_t errsize) ATTR_WARN_UNUSED;
 
@@ -310,6 +332,10 @@ int	usq_open(const char *path, struct userdb_sqlite **r, char *err,
 	    size_t errsize);
 int	usq_refresh(struct userdb_sqlite *, char *err, size_t errsize);
 const struct user_rec *usq_lookup(struct userdb_sqlite *, const char *name);
+/* 1 found (*u_r set), 0 no such row (or a bad one: reported), -1 the
+ * query failed (err set). */
+int	usq_lookup_checked(struct userdb_sqlite *, const char *name,
+	    const struct user_rec **u_r, char *err, size_t errsize);
 unsigned int usq_caps(struct userdb_sqlite *);
 int	usq_foreach(struct userdb_sqlite *, int (*)(const struct user_rec *,
 	    void *), void *, char *err, size_t errsize);
@@ -321,6 +347,9 @@ int	usq_edit_set_credentials(const char *path, const char *name,
 int	usq_edit_set_options(const char *path, const char *name,
 	    int64_t login_delay_s, int64_t expire_days, int disabled,
 	    char *err, size_t errsize);
+int	usq_edit_set_quota(const char *path, const char *name,
+	    int64_t quota_bytes, int64_t quota_messages, char *err,
+	    size_t errsize);
 int	usq_edit_delete(const char *path, const char *name, char *err,
 	    size_t errsize);
 /* Checks a record's credentials and options as both stores must (name

@@ -44,20 +44,32 @@ static const char schema_sql[] =
     "  secret TEXT,\n"
     "  login_delay INTEGER,\n"
     "  expire_days INTEGER,\n"
-    "  disabled INTEGER NOT NULL DEFAULT 0\n"
+    "  disabled INTEGER NOT NULL DEFAULT 0,\n"
+    "  quota_bytes INTEGER,\n"
+    "  quota_messages INTEGER\n"
     ")";
 
-#define COLUMNS	"name, password, scram_sha1, scram_sha256, secret, " \
+#define COLUMNS_BASE	"name, password, scram_sha1, scram_sha256, secret, " \
 		"login_delay, expire_days, disabled"
+#define COLUMNS	COLUMNS_BASE ", quota_bytes, quota_messages"
+/* A database made before the quota columns: read them as NULL. */
+#define COLUMNS_OLD	COLUMNS_BASE ", NULL, NULL"
 enum column {
 	COL_NAME, COL_PASSWORD, COL_SCRAM1, COL_SCRAM256, COL_SECRET,
-	COL_LOGIN_DELAY, COL_EXPIRE, COL_DISABLED
+	COL_LOGIN_DELAY, COL_EXPIRE, COL_DISABLED, COL_QUOTA_BYTES,
+	COL_QUOTA_MESSAGES
 };
 
 static const char lookup_sql[] =
     "SELECT " COLUMNS " FROM users WHERE name = ?1";
 static const char all_sql[] =
     "SELECT " COLUMNS " FROM users ORDER BY name";
+static const char lookup_old_sql[] =
+    "SELECT " COLUMNS_OLD " FROM users WHERE name = ?1";
+static const char all_old_sql[] =
+    "SELECT " COLUMNS_OLD " FROM users ORDER BY name";
+static const char quota_probe_sql[] =
+    "SELECT quota_bytes, quota_messages FROM users LIMIT 0";
 /* USERDB_CAP_* in column order; a {PLAIN} password is a secret too. */
 static const char caps_sql[] =
     "SELECT"
@@ -76,6 +88,7 @@ struct userdb_sqlite {
 	sqlite3_stmt	*q_lookup;
 	sqlite3_stmt	*q_all;
 	sqlite3_stmt	*q_caps;
+	bool		 quota_cols;	/* the table has the quota columns */
 	struct file_id	 id;		/* the version caps were computed on */
 	struct file_id	 bad_id;	/* the last version that failed */
 	bool		 have_bad;
@@ -142,6 +155,18 @@ sq_fail(sqlite3 *db, int rc, const char *path, char *err, size_t errsize)
 
 /* ---- reading --------------------------------------------------------- */
 
+/* Whether the users table has the quota columns. */
+static bool
+has_quota_cols(sqlite3 *db)
+{
+	sqlite3_stmt *probe = NULL;
+	int rc;
+
+	rc = sqlite3_prepare_v2(db, quota_probe_sql, -1, &probe, NULL);
+	sqlite3_finalize(probe);
+	return rc == SQLITE_OK;
+}
+
 /* The connection and statements of a reader, or -1 with err set. */
 static int
 reader_open(const char *path, sqlite3 **db_r, sqlite3_stmt **lookup_r,
@@ -150,6 +175,7 @@ reader_open(const char *path, sqlite3 **db_r, sqlite3_stmt **lookup_r,
 {
 	sqlite3 *db = NULL;
 	struct stat st;
+	bool quota_cols;
 	int fd, rc, saved;
 
 	*db_r = NULL;
@@ -182,11 +208,13 @@ reader_open(const char *path, sqlite3 **db_r, sqlite3_stmt **lookup_r,
 	(void)sqlite3_db_config(db, SQLITE_DBCONFIG_TRUSTED_SCHEMA, 0, NULL);
 	/* Never a temporary file: the sandbox has nowhere to put one. */
 	if ((rc = sqlite3_exec(db, "PRAGMA temp_store = MEMORY", NULL, NULL,
-	    NULL)) != SQLITE_OK ||
-	    (rc = sqlite3_prepare_v2(db, lookup_sql, -1, lookup_r,
-	    NULL)) != SQLITE_OK ||
-	    (rc = sqlite3_prepare_v2(db, all_sql, -1, all_r,
-	    NULL)) != SQLITE_OK ||
+	    NULL)) != SQLITE_OK)
+		goto fail;
+	quota_cols = has_quota_cols(db);
+	if ((rc = sqlite3_prepare_v2(db, quota_cols ? lookup_sql :
+	    lookup_old_sql, -1, lookup_r, NULL)) != SQLITE_OK ||
+	    (rc = sqlite3_prepare_v2(db, quota_cols ? all_sql : all_old_sql,
+	    -1, all_r, NULL)) != SQLITE_OK ||
 	    (rc = sqlite3_prepare_v2(db, caps_sql, -1, caps_r,
 	    NULL)) != SQLITE_OK)
 		goto fail;
@@ -249,6 +277,7 @@ usq_open(const char *path, struct userdb_sqlite **r, char *err,
 		errno = saved;
 		return -1;
 	}
+	sq->quota_cols = has_quota_cols(sq->db);
 	*r = sq;
 	return 0;
 }
@@ -281,8 +310,11 @@ usq_refresh(struct userdb_sqlite *sq, char *err, size_t errsize)
 	sq->caps_valid = false;
 	sq->n_warned = 0;
 	sq->have_bad = false;
-	if (cur.dev == sq->id.dev && cur.ino == sq->id.ino) {
-		/* Written in place: the connection sees the new rows. */
+	if (cur.dev == sq->id.dev && cur.ino == sq->id.ino &&
+	    (sq->quota_cols || !has_quota_cols(sq->db))) {
+		/* Written in place: the connection sees the new rows (a
+		 * table that gained the quota columns is opened again, so
+		 * that the queries read them). */
 		sq->id = cur;
 		return 0;
 	}
@@ -295,6 +327,7 @@ usq_refresh(struct userdb_sqlite *sq, char *err, size_t errsize)
 	}
 	reader_close(sq);
 	sq->db = db;
+	sq->quota_cols = has_quota_cols(db);
 	sq->q_lookup = ql;
 	sq->q_all = qa;
 	sq->q_caps = qc;
@@ -426,6 +459,18 @@ row_fill(struct userdb_sqlite *sq, sqlite3_stmt *st, const char **why_r)
 		goto bad;
 	}
 	u->disabled = v == 1;
+	if (!col_int(st, COL_QUOTA_BYTES, &null, &v) ||
+	    (!null && (v < 0 || (uint64_t)v > HARD_QUOTA_BYTES))) {
+		*why_r = "quota_bytes is not a number from 0 to 2^50";
+		goto bad;
+	}
+	u->quota_bytes = null ? 0 : (uint64_t)v;
+	if (!col_int(st, COL_QUOTA_MESSAGES, &null, &v) ||
+	    (!null && (v < 0 || (uint64_t)v > HARD_QUOTA_MESSAGES))) {
+		*why_r = "quota_messages is not a number from 0 to 2^32-1";
+		goto bad;
+	}
+	u->quota_messages = null ? 0 : (uint64_t)v;
 	if (u->password == NULL && u->secret == NULL && !u->scram_sha1.set &&
 	    !u->scram_sha256.set) {
 		*why_r = "no credential (password, scram_sha1, scram_sha256 "
@@ -473,31 +518,47 @@ report_bad(struct userdb_sqlite *sq, const char *why)
 	explicit_bzero(sq->name, sizeof(sq->name));
 }
 
-const struct user_rec *
-usq_lookup(struct userdb_sqlite *sq, const char *name)
+int
+usq_lookup_checked(struct userdb_sqlite *sq, const char *name,
+    const struct user_rec **u_r, char *err, size_t errsize)
 {
-	const struct user_rec *u = NULL;
 	const char *why = NULL;
-	int rc;
+	int rc, found = -1;
 
+	*u_r = NULL;
 	rec_wipe(sq);
 	if (sqlite3_bind_text(sq->q_lookup, 1, name, -1,
 	    SQLITE_STATIC) != SQLITE_OK) {
-		log_warnx("%s: %s", sq->path, sqlite3_errmsg(sq->db));
+		errf(err, errsize, "%s: %s", sq->path, sqlite3_errmsg(sq->db));
 		goto out;
 	}
 	rc = sqlite3_step(sq->q_lookup);
 	if (rc == SQLITE_ROW) {
-		if (row_fill(sq, sq->q_lookup, &why) == 0)
-			u = &sq->rec;
-		else
+		found = 0;
+		if (row_fill(sq, sq->q_lookup, &why) == 0) {
+			*u_r = &sq->rec;
+			found = 1;
+		} else
 			report_bad(sq, why);
-	} else if (rc != SQLITE_DONE)
-		log_warnx("%s: lookup failed: %s", sq->path,
+	} else if (rc == SQLITE_DONE)
+		found = 0;
+	else
+		errf(err, errsize, "%s: lookup failed: %s", sq->path,
 		    sqlite3_errmsg(sq->db));
 out:
 	(void)sqlite3_reset(sq->q_lookup);
 	(void)sqlite3_clear_bindings(sq->q_lookup);
+	return found;
+}
+
+const struct user_rec *
+usq_lookup(struct userdb_sqlite *sq, const char *name)
+{
+	const struct user_rec *u;
+	char err[512];
+
+	if (usq_lookup_checked(sq, name, &u, err, sizeof(err)) == -1)
+		log_warnx("%s", err);
 	return u;
 }
 
@@ -566,6 +627,22 @@ usq_free(struct userdb_sqlite **sqp)
 
 /* ---- writing --------------------------------------------------------- */
 
+/* A database made before quotas gets their columns (inside the
+ * writer's transaction); readers take either form. */
+static int
+add_quota_columns(sqlite3 *db)
+{
+	int rc;
+
+	if (has_quota_cols(db))
+		return SQLITE_OK;
+	if ((rc = sqlite3_exec(db, "ALTER TABLE users ADD COLUMN quota_bytes "
+	    "INTEGER", NULL, NULL, NULL)) != SQLITE_OK)
+		return rc;
+	return sqlite3_exec(db, "ALTER TABLE users ADD COLUMN quota_messages "
+	    "INTEGER", NULL, NULL, NULL);
+}
+
 /*
  * A read-write connection for one change, inside BEGIN IMMEDIATE.  With
  * create, a missing file is made (0600, so the secrets it will hold are
@@ -627,6 +704,10 @@ writer_open(const char *path, bool create, sqlite3 **db_r, bool *created_r,
 		goto fail;
 	if (create && (rc = sqlite3_exec(db, schema_sql, NULL, NULL,
 	    NULL)) != SQLITE_OK) {
+		(void)sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+		goto fail;
+	}
+	if ((rc = add_quota_columns(db)) != SQLITE_OK) {
 		(void)sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
 		goto fail;
 	}
@@ -743,6 +824,14 @@ bind_expire(sqlite3_stmt *st, int i, int64_t v)
 	return sqlite3_bind_int64(st, i, v == USER_EXPIRE_NEVER ? -1 : v);
 }
 
+/* A quota as stored: NULL for the site's (0). */
+static int
+bind_quota(sqlite3_stmt *st, int i, int64_t v)
+{
+	return v <= 0 ? sqlite3_bind_null(st, i) :
+	    sqlite3_bind_int64(st, i, v);
+}
+
 /*
  * Runs one statement (sql, bound by bind_fn) on a fresh writer and
  * commits.  want_change: a statement that changes no row means no such
@@ -756,8 +845,10 @@ struct write_job {
 	int64_t			 login_delay_s;
 	int64_t			 expire_days;
 	int			 disabled;
+	int64_t			 quota_bytes;
+	int64_t			 quota_messages;
 	bool			 create;
-	enum { JOB_ADD, JOB_CREDS, JOB_OPTS, JOB_DEL } kind;
+	enum { JOB_ADD, JOB_CREDS, JOB_OPTS, JOB_QUOTA, JOB_DEL } kind;
 };
 
 static int
@@ -774,9 +865,22 @@ job_bind(sqlite3_stmt *st, const struct write_job *j)
 		    (rc = bind_delay(st, i + 4, j->u->login_delay_s)) !=
 		    SQLITE_OK ||
 		    (rc = bind_expire(st, i + 5, j->u->expire_days)) !=
-		    SQLITE_OK)
+		    SQLITE_OK ||
+		    (rc = bind_quota(st, i + 7, (int64_t)j->u->quota_bytes)) !=
+		    SQLITE_OK ||
+		    (rc = bind_quota(st, i + 8,
+		    (int64_t)j->u->quota_messages)) != SQLITE_OK)
 			return rc;
 		return sqlite3_bind_int(st, i + 6, j->u->disabled ? 1 : 0);
+	case JOB_QUOTA:
+		/* ?2 ?3: set quota_bytes and its value; ?4 ?5 messages. */
+		if ((rc = sqlite3_bind_int(st, 2, j->quota_bytes !=
+		    USERDB_KEEP)) != SQLITE_OK ||
+		    (rc = bind_quota(st, 3, j->quota_bytes)) != SQLITE_OK ||
+		    (rc = sqlite3_bind_int(st, 4, j->quota_messages !=
+		    USERDB_KEEP)) != SQLITE_OK)
+			return rc;
+		return bind_quota(st, 5, j->quota_messages);
 	case JOB_CREDS:
 		return bind_creds(st, i, j->u, j->t);
 	case JOB_OPTS:
@@ -862,7 +966,7 @@ usq_edit_add(const char *path, const struct user_rec *u, char *err,
 	memset(&j, 0, sizeof(j));
 	j.kind = JOB_ADD;
 	j.sql = "INSERT INTO users (" COLUMNS ") VALUES (?1, ?2, ?3, ?4, ?5, "
-	    "?6, ?7, ?8)";
+	    "?6, ?7, ?8, ?9, ?10)";
 	j.name = u->name;
 	j.u = u;
 	j.t = &t;
@@ -924,6 +1028,24 @@ usq_edit_set_options(const char *path, const char *name,
 	j.login_delay_s = login_delay_s;
 	j.expire_days = expire_days;
 	j.disabled = disabled;
+	return job_run(path, &j, err, errsize);
+}
+
+int
+usq_edit_set_quota(const char *path, const char *name, int64_t quota_bytes,
+    int64_t quota_messages, char *err, size_t errsize)
+{
+	struct write_job j;
+
+	memset(&j, 0, sizeof(j));
+	j.kind = JOB_QUOTA;
+	j.sql = "UPDATE users SET"
+	    " quota_bytes = CASE WHEN ?2 THEN ?3 ELSE quota_bytes END,"
+	    " quota_messages = CASE WHEN ?4 THEN ?5 ELSE quota_messages END"
+	    " WHERE name = ?1";
+	j.name = name;
+	j.quota_bytes = quota_bytes;
+	j.quota_messages = quota_messages;
 	return job_run(path, &j, err, errsize);
 }
 

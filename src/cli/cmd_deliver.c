@@ -18,6 +18,10 @@
  * disabled one, EX_CANTCREAT (73) a message over the size limit (these
  * two bounce), EX_TEMPFAIL (75) anything the MTA should retry: a full
  * disk, an I/O error, an unreadable configuration or user database.
+ * A mailbox over its quota (quota_bytes, quota_messages: the user's,
+ * else the site's) is EX_CANTCREAT, or EX_TEMPFAIL with quota_temporary
+ * = yes.  The byte quota bounds the octets stored (header lines
+ * included) against the wire sizes already in the mailbox.
  * Each failure prints one line on standard error, which the MTA puts in
  * its log or the bounce.
  *
@@ -81,8 +85,10 @@ deliver_usage(FILE *fp)
 	    "  --max-size OCTETS   refuse a bigger message (k, M, G allowed;"
 	    " default 64M)\n"
 	    "Exit status: 0 delivered, 64 usage, 67 no such user, 73 message"
-	    " too big,\n"
-	    "75 temporary failure (the MTA should retry).\n", fp);
+	    " too big\n"
+	    "or over quota, 75 temporary failure (the MTA should retry; also"
+	    " over quota\n"
+	    "with quota_temporary = yes).\n", fp);
 }
 
 /* Every usage error of this command, with its hint and status. */
@@ -130,53 +136,33 @@ sender_clean(const char *s, char *out, size_t outsize)
 	return out;
 }
 
-/* Holds the user of user_db: 1 an enabled user, 0 none (or disabled:
+/* The user of user_db: 1 an enabled user (its quotas in *q_bytes_r and
+ * *q_msgs_r, 0 unlimited, the site's applied), 0 none (or disabled:
  * *disabled_r), -1 the store could not be read (err set). */
-struct find_arg {
-	const char	*name;
-	bool		 found;
-	bool		 disabled;
-};
-
-static int
-find_cb(const struct user_rec *u, void *arg)
-{
-	struct find_arg *f = arg;
-
-	if (strcmp(u->name, f->name) != 0)
-		return 0;
-	f->found = true;
-	f->disabled = u->disabled;
-	return 1;
-}
-
 static int
 user_lookup(const struct config *c, const char *name, bool *disabled_r,
-    char *err, size_t errsize)
+    uint64_t *q_bytes_r, uint64_t *q_msgs_r, char *err, size_t errsize)
 {
 	const struct user_rec *u;
-	struct find_arg f = { name, false, false };
 	struct userdb *db;
+	int rc;
 
 	*disabled_r = false;
 	if (userdb_open(c->user_db, c->user_db_type, &db, err, errsize) ==
 	    -1)
 		return -1;
-	if ((u = userdb_lookup(db, name)) != NULL) {
+	rc = userdb_lookup_checked(db, name, &u, err, errsize);
+	if (rc == 1) {
 		*disabled_r = u->disabled;
-		userdb_free(&db);
-		return *disabled_r ? 0 : 1;
-	}
-	/* SQLite answers NULL for a failed query too: only a full pass
-	 * that reads the store tells "no such user" from "cannot tell". */
-	if (c->user_db_type == USERDB_SQLITE &&
-	    userdb_foreach(db, find_cb, &f, err, errsize) == -1) {
-		userdb_free(&db);
-		return -1;
+		*q_bytes_r = u->quota_bytes > 0 ? u->quota_bytes :
+		    c->quota_bytes;
+		*q_msgs_r = u->quota_messages > 0 ? u->quota_messages :
+		    c->quota_messages;
+		if (u->disabled)
+			rc = 0;
 	}
 	userdb_free(&db);
-	*disabled_r = f.disabled;
-	return f.found && !f.disabled ? 1 : 0;
+	return rc;
 }
 
 /* Becomes mail_user for good.  0, or -1 after a line on stderr. */
@@ -298,8 +284,10 @@ cmd_deliver(int argc, char **argv)
 	bool max_size_given = false;
 	size_t firstlen, fromlen, hlen, headlen;
 	enum store_rc rc;
-	bool disabled;
-	int ch, r, status;
+	uint64_t q_bytes = 0, q_msgs = 0, used = 0, limit;
+	uint32_t count = 0;
+	bool disabled, quota_bound = false;
+	int ch, r, status, quota_status;
 
 	/* A file size limit (Postfix sets one for commands) must fail the
 	 * write with EFBIG, not kill the process with SIGXFSZ. */
@@ -365,7 +353,9 @@ cmd_deliver(int argc, char **argv)
 		    " a user can have");
 		goto out;
 	}
-	r = user_lookup(&c, user, &disabled, err, sizeof(err));
+	quota_status = c.quota_temporary ? EX_TEMPFAIL : EX_CANTCREAT;
+	r = user_lookup(&c, user, &disabled, &q_bytes, &q_msgs, err,
+	    sizeof(err));
 	if (r == -1) {
 		status = fail(EX_TEMPFAIL, "user_db: %s; check it with"
 		    " 'postern check', the message stays queued", err);
@@ -388,6 +378,22 @@ cmd_deliver(int argc, char **argv)
 	}
 	if (geteuid() == 0 && drop_privileges(&c) == -1)
 		goto out;
+	if ((q_bytes > 0 || q_msgs > 0) && mailbox_usage(path, &used, &count,
+	    err, sizeof(err)) != STORE_OK) {
+		status = fail(EX_TEMPFAIL, "cannot tell the usage of %s's"
+		    " mailbox for its quota: %s; the message stays queued",
+		    user, err);
+		goto out;
+	}
+	if ((q_msgs > 0 && count >= q_msgs) ||
+	    (q_bytes > 0 && used >= q_bytes)) {
+		status = fail(quota_status, "mailbox of %s is over its quota"
+		    " (%llu octets in %lu messages; quota %llu octets, %llu"
+		    " messages, 0 unlimited)", user,
+		    (unsigned long long)used, (unsigned long)count,
+		    (unsigned long long)q_bytes, (unsigned long long)q_msgs);
+		goto out;
+	}
 
 	/* The first chunk decides the header lines' line ends and holds
 	 * the "From " line to drop. */
@@ -426,13 +432,35 @@ cmd_deliver(int argc, char **argv)
 	memcpy(head + hlen, first + fromlen, firstlen - fromlen);
 	/* The limit is on standard input: the header lines are ours and
 	 * the "From " line is not stored. */
-	rc = mailbox_deliver(path, head, headlen, STDIN_FILENO,
-	    max_size - fromlen + hlen, &info, err, sizeof(err));
+	limit = max_size - fromlen + hlen;
+	/* The quota bounds the octets stored, header lines included. */
+	if (q_bytes > 0 && q_bytes - used < limit) {
+		limit = q_bytes - used;
+		quota_bound = true;
+	}
+	if (headlen > limit) {
+		status = quota_bound ? fail(quota_status, "message for %s"
+		    " over its quota (%llu of %llu octets used)", user,
+		    (unsigned long long)used, (unsigned long long)q_bytes) :
+		    fail(EX_CANTCREAT, "message larger than %llu octets;"
+		    " deliver_max_size or --max-size sets the limit",
+		    (unsigned long long)max_size);
+		goto out;
+	}
+	rc = mailbox_deliver(path, head, headlen, STDIN_FILENO, limit, &info,
+	    err, sizeof(err));
 	switch (rc) {
 	case STORE_OK:
 		status = EX_OK;
 		break;
 	case STORE_TOO_BIG:
+		if (quota_bound) {
+			status = fail(quota_status, "message for %s over its"
+			    " quota (%llu of %llu octets used)", user,
+			    (unsigned long long)used,
+			    (unsigned long long)q_bytes);
+			break;
+		}
 		status = fail(EX_CANTCREAT, "message for %s over the limit of"
 		    " %llu octets (--max-size) or the file size limit: %s",
 		    user, (unsigned long long)max_size, err);

@@ -60,20 +60,24 @@ struct opts {
 	int64_t			 login_delay_s;
 	int64_t			 expire_days;
 	int			 disabled;
+	int64_t			 quota_bytes;	/* USERDB_KEEP, 0: the site's */
+	int64_t			 quota_messages;
 };
 
 static void
 user_usage(FILE *fp)
 {
 	fputs(
-"usage: postern user add [DB] [--scheme SCHEME] [--secret] NAME\n"
+"usage: postern user add [DB] [--scheme SCHEME] [--secret] [QUOTA] NAME\n"
 "       postern user passwd [DB] [--scheme SCHEME] [--secret] NAME\n"
 "       postern user set [DB] [--disable | --enable]\n"
 "                [--login-delay SECONDS|default] [--expire DAYS|never|default]"
-"\n                NAME\n"
+"\n                [QUOTA] NAME\n"
 "       postern user del [DB] NAME\n"
 "       postern user list [DB]\n"
 "DB: -c FILE (a configuration), or --db FILE [--db-type passwd-file|sqlite].\n"
+"QUOTA: --quota-bytes OCTETS|default (k, M, G allowed) and\n"
+"--quota-messages COUNT|default; default (or 0) is the site's quota.\n"
 "add and passwd write the forms of password_forms (crypt, scram-sha-1,\n"
 "scram-sha-256, secret); with --db and no -c: crypt and both SCRAM forms.\n"
 "--secret adds a plaintext-equivalent secret (APOP, CRAM-MD5).\n"
@@ -196,6 +200,11 @@ list_one(const struct user_rec *u, void *arg)
 	printf("%s %s", u->name, forms);
 	if (u->disabled)
 		printf(" disabled");
+	if (u->quota_bytes > 0)
+		printf(" quota_bytes=%llu", (unsigned long long)u->quota_bytes);
+	if (u->quota_messages > 0)
+		printf(" quota_messages=%llu",
+		    (unsigned long long)u->quota_messages);
 	if (u->login_delay_s >= 0)
 		printf(" login_delay=%lld", (long long)u->login_delay_s);
 	if (u->expire_days == USER_EXPIRE_NEVER)
@@ -324,7 +333,7 @@ make_credentials(const struct target *t, enum pw_scheme scheme,
 /* add and passwd: read the password, derive every form, write them. */
 static int
 user_set_password(enum user_action act, const struct target *t,
-    const char *name, enum pw_scheme scheme)
+    const char *name, enum pw_scheme scheme, const struct opts *o)
 {
 	char pass[MAX_PASSWORD_LEN + 1];
 	char field[PW_HASH_OUT_SIZE];
@@ -344,6 +353,10 @@ user_set_password(enum user_action act, const struct target *t,
 	u.name = (char *)(uintptr_t)name;
 	u.login_delay_s = -1;
 	u.expire_days = USER_EXPIRE_DEFAULT;
+	if (o->quota_bytes != USERDB_KEEP)
+		u.quota_bytes = (uint64_t)o->quota_bytes;
+	if (o->quota_messages != USERDB_KEEP)
+		u.quota_messages = (uint64_t)o->quota_messages;
 	if (make_credentials(t, scheme, pass, field, sizeof(field), &u) == -1)
 		goto out;
 	if (act == ACT_ADD)
@@ -373,8 +386,15 @@ user_set_options(const struct target *t, const char *name,
 {
 	char err[512];
 
-	if (userdb_edit_set_options(t->type, t->path, name, o->login_delay_s,
-	    o->expire_days, o->disabled, err, sizeof(err)) == -1)
+	if ((o->login_delay_s != USERDB_KEEP || o->expire_days != USERDB_KEEP ||
+	    o->disabled != -1) && userdb_edit_set_options(t->type, t->path,
+	    name, o->login_delay_s, o->expire_days, o->disabled, err,
+	    sizeof(err)) == -1)
+		return failed(ACT_SET, t, err);
+	if ((o->quota_bytes != USERDB_KEEP ||
+	    o->quota_messages != USERDB_KEEP) && userdb_edit_set_quota(t->type,
+	    t->path, name, o->quota_bytes, o->quota_messages, err,
+	    sizeof(err)) == -1)
 		return failed(ACT_SET, t, err);
 	return CLI_EXIT_OK;
 }
@@ -406,6 +426,23 @@ parse_delay(const char *s, int64_t *v_r)
 	return 0;
 }
 
+/* --quota-bytes OCTETS|default, --quota-messages COUNT|default. */
+static int
+parse_quota(const char *s, bool bytes, int64_t *v_r)
+{
+	uint64_t v;
+
+	if (strcmp(s, "default") == 0) {
+		*v_r = 0;
+		return 0;
+	}
+	if ((bytes ? parse_size(s, HARD_QUOTA_BYTES, &v) :
+	    parse_u64(s, HARD_QUOTA_MESSAGES, &v)) != PARSE_OK)
+		return -1;
+	*v_r = (int64_t)v;
+	return 0;
+}
+
 /* --expire DAYS|never|default. */
 static int
 parse_expire(const char *s, int64_t *v_r)
@@ -432,6 +469,7 @@ cmd_user(int argc, char **argv)
 	enum {
 		OPT_DB = 256, OPT_DB_TYPE, OPT_SCHEME, OPT_SECRET,
 		OPT_DISABLE, OPT_ENABLE, OPT_LOGIN_DELAY, OPT_EXPIRE,
+		OPT_QUOTA_BYTES, OPT_QUOTA_MESSAGES,
 	};
 	static const struct option longopts[] = {
 		{ "db",		 required_argument,	NULL, OPT_DB },
@@ -442,6 +480,9 @@ cmd_user(int argc, char **argv)
 		{ "enable",	 no_argument,		NULL, OPT_ENABLE },
 		{ "login-delay", required_argument,	NULL, OPT_LOGIN_DELAY },
 		{ "expire",	 required_argument,	NULL, OPT_EXPIRE },
+		{ "quota-bytes", required_argument,	NULL, OPT_QUOTA_BYTES },
+		{ "quota-messages", required_argument,	NULL,
+		    OPT_QUOTA_MESSAGES },
 		{ "config",	 required_argument,	NULL, 'c' },
 		{ "help",	 no_argument,		NULL, 'h' },
 		{ NULL,		 0,			NULL, 0 },
@@ -451,8 +492,9 @@ cmd_user(int argc, char **argv)
 	enum pw_scheme scheme = PW_YESCRYPT;
 	enum user_action act = ACT_LIST;
 	struct target t;
-	struct opts o = { USERDB_KEEP, USERDB_KEEP, -1 };
-	bool secret = false, any_opt = false;
+	struct opts o = { USERDB_KEEP, USERDB_KEEP, -1, USERDB_KEEP,
+	    USERDB_KEEP };
+	bool secret = false, any_opt = false, any_quota = false;
 	size_t i;
 	int ch, nargs;
 	char **args;
@@ -514,6 +556,21 @@ cmd_user(int argc, char **argv)
 				    USER_MAX_EXPIRE_DAYS);
 			any_opt = true;
 			break;
+		case OPT_QUOTA_BYTES:
+			if (parse_quota(optarg, true, &o.quota_bytes) == -1)
+				return usage_error("--quota-bytes wants octets "
+				    "(k, M or G allowed) up to %llu, or "
+				    "default", (unsigned long long)
+				    HARD_QUOTA_BYTES);
+			any_quota = true;
+			break;
+		case OPT_QUOTA_MESSAGES:
+			if (parse_quota(optarg, false, &o.quota_messages) == -1)
+				return usage_error("--quota-messages wants a "
+				    "count from 0 to %llu, or default",
+				    (unsigned long long)HARD_QUOTA_MESSAGES);
+			any_quota = true;
+			break;
 		case 'c':
 			config = optarg;
 			break;
@@ -538,9 +595,13 @@ cmd_user(int argc, char **argv)
 	if (any_opt && act != ACT_SET)
 		return usage_error("--disable, --enable, --login-delay and "
 		    "--expire apply to set, not '%s'", args[0]);
-	if (act == ACT_SET && !any_opt)
+	if (any_quota && act != ACT_SET && act != ACT_ADD)
+		return usage_error("--quota-bytes and --quota-messages apply "
+		    "to add and set, not '%s'", args[0]);
+	if (act == ACT_SET && !any_opt && !any_quota)
 		return usage_error("'set' needs --disable, --enable, "
-		    "--login-delay or --expire");
+		    "--login-delay, --expire, --quota-bytes or "
+		    "--quota-messages");
 	if (db != NULL && db[0] == '\0')
 		return usage_error("--db needs a file name");
 	if (db_type != NULL && db == NULL)
@@ -602,7 +663,7 @@ cmd_user(int argc, char **argv)
 		return user_list(&t);
 	case ACT_ADD:
 	case ACT_PASSWD:
-		return user_set_password(act, &t, name, scheme);
+		return user_set_password(act, &t, name, scheme, &o);
 	case ACT_SET:
 		if (precheck(act, &t, name) == -1)
 			return CLI_EXIT_FAIL;

@@ -32,7 +32,8 @@ cli_usage(FILE *fp)
 "  user add [DB] [--scheme SCHEME] [--secret] NAME     add a user\n"
 "  user passwd [DB] [--scheme SCHEME] [--secret] NAME  set a password\n"
 "  user set [DB] [--disable|--enable] [--login-delay SECONDS|default]\n"
-"           [--expire DAYS|never|default] NAME        per-user options\n"
+"           [--expire DAYS|never|default] [QUOTA] NAME\n"
+"                                                      per-user options\n"
 "  user del [DB] NAME                                  remove a user\n"
 "  user list [DB]                                      list the users\n"
 "  check [-c FILE]                                     check a configuration\n"
@@ -50,6 +51,8 @@ cli_usage(FILE *fp)
 "add and passwd store the forms of password_forms (crypt, scram-sha-1,\n"
 "scram-sha-256, secret); with --db alone, crypt and both SCRAM forms.\n"
 "--secret adds a plaintext-equivalent secret (APOP, CRAM-MD5).\n"
+"QUOTA (set, and add) is --quota-bytes OCTETS|default and\n"
+"--quota-messages COUNT|default.\n"
 "The password is read from the terminal (twice, not echoed) or, when\n"
 "standard input is not a terminal, as one line of it; never from the\n"
 "command line.  SCHEME, of the crypt form: yescrypt (the default),\n"
@@ -57,7 +60,8 @@ cli_usage(FILE *fp)
 "\n"
 "Exit status: 0 done, 1 usage error (check: bad configuration),\n"
 "2 the operation failed; deliver uses sysexits(3): 0 delivered,\n"
-"64 usage, 67 no such user, 73 message too big, 75 try again later;\n"
+"64 usage, 67 no such user, 73 message too big or over quota, 75 try\n"
+"again later (also over quota with quota_temporary = yes);\n"
 "fetch: 0 done, 1 usage or configuration error, 75 try again later,\n"
 "77 authentication or TLS verification failed.\n", fp);
 }

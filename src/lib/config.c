@@ -160,6 +160,12 @@ static int	set_hostname(struct parse *, const struct key *,
 	    const char *);
 static int	set_greeting(struct parse *, const struct key *,
 	    const char *);
+static int	set_lmtp_listen(struct parse *, const struct key *,
+	    const char *);
+static int	set_mode(struct parse *, const struct key *,
+	    const char *);
+static int	set_delimiter(struct parse *, const struct key *,
+	    const char *);
 
 #define FIELD(f)	offsetof(struct config, f)
 
@@ -238,6 +244,26 @@ static const struct key keys[] = {
 	{ "log_debug", set_bool, FIELD(log_debug), 0, 0, 0 },
 	{ "hostname", set_hostname, FIELD(hostname), 0, 0, 0 },
 	{ "greeting", set_greeting, FIELD(greeting), 0, 0, KEY_EMPTY_OK },
+	{ "lmtp_listen", set_lmtp_listen, 0, 0, 0, KEY_REPEAT },
+	{ "lmtp_socket_mode", set_mode, FIELD(lmtp_socket_mode), 0, 0777, 0 },
+	{ "lmtp_allow_remote", set_bool, FIELD(lmtp_allow_remote), 0, 0, 0 },
+	{ "lmtp_max_connections", set_uint, FIELD(lmtp_max_connections), 1,
+	    COUNT_MAX, 0 },
+	{ "lmtp_max_recipients", set_uint, FIELD(lmtp_max_recipients), 1,
+	    HARD_LMTP_MAX_RECIPIENTS, 0 },
+	{ "lmtp_max_line_length", set_uint, FIELD(lmtp_max_line_length),
+	    LMTP_MIN_LINE_LENGTH, HARD_LMTP_MAX_LINE_LENGTH, 0 },
+	{ "lmtp_idle_timeout", set_duration, FIELD(lmtp_idle_timeout_ms),
+	    IDLE_TIMEOUT_MIN_MS, IDLE_TIMEOUT_MAX_MS, 0 },
+	{ "lmtp_recipient_delimiter", set_delimiter,
+	    FIELD(lmtp_recipient_delimiter), 0, 0, 0 },
+	{ "quota_bytes", set_size, FIELD(quota_bytes), 0, HARD_QUOTA_BYTES,
+	    0 },
+	{ "quota_messages", set_uint, FIELD(quota_messages), 0,
+	    HARD_QUOTA_MESSAGES, 0 },
+	{ "quota_temporary", set_bool, FIELD(quota_temporary), 0, 0, 0 },
+	{ "restart_interval", set_duration, FIELD(restart_interval_ms), 10,
+	    60000, 0 },
 };
 
 struct parse {
@@ -250,6 +276,7 @@ struct parse {
 	unsigned int	 listen_line[MAX_LISTENERS];
 	unsigned int	 sni_line[MAX_TLS_SNI];
 	unsigned int	 issuer_line[MAX_OAUTH_ISSUERS];
+	unsigned int	 lmtp_line[MAX_LMTP_LISTENERS];
 	bool		 listen_given;	/* the defaults were replaced */
 	char		 shown[72];	/* a value, made safe to print */
 };
@@ -981,6 +1008,127 @@ set_greeting(struct parse *p, const struct key *k, const char *value)
 			return -1;
 		}
 	return store_str(p, k, value);
+}
+
+/* ---- LMTP ------------------------------------------------------------ */
+
+/*
+ * "unix:/absolute/path" or an address as for listen.  Non-loopback TCP
+ * addresses are checked once the file is read (lmtp_allow_remote may
+ * come later).
+ */
+static int
+set_lmtp_listen(struct parse *p, const struct key *k, const char *value)
+{
+	struct config *c = p->c;
+	struct lmtp_listen_conf l;
+	struct listener_conf tl;
+	const char *why;
+	size_t i;
+
+	memset(&l, 0, sizeof(l));
+	if (strlen(value) >= sizeof(l.text)) {
+		err_set(p, "%s: '%s' is too long", k->name, shown(p, value));
+		return -1;
+	}
+	memcpy(l.text, value, strlen(value) + 1);
+	if (strncmp(value, "unix:", 5) == 0) {
+		const char *path = value + 5;
+
+		if (path[0] != '/' || strlen(path) >= sizeof(l.path)) {
+			err_set(p, "%s: '%s' wants an absolute socket path of "
+			    "at most %zu bytes (use e.g. unix:/run/postern/"
+			    "lmtp)", k->name, shown(p, value),
+			    sizeof(l.path) - 1);
+			return -1;
+		}
+		l.is_unix = true;
+		memcpy(l.path, path, strlen(path) + 1);
+	} else {
+		if (listener_parse(value, &tl, &why) == -1) {
+			err_set(p, "%s: '%s' %s (or use unix:/path)", k->name,
+			    shown(p, value), why);
+			return -1;
+		}
+		l.addr = tl.addr;
+		l.addrlen = tl.addrlen;
+	}
+	for (i = 0; i < c->n_lmtp_listeners; i++)
+		if (strcmp(c->lmtp_listeners[i].text, l.text) == 0) {
+			err_set(p, "%s: '%s' is already listed on line %u "
+			    "(remove one of them)", k->name, shown(p, value),
+			    p->lmtp_line[i]);
+			return -1;
+		}
+	if (c->n_lmtp_listeners == MAX_LMTP_LISTENERS) {
+		err_set(p, "%s: more than %d lmtp_listen lines", k->name,
+		    MAX_LMTP_LISTENERS);
+		return -1;
+	}
+	p->lmtp_line[c->n_lmtp_listeners] = p->line;
+	c->lmtp_listeners[c->n_lmtp_listeners++] = l;
+	return 0;
+}
+
+/* An octal file mode, e.g. 0660, within the range of k. */
+static int
+set_mode(struct parse *p, const struct key *k, const char *value)
+{
+	unsigned long v = 0;
+	const char *s;
+
+	for (s = value; *s >= '0' && *s <= '7' && v <= k->max; s++)
+		v = v * 8 + (unsigned long)(*s - '0');
+	if (*s != '\0' || s == value || s - value > 4 || v > k->max) {
+		err_set(p, "%s: '%s' is not an octal mode (use e.g. 0660)",
+		    k->name, shown(p, value));
+		return -1;
+	}
+	*(unsigned int *)field(p, k) = (unsigned int)v;
+	return 0;
+}
+
+/* One character that separates a detail from the local part, or none. */
+static int
+set_delimiter(struct parse *p, const struct key *k, const char *value)
+{
+	char *dst = field(p, k);
+
+	if (strcasecmp(value, "none") == 0) {
+		*dst = '\0';
+		return 0;
+	}
+	if (strlen(value) != 1 || strchr("+-_.=", value[0]) == NULL) {
+		err_set(p, "%s: '%s' is not one of + - _ . = (or none)",
+		    k->name, shown(p, value));
+		return -1;
+	}
+	*dst = value[0];
+	return 0;
+}
+
+/* TCP LMTP listeners off loopback need lmtp_allow_remote: LMTP has no
+ * authentication. */
+static int
+check_lmtp(struct parse *p)
+{
+	const struct config *c = p->c;
+	size_t i;
+
+	for (i = 0; i < c->n_lmtp_listeners; i++) {
+		const struct lmtp_listen_conf *l = &c->lmtp_listeners[i];
+
+		if (l->is_unix || c->lmtp_allow_remote ||
+		    addr_is_loopback((const struct sockaddr *)&l->addr))
+			continue;
+		p->line = p->lmtp_line[i];
+		err_set(p, "lmtp_listen: '%s' is not a loopback address; "
+		    "LMTP has no authentication, so anyone who reaches it "
+		    "can deliver mail (use 127.0.0.1, [::1] or unix:, or set "
+		    "lmtp_allow_remote = yes)", l->text);
+		return -1;
+	}
+	return 0;
 }
 
 /* ---- numbers, durations, switches --------------------------------- */
@@ -1751,6 +1899,8 @@ check_whole(struct parse *p)
 		    "carry)");
 		return -1;
 	}
+	if (check_lmtp(p) == -1)
+		return -1;
 	return check_tls(p);
 }
 
@@ -1775,6 +1925,12 @@ defaults(struct config *c)
 	    PWFORM_SCRAM_SHA256;
 	c->scram_iterations = DEFAULT_SCRAM_ITERATIONS;
 	c->max_connections_per_user = DEFAULT_MAX_CONNECTIONS_PER_USER;
+	c->lmtp_socket_mode = DEFAULT_LMTP_SOCKET_MODE;
+	c->lmtp_max_connections = DEFAULT_LMTP_MAX_CONNECTIONS;
+	c->lmtp_max_recipients = DEFAULT_LMTP_MAX_RECIPIENTS;
+	c->lmtp_max_line_length = DEFAULT_LMTP_MAX_LINE_LENGTH;
+	c->lmtp_idle_timeout_ms = DEFAULT_LMTP_IDLE_TIMEOUT_SEC * 1000ull;
+	c->restart_interval_ms = RESTART_MIN_INTERVAL_MS;
 	c->mechanisms = (1u << MECH_COUNT) - 1;
 	c->max_sasl_line_length = DEFAULT_MAX_SASL_LINE_LENGTH;
 	c->external_user = EXTERNAL_USER_CN;

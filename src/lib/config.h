@@ -34,6 +34,15 @@ struct listener_conf {
 	enum listener_tls	tls;
 };
 
+/* An LMTP listener: "unix:/path" or a TCP address as for listen. */
+struct lmtp_listen_conf {
+	char			text[128];	/* as written */
+	bool			is_unix;
+	char			path[108];	/* unix: sun_path */
+	struct sockaddr_storage	addr;		/* TCP */
+	socklen_t		addrlen;
+};
+
 /* A certificate chosen by SNI for one domain (and its subdomains when
  * written "*.example.org"). */
 struct tls_sni_conf {
@@ -164,6 +173,21 @@ struct config {
 	bool			 tls_client_cert;	/* ask for one (optional) */
 	char			*tls_client_ca;		/* CAs to verify it */
 	uint64_t		 tls_handshake_timeout_ms;
+
+	/* LMTP (RFC 2033) and quotas.  No lmtp_listen: no lmtp process. */
+	struct lmtp_listen_conf	 lmtp_listeners[MAX_LMTP_LISTENERS];
+	size_t			 n_lmtp_listeners;
+	unsigned int		 lmtp_socket_mode;	/* unix: sockets */
+	bool			 lmtp_allow_remote;	/* non-loopback TCP */
+	unsigned int		 lmtp_max_connections;
+	unsigned int		 lmtp_max_recipients;
+	unsigned int		 lmtp_max_line_length;	/* DATA lines */
+	uint64_t		 lmtp_idle_timeout_ms;
+	char			 lmtp_recipient_delimiter;	/* '\0': none */
+	uint64_t		 quota_bytes;		/* 0: unlimited */
+	unsigned int		 quota_messages;	/* 0: unlimited */
+	bool			 quota_temporary;	/* 452 4.2.2, exit 75 */
+	uint64_t		 restart_interval_ms;	/* between restarts */
 
 	bool			 log_syslog;	/* else stderr */
 	bool			 log_debug;

@@ -88,6 +88,35 @@
  * octets of RFC 5322 section 2.1.1. */
 #define DELIVER_MAX_SENDER_LEN		900
 
+/*
+ * LMTP (RFC 2033) and quotas.  A command line is at most 512 octets with
+ * its CRLF (RFC 5321 section 4.5.3.1.4), more with the parameters of
+ * extensions (same section): we take 1024, which holds MAIL FROM with a
+ * sender of LMTP_MAX_ADDR octets, SIZE= and BODY=.  A text line of a
+ * message is at most 1000 (section 4.5.3.1.6), but real mail breaks
+ * that, so DATA accepts lines up to lmtp_max_line_length and rejects
+ * the message beyond.  At least
+ * 100 recipients per transaction (section 4.5.3.1.8), then 452 4.5.3.
+ * RFC 5321 section 4.5.3.2.7 asks a server to wait 5 minutes for a
+ * command.  LMTP_MAX_ADDR bounds a path (section 4.5.3.1.3: 256) with
+ * room for the VERP and SRS addresses DELIVER_MAX_SENDER_LEN allows.
+ */
+#define LMTP_CMD_LINE_MAX		1024
+#define DEFAULT_LMTP_MAX_LINE_LENGTH	(64 * 1024)
+#define LMTP_MIN_LINE_LENGTH		998
+#define HARD_LMTP_MAX_LINE_LENGTH	(1024 * 1024)
+#define DEFAULT_LMTP_MAX_RECIPIENTS	100
+#define HARD_LMTP_MAX_RECIPIENTS	10000
+#define DEFAULT_LMTP_MAX_CONNECTIONS	100
+#define DEFAULT_LMTP_IDLE_TIMEOUT_SEC	300
+#define DEFAULT_LMTP_SOCKET_MODE	0660
+#define LMTP_MAX_ADDR			DELIVER_MAX_SENDER_LEN
+#define MAX_LMTP_LISTENERS		8
+/* A quota may be this large: 2^50 octets (a pebibyte), 2^32 - 1
+ * messages (the count is a 32-bit field of the store). */
+#define HARD_QUOTA_BYTES		(1ull << 50)
+#define HARD_QUOTA_MESSAGES		4294967295ull
+
 /* RETR streaming: refill output when it drops below the low mark. */
 #define RETR_CHUNK			(64 * 1024)
 #define OUTPUT_LOW_WATERMARK		(64 * 1024)
@@ -162,7 +191,8 @@
 #define USERDB_MAX_BYTES		(256u * 1024 * 1024)
 #define CONFIG_MAX_LINE			4096
 
-/* The master restarts a dead child, at most this often. */
+/* The master restarts a dead child, at most this often (restart_interval,
+ * 10 ms to 60 s). */
 #define RESTART_MIN_INTERVAL_MS		1000
 
 /* Shutdown: how long sessions get to receive their last reply. */

@@ -3,10 +3,12 @@
  *
  * The only process that reads the user database and runs password
  * hashing, so that a 20 ms yescrypt check never stalls a session loop.
- * Its peers are pop3 workers, which it does not trust: every request is
- * length-checked, and a malformed one closes that channel.  An unknown
- * user costs the same hash as a known one, and the reply never tells
- * which of the two failed.  Secrets are wiped as soon as they are used.
+ * Its peers are pop3 workers and the lmtp process (which may only ask
+ * whether a recipient exists, and its quotas), which it does not trust:
+ * every request is length-checked, and a malformed one closes that
+ * channel.  An unknown user costs the same hash as a known one, and the
+ * reply never tells which of the two failed.  Secrets are wiped as soon
+ * as they are used.
  */
 #include <inttypes.h>
 #include <signal.h>
@@ -22,6 +24,7 @@
 #include "auth/userdb.h"
 #include "lib/ipc.h"
 #include "lib/log.h"
+#include "lmtp/lmtp_session.h"
 #include "posternd.h"
 
 /* Open SASL exchanges of one pop3 worker, by session id. */
@@ -38,6 +41,7 @@ struct xchg {
 struct peer {
 	struct peer	*next;
 	struct ipc_chan	*chan;
+	bool		 lmtp;		/* the lmtp process: lookups only */
 	struct xchg	*xchg[XCHG_BUCKETS];
 };
 
@@ -195,6 +199,59 @@ check_apop(struct ipc_chan *ch, uint64_t id, const char *user,
 		    u->expire_days, "ok");
 }
 
+/*
+ * MSG_USER_LOOKUP from the lmtp process: the first of the names that is
+ * a user, whether it is disabled, and its quotas.  No credential leaves
+ * this process.
+ */
+static bool
+user_lookup_msg(struct ipc_chan *ch, struct ipc_in *in)
+{
+	const char *names[LMTP_MAX_CANDIDATES];
+	const struct user_rec *u = NULL;
+	enum lmtp_user st = LMTP_USER_UNKNOWN;
+	uint32_t n = ipc_get_u32(in), i;
+	struct ipc_msg *m;
+	char err[512];
+	int rc;
+
+	if (n == 0 || n > LMTP_MAX_CANDIDATES)
+		return false;
+	for (i = 0; i < n; i++)
+		names[i] = ipc_get_str(in, MAX_USERNAME_LEN);
+	if (!ipc_done(in))
+		return false;
+	db_refresh();
+	if (db == NULL)
+		st = LMTP_USER_TEMPFAIL;
+	for (i = 0; i < n && db != NULL; i++) {
+		if (!username_valid(names[i]))
+			continue;
+		rc = userdb_lookup_checked(db, names[i], &u, err,
+		    sizeof(err));
+		if (rc == -1) {
+			log_warnx("auth: %s", err);
+			st = LMTP_USER_TEMPFAIL;
+			break;
+		}
+		if (rc == 1) {
+			st = u->disabled ? LMTP_USER_DISABLED : LMTP_USER_OK;
+			break;
+		}
+	}
+	if ((m = malloc(sizeof(*m))) == NULL)
+		fatal("malloc");
+	ipc_msg_init(m, MSG_USER_INFO, in->id);
+	ipc_put_u32(m, (uint32_t)st);
+	ipc_put_str(m, st == LMTP_USER_OK || st == LMTP_USER_DISABLED ?
+	    u->name : "");
+	ipc_put_u64(m, st == LMTP_USER_OK ? u->quota_bytes : 0);
+	ipc_put_u64(m, st == LMTP_USER_OK ? u->quota_messages : 0);
+	(void)ipc_send(ch, m);
+	free(m);
+	return true;
+}
+
 /* ---- SASL exchanges ----------------------------------------------- */
 
 static struct xchg **
@@ -349,7 +406,15 @@ peer_msg(struct ipc_chan *ch, struct ipc_in *in, void *arg)
 		close(in->fd);
 		in->fd = -1;
 	}
+	/* The lmtp process may look users up, and do nothing else; a
+	 * pop3 worker may not. */
+	if (p->lmtp != (in->type == MSG_USER_LOOKUP))
+		goto malformed;
 	switch (in->type) {
+	case MSG_USER_LOOKUP:
+		if (!user_lookup_msg(ch, in))
+			break;
+		return;
 	case MSG_AUTH_PASS: {
 		const char *pass;
 
@@ -399,8 +464,9 @@ peer_msg(struct ipc_chan *ch, struct ipc_in *in, void *arg)
 	default:
 		break;
 	}
-	log_warnx("auth: malformed request from a pop3 worker, closing its"
-	    " channel");
+malformed:
+	log_warnx("auth: malformed request from %s, closing its channel",
+	    p->lmtp ? "the lmtp process" : "a pop3 worker");
 	peer_closed(ch, arg);
 }
 
@@ -427,12 +493,13 @@ peer_closed(struct ipc_chan *ch, void *arg)
 }
 
 static void
-add_peer(int fd)
+add_peer(int fd, bool lmtp)
 {
 	struct peer *p;
 
 	if ((p = calloc(1, sizeof(*p))) == NULL)
 		fatal("calloc");
+	p->lmtp = lmtp;
 	p->chan = ipc_chan_new(base, fd, peer_msg, peer_closed, p);
 	if (p->chan == NULL)
 		fatalx("auth: cannot watch a channel");
@@ -446,13 +513,15 @@ static void
 master_msg(struct ipc_chan *ch, struct ipc_in *in, void *arg)
 {
 	switch (in->type) {
-	case MSG_AUTH_CHAN:
-		(void)ipc_get_u32(in);
+	case MSG_AUTH_CHAN: {
+		uint32_t slot = ipc_get_u32(in);
+
 		if (ipc_done(in) && in->fd >= 0) {
-			add_peer(in->fd);
+			add_peer(in->fd, slot == AUTH_PEER_LMTP);
 			return;
 		}
 		break;
+	}
 	case MSG_DRAIN:
 		draining = true;
 		if (n_peers == 0)

@@ -9,6 +9,11 @@
  * generation of children with the new configuration while the old one
  * drains.  It trusts its children no more than it must: a malformed
  * message closes that child's channel.
+ *
+ * With lmtp_listen, it also binds the LMTP sockets (a Unix socket is
+ * created here, before any privilege is dropped, with lmtp_socket_mode
+ * and owned by mail_user) and passes each LMTP connection, up to
+ * lmtp_max_connections, to the one lmtp process.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -20,6 +25,7 @@
 #include <sys/signalfd.h>
 #include <sys/stat.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -32,7 +38,7 @@
 #include "posternd.h"
 #include "tls/tls.h"
 
-enum child_kind { CHILD_POP3, CHILD_AUTH };
+enum child_kind { CHILD_POP3, CHILD_AUTH, CHILD_LMTP };
 
 struct child {
 	struct child	*next;
@@ -51,6 +57,14 @@ struct listener {
 	struct event	*ev;
 	char		 text[128];
 	enum listener_tls tls;
+};
+
+/* An LMTP listener; a Unix socket is removed when it is closed. */
+struct lmtp_listener {
+	int		 fd;
+	struct event	*ev;
+	char		 text[128];
+	char		 path[108];	/* unix: the socket file, else "" */
 };
 
 /* Per-IP state: open connections and recent login failures. */
@@ -85,6 +99,8 @@ static struct event_base *base;
 static struct child *children;
 static struct listener listeners[MAX_LISTENERS];
 static size_t n_listeners;
+static struct lmtp_listener lmtp_lsn[MAX_LMTP_LISTENERS];
+static size_t n_lmtp_lsn;
 static unsigned int generation;
 static unsigned int n_ips;
 static struct ip_ent *ip_tab[IP_BUCKETS];
@@ -105,6 +121,12 @@ struct tls_server *tls_srv;
 uint8_t auth_fake_key[32];
 
 static void	spawn(enum child_kind, unsigned int slot);
+
+static const char *
+kind_name(enum child_kind k)
+{
+	return k == CHILD_POP3 ? "pop3" : k == CHILD_AUTH ? "auth" : "lmtp";
+}
 
 static uint64_t
 now_ms(void)
@@ -455,6 +477,93 @@ on_accept(evutil_socket_t lfd, short what, void *arg)
 	}
 }
 
+/* The running lmtp process of this generation, or NULL. */
+static struct child *
+lmtp_child(void)
+{
+	struct child *c;
+
+	for (c = children; c != NULL; c = c->next)
+		if (c->kind == CHILD_LMTP && !c->draining && c->chan != NULL &&
+		    ipc_chan_is_open(c->chan))
+			return c;
+	return NULL;
+}
+
+/* LMTP connections open in every lmtp process (a draining one too). */
+static unsigned int
+lmtp_conns(void)
+{
+	struct child *c;
+	unsigned int n = 0;
+
+	for (c = children; c != NULL; c = c->next)
+		if (c->kind == CHILD_LMTP)
+			n += c->sessions;
+	return n;
+}
+
+static void
+on_accept_lmtp(evutil_socket_t lfd, short what, void *arg)
+{
+	int budget;
+
+	for (budget = 0; budget < 128; budget++) {
+		struct sockaddr_storage peer;
+		socklen_t plen = sizeof(peer);
+		char pip[64];
+		struct ipc_msg *m;
+		struct child *w;
+		int fd;
+
+		fd = accept4(lfd, (struct sockaddr *)&peer, &plen,
+		    SOCK_NONBLOCK | SOCK_CLOEXEC);
+		if (fd == -1) {
+			if (errno == EMFILE || errno == ENFILE)
+				log_warn("accept");
+			return;
+		}
+		if (peer.ss_family == AF_UNIX)
+			(void)snprintf(pip, sizeof(pip), "unix");
+		else
+			addr_str((struct sockaddr *)&peer, pip, sizeof(pip));
+		if (shutting_down) {
+			reject(fd, "421 4.3.2 Server shutting down\r\n");
+			continue;
+		}
+		if (lmtp_conns() >= cfg->lmtp_max_connections) {
+			log_warnx("lmtp connection from %s refused:"
+			    " lmtp_max_connections (%u) reached", pip,
+			    cfg->lmtp_max_connections);
+			reject(fd, "421 4.3.2 Too many connections, try again"
+			    " later\r\n");
+			continue;
+		}
+		if ((w = lmtp_child()) == NULL) {
+			log_warnx("lmtp connection from %s refused: the lmtp"
+			    " process is not running", pip);
+			reject(fd, "421 4.3.2 Server is restarting, try again"
+			    " later\r\n");
+			continue;
+		}
+		if ((m = malloc(sizeof(*m))) == NULL) {
+			close(fd);
+			continue;
+		}
+		ipc_msg_init(m, MSG_LMTP_CONN, next_conn_id++);
+		ipc_put_str(m, pip);
+		m->fd = fd;
+		if (ipc_send(w->chan, m) == -1) {
+			log_warnx("cannot pass lmtp connection from %s to"
+			    " pid %ld", pip, (long)w->pid);
+			free(m);
+			continue;
+		}
+		free(m);
+		w->sessions++;
+	}
+}
+
 static void
 on_child_msg(struct ipc_chan *ch, struct ipc_in *in, void *arg)
 {
@@ -468,6 +577,8 @@ on_child_msg(struct ipc_chan *ch, struct ipc_in *in, void *arg)
 	case MSG_CONN_DONE:
 		if (c->kind == CHILD_POP3 && ipc_done(in))
 			conn_done(c, in->id);
+		if (c->kind == CHILD_LMTP && ipc_done(in) && c->sessions > 0)
+			c->sessions--;
 		return;
 	case MSG_USER_CLAIM: {
 		uint64_t conn = ipc_get_u64(in);
@@ -514,6 +625,7 @@ on_child_closed(struct ipc_chan *ch, void *arg)
 		kill(c->pid, SIGTERM);
 }
 
+/* Links a pop3 worker or the lmtp process with an auth worker. */
 static void
 link_pair(struct child *pop3, struct child *auth)
 {
@@ -533,7 +645,8 @@ link_pair(struct child *pop3, struct child *auth)
 	m->fd = sv[0];
 	(void)ipc_send(pop3->chan, m);
 	ipc_msg_init(m, MSG_AUTH_CHAN, 0);
-	ipc_put_u32(m, pop3->slot);
+	ipc_put_u32(m, pop3->kind == CHILD_LMTP ? AUTH_PEER_LMTP :
+	    pop3->slot);
 	m->fd = sv[1];
 	(void)ipc_send(auth->chan, m);
 	free(m);
@@ -545,9 +658,10 @@ link_new_child(struct child *n)
 	struct child *c;
 
 	for (c = children; c != NULL; c = c->next) {
-		if (c == n || c->gen != n->gen || c->kind == n->kind)
+		if (c == n || c->gen != n->gen ||
+		    (c->kind == CHILD_AUTH) == (n->kind == CHILD_AUTH))
 			continue;
-		if (n->kind == CHILD_POP3)
+		if (n->kind != CHILD_AUTH)
 			link_pair(n, c);
 		else
 			link_pair(c, n);
@@ -586,6 +700,8 @@ spawn(enum child_kind kind, unsigned int slot)
 		sigprocmask(SIG_UNBLOCK, &master_sigs, NULL);
 		if (kind == CHILD_POP3)
 			pop3_worker_main(3);
+		if (kind == CHILD_LMTP)
+			lmtp_main(3);
 		auth_worker_main(3, slot);
 	}
 	close(sv[1]);
@@ -601,8 +717,7 @@ spawn(enum child_kind kind, unsigned int slot)
 		fatalx("cannot watch child channel");
 	c->next = children;
 	children = c;
-	log_info("started %s worker pid=%ld", kind == CHILD_POP3 ? "pop3" :
-	    "auth", (long)pid);
+	log_info("started %s worker pid=%ld", kind_name(kind), (long)pid);
 	link_new_child(c);
 }
 
@@ -643,6 +758,8 @@ fill_slots(void)
 	for (i = 0; i < np; i++)
 		if (!slot_running(CHILD_POP3, i))
 			spawn(CHILD_POP3, i);
+	if (cfg->n_lmtp_listeners > 0 && !slot_running(CHILD_LMTP, 0))
+		spawn(CHILD_LMTP, 0);
 }
 
 static void
@@ -661,13 +778,13 @@ child_exited(struct child *c, int status)
 
 	if (crashed && restart)
 		log_warnx("%s worker pid=%ld died (%s %d), restarting",
-		    c->kind == CHILD_POP3 ? "pop3" : "auth", (long)c->pid,
+		    kind_name(c->kind), (long)c->pid,
 		    WIFSIGNALED(status) ? "signal" : "exit status",
 		    WIFSIGNALED(status) ? WTERMSIG(status) :
 		    WEXITSTATUS(status));
 	else
-		log_info("%s worker pid=%ld exited",
-		    c->kind == CHILD_POP3 ? "pop3" : "auth", (long)c->pid);
+		log_info("%s worker pid=%ld exited", kind_name(c->kind),
+		    (long)c->pid);
 	if (c->kind == CHILD_POP3)
 		conn_release_worker(c);
 	for (pp = &children; *pp != NULL; pp = &(*pp)->next)
@@ -680,12 +797,15 @@ child_exited(struct child *c, int status)
 	free(c);
 	if (restart) {
 		/* A child that keeps dying at once is restarted at most
-		 * every RESTART_MIN_INTERVAL_MS. */
+		 * every restart_interval. */
 		struct timeval tv = { 0, 0 };
 
-		if (age < RESTART_MIN_INTERVAL_MS)
-			tv.tv_usec = (suseconds_t)(RESTART_MIN_INTERVAL_MS -
-			    age) * 1000;
+		if (age < cfg->restart_interval_ms) {
+			uint64_t wait = cfg->restart_interval_ms - age;
+
+			tv.tv_sec = (time_t)(wait / 1000);
+			tv.tv_usec = (suseconds_t)(wait % 1000) * 1000;
+		}
 		evtimer_add(ev_respawn, &tv);
 	}
 }
@@ -717,9 +837,126 @@ on_shutdown_timer(evutil_socket_t fd, short what, void *arg)
 
 	for (c = children; c != NULL; c = c->next) {
 		log_warnx("%s worker pid=%ld did not stop, killing it",
-		    c->kind == CHILD_POP3 ? "pop3" : "auth", (long)c->pid);
+		    kind_name(c->kind), (long)c->pid);
 		kill(c->pid, SIGKILL);
 	}
+}
+
+static void
+lmtp_listener_close(struct lmtp_listener *l)
+{
+	if (l->ev != NULL)
+		event_free(l->ev);
+	l->ev = NULL;
+	if (l->fd != -1)
+		close(l->fd);
+	l->fd = -1;
+	if (l->path[0] != '\0')
+		(void)unlink(l->path);
+}
+
+/*
+ * A listening Unix socket at path with the given mode, owned by
+ * mail_user when run as root.  A stale socket there is replaced; any
+ * other file is left alone (an error).  -1 with err set.
+ */
+static int
+listen_unix(const char *path, unsigned int mode, char *err, size_t errsize)
+{
+	struct sockaddr_un sun;
+	struct stat st;
+	int fd;
+
+	memset(&sun, 0, sizeof(sun));
+	sun.sun_family = AF_UNIX;
+	if (strlen(path) >= sizeof(sun.sun_path)) {
+		snprintf(err, errsize, "lmtp_listen: unix:%s: path too long",
+		    path);
+		return -1;
+	}
+	memcpy(sun.sun_path, path, strlen(path) + 1);
+	if (lstat(path, &st) == 0) {
+		if (!S_ISSOCK(st.st_mode)) {
+			snprintf(err, errsize, "lmtp_listen: %s exists and is"
+			    " not a socket (remove it or choose another path)",
+			    path);
+			return -1;
+		}
+		(void)unlink(path);
+	}
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd == -1 || bind(fd, (struct sockaddr *)&sun, sizeof(sun)) == -1 ||
+	    chmod(path, (mode_t)mode) == -1 ||
+	    privsep_chown_mail(path) == -1 || listen(fd, 1024) == -1) {
+		snprintf(err, errsize, "cannot listen on unix:%s: %s", path,
+		    strerror(errno));
+		if (fd != -1) {
+			close(fd);
+			(void)unlink(path);
+		}
+		return -1;
+	}
+	return fd;
+}
+
+/* Makes the LMTP listeners match nc, as apply_listeners does. */
+static int
+apply_lmtp_listeners(const struct config *nc, char *err, size_t errsize)
+{
+	struct lmtp_listener nl[MAX_LMTP_LISTENERS];
+	bool kept[MAX_LMTP_LISTENERS] = { false };
+	size_t i, j;
+
+	for (i = 0; i < nc->n_lmtp_listeners; i++) {
+		const struct lmtp_listen_conf *lc = &nc->lmtp_listeners[i];
+
+		memset(&nl[i], 0, sizeof(nl[i]));
+		nl[i].fd = -1;
+		snprintf(nl[i].text, sizeof(nl[i].text), "%s", lc->text);
+		for (j = 0; j < n_lmtp_lsn; j++)
+			if (!kept[j] && strcmp(lmtp_lsn[j].text, lc->text) == 0)
+				break;
+		if (j < n_lmtp_lsn) {
+			kept[j] = true;
+			nl[i] = lmtp_lsn[j];
+			if (lc->is_unix)
+				(void)chmod(lc->path,
+				    (mode_t)nc->lmtp_socket_mode);
+			continue;
+		}
+		if (lc->is_unix) {
+			nl[i].fd = listen_unix(lc->path, nc->lmtp_socket_mode,
+			    err, errsize);
+			snprintf(nl[i].path, sizeof(nl[i].path), "%s",
+			    lc->path);
+		} else {
+			nl[i].fd = listen_tcp((const struct sockaddr *)
+			    &lc->addr, lc->addrlen, 1024);
+			if (nl[i].fd == -1)
+				snprintf(err, errsize, "cannot listen on %s:"
+				    " %s", lc->text, strerror(errno));
+		}
+		if (nl[i].fd == -1) {
+			while (i-- > 0)
+				if (nl[i].ev == NULL)
+					lmtp_listener_close(&nl[i]);
+			return -1;
+		}
+	}
+	for (j = 0; j < n_lmtp_lsn; j++)
+		if (!kept[j])
+			lmtp_listener_close(&lmtp_lsn[j]);
+	for (i = 0; i < nc->n_lmtp_listeners; i++) {
+		if (nl[i].ev == NULL) {
+			nl[i].ev = event_new(base, nl[i].fd,
+			    EV_READ | EV_PERSIST, on_accept_lmtp, NULL);
+			if (nl[i].ev == NULL || event_add(nl[i].ev, NULL) == -1)
+				fatalx("cannot watch listener %s", nl[i].text);
+		}
+		lmtp_lsn[i] = nl[i];
+	}
+	n_lmtp_lsn = nc->n_lmtp_listeners;
+	return 0;
 }
 
 static void
@@ -739,6 +976,9 @@ on_sigterm(evutil_socket_t sig, short what, void *arg)
 		close(listeners[i].fd);
 	}
 	n_listeners = 0;
+	for (i = 0; i < n_lmtp_lsn; i++)
+		lmtp_listener_close(&lmtp_lsn[i]);
+	n_lmtp_lsn = 0;
 	for (c = children; c != NULL; c = c->next)
 		kill(c->pid, SIGTERM);
 	if (children == NULL)
@@ -824,6 +1064,14 @@ warn_config(const struct config *c)
 	if (c->idle_timeout_ms < 600000)
 		log_warnx("idle_timeout is below the 10 minutes RFC 1939"
 		    " asks for");
+	for (i = 0; i < c->n_lmtp_listeners; i++)
+		if (!c->lmtp_listeners[i].is_unix &&
+		    !addr_is_loopback((const struct sockaddr *)
+		    &c->lmtp_listeners[i].addr))
+			log_warnx("lmtp_listen %s: LMTP has no authentication;"
+			    " whoever reaches this address can deliver mail"
+			    " (lmtp_allow_remote = yes)",
+			    c->lmtp_listeners[i].text);
 	if (c->plaintext != PLAINTEXT_ALLOWED)
 		return;
 	for (i = 0; i < c->n_listeners; i++)
@@ -856,7 +1104,8 @@ on_sighup(evutil_socket_t sig, short what, void *arg)
 	    ((nts = tls_server_new(nc, err, sizeof(err))) == NULL &&
 	    err[0] != '\0') ||
 	    privsep_resolve(nc, err, sizeof(err)) == -1 ||
-	    apply_listeners(nc, err, sizeof(err)) == -1) {
+	    apply_listeners(nc, err, sizeof(err)) == -1 ||
+	    apply_lmtp_listeners(nc, err, sizeof(err)) == -1) {
 		tls_server_free(&nts);
 		log_warnx("reload failed, keeping the running configuration:"
 		    " %s", err);
@@ -947,7 +1196,8 @@ master_run(struct config *c, const char *path)
 		fatalx("%s", err);
 	if ((base = event_base_new()) == NULL)
 		fatalx("cannot create the event loop");
-	if (apply_listeners(cfg, err, sizeof(err)) == -1)
+	if (apply_listeners(cfg, err, sizeof(err)) == -1 ||
+	    apply_lmtp_listeners(cfg, err, sizeof(err)) == -1)
 		fatalx("%s", err);
 	warn_config(cfg);
 	ev_sig = event_new(base, sfd, EV_READ | EV_PERSIST, on_signalfd, NULL);
@@ -956,9 +1206,10 @@ master_run(struct config *c, const char *path)
 	    event_add(ev_sig, NULL) == -1)
 		fatalx("cannot watch signals");
 	fill_slots();
-	log_info("ready: %zu listener%s, %u pop3 workers, %u auth workers",
-	    n_listeners, n_listeners == 1 ? "" : "s", want_workers(),
-	    cfg->auth_workers);
+	log_info("ready: %zu listener%s, %u pop3 workers, %u auth workers,"
+	    " %zu lmtp listener%s", n_listeners, n_listeners == 1 ? "" : "s",
+	    want_workers(), cfg->auth_workers, n_lmtp_lsn,
+	    n_lmtp_lsn == 1 ? "" : "s");
 	event_base_dispatch(base);
 	log_info("stopped");
 	event_free(ev_sig);

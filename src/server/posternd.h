@@ -7,6 +7,8 @@
  *            pop3 worker, restarts dead children
  *   pop3     libevent loops carrying the sessions; mail user
  *   auth     reads the user database and verifies passwords; nothing else
+ *   lmtp     the LMTP listener (RFC 2033): delivers into the store; mail
+ *            user; asks the auth workers whether recipients exist
  */
 #ifndef POSTERND_H
 #define POSTERND_H
@@ -64,7 +66,22 @@ enum msg_type {
 	MSG_USER_CLAIM,
 	/* master -> pop3: id = connection id; u32 1 yes, 0 at its cap. */
 	MSG_USER_CLAIMED,
+	/* master -> lmtp: an LMTP connection (fd); id = connection id;
+	 * field: str peer ("unix" or the ip).  lmtp -> master:
+	 * MSG_CONN_DONE when it is closed. */
+	MSG_LMTP_CONN,
+	/* lmtp -> auth: is this a recipient?  id = request id; fields: u32
+	 * n (1..LMTP_MAX_CANDIDATES), then n str names, tried in order. */
+	MSG_USER_LOOKUP,
+	/* auth -> lmtp: id = request id; fields: u32 enum lmtp_user, str
+	 * the name found ("" if none), u64 quota_bytes, u64
+	 * quota_messages (the user's; 0: the site's). */
+	MSG_USER_INFO,
 };
+
+/* MSG_AUTH_CHAN to an auth worker: the peer is the lmtp process, which
+ * may only look users up. */
+#define AUTH_PEER_LMTP		UINT32_MAX
 
 /* What the user database of an auth worker can verify (MSG_AUTH_HELLO;
  * sent again when it changes). */
@@ -112,13 +129,19 @@ int	master_run(struct config *c, const char *config_path);
 /* pop3.c: the pop3 worker process; never returns. */
 ATTR_NORETURN void pop3_worker_main(int master_fd);
 
+/* lmtp.c: the lmtp process; never returns. */
+ATTR_NORETURN void lmtp_main(int master_fd);
+
 /* authd.c: the auth worker process; never returns. */
 ATTR_NORETURN void auth_worker_main(int master_fd, unsigned int slot);
 
 /* privsep.c */
 /* Looks up the accounts the children will run as (when root). */
 int	privsep_resolve(const struct config *c, char *err, size_t errsize);
-/* In a child: drop to the account for the role ("pop3" or "auth"). */
+/* Gives path to mail_user (and its group) when run as root; 0 or -1. */
+int	privsep_chown_mail(const char *path);
+/* In a child: drop to the account for the role ("pop3", "lmtp" or
+ * "auth"); lmtp is confined as pop3 is. */
 void	privsep_drop(const struct config *c, const char *role);
 
 #endif

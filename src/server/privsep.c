@@ -55,6 +55,14 @@ resolve_one(const char *name, struct drop_to *d, char *err, size_t errsize)
 }
 
 int
+privsep_chown_mail(const char *path)
+{
+	if (!drop_pop3.set)
+		return 0;
+	return chown(path, drop_pop3.uid, drop_pop3.gid);
+}
+
+int
 privsep_resolve(const struct config *c, char *err, size_t errsize)
 {
 	if (geteuid() != 0) {
@@ -175,7 +183,7 @@ static const char *const seccomp_allowed[] = {
 	"dup2", "dup3", "exit", "exit_group", "futex", "getrandom", "uname",
 	"ioctl", "prctl", "set_robust_list", "rseq", "restart_syscall",
 	"tgkill", "getrlimit", "prlimit64", "sched_yield",
-	"sched_getaffinity", "getcwd", "umask",
+	"sched_getaffinity", "getcwd", "umask", "linkat",
 };
 
 static void
@@ -209,9 +217,9 @@ seccomp_confine(const char *role)
 }
 
 /*
- * Confines a child to what its role needs: a pop3 worker to the mail
- * root (it cannot open the user database, nor execute anything), an
- * auth worker to reading the directory of the user database (it cannot
+ * Confines a child to what its role needs: a pop3 worker and the lmtp
+ * process to the mail root (they cannot open the user database, nor
+ * execute anything), an auth worker to reading the directory of the user database (it cannot
  * open any mailbox).  Logs the result; a kernel without Landlock is
  * logged and tolerated, a failure to apply it is fatal.
  */

@@ -20,6 +20,8 @@
 struct buf;
 
 #define INDEX_VERSION		1
+/* Its name in the mailbox directory. */
+#define INDEX_FILE		"postern.index"
 /* Largest stored message the index accepts (1 PiB); a bigger number in
  * the file is corruption, not mail. */
 #define INDEX_MAX_MSG_OCTETS	(1ull << 50)

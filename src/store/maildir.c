@@ -62,7 +62,6 @@
 #include "store/index.h"
 #include "store/store.h"
 
-#define INDEX_FILE		"postern.index"
 #define LOCK_FILE		"postern.lock"
 #define SESSION_LOCK_FILE	"postern.session.lock"
 #define LOGIN_FILE		"postern.login"

@@ -154,4 +154,17 @@ enum store_rc mailbox_deliver(const char *path, const void *head,
     size_t headlen, int fd, uint64_t max_size, struct delivery_info *info_r,
     char *err, size_t errsize) ATTR_WARN_UNUSED;
 
+/*
+ * What the mailbox at path holds, for quotas: *bytes_r the sum of the
+ * wire sizes (what LIST says) and *count_r the number of messages in
+ * new/ and cur/.  Cheap: sizes come from the index or the S=/W= fields
+ * of the file names, and only a file that has neither is stat(2)ed (its
+ * stored size then counts).  A missing mailbox is 0 and 0.  Takes no
+ * lock and changes nothing: a delivery or a session running at the same
+ * time may make the answer one message off.  STORE_TEMP with err set if
+ * a directory cannot be read.
+ */
+enum store_rc mailbox_usage(const char *path, uint64_t *bytes_r,
+    uint32_t *count_r, char *err, size_t errsize) ATTR_WARN_UNUSED;
+
 #endif

@@ -852,6 +852,14 @@ test_load_bad_forms(void **state)
 		{ "disabled=", "{PLAIN}x", "disabled= wants yes or no" },
 		{ "disabled=yes disabled=no", "{PLAIN}x",
 		    "disabled= given twice" },
+		{ "quota_bytes=1x", "{PLAIN}x", "quota_bytes= wants octets" },
+		{ "quota_bytes=2P", "{PLAIN}x", "quota_bytes= wants octets" },
+		{ "quota_bytes=", "{PLAIN}x", "quota_bytes= wants octets" },
+		{ "quota_messages=4294967296", "{PLAIN}x",
+		    "quota_messages= wants a number from 0 to 4294967295" },
+		{ "quota_messages=1k", "{PLAIN}x", "quota_messages= wants" },
+		{ "quota_messages=1 quota_messages=2", "{PLAIN}x",
+		    "quota_messages= given twice" },
 		{ "quota=1G", "", "empty password field and no scram-sha-1=" },
 		{ "disabled=yes login_delay=5", "", "empty password field" },
 		{ "", "", "empty password field" },
@@ -879,6 +887,50 @@ test_load_bad_forms(void **state)
 			fail_msg("case %zu: got \"%s\", want \"%s...%s\"", i,
 			    err, want, cases[i].why);
 	}
+}
+
+static void
+test_quotas(void **state)
+{
+	const char *path = tpath("quotas");
+	const struct user_rec *u;
+	struct userdb *db;
+	char err[512];
+
+	(void)state;
+	put(path, "a:{PLAIN}x::::::quota_bytes=10M quota_messages=7\n"
+	    "b:{PLAIN}y:1:2:g:/h:/s:login_delay=5 userdb_x=1\n");
+	assert_int_equal(userdb_open(path, PF, &db, err, sizeof(err)), 0);
+	u = userdb_lookup(db, "a");
+	assert_non_null(u);
+	assert_int_equal(u->quota_bytes, 10 * 1024 * 1024);
+	assert_int_equal(u->quota_messages, 7);
+	u = userdb_lookup(db, "b");
+	assert_non_null(u);
+	assert_int_equal(u->quota_bytes, 0);
+	assert_int_equal(u->quota_messages, 0);
+	userdb_free(&db);
+	/* Setting one keeps the other, and every other field. */
+	assert_int_equal(userdb_edit_set_quota(PF, path, "b", 4096,
+	    USERDB_KEEP, err, sizeof(err)), 0);
+	assert_int_equal(userdb_edit_set_quota(PF, path, "a", USERDB_KEEP, 0,
+	    err, sizeof(err)), 0);
+	assert_file(path, "a:{PLAIN}x::::::quota_bytes=10485760\n"
+	    "b:{PLAIN}y:1:2:g:/h:/s:userdb_x=1 quota_bytes=4096 "
+	    "login_delay=5\n");
+	/* Options keep the quotas. */
+	assert_int_equal(userdb_edit_set_options(PF, path, "a", 9, USERDB_KEEP,
+	    1, err, sizeof(err)), 0);
+	assert_file(path, "a:{PLAIN}x::::::quota_bytes=10485760 "
+	    "login_delay=9 disabled=yes\n"
+	    "b:{PLAIN}y:1:2:g:/h:/s:userdb_x=1 quota_bytes=4096 "
+	    "login_delay=5\n");
+	assert_int_equal(userdb_edit_set_quota(PF, path, "a", -5, USERDB_KEEP,
+	    err, sizeof(err)), -1);
+	assert_int_equal(errno, EINVAL);
+	assert_int_equal(userdb_edit_set_quota(PF, path, "zz", 1, 1, err,
+	    sizeof(err)), -1);
+	assert_int_equal(errno, ENOENT);
 }
 
 static void
@@ -1383,6 +1435,7 @@ main(void)
 		cmocka_unit_test(test_pw_misc),
 		cmocka_unit_test(test_username_valid),
 		cmocka_unit_test(test_apop),
+		cmocka_unit_test(test_quotas),
 	};
 
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);

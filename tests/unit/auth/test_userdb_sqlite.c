@@ -393,7 +393,8 @@ test_bad_rows(void **state)
 	static const char *const bad[] = {
 		"badscram", "badsecret", "nulsecret", "baddelay", "textdelay",
 		"bigexpire", "expire2", "disabled2", "nocred", "badpw",
-		"intpw", "blobpw", "plainsecret", "bad name",
+		"intpw", "blobpw", "plainsecret", "bad name", "negquota",
+		"bigquota", "textquota",
 	};
 
 	(void)state;
@@ -402,7 +403,8 @@ test_bad_rows(void **state)
 	r = rec("good", "{PLAIN}g", NULL, NULL, NULL);
 	add(path, &r);
 	sql(path,
-	    "INSERT INTO users VALUES "
+	    "INSERT INTO users (name, password, scram_sha1, scram_sha256, "
+	    "secret, login_delay, expire_days, disabled) VALUES "
 	    "('badscram', NULL, '4096,abc', NULL, NULL, NULL, NULL, 0),"
 	    "('badsecret', NULL, NULL, NULL, 'YR==', NULL, NULL, 0),"
 	    "('nulsecret', NULL, NULL, NULL, 'AA==', NULL, NULL, 0),"
@@ -417,6 +419,11 @@ test_bad_rows(void **state)
 	    "('blobpw', x'7b504c41494e7d78', NULL, NULL, NULL, NULL, NULL, 0),"
 	    "('plainsecret', '{PLAIN}x', NULL, NULL, 'eA==', NULL, NULL, 0),"
 	    "('bad name', '{PLAIN}x', NULL, NULL, NULL, NULL, NULL, 0)");
+	sql(path,
+	    "INSERT INTO users (name, password, quota_bytes, quota_messages) "
+	    "VALUES ('negquota', '{PLAIN}x', -1, NULL),"
+	    "('bigquota', '{PLAIN}x', NULL, 4294967296),"
+	    "('textquota', '{PLAIN}x', 'lots', NULL)");
 	assert_int_equal(userdb_open(path, SQ, &db, err, sizeof(err)), 0);
 
 	/* Reported on stderr (log_warnx), once each. */

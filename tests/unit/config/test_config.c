@@ -1537,6 +1537,65 @@ test_mailbox_templates(void **state)
 	config_free(&c);
 }
 
+static void
+test_lmtp_and_quota_keys(void **state)
+{
+	const struct sockaddr_in *s4;
+	struct config c;
+
+	(void)state;
+	load_ok("", &c);
+	assert_int_equal(c.n_lmtp_listeners, 0);
+	assert_int_equal(c.lmtp_socket_mode, 0660);
+	assert_int_equal(c.lmtp_max_recipients, 100);
+	assert_int_equal(c.quota_bytes, 0);
+	assert_int_equal(c.quota_messages, 0);
+	assert_false(c.quota_temporary);
+	assert_int_equal(c.restart_interval_ms, 1000);
+	config_free(&c);
+
+	load_ok("lmtp_listen = unix:/run/postern/lmtp\n"
+	    "lmtp_listen = 127.0.0.1:24\nlmtp_listen = [::1]:24\n"
+	    "lmtp_socket_mode = 0600\nlmtp_recipient_delimiter = +\n"
+	    "quota_bytes = 2G\nquota_messages = 1000\n"
+	    "quota_temporary = yes\nrestart_interval = 50ms\n", &c);
+	assert_int_equal(c.n_lmtp_listeners, 3);
+	assert_true(c.lmtp_listeners[0].is_unix);
+	assert_string_equal(c.lmtp_listeners[0].path, "/run/postern/lmtp");
+	assert_false(c.lmtp_listeners[1].is_unix);
+	s4 = (const struct sockaddr_in *)(const void *)
+	    &c.lmtp_listeners[1].addr;
+	assert_int_equal(s4->sin_family, AF_INET);
+	assert_int_equal(ntohs(s4->sin_port), 24);
+	assert_int_equal(ntohl(s4->sin_addr.s_addr), 0x7f000001);
+	assert_int_equal(c.lmtp_socket_mode, 0600);
+	assert_int_equal(c.lmtp_recipient_delimiter, '+');
+	assert_int_equal(c.quota_bytes, 2ull << 30);
+	assert_int_equal(c.quota_messages, 1000);
+	assert_true(c.quota_temporary);
+	assert_int_equal(c.restart_interval_ms, 50);
+	config_free(&c);
+
+	load_ok("lmtp_listen = 192.0.2.1:24\nlmtp_allow_remote = yes\n", &c);
+	assert_int_equal(c.n_lmtp_listeners, 1);
+	config_free(&c);
+
+	load_err("lmtp_listen = 192.0.2.1:24\n", 1,
+	    "lmtp_listen: '192.0.2.1:24' is not a loopback address");
+	load_err("# x\nlmtp_listen = *:24\n", 2, "lmtp_allow_remote");
+	load_err("lmtp_listen = unix:run/lmtp\n", 1, "absolute socket path");
+	load_err("lmtp_listen = 127.0.0.1:24\nlmtp_listen = 127.0.0.1:24\n",
+	    2, "already listed on line 1");
+	load_err("lmtp_listen = 127.0.0.1\n", 1, "has no port");
+	load_err("lmtp_socket_mode = 0868\n", 1, "not an octal mode");
+	load_err("lmtp_socket_mode = 01777\n", 1, "not an octal mode");
+	load_err("lmtp_recipient_delimiter = ++\n", 1, "is not one of");
+	load_err("lmtp_max_line_length = 100\n", 1, "out of range");
+	load_err("quota_bytes = 2P\n", 1, "quota_bytes");
+	load_err("quota_messages = 4294967296\n", 1, "quota_messages");
+	load_err("restart_interval = 1ms\n", 1, "restart_interval");
+}
+
 static int
 setup(void **state)
 {
@@ -1583,6 +1642,7 @@ main(void)
 		cmocka_unit_test(test_mailbox_path),
 		cmocka_unit_test(test_mailbox_hostile),
 		cmocka_unit_test(test_mailbox_templates),
+		cmocka_unit_test(test_lmtp_and_quota_keys),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);
