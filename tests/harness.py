@@ -1484,21 +1484,6 @@ def is_root():
 
 # -------------------------------------------------------------------- LMTP
 
-def is_sanitizer_build():
-    """True when build_dir() was configured with b_sanitize (build-san):
-    heavy tests that need not run twice skip themselves there."""
-    path = os.path.join(build_dir(), "meson-info", "intro-buildoptions.json")
-    try:
-        with open(path) as f:
-            import json
-            for opt in json.load(f):
-                if opt.get("name") == "b_sanitize":
-                    return opt.get("value") not in ("none", "", None)
-    except (OSError, ValueError):
-        pass
-    return os.path.basename(build_dir().rstrip("/")) == "build-san"
-
-
 def lmtp_stuff(msg):
     """msg (bytes, CRLF lines) as DATA sends it: dot-stuffed, ending with
     CRLF "." CRLF."""

@@ -645,7 +645,7 @@ def test_sigkill_lmtp_at_random_instants(make_lmtp_server):
     with the master): after each restart every message that got 250 is
     there exactly once and every file in new/ and cur/ is a whole
     message."""
-    if harness.is_sanitizer_build():
+    if harness.sanitizer_build():
         pytest.skip("runs once, in the normal build")
     srv = make_lmtp_server(config={"restart_interval": "20ms"})
     rng = random.Random(os.environ.get("POSTERN_SEED", "lmtp-crash"))
