@@ -431,6 +431,9 @@ cmp_items(const void *a, const void *b)
 
 	if (x->when != y->when)
 		return x->when < y->when ? -1 : 1;
+	if (x->e->mbox != NULL && y->e->mbox != NULL &&
+	    x->e->mbox->from_off != y->e->mbox->from_off)
+		return x->e->mbox->from_off < y->e->mbox->from_off ? -1 : 1;
 	return strcmp(x->e->hash, y->e->hash);
 }
 

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <openssl/evp.h>
@@ -235,6 +236,26 @@ rd_box_open_maildir(struct rd_box *box, const char *path,
 	return 0;
 }
 
+/* The date of a From_ line ("From SENDER Mon Jan  1 00:00:00 2024",
+ * in UTC), else dflt. */
+static time_t
+from_line_time(const char *line, time_t dflt)
+{
+	const char *p = strchr(line + 5, ' ');
+	struct tm tm;
+	time_t t;
+
+	if (p == NULL)
+		return dflt;
+	memset(&tm, 0, sizeof(tm));
+	while (*p == ' ')
+		p++;
+	if (strptime(p, "%a %b %e %H:%M:%S %Y", &tm) == NULL ||
+	    (t = timegm(&tm)) == (time_t)-1)
+		return dflt;
+	return t;
+}
+
 int
 rd_box_open_mbox(struct rd_box *box, const char *path, char *err,
     size_t errsize)
@@ -278,7 +299,7 @@ rd_box_open_mbox(struct rd_box *box, const char *path, char *err,
 		}
 		e->mbox = &box->msgs[i];
 		e->size = e->mbox->len;
-		e->mtime = st.st_mtime;
+		e->mtime = from_line_time(e->mbox->from_line, st.st_mtime);
 		got = pread(box->fd, head, e->mbox->len < sizeof(head) ?
 		    (size_t)e->mbox->len : sizeof(head), e->mbox->off);
 		if (got < 0) {

@@ -37,7 +37,7 @@ struct rd_entry {
 	char		*name;		/* Maildir: "new/BASE" or "cur/BASE:2,FL" */
 	struct mbox_msg	*mbox;		/* mbox: its position */
 	uint64_t	 size;		/* octets as stored */
-	time_t		 mtime;		/* of the file (Maildir) */
+	time_t		 mtime;		/* of the file, or of the From_ line */
 	bool		 seen;		/* Maildir: the S flag */
 };
 

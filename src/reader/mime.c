@@ -42,10 +42,10 @@ rd_warn(const char *fmt, ...)
 {
 	va_list ap;
 
-	if (warns.count++ >= READER_MAX_WARNINGS)
+	if (warns.count++ >= READER_MAX_WARNINGS || warns.cmd == NULL)
 		return;
-	fprintf(stderr, "postern %s: %s: warning: ", warns.cmd != NULL ?
-	    warns.cmd : "show", warns.label != NULL ? warns.label : "-");
+	fprintf(stderr, "postern %s: %s: warning: ", warns.cmd,
+	    warns.label != NULL ? warns.label : "-");
 	va_start(ap, fmt);
 	vfprintf(stderr, fmt, ap);
 	va_end(ap);
@@ -57,10 +57,9 @@ rd_warn_end(void)
 {
 	unsigned int n = warns.count;
 
-	if (n > READER_MAX_WARNINGS)
+	if (n > READER_MAX_WARNINGS && warns.cmd != NULL)
 		fprintf(stderr, "postern %s: %s: %u more warnings\n",
-		    warns.cmd != NULL ? warns.cmd : "show",
-		    warns.label != NULL ? warns.label : "-",
+		    warns.cmd, warns.label != NULL ? warns.label : "-",
 		    n - READER_MAX_WARNINGS);
 	warns.count = 0;
 	return n;
@@ -94,6 +93,7 @@ struct node {
 	unsigned int	 num;		/* 0 for a multipart */
 	unsigned int	 depth;
 	bool		 shown;		/* shown as text by show */
+	bool		 hidden;	/* an alternative not chosen */
 };
 
 struct msgctx {
@@ -197,6 +197,7 @@ add_node(struct msgctx *c, GMimeObject *obj, unsigned int depth)
 	n->depth = depth;
 	n->num = GMIME_IS_MULTIPART(obj) ? 0 : ++c->nums;
 	n->shown = false;
+	n->hidden = false;
 	return 0;
 }
 
@@ -258,7 +259,8 @@ msg_close(struct msgctx *c)
 	memset(c, 0, sizeof(*c));
 }
 
-/* Parses the message in fd, which stays the caller's. */
+/* Parses the message in fd, which stays the caller's.  0; 1 (with a
+ * warning) when GMime finds no message in it at all; -1 on error. */
 static int
 msg_open(int fd, struct msgctx *c, char *err, size_t errsize)
 {
@@ -278,9 +280,9 @@ msg_open(int fd, struct msgctx *c, char *err, size_t errsize)
 	    NULL);
 	c->msg = g_mime_parser_construct_message(c->parser, c->opts);
 	if (c->msg == NULL) {
-		errf(err, errsize, "no mail message could be parsed");
+		rd_warn("no mail message could be parsed: shown as text");
 		msg_close(c);
-		return -1;
+		return 1;
 	}
 	walk(c, g_mime_message_get_mime_part(c->msg), 1);
 	return 0;
@@ -407,10 +409,11 @@ rd_summarize(int fd, struct rd_summary *s, char *err, size_t errsize)
 	GDateTime *d;
 	const char *name, *addr, *status, *all;
 	size_t i;
+	int rc;
 
 	memset(s, 0, sizeof(*s));
-	if (msg_open(fd, &c, err, errsize) == -1)
-		return -1;
+	if ((rc = msg_open(fd, &c, err, errsize)) != 0)
+		return rc == 1 ? 0 : -1;
 	s->subject = field_dup("Subject", g_mime_message_get_subject(c.msg));
 	from = g_mime_message_get_from(c.msg);
 	if (from != NULL && internet_address_list_length(from) > 0) {
@@ -716,10 +719,27 @@ best_alternative(GMimeMultipart *mp)
 	return count > 0 ? g_mime_multipart_get_part(mp, count - 1) : NULL;
 }
 
+/* Marks obj and the parts inside it hidden (the nodes are in
+ * depth-first order: its subtree follows it, deeper). */
+static void
+hide_subtree(struct msgctx *c, GMimeObject *obj)
+{
+	struct node *n = find_node(c, obj);
+	size_t i;
+
+	if (n == NULL)
+		return;
+	n->hidden = true;
+	for (i = (size_t)(n - c->nodes) + 1; i < c->n &&
+	    c->nodes[i].depth > n->depth; i++)
+		c->nodes[i].hidden = true;
+}
+
 static int
 show_obj(struct show *sh, GMimeObject *obj)
 {
 	struct node *n = obj != NULL ? find_node(sh->c, obj) : NULL;
+	GMimeObject *best;
 	GMimeMultipart *mp;
 	GMimeMessage *m;
 	int i, count, rc = 0;
@@ -736,8 +756,17 @@ show_obj(struct show *sh, GMimeObject *obj)
 	}
 	if (GMIME_IS_MULTIPART(obj)) {
 		mp = GMIME_MULTIPART(obj);
-		if (ct_is(obj, "multipart", "alternative"))
-			return show_obj(sh, best_alternative(mp));
+		if (ct_is(obj, "multipart", "alternative")) {
+			best = best_alternative(mp);
+			/* The other versions of the text are not
+			 * attachments (they keep their numbers). */
+			count = g_mime_multipart_get_count(mp);
+			for (i = 0; i < count; i++)
+				if (g_mime_multipart_get_part(mp, i) != best)
+					hide_subtree(sh->c,
+					    g_mime_multipart_get_part(mp, i));
+			return show_obj(sh, best);
+		}
 		count = g_mime_multipart_get_count(mp);
 		if (GMIME_IS_MULTIPART_SIGNED(obj) && count > 1)
 			count = 1;	/* the signature is listed */
@@ -793,7 +822,8 @@ decoded_size(struct node *n)
 static bool
 listed(const struct node *n)
 {
-	return n->num > 0 && !n->shown && !is_crypto_control(n->obj);
+	return n->num > 0 && !n->shown && !n->hidden &&
+	    !is_crypto_control(n->obj);
 }
 
 static const char *
@@ -875,6 +905,41 @@ show_msg(struct msgctx *c, FILE *out, bool all_headers, bool *attachments)
 	return rc;
 }
 
+/* What GMime could not parse, cleaned, up to READER_MAX_TEXT octets. */
+static int
+show_unparsed(int fd, FILE *out, char *err, size_t errsize)
+{
+	struct buf raw, clean;
+	char chunk[16384];
+	ssize_t n;
+	int rc = 0;
+
+	buf_init(&raw, READER_MAX_TEXT);
+	buf_init(&clean, READER_MAX_TEXT * 3 + 16);
+	if (lseek(fd, 0, SEEK_SET) == -1)
+		rc = -1;
+	while (rc == 0 && raw.len < READER_MAX_TEXT) {
+		n = read(fd, chunk, sizeof(chunk) < READER_MAX_TEXT - raw.len ?
+		    sizeof(chunk) : READER_MAX_TEXT - raw.len);
+		if (n == -1 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			rc = (int)n;
+			break;
+		}
+		rc = buf_add(&raw, chunk, (size_t)n);
+	}
+	if (rc == 0 && (rd_clean_text(&clean, raw.data != NULL ? raw.data :
+	    "", raw.len, false) == -1 || (clean.len > 0 &&
+	    fwrite(clean.data, 1, clean.len, out) != clean.len)))
+		rc = -1;
+	if (rc == -1)
+		errf(err, errsize, "%s", strerror(errno));
+	buf_clear(&raw);
+	buf_clear(&clean);
+	return rc;
+}
+
 int
 rd_show(int fd, FILE *out, bool all_headers, char *err, size_t errsize)
 {
@@ -882,7 +947,9 @@ rd_show(int fd, FILE *out, bool all_headers, char *err, size_t errsize)
 	bool att;
 	int rc;
 
-	if (msg_open(fd, &c, err, errsize) == -1)
+	if ((rc = msg_open(fd, &c, err, errsize)) == 1)
+		return out != NULL ? show_unparsed(fd, out, err, errsize) : 0;
+	if (rc == -1)
 		return -1;
 	rc = show_msg(&c, out, all_headers, &att);
 	if (rc == -1)
@@ -897,12 +964,19 @@ rd_show(int fd, FILE *out, bool all_headers, char *err, size_t errsize)
 static int
 write_part(struct node *n, int fd)
 {
-	GMimeStream *os = g_mime_stream_fs_new(fd);
+	GMimeStream *os;
 	GMimeDataWrapper *w;
 	GMimeStream *src;
 	ssize_t r = 0;
 
-	g_mime_stream_fs_set_owner(GMIME_STREAM_FS(os), FALSE);
+	/* A pipe or terminal cannot seek, which a file stream does. */
+	if (lseek(fd, 0, SEEK_CUR) == -1) {
+		os = g_mime_stream_pipe_new(fd);
+		g_mime_stream_pipe_set_owner(GMIME_STREAM_PIPE(os), FALSE);
+	} else {
+		os = g_mime_stream_fs_new(fd);
+		g_mime_stream_fs_set_owner(GMIME_STREAM_FS(os), FALSE);
+	}
 	if (GMIME_IS_PART(n->obj)) {
 		w = g_mime_part_get_content(GMIME_PART(n->obj));
 		if (w != NULL) {
@@ -982,7 +1056,17 @@ rd_save(int fd, const struct rd_save_opts *o, char *err, size_t errsize)
 	size_t i;
 	int rc = 0, saved = 0;
 
-	if (msg_open(fd, &c, err, errsize) == -1)
+	if ((rc = msg_open(fd, &c, err, errsize)) == 1) {
+		if (o->part > 0) {
+			errf(err, errsize, "no part %u (the message has none)",
+			    o->part);
+			return RD_NO_PART;
+		}
+		if (o->report != NULL)
+			fprintf(o->report, "no attachment to save\n");
+		return 0;
+	}
+	if (rc == -1)
 		return -1;
 	/* What show lists is what is saved by default. */
 	(void)show_msg(&c, NULL, false, &att);

@@ -25,8 +25,9 @@ void	rd_mime_init(void);
 void	rd_mime_shutdown(void);
 
 /* Warnings go to standard error as "postern CMD: LABEL: warning: ...",
- * at most READER_MAX_WARNINGS per label; rd_warn_end prints how many
- * more there were and returns the number of warnings. */
+ * at most READER_MAX_WARNINGS per label (none with cmd NULL: they are
+ * only counted); rd_warn_end prints how many more there were and
+ * returns the number of warnings. */
 void	rd_warn_begin(const char *cmd, const char *label);
 void	rd_warn(const char *fmt, ...) ATTR_PRINTF(1, 2);
 unsigned int rd_warn_end(void);

@@ -311,9 +311,19 @@ static const char *const breaking_tags[] = {
 	"table", "ul", "ol", "blockquote", "pre", "hr", "title",
 };
 
+/* A line break, without the blank before it. */
+static int
+add_break(struct buf *b, size_t start)
+{
+	if (b->len > start && b->data[b->len - 1] == ' ')
+		b->len--;
+	return buf_addc(b, '\n');
+}
+
 int
 rd_strip_tags(struct buf *b, const char *html, size_t len)
 {
+	size_t start = b->len;
 	size_t i = 0, j, k, n;
 	int rc;
 	bool space = true, nl = true;
@@ -357,7 +367,7 @@ rd_strip_tags(struct buf *b, const char *html, size_t len)
 			i = j < len ? j + 1 : len;
 			if (k < sizeof(breaking_tags) / sizeof(breaking_tags[0])
 			    && !nl) {
-				if (buf_addc(b, '\n') == -1)
+				if (add_break(b, start) == -1)
 					return -1;
 				nl = space = true;
 			}
@@ -385,7 +395,7 @@ rd_strip_tags(struct buf *b, const char *html, size_t len)
 		}
 		space = nl = false;
 	}
-	if (!nl && buf_addc(b, '\n') == -1)
+	if (!nl && add_break(b, start) == -1)
 		return -1;
 	return 0;
 }
