@@ -45,6 +45,7 @@
 #include "reader/mboxrd.h"
 #include "reader/mime.h"
 #include "reader/reader_limits.h"
+#include "reader/render.h"
 #include "reader/text.h"
 
 #define READ_EXIT_OK		0
@@ -651,6 +652,7 @@ static pid_t
 pager_start(FILE **out)
 {
 	char *argv[PAGER_MAX_ARGS + 1], *copy, *tok, *save = NULL;
+	char path[MAX_PATH_LEN];
 	const char *pager = getenv("PAGER");
 	size_t argc = 0;
 	int pfd[2];
@@ -667,7 +669,10 @@ pager_start(FILE **out)
 	    argc < PAGER_MAX_ARGS; tok = strtok_r(NULL, " \t", &save))
 		argv[argc++] = tok;
 	argv[argc] = NULL;
-	if (argc == 0 || pipe2(pfd, O_CLOEXEC) == -1) {
+	/* A pager that is not there means no pager, not lost text. */
+	if (argc == 0 || (strchr(argv[0], '/') != NULL ?
+	    access(argv[0], X_OK) : rd_find_program(argv[0], path,
+	    sizeof(path))) == -1 || pipe2(pfd, O_CLOEXEC) == -1) {
 		free(copy);
 		return -1;
 	}

@@ -809,4 +809,28 @@ def test_pager_on_a_terminal_only(md, tmp_path):
     text = log.read_text()
     assert text.startswith("args:-x 'y;z'\n")
     assert "Subject: paged\n\npaged text\n" in text
+    # A pager that is not installed: the text goes to the terminal.
+    master, slave = pty.openpty()
+    e = dict(os.environ, PAGER="no-such-pager-here")
+    p = subprocess.Popen([harness.postern_path(), "show", "--maildir", md,
+                          mid], stdin=subprocess.DEVNULL, stdout=slave,
+                         stderr=subprocess.PIPE, env=e)
+    os.close(slave)
+    got = b""
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if select.select([master], [], [], 0.2)[0]:
+            try:
+                chunk = os.read(master, 4096)
+            except OSError:
+                break
+            if not chunk:
+                break
+            got += chunk
+        elif p.poll() is not None:
+            break
+    p.wait(timeout=30)
+    os.close(master)
+    assert p.returncode == EX_OK
+    assert b"paged text" in got
 
