@@ -214,8 +214,10 @@ rd_box_open_maildir(struct rd_box *box, const char *path,
 		box->is_trash = strcmp(folder, RD_TRASH) == 0;
 		if (asprintf(&box->path, "%s/%s", path, dir) == -1)
 			box->path = NULL;
-		if ((box->dir = strdup(dir)) == NULL)
+		if ((box->dir = strdup(dir)) == NULL) {
+			free(box->path);
 			box->path = NULL;
+		}
 	} else {
 		box->fd = dup(box->rootfd);
 		box->path = strdup(path);
@@ -377,6 +379,7 @@ int
 rd_box_message_fd(struct rd_box *box, const struct rd_entry *e,
     uint64_t *size_r, char *err, size_t errsize)
 {
+	char tmpl[MAX_PATH_LEN];
 	const char *tmpdir;
 	struct stat st;
 	int fd;
@@ -400,6 +403,13 @@ rd_box_message_fd(struct rd_box *box, const struct rd_entry *e,
 	if (tmpdir == NULL || tmpdir[0] != '/')
 		tmpdir = "/tmp";
 	fd = open(tmpdir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+	if (fd == -1 && (errno == EOPNOTSUPP || errno == EISDIR)) {
+		/* A file system without O_TMPFILE: a named file, unlinked
+		 * at once. */
+		if (str_fmt(tmpl, sizeof(tmpl), "%s/postern-XXXXXX", tmpdir) ==
+		    0 && (fd = mkostemp(tmpl, O_CLOEXEC)) != -1)
+			(void)unlink(tmpl);
+	}
 	if (fd == -1) {
 		errf(err, errsize, "%s: temporary file: %s", tmpdir,
 		    strerror(errno));

@@ -834,3 +834,54 @@ def test_pager_on_a_terminal_only(md, tmp_path):
     assert p.returncode == EX_OK
     assert b"paged text" in got
 
+
+
+# ------------------------------------------------------------ end to end
+
+def test_fetch_from_posternd_then_read_offline(tmp_path, make_server):
+    """postern fetch from a live posternd into a Maildir, then list,
+    show and save through the account's name in the same fetch.conf."""
+    pdf = os.urandom(3000)
+    m = simple("=?utf-8?q?r=C3=A9sum=C3=A9?=", "Bonjour \u00e0 tous\n",
+               charset="iso-8859-1")
+    m.add_attachment(pdf, maintype="application", subtype="pdf",
+                     filename="cv.pdf")
+    srv = make_server(start=False)
+    srv.ensure_maildir("alice")
+    srv.add_message("alice", m.as_bytes(policy=SMTP))
+    srv.start()
+    home = tmp_path / "home"
+    home.mkdir()
+    pw = home / "pw"
+    pw.write_text(harness.DEFAULT_USERS["alice"] + "\n")
+    pw.chmod(0o600)
+    conf = home / "fetch.conf"
+    conf.write_text("account acct\nhost = 127.0.0.1\nport = %d\n"
+                    "tls = none\ninsecure = yes\nuser = alice\n"
+                    "password_file = %s\nmaildir = %s\ntimeout = 10s\n"
+                    % (srv.port, pw, home / "Mail"))
+    env = {"HOME": str(home), "XDG_CONFIG_HOME": str(home / "cfg"),
+           "XDG_STATE_HOME": str(home / "state")}
+    r = run("fetch", "-f", conf, env=env, timeout=120)
+    assert r.returncode == EX_OK, r.stderr
+    r = run("list", "-f", conf, "acct", "--json", env=env)
+    assert r.returncode == EX_OK, r.stderr
+    (msg,) = [json.loads(x) for x in r.stdout.decode().splitlines()]
+    assert msg["subject"] == "r\u00e9sum\u00e9"
+    assert msg["unread"] and msg["attachments"]
+    r = run("show", "-f", conf, "-a", "acct", msg["id"], env=env)
+    assert r.returncode == EX_OK, r.stderr
+    assert body_of(r.stdout).startswith("Bonjour \u00e0 tous\n")
+    out = tmp_path / "saved"
+    out.mkdir()
+    r = run("save", "-f", conf, "-a", "acct", "--dir", out, msg["id"],
+            env=env)
+    assert r.returncode == EX_OK, r.stderr
+    assert (out / "cv.pdf").read_bytes() == pdf
+    # The default account is the first of the default fetch.conf.
+    (home / "cfg" / "postern").mkdir(parents=True)
+    shutil.copy(conf, home / "cfg" / "postern" / "fetch.conf")
+    r = run("mark", "read", msg["id"], env=env)
+    assert r.returncode == EX_OK, r.stderr
+    assert [json.loads(x)["unread"] for x in run(
+        "list", "--json", env=env).stdout.decode().splitlines()] == [False]
