@@ -614,24 +614,35 @@ show_headers(struct show *sh, GMimeMessage *msg, bool all)
 	};
 	GMimeHeaderList *hl;
 	GMimeHeader *h;
-	char *v, name[80];
+	char *v, name[1024];
 	size_t i;
-	int count, k, rc = 0;
+	int count, j, k, shown = 0, rc = 0;
 
 	if (sh->out == NULL)
 		return 0;
 	if (all) {
-		hl = g_mime_object_get_header_list(GMIME_OBJECT(msg));
-		count = g_mime_header_list_get_count(hl);
-		if (count > READER_MAX_HEADERS)
-			rd_warn("%d header fields: only the first %d shown",
-			    count, READER_MAX_HEADERS);
-		for (k = 0; k < count && k < READER_MAX_HEADERS && rc == 0;
-		    k++) {
-			h = g_mime_header_list_get_header_at(hl, k);
-			rc = show_field(sh, clean_short(
-			    g_mime_header_get_name(h), name, sizeof(name)),
-			    g_mime_header_get_value(h));
+		/* GMime keeps the Content-* fields of the message with its
+		 * top part: both lists, in that order. */
+		for (j = 0; j < 2 && rc == 0; j++) {
+			GMimeObject *o = j == 0 ? GMIME_OBJECT(msg) :
+			    g_mime_message_get_mime_part(msg);
+
+			if (o == NULL)
+				break;
+			hl = g_mime_object_get_header_list(o);
+			count = g_mime_header_list_get_count(hl);
+			for (k = 0; k < count && rc == 0; k++, shown++) {
+				if (shown == READER_MAX_HEADERS) {
+					rd_warn("more than %d header fields:"
+					    " the rest is not shown",
+					    READER_MAX_HEADERS);
+					return 0;
+				}
+				h = g_mime_header_list_get_header_at(hl, k);
+				rc = show_field(sh, clean_short(
+				    g_mime_header_get_name(h), name,
+				    sizeof(name)), g_mime_header_get_value(h));
+			}
 		}
 		return rc;
 	}

@@ -885,3 +885,30 @@ def test_fetch_from_posternd_then_read_offline(tmp_path, make_server):
     assert r.returncode == EX_OK, r.stderr
     assert [json.loads(x)["unread"] for x in run(
         "list", "--json", env=env).stdout.decode().splitlines()] == [False]
+
+
+def test_all_headers_decoded_and_bounded(md):
+    extra = "".join("X-Filler-%d: v%d\n" % (i, i) for i in range(1500))
+    raw = ("From: a@example.org\nSubject: =?utf-8?q?h=C3=A9?=\n"
+           "X-Custom: =?iso-8859-1?q?=E9t=E9?= ok\n" + extra +
+           "MIME-Version: 1.0\nContent-Type: text/plain; charset=utf-8\n"
+           "\nbody\n").encode()
+    deliver(md, raw)
+    mid = listing(md)[0]["id"]
+    r = run("show", "--maildir", md, "--headers", mid)
+    assert r.returncode == EX_OK
+    head, body = r.stdout.decode().split("\n\n", 1)
+    lines = head.split("\n")
+    assert lines[:3] == ["From: a@example.org", "Subject: h\u00e9",
+                         "X-Custom: \u00e9t\u00e9 ok"]
+    assert len(lines) == 1000
+    assert lines[-1] == "X-Filler-996: v996"
+    assert b"more than 1000 header fields" in r.stderr
+    assert body == "body\n"
+    # Few fields: the Content-* ones of the message are there too.
+    deliver(md, bytes(simple("few", "t\n")))
+    r = run("show", "--maildir", md, "--headers", id_of(md, "few"))
+    head = r.stdout.decode().split("\n\n", 1)[0]
+    assert "\nContent-Type: text/plain; charset=\"utf-8\"" in head
+    assert "\nContent-Transfer-Encoding: quoted-printable" in head
+    assert r.stderr == b""
