@@ -687,7 +687,7 @@ show_text(struct show *sh, struct node *n, bool html)
 		rc = -1;
 	sh->any = true;
 	if (html) {
-		buf_init(&rendered, READER_RENDER_MAX_OUTPUT * 2 + 16);
+		buf_init(&rendered, raw.len * 2 + READER_RENDER_MAX_OUTPUT + 16);
 		rrc = rd_render_html(raw.data != NULL ? raw.data : "",
 		    raw.len, &rendered, why, sizeof(why));
 		if (rrc == RD_RENDER_FAILED)
