@@ -912,3 +912,22 @@ def test_all_headers_decoded_and_bounded(md):
     assert "\nContent-Type: text/plain; charset=\"utf-8\"" in head
     assert "\nContent-Transfer-Encoding: quoted-printable" in head
     assert r.stderr == b""
+
+
+def test_mbox_waits_for_a_writers_lock(tmp_path):
+    import fcntl
+    mbox = tmp_path / "locked.mbox"
+    mbox.write_bytes(b"From x Mon Jan  1 00:00:00 2024\nSubject: l\n\nbody\n")
+    with open(mbox, "r+b") as f:
+        fcntl.lockf(f, fcntl.LOCK_EX)
+        p = subprocess.Popen([harness.postern_path(), "list", "--mbox",
+                              mbox], stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE,
+                             stdin=subprocess.DEVNULL)
+        time.sleep(1.0)
+        assert p.poll() is None         # waiting for the lock
+        fcntl.lockf(f, fcntl.LOCK_UN)
+        out, err = p.communicate(timeout=30)
+    harness.check_sanitizer_output(err, "postern list --mbox")
+    assert p.returncode == EX_OK, err
+    assert b"  l\n" in out
