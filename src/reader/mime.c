@@ -398,6 +398,22 @@ addresses(GMimeMessage *msg, GMimeAddressType type)
 
 /* ------------------------------------------------------------ summary */
 
+/* An address fit for a From_ line and JSON as it is: 1..254 printable
+ * ASCII octets, without blanks, quotes, brackets or parentheses. */
+static bool
+plain_address(const char *a)
+{
+	size_t i;
+
+	if (a == NULL || a[0] == '\0' || strlen(a) > 254)
+		return false;
+	for (i = 0; a[i] != '\0'; i++)
+		if (a[i] < 0x21 || a[i] > 0x7e || strchr("\"()<>", a[i]) !=
+		    NULL)
+			return false;
+	return true;
+}
+
 static int show_msg(struct msgctx *, FILE *, bool, bool *);
 
 int
@@ -424,8 +440,7 @@ rd_summarize(int fd, struct rd_summary *s, char *err, size_t errsize)
 		    INTERNET_ADDRESS_MAILBOX(ia)) : NULL;
 		s->from = field_dup("From", name != NULL && name[0] != '\0' ?
 		    name : addr);
-		if (addr != NULL && addr[0] != '\0' && strlen(addr) <= 254 &&
-		    strpbrk(addr, " \t\r\n\"()<>") == NULL)
+		if (plain_address(addr))
 			s->from_addr = strdup(addr);
 	} else if ((all = g_mime_object_get_header(
 	    GMIME_OBJECT(c.msg), "From")) != NULL)

@@ -931,3 +931,17 @@ def test_mbox_waits_for_a_writers_lock(tmp_path):
     harness.check_sanitizer_output(err, "postern list --mbox")
     assert p.returncode == EX_OK, err
     assert b"  l\n" in out
+
+
+def test_unusual_sender_addresses(md):
+    deliver(md, "From: j\u00fcrgen@ex\u00e4mple.org\nSubject: eai\n"
+            "Date: Mon, 01 Jan 2024 10:00:00 +0000\n\nt\n".encode())
+    deliver(md, b"From: \"a b\"@example.org\nSubject: quoted\n"
+            b"Date: Tue, 02 Jan 2024 10:00:00 +0000\n\nt\n")
+    msgs = listing(md)
+    assert [(m["subject"], m["from_address"]) for m in msgs] == [
+        ("eai", None), ("quoted", None)]
+    r = run("export", "--maildir", md)
+    assert r.returncode == EX_OK, r.stderr
+    assert r.stdout.startswith(b"From MAILER-DAEMON Mon Jan  1 10:00:00 2024\n")
+    assert b"\nFrom MAILER-DAEMON Tue Jan  2 10:00:00 2024\n" in r.stdout
