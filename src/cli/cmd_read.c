@@ -743,7 +743,7 @@ cmd_show(int argc, char **argv)
 	uint64_t size;
 	FILE *out;
 	pid_t pager;
-	int status, fd, rc;
+	int status, fd, rc, saved;
 
 	(void)signal(SIGPIPE, SIG_IGN);
 	if ((status = parse_opts("show", argc, argv, &o)) != -1)
@@ -769,14 +769,19 @@ cmd_show(int argc, char **argv)
 		pager = pager_start(&out);
 		rd_warn_begin("show", id);
 		rc = rd_show(fd, out, o.headers, err, sizeof(err));
+		saved = errno;
 		(void)rd_warn_end();
 		if (rc == 0 && fflush(out) != 0) {
+			saved = errno;
 			errf(err, sizeof(err), "writing: %s", strerror(errno));
 			rc = -1;
 		}
-		/* A pager that quit early is not a failure. */
-		if (rc == -1 && !(pager != -1 && errno == EPIPE)) {
-			fprintf(stderr, "postern show: %s: %s\n", id, err);
+		/* A pager that quit early is not a failure; a reader of a
+		 * pipe that went away needs no message. */
+		if (rc == -1 && !(pager != -1 && saved == EPIPE)) {
+			if (saved != EPIPE)
+				fprintf(stderr, "postern show: %s: %s\n", id,
+				    err);
 			status = READ_EXIT_FAIL;
 		}
 		pager_wait(pager, out);
