@@ -96,7 +96,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	    mbox_scan(fd, 16, &msgs, &n, err, sizeof(err)) == 0) {
 		for (i = 0; i < n; i++) {
 			spool = memfd_create("fuzz-spool", MFD_CLOEXEC);
-			if (spool == -1 || mbox_spool(fd, &msgs[i], spool) == -1)
+			if (spool == -1 ||
+			    mbox_spool(fd, &msgs[i], spool) == -1)
 				abort();
 			one_message(spool);
 			close(spool);

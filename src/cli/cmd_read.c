@@ -58,7 +58,7 @@
 
 /* The options each command takes. */
 enum {
-	OPT_BOX		= 1u << 0,	/* -a -f --maildir --mbox --folder */
+	OPT_BOX		= 1u << 0,	/* -a, -f, --maildir... */
 	OPT_FILTER	= 1u << 1,	/* --from ... --attachments */
 	OPT_JSON	= 1u << 2,
 	OPT_RAW		= 1u << 3,	/* --raw --headers */
@@ -96,7 +96,7 @@ struct opts {
 struct item {
 	struct rd_entry	*e;
 	struct rd_summary s;
-	int64_t		 when;		/* Date, else the file's time */
+	int64_t		 when;		/* Date, else the file's */
 	bool		 unread;
 };
 
@@ -187,21 +187,21 @@ parse_opts(const char *cmd, int argc, char **argv, struct opts *o)
 	static const struct option longopts[] = {
 		{ "file",	required_argument,	NULL, 'f' },
 		{ "account",	required_argument,	NULL, 'a' },
-		{ "maildir",	required_argument,	NULL, LO_MAILDIR },
+		{ "maildir",	required_argument, NULL, LO_MAILDIR },
 		{ "mbox",	required_argument,	NULL, LO_MBOX },
 		{ "folder",	required_argument,	NULL, LO_FOLDER },
 		{ "from",	required_argument,	NULL, LO_FROM },
-		{ "subject",	required_argument,	NULL, LO_SUBJECT },
+		{ "subject",	required_argument, NULL, LO_SUBJECT },
 		{ "since",	required_argument,	NULL, LO_SINCE },
 		{ "before",	required_argument,	NULL, LO_BEFORE },
-		{ "unread",	no_argument,		NULL, LO_UNREAD },
+		{ "unread",	no_argument,	NULL, LO_UNREAD },
 		{ "attachments", no_argument,		NULL, LO_ATTACH },
 		{ "json",	no_argument,		NULL, LO_JSON },
 		{ "raw",	no_argument,		NULL, LO_RAW },
-		{ "headers",	no_argument,		NULL, LO_HEADERS },
+		{ "headers",	no_argument,	NULL, LO_HEADERS },
 		{ "dir",	required_argument,	NULL, LO_DIR },
 		{ "part",	required_argument,	NULL, LO_PART },
-		{ "stdout",	no_argument,		NULL, LO_STDOUT },
+		{ "stdout",	no_argument,	NULL, LO_STDOUT },
 		{ "purge",	no_argument,		NULL, LO_PURGE },
 		{ "output",	required_argument,	NULL, 'o' },
 		{ "force",	no_argument,		NULL, LO_FORCE },

@@ -52,7 +52,7 @@ cli_usage(FILE *fp)
 "  show [BOX] [--raw|--headers] ID                     show a message as text\n"
 "  save [BOX] [--dir DIR] [--part N [--stdout]] ID     save its attachments\n"
 "  mark [BOX] read|unread ID...                        set or clear Seen\n"
-"  delete [BOX] [--purge] ID...                        move to Trash (or remove)\n"
+"  delete [BOX] [--purge] ID...                        move to Trash\n"
 "  move [BOX] ID... FOLDER                             move to a folder\n"
 "  export [BOX] [FILTERS] [-o FILE [--force]] [ID...]  write an mbox\n"
 "  help                                                show this text\n"

@@ -34,19 +34,19 @@ struct mbox_msg;
 struct rd_entry {
 	char		 hash[RD_HASH_HEX + 1];
 	unsigned int	 idlen;		/* hex digits shown */
-	char		*name;		/* Maildir: "new/BASE" or "cur/BASE:2,FL" */
+	char		*name;		/* new/BASE, cur/BASE:2,FL */
 	struct mbox_msg	*mbox;		/* mbox: its position */
 	uint64_t	 size;		/* octets as stored */
-	time_t		 mtime;		/* of the file, or of the From_ line */
+	time_t		 mtime;		/* file, or From_ line */
 	bool		 seen;		/* Maildir: the S flag */
 };
 
 struct rd_box {
 	enum rd_kind	 kind;
 	char		*path;
-	int		 fd;		/* the folder, or the mbox file */
+	int		 fd;		/* the folder, or the mbox */
 	int		 rootfd;	/* Maildir: the top (INBOX) folder */
-	char		*dir;		/* Maildir: ".FOLDER", NULL for the top */
+	char		*dir;		/* ".FOLDER", NULL: the top */
 	bool		 is_trash;	/* the folder is .Trash */
 	struct rd_entry	*entries;
 	size_t		 count;

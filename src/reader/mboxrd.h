@@ -20,7 +20,7 @@ struct buf;
 
 struct mbox_msg {
 	off_t		 from_off;	/* of its From_ line */
-	off_t		 off;		/* of its first header octet */
+	off_t		 off;		/* of its first octet */
 	uint64_t	 len;		/* stored (quoted) octets */
 	char		 from_line[READER_MBOX_FROM_LINE + 1];
 };
@@ -43,7 +43,7 @@ int	mbox_scan(int fd, size_t max, struct mbox_msg **msgs, size_t *count,
 struct mboxrd_filter {
 	bool		 quote;
 	int		 state;
-	size_t		 quotes;	/* '>' seen at the start of a line */
+	size_t		 quotes;	/* '>' at the line's start */
 	size_t		 matched;	/* octets of "From " matched */
 };
 

@@ -520,7 +520,8 @@ part_text(GMimePart *p, unsigned int num, struct buf *b)
 	if (w == NULL)
 		return 0;
 	src = g_mime_data_wrapper_get_stream(w);
-	if (g_mime_data_wrapper_get_encoding(w) == GMIME_CONTENT_ENCODING_BASE64)
+	if (g_mime_data_wrapper_get_encoding(w) ==
+	    GMIME_CONTENT_ENCODING_BASE64)
 		check_base64(src, num);
 	len = g_mime_stream_length(src);
 	if (len > READER_MAX_TEXT) {
@@ -576,7 +577,7 @@ part_text(GMimePart *p, unsigned int num, struct buf *b)
 
 struct show {
 	struct msgctx	*c;
-	FILE		*out;		/* NULL: only find what is shown */
+	FILE		*out;		/* NULL: only find the parts */
 	struct buf	 text;
 	bool		 any;		/* text written already */
 };
@@ -702,7 +703,8 @@ show_text(struct show *sh, struct node *n, bool html)
 		rc = -1;
 	sh->any = true;
 	if (html) {
-		buf_init(&rendered, raw.len * 2 + READER_RENDER_MAX_OUTPUT + 16);
+		buf_init(&rendered, raw.len * 2 + READER_RENDER_MAX_OUTPUT +
+		    16);
 		rrc = rd_render_html(raw.data != NULL ? raw.data : "",
 		    raw.len, &rendered, why, sizeof(why));
 		if (rrc == RD_RENDER_FAILED)

@@ -33,14 +33,14 @@ void	rd_warn(const char *fmt, ...) ATTR_PRINTF(1, 2);
 unsigned int rd_warn_end(void);
 
 struct rd_summary {
-	int64_t		 date;		/* seconds since the epoch */
+	int64_t		 date;		/* seconds since 1970 */
 	bool		 has_date;	/* false: no valid Date header */
-	char		*from;		/* decoded, cleaned, one line */
-	char		*from_addr;	/* first address, plain, or NULL */
+	char		*from;		/* decoded, one line */
+	char		*from_addr;	/* plain address, or NULL */
 	char		*subject;	/* decoded, cleaned, one line */
 	bool		 attachments;
-	bool		 encrypted;	/* multipart/encrypted, pkcs7-mime */
-	bool		 is_signed;	/* multipart/signed, pkcs7 signed-data */
+	bool		 encrypted;	/* multipart/encrypted, S/MIME */
+	bool		 is_signed;	/* multipart/signed, S/MIME */
 	bool		 status_read;	/* mbox: "Status:" holds R */
 };
 

@@ -17,7 +17,7 @@ struct buf;
 enum rd_render_rc {
 	RD_RENDERED = 0,	/* by the renderer */
 	RD_NO_RENDERER = 1,	/* none installed: the caller strips tags */
-	RD_RENDER_FAILED = -1,	/* it failed (why): the caller strips tags */
+	RD_RENDER_FAILED = -1,	/* it failed (why): the caller strips */
 };
 
 /* Renders html (len octets of UTF-8) into out with the first renderer
