@@ -28,6 +28,20 @@ int	cmd_deliver(int argc, char **argv);
 /* fetch returns 0, 1, 75 or 77 (see cmd_fetch.c). */
 int	cmd_fetch(int argc, char **argv);
 
+/* Offline reading (cmd_read.c): 0, 1 usage, 2 failed, 3 no such
+ * message or part. */
+int	cmd_list(int argc, char **argv);
+int	cmd_show(int argc, char **argv);
+int	cmd_save(int argc, char **argv);
+int	cmd_mark(int argc, char **argv);
+int	cmd_delete(int argc, char **argv);
+int	cmd_move(int argc, char **argv);
+int	cmd_export(int argc, char **argv);
+
+/* The default fetch.conf: $XDG_CONFIG_HOME/postern/fetch.conf, else
+ * ~/.config/postern/fetch.conf.  0, or -1 without either variable. */
+int	cli_fetch_conf_default(char *out, size_t size) ATTR_WARN_UNUSED;
+
 /* One usage error on stderr, "postern CMD: MESSAGE; see 'HINT'", and
  * status returned, for `return cli_usage_error(...)`. */
 int	cli_usage_error(const char *cmd, const char *hint, int status,

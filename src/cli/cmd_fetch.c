@@ -47,8 +47,8 @@ fetch_usage(FILE *fp)
 	cli_usage_error("fetch", "postern fetch -h", FETCH_EXIT_USAGE,		\
 	    __VA_ARGS__)
 
-static int
-default_conf(char *out, size_t size)
+int
+cli_fetch_conf_default(char *out, size_t size)
 {
 	const char *s = getenv("XDG_CONFIG_HOME");
 
@@ -146,7 +146,7 @@ cmd_fetch(int argc, char **argv)
 		}
 	}
 	if (conf == NULL) {
-		if (default_conf(confbuf, sizeof(confbuf)) == -1)
+		if (cli_fetch_conf_default(confbuf, sizeof(confbuf)) == -1)
 			return usage_error("no -f FILE and no $HOME to find"
 			    " fetch.conf in");
 		conf = confbuf;

@@ -20,6 +20,13 @@ static const struct {
 	{ "check",	cmd_check },
 	{ "deliver",	cmd_deliver },
 	{ "fetch",	cmd_fetch },
+	{ "list",	cmd_list },
+	{ "show",	cmd_show },
+	{ "save",	cmd_save },
+	{ "mark",	cmd_mark },
+	{ "delete",	cmd_delete },
+	{ "move",	cmd_move },
+	{ "export",	cmd_export },
 };
 
 void
@@ -42,6 +49,13 @@ cli_usage(FILE *fp)
 "  fetch [-f FILE] [--quiet] [--check] [NAME...]       fetch mail from POP3\n"
 "                                                      servers into Maildirs\n"
 "                                                      (--check: count only)\n"
+"  list [BOX] [FILTERS] [--json] [ACCOUNT]             list fetched mail\n"
+"  show [BOX] [--raw|--headers] ID                     show a message as text\n"
+"  save [BOX] [--dir DIR] [--part N [--stdout]] ID     save its attachments\n"
+"  mark [BOX] read|unread ID...                        set or clear Seen\n"
+"  delete [BOX] [--purge] ID...                        move to Trash\n"
+"  move [BOX] ID... FOLDER                             move to a folder\n"
+"  export [BOX] [FILTERS] [-o FILE [--force]] [ID...]  write an mbox\n"
 "  help                                                show this text\n"
 "  --version                                           show the version\n"
 "\n"
@@ -63,7 +77,11 @@ cli_usage(FILE *fp)
 "64 usage, 67 no such user, 73 message too big or over quota, 75 try\n"
 "again later (also over quota with quota_temporary = yes);\n"
 "fetch: 0 done, 1 usage or configuration error, 75 try again later,\n"
-"77 authentication or TLS verification failed.\n", fp);
+"77 authentication or TLS verification failed; list, show, save, mark,\n"
+"delete, move, export: 3 no such message or part.\n"
+"BOX is -a ACCOUNT [-f FETCH.CONF], --maildir DIR or --mbox FILE, with\n"
+"--folder NAME; FILTERS: --from, --subject, --since, --before (YYYY-MM-DD),\n"
+"--unread, --attachments.  See 'postern list -h' and postern(1).\n", fp);
 }
 
 int
