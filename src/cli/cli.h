@@ -27,6 +27,8 @@ int	cmd_check(int argc, char **argv);
 int	cmd_deliver(int argc, char **argv);
 /* fetch returns 0, 1, 75 or 77 (see cmd_fetch.c). */
 int	cmd_fetch(int argc, char **argv);
+/* migrate-uidl returns sysexits(3) statuses (see cmd_migrate.c). */
+int	cmd_migrate(int argc, char **argv);
 
 /* One usage error on stderr, "postern CMD: MESSAGE; see 'HINT'", and
  * status returned, for `return cli_usage_error(...)`. */

@@ -20,6 +20,7 @@ static const struct {
 	{ "check",	cmd_check },
 	{ "deliver",	cmd_deliver },
 	{ "fetch",	cmd_fetch },
+	{ "migrate-uidl", cmd_migrate },
 };
 
 void
@@ -41,6 +42,10 @@ cli_usage(FILE *fp)
 "  fetch [-f FILE] [--quiet] [--check] [NAME...]       fetch mail from POP3\n"
 "                                                      servers into Maildirs\n"
 "                                                      (--check: count only)\n"
+"  migrate-uidl --from dovecot|courier|x-uidl [-c FILE] [-n] [--force]\n"
+"           [--uidl-format FMT] [--source FILE] (-u USER|--all|--maildir DIR)\n"
+"                                                      keep the UIDLs of\n"
+"                                                      another POP3 server\n"
 "  help                                                show this text\n"
 "  --version                                           show the version\n"
 "\n"
@@ -59,7 +64,10 @@ cli_usage(FILE *fp)
 "2 the operation failed; deliver uses sysexits(3): 0 delivered,\n"
 "64 usage, 67 no such user, 73 message too big, 75 try again later;\n"
 "fetch: 0 done, 1 usage or configuration error, 75 try again later,\n"
-"77 authentication or TLS verification failed.\n", fp);
+"77 authentication or TLS verification failed; migrate-uidl: 0 done,\n"
+"64 usage, 65 source not understood, 66 no source or Maildir, 67 no\n"
+"such user, 73 mailbox refuses the import, 75 try again later,\n"
+"78 configuration.\n", fp);
 }
 
 int
