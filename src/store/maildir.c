@@ -1685,7 +1685,8 @@ import_load(struct import_ctx *c, char *err, size_t errsize)
 		free_names(nw, nnew);
 		goto nomem;
 	}
-	memcpy(all + ncur, nw, nnew * sizeof(*nw));
+	if (nnew > 0)
+		memcpy(all + ncur, nw, nnew * sizeof(*nw));
 	free(nw);
 	c->files = all;
 	c->nfiles = ncur + nnew;
