@@ -81,6 +81,8 @@ migrate_list_add(struct migrate_list *l, const char *base, size_t blen,
 		l->v = nv;
 		l->cap = ncap;
 	}
+	if (ulen > EXPAND_MAX)
+		ulen = EXPAND_MAX;	/* invalid anyway: kept for the report */
 	if ((b = strndup(base, blen)) == NULL)
 		return -1;
 	if ((u = strndup(uidl, ulen)) == NULL) {

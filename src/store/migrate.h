@@ -35,8 +35,9 @@ struct migrate_list {
 
 void	migrate_list_init(struct migrate_list *);
 void	migrate_list_free(struct migrate_list *);
-/* Appends copies of base[0..blen) and uidl[0..ulen).  0, or -1 (ENOMEM,
- * EMSGSIZE past MAX_MESSAGES_PER_MAILBOX records). */
+/* Appends copies of base[0..blen) and uidl[0..ulen) (a UIDL over twice
+ * UIDL_MAX_LEN octets is kept cut: it is invalid either way).  0, or -1
+ * (ENOMEM, EMSGSIZE past MAX_MESSAGES_PER_MAILBOX records). */
 int	migrate_list_add(struct migrate_list *, const char *base, size_t blen,
 	    const char *uidl, size_t ulen) ATTR_WARN_UNUSED;
 
