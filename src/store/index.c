@@ -6,7 +6,8 @@
  * disk, edited by hand or written by a hostile local user, so every byte
  * is checked and any fault rejects the whole file (the caller then
  * rebuilds from the Maildir, which gives the same UIDLs because they are
- * a function of the file names).
+ * a function of the file names, or recorded in the UIDL map, whose
+ * parser and serializer are here too).
  *
  * File format, version 1.  Text, lines end with LF, fields are separated
  * by exactly one space, every octet is in 0x20..0x7e except the LFs.

@@ -2,8 +2,8 @@
  * maildir.c: the Maildir backend of store.h, with the per-mailbox index.
  *
  * Owns: struct mailbox (the snapshot a session works on), the files
- * postern.index, postern.lock, postern.session.lock and postern.login in
- * the Maildir root, the moves new/ -> cur/, and deliveries (struct
+ * postern.index, postern.uidls, postern.lock, postern.session.lock and
+ * postern.login in the Maildir root, the moves new/ -> cur/, and deliveries (struct
  * delivery: tmp/, fsync, rename into new/, fsync of new/).  Trusts: the
  * directory it is given (the caller built it from the configuration).
  * Does not trust: the index file (parsed strictly by index.c, rebuilt
@@ -32,9 +32,12 @@
  * time of writing the index, is what counts: sizing new files may take
  * seconds between the two.
  *
- * UIDLs are a function of the base name (index.c), so a rebuilt index
- * gives the same UIDLs; an entry's UIDL is never changed, also when
- * another program renames the file to change its flags.
+ * UIDLs are a function of the base name (index.c), or recorded for it
+ * in postern.uidls when imported from another server (postern
+ * migrate-uidl, mailbox_import_uidls below), so a rebuilt index gives
+ * the same UIDLs; an entry's UIDL is never changed, also when another
+ * program renames the file to change its flags.  The UIDL guard
+ * (guard_check) logs when many of them would change at once.
  *
  * Sizes come from reading each new file, except when its name carries
  * ",S=<stored>,W=<wire>" (mailbox_deliver writes them) and the file

@@ -52,7 +52,9 @@ struct mailbox;
 /*
  * Opens the Maildir at path: takes mail from new/ into cur/, removes
  * stale tmp/ files, reconciles the index with the files (rebuilding it
- * if missing or corrupt, never changing a UIDL it already holds) and
+ * if missing or corrupt, never changing a UIDL it already holds, giving
+ * new entries the UIDL postern.uidls records for them, else their
+ * name's; the UIDL guard of opts logs when many change at once) and
  * returns the snapshot.  On error, writes a one-line reason to err (for
  * the log, not for the client).
  */
