@@ -1762,22 +1762,22 @@ import_classify(struct import_ctx *c, struct uidl_import *v, size_t n,
 	    index_map_init(&others, c->nfiles + c->idx.n + c->map.n) == -1)
 		goto nomem;
 	imported = c->imported;
-	/* Invalid UIDLs, missing files, a second record for one file. */
+	/* Missing files, invalid UIDLs, a second record for one file. */
 	for (i = 0; i < n; i++) {
 		size_t blen = import_base_len(v[i].base);
 
 		c->file_of[i] = -1;
 		v[i].status = IMPORT_PENDING;
-		if (!index_uidl_valid(v[i].uidl, strlen(v[i].uidl))) {
-			v[i].status = IMPORT_INVALID;
-			continue;
-		}
 		it = 0;
 		if (!index_map_find(&c->byfile, v[i].base, blen, &it, &x)) {
 			v[i].status = IMPORT_NO_FILE;
 			continue;
 		}
 		c->file_of[i] = (long)x;
+		if (!index_uidl_valid(v[i].uidl, strlen(v[i].uidl))) {
+			v[i].status = IMPORT_INVALID;
+			continue;
+		}
 		it = 0;
 		if (index_map_find(&recfile, v[i].base, blen, &it, &x)) {
 			v[i].status = IMPORT_DUPLICATE_FILE;

@@ -436,3 +436,23 @@ def test_damaged_map_refused(srv):
     rc, out, err = migrate(srv, "--from", "courier", "-u", "alice")
     assert rc == EX_CANTCREAT
     assert "postern.uidls is damaged" in err
+
+
+def test_report_counts(srv):
+    """matched counts the records whose file is there, whatever their
+    UIDL; every skipped record is named once with its reason."""
+    a, b = put(srv, 1), put(srv, 2)
+    long_uidl = "x" * 71
+    write_source(srv, "dovecot-uidlist",
+                 "3 V9 N9\n1 P%s :%s\n2 Pok :%s\n3 Pgone :%s\n"
+                 "4 Pdup :%s\n" % (long_uidl, a, b, name(98), b))
+    rc, out, err = migrate(srv, "--from", "dovecot", "-u", "alice")
+    assert rc == EX_OK, err
+    assert ("4 records, 3 matched, 1 imported, 0 already, 3 skipped"
+            in out), out
+    assert "skipped %s: invalid UIDL (UIDL %s)" % (a, long_uidl) in out
+    assert "skipped %s: no such file (UIDL gone)" % name(98) in out
+    assert ("skipped %s: duplicate record for the file (UIDL dup)" % b
+            in out)
+    assert out.count("skipped") == 4    # the summary's and three lines
+    assert uidls_by_body(srv)[body(2)] == "ok"
