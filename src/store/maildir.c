@@ -1721,24 +1721,21 @@ nomem:
 	return STORE_TEMP;
 }
 
-/* Adds the UIDL file f shows now to set, when its name gives it (the
- * index's and the map's are there already); derived[f] keeps the
- * string.  0 or -1. */
+/* Adds the UIDL file f shows now (the index's, the map's or its
+ * name's) to set; kept[f] keeps the string.  0 or -1. */
 static int
-import_add_derived(const struct import_ctx *c, size_t f, char **derived,
+import_add_current(const struct import_ctx *c, size_t f, char **kept,
     struct index_map *set)
 {
 	char cur[UIDL_MAX_LEN + 1], how;
 
-	if (derived[f] != NULL)
+	if (kept[f] != NULL)
 		return 0;
 	if (import_current(c, f, cur, &how) == -1)
 		return -1;
-	if (how != 'n')
-		return 0;
-	if ((derived[f] = strdup(cur)) == NULL)
+	if ((kept[f] = strdup(cur)) == NULL)
 		return -1;
-	return index_map_add(set, derived[f], strlen(derived[f]), 0);
+	return index_map_add(set, kept[f], strlen(kept[f]), 0);
 }
 
 /* Sorts out every record's status (see store.h); nothing is written. */
@@ -1748,7 +1745,7 @@ import_classify(struct import_ctx *c, struct uidl_import *v, size_t n,
 {
 	struct index_map byuidl = { 0 }, others = { 0 }, recfile = { 0 };
 	char cur[UIDL_MAX_LEN + 1], how, **derived = NULL;
-	bool *imported, changed;
+	bool *imported, changed;	/* derived: import_add_current's */
 	size_t i, it;
 	uint32_t x;
 	enum store_rc rc = STORE_TEMP;
@@ -1815,37 +1812,24 @@ import_classify(struct import_ctx *c, struct uidl_import *v, size_t n,
 		else
 			imported[c->file_of[i]] = true;
 	}
-	/* Every UIDL that stays: the index's and the map's (but those of
-	 * the messages imported with --force), and the name-given ones of
-	 * the messages not imported.  An import that collides stays out,
-	 * and its message's UIDL then stays too: again until nothing
+	/* UIDLs no import may take: every one the index and the map hold
+	 * (also those --force replaces: a client may have seen them for
+	 * their message, so no other message may show them), and what the
+	 * messages not imported show.  An import that collides stays out,
+	 * and what its message shows then stays too: again until nothing
 	 * changes (each round takes at least one import out). */
-	for (i = 0; i < c->idx.n; i++) {
-		const char *nm = c->idx.v[i].name;
-
-		it = 0;
-		if (index_map_find(&c->byfile, nm, import_base_len(nm), &it,
-		    &x) && imported[x])
-			continue;
+	for (i = 0; i < c->idx.n; i++)
 		if (index_map_add(&others, c->idx.v[i].uidl,
 		    strlen(c->idx.v[i].uidl), 0) == -1)
 			goto nomem;
-	}
-	for (i = 0; i < c->map.n; i++) {
-		const char *b = c->map.v[i].base;
-
-		it = 0;
-		if (index_map_find(&c->byfile, b, strlen(b), &it, &x) &&
-		    imported[x])
-			continue;
+	for (i = 0; i < c->map.n; i++)
 		if (index_map_add(&others, c->map.v[i].uidl,
 		    strlen(c->map.v[i].uidl), 0) == -1)
 			goto nomem;
-	}
 	if ((derived = calloc(c->nfiles + 1, sizeof(*derived))) == NULL)
 		goto nomem;
 	for (i = 0; i < c->nfiles; i++)
-		if (!imported[i] && import_add_derived(c, i, derived,
+		if (!imported[i] && import_add_current(c, i, derived,
 		    &others) == -1)
 			goto nomem;
 	do {
@@ -1859,7 +1843,7 @@ import_classify(struct import_ctx *c, struct uidl_import *v, size_t n,
 				continue;
 			v[i].status = IMPORT_COLLISION;
 			imported[c->file_of[i]] = false;
-			if (import_add_derived(c, (size_t)c->file_of[i],
+			if (import_add_current(c, (size_t)c->file_of[i],
 			    derived, &others) == -1)
 				goto nomem;
 			changed = true;

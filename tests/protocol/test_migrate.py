@@ -456,3 +456,19 @@ def test_report_counts(srv):
             in out)
     assert out.count("skipped") == 4    # the summary's and three lines
     assert uidls_by_body(srv)[body(2)] == "ok"
+
+
+def test_force_never_passes_a_shown_uidl_on(srv):
+    """--force replaces a shown UIDL, but never gives it to another
+    message: a client that has it would skip that message."""
+    a = put(srv, 1, b"X-UIDL: new-for-one\n")
+    put(srv, 2, b"X-UIDL: " + a.encode() + b"\n")
+    shown = uidls_by_body(srv)
+    assert shown[body(1)] == a
+    rc, out, err = migrate(srv, "--from", "x-uidl", "-u", "alice",
+                           "--force")
+    assert rc == EX_OK, err
+    assert "1 imported" in out
+    assert "skipped %s: another message has this UIDL" % name(2) in out
+    got = uidls_by_body(srv)
+    assert got == {body(1): "new-for-one", body(2): shown[body(2)]}
