@@ -1134,6 +1134,34 @@ fail:
 }
 
 int
+index_salvage(const char *data, size_t len, struct uidl_map *out)
+{
+	struct field f[7];
+	const char *p = data, *end = data + len, *nl;
+	char u[UIDL_MAX_LEN + 1], *name;
+	int r;
+
+	if (len > INDEX_MAX_BYTES)
+		return 0;
+	for (; p < end; p = nl + 1) {
+		if ((nl = memchr(p, '\n', (size_t)(end - p))) == NULL)
+			break;		/* a cut last line tells nothing */
+		if (split_fields(p, (size_t)(nl - p), f, 7) == -1 ||
+		    !index_uidl_valid(f[1].p, f[1].len))
+			continue;
+		if ((name = name_decode(&f[6])) == NULL)
+			continue;
+		memcpy(u, f[1].p, f[1].len);
+		u[f[1].len] = '\0';
+		r = uidl_map_put(out, name, index_base_len(name), u);
+		free(name);
+		if (r == -1 && errno != EEXIST && errno != EINVAL)
+			return -1;
+	}
+	return 0;
+}
+
+int
 uidl_map_serialize(const struct uidl_map *m, struct buf *out)
 {
 	char line[UIDL_MAX_LEN + 2 + FIELD_MAX + 1];

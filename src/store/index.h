@@ -201,6 +201,17 @@ int	uidl_map_parse(const char *data, size_t len, struct uidl_map *m,
 int	uidl_map_serialize(const struct uidl_map *, struct buf *out)
 	    ATTR_WARN_UNUSED;
 
+/*
+ * What can still be read of an index file index_parse rejected: the
+ * base name and UIDL of every message line that is well formed on its
+ * own, put into out (the first of two lines with one base name or one
+ * UIDL wins).  The store gives those UIDLs again to the messages that
+ * postern.uidls does not name, so that a damaged index loses as few
+ * UIDLs as it can.  0, or -1 (ENOMEM).
+ */
+int	index_salvage(const char *data, size_t len, struct uidl_map *out)
+	    ATTR_WARN_UNUSED;
+
 /* What index_assign_uidls_map did. */
 struct uidl_assign_stats {
 	size_t		 from_map;	/* UIDLs taken from the map */

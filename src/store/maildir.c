@@ -98,6 +98,7 @@ struct guard_stats {
 	size_t		 taken;		/* recorded UIDL held by another */
 	int		 map;		/* load_uidl_map's result; -2: not
 					 * read */
+	const struct uidl_map *salvage;	/* of a damaged index, or NULL */
 };
 
 /* A file found in cur/ that the index does not know yet. */
@@ -430,10 +431,13 @@ ioerr:
 
 /*
  * Reads and parses postern.index into idx.  1: loaded; 0: missing or
- * corrupt (logged; idx is empty and must be rebuilt); -1: I/O error.
+ * corrupt (logged; idx is empty and must be rebuilt; salvage, if not
+ * NULL, gets what can be read of a corrupt one: index_salvage); -1: I/O
+ * error.
  */
 static int
-load_index(struct mailbox *mb, struct index *idx, char *err, size_t errsize)
+load_index(struct mailbox *mb, struct index *idx, struct uidl_map *salvage,
+    char *err, size_t errsize)
 {
 	char why[256];
 	struct buf b;
@@ -445,8 +449,15 @@ load_index(struct mailbox *mb, struct index *idx, char *err, size_t errsize)
 		return r;
 	if (index_parse(b.data != NULL ? b.data : "", b.len, idx, why,
 	    sizeof(why)) == -1) {
-		buf_clear(&b);
 		log_warnx("mailbox %s: %s, rebuilding", mb->path, why);
+		if (salvage != NULL && b.data != NULL &&
+		    index_salvage(b.data, b.len, salvage) == -1) {
+			buf_clear(&b);
+			errf(err, errsize, "mailbox %s: out of memory",
+			    mb->path);
+			return -1;
+		}
+		buf_clear(&b);
 		return 0;
 	}
 	buf_clear(&b);
@@ -745,7 +756,21 @@ assign_uidls(struct mailbox *mb, struct index *idx, struct guard_stats *g,
 		return STORE_OK;
 	if ((g->map = load_uidl_map(mb, &map, err, errsize)) == -1)
 		return STORE_TEMP;
-	r = index_assign_uidls_map(idx, g->map == 1 ? &map : NULL, &st);
+	if (g->map != 1)
+		uidl_map_free(&map);	/* a damaged one counts as none */
+	/* What a damaged index still says, where the map says nothing. */
+	for (i = 0; g->salvage != NULL && i < g->salvage->n; i++) {
+		const struct uidl_map_rec *rec = &g->salvage->v[i];
+
+		if (uidl_map_put(&map, rec->base, strlen(rec->base),
+		    rec->uidl) == -1 && errno != EEXIST) {
+			uidl_map_free(&map);
+			errf(err, errsize, "mailbox %s: out of memory",
+			    mb->path);
+			return STORE_TEMP;
+		}
+	}
+	r = index_assign_uidls_map(idx, &map, &st);
 	uidl_map_free(&map);
 	if (r == -1) {
 		errf(err, errsize, "mailbox %s: out of memory or hash failure",
@@ -774,11 +799,13 @@ guard_check(const struct mailbox *mb, bool rebuilt, size_t total,
 	if (g->kept >= min && g->kept * 100 > (size_t)share * total)
 		log_warnx("mailbox %s: UIDL guard: %s; %zu of %zu messages"
 		    " would have changed their UIDL, kept the UIDLs recorded"
-		    " in %s; find out what %s %s", mb->path, rebuilt ?
+		    " in %s%s; find out what %s %s", mb->path, rebuilt ?
 		    INDEX_FILE " was missing or damaged" :
 		    "messages came back under their old names", g->kept,
-		    total, UIDL_MAP_FILE, rebuilt ? "removed or damaged" :
-		    "moved the files", rebuilt ? INDEX_FILE : "away");
+		    total, UIDL_MAP_FILE, g->salvage != NULL &&
+		    g->salvage->n > 0 ? " or readable in the damaged index" :
+		    "", rebuilt ? "removed or damaged" : "moved the files",
+		    rebuilt ? INDEX_FILE : "away");
 	if (g->taken > 0 && g->taken >= min && g->taken * 100 >
 	    (size_t)share * total)
 		log_warnx("mailbox %s: UIDL guard: %zu of %zu messages could"
@@ -938,6 +965,7 @@ sync_index(struct mailbox *mb, struct index *idx, bool moved_any,
 {
 	struct index_time before, mtime, old_mtime, old_scanned;
 	struct guard_stats g;
+	struct uidl_map salvage;
 	struct timespec ts;
 	struct stat st;
 	enum store_rc rc;
@@ -945,12 +973,16 @@ sync_index(struct mailbox *mb, struct index *idx, bool moved_any,
 	int loaded;
 
 	*dirty_r = false;
-	if ((loaded = load_index(mb, idx, err, errsize)) == -1)
+	uidl_map_init(&salvage);
+	if ((loaded = load_index(mb, idx, &salvage, err, errsize)) == -1) {
+		uidl_map_free(&salvage);
 		return STORE_TEMP;
+	}
 	if (clock_gettime(CLOCK_REALTIME, &ts) == -1 ||
 	    fstat(mb->curfd, &st) == -1) {
 		errf(err, errsize, "mailbox %s: cur/: %s", mb->path,
 		    strerror(errno));
+		uidl_map_free(&salvage);
 		return STORE_TEMP;
 	}
 	before.sec = (int64_t)ts.tv_sec;
@@ -964,9 +996,13 @@ sync_index(struct mailbox *mb, struct index *idx, bool moved_any,
 	memset(&g, 0, sizeof(g));
 	g.old = idx->n;
 	g.map = -2;
-	if ((rc = reconcile(mb, idx, &changed, &g, err, errsize)) != STORE_OK)
+	g.salvage = &salvage;
+	rc = reconcile(mb, idx, &changed, &g, err, errsize);
+	if (rc == STORE_OK)
+		guard_check(mb, loaded != 1, idx->n, &g);
+	uidl_map_free(&salvage);
+	if (rc != STORE_OK)
 		return rc;
-	guard_check(mb, loaded != 1, idx->n, &g);
 	idx->cur_mtime = mtime;
 	idx->scanned = before;
 	/* Also write when only the state changed, if that state lets the
@@ -1699,7 +1735,7 @@ import_load(struct import_ctx *c, char *err, size_t errsize)
 		if (index_map_add(&c->byfile, c->files[i],
 		    import_base_len(c->files[i]), (uint32_t)i) == -1)
 			goto nomem;
-	if ((r = load_index(c->mb, &c->idx, err, errsize)) == -1)
+	if ((r = load_index(c->mb, &c->idx, NULL, err, errsize)) == -1)
 		return STORE_TEMP;
 	if (index_map_init(&c->idxbase, c->idx.n) == -1)
 		goto nomem;

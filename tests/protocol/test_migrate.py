@@ -472,3 +472,28 @@ def test_force_never_passes_a_shown_uidl_on(srv):
     assert "skipped %s: another message has this UIDL" % name(2) in out
     got = uidls_by_body(srv)
     assert got == {body(1): "new-for-one", body(2): shown[body(2)]}
+
+
+def test_guard_reads_what_it_can_of_a_damaged_index(srv):
+    """postern.uidls gone too: the lines of the damaged index that still
+    parse give their UIDLs back."""
+    want = guard_setup(srv)
+    md = srv.maildir("alice")
+    os.unlink(os.path.join(md, "postern.uidls"))
+    index = os.path.join(md, "postern.index")
+    with open(index, "rb") as f:
+        lines = f.read().split(b"\n")
+    # A wrong checksum and one message line made unreadable.
+    lines[-2] = lines[-2][:-4] + b"0000"
+    lines[3] = b"garbage"
+    with open(index, "wb") as f:
+        f.write(b"\n".join(lines))
+    start = len(srv.log_text())
+    got = uidls_by_body(srv)
+    lost = [c for c in want if got[c] != want[c]]
+    assert len(lost) == 1
+    assert len(set(got.values())) == GUARD_N
+    srv.wait_log(r"UIDL guard: postern.index was missing or damaged; %d of"
+                 r" %d messages would have changed their UIDL, kept the"
+                 r" UIDLs recorded in postern.uidls or readable in the"
+                 r" damaged index" % (GUARD_N - 1, GUARD_N), start=start)

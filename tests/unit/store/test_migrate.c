@@ -335,6 +335,34 @@ test_uidl_map_refused(void **state)
 }
 
 static void
+test_salvage(void **state)
+{
+	static const char text[] =
+	    "postern-index 1\n"
+	    "state 1 0 1 0 9\n"
+	    "1 u-one 10 10 0 0 one:2,S\n"
+	    "2 u-two 10 10 0 0 t%20wo\n"
+	    "3 bad line\n"
+	    "4 u-one 10 10 0 0 other\n"		/* a repeated UIDL */
+	    "5 u-five 10 10 0 0 one:2,T\n"		/* a repeated base */
+	    "end 5 0000000000000000\n"
+	    "6 u-six 10 10 0 0 cut";
+	struct uidl_map m;
+	struct index idx;
+	char err[256];
+
+	(void)state;
+	assert_int_equal(index_parse(text, sizeof(text) - 1, &idx, err,
+	    sizeof(err)), -1);
+	uidl_map_init(&m);
+	assert_int_equal(index_salvage(text, sizeof(text) - 1, &m), 0);
+	assert_int_equal(m.n, 2);
+	assert_string_equal(uidl_map_get(&m, "one", 3), "u-one");
+	assert_string_equal(uidl_map_get(&m, "t wo", 4), "u-two");
+	uidl_map_free(&m);
+}
+
+static void
 test_assign_with_map(void **state)
 {
 	struct index idx;
@@ -381,6 +409,7 @@ main(void)
 		cmocka_unit_test(test_xuidl),
 		cmocka_unit_test(test_uidl_map_roundtrip),
 		cmocka_unit_test(test_uidl_map_refused),
+		cmocka_unit_test(test_salvage),
 		cmocka_unit_test(test_assign_with_map),
 	};
 
