@@ -3,9 +3,10 @@
  *
  * Owns: struct mailbox (the snapshot a session works on), the files
  * postern.index, postern.uidls, postern.lock, postern.session.lock and
- * postern.login in the Maildir root, the moves new/ -> cur/, and deliveries (struct
- * delivery: tmp/, fsync, rename into new/, fsync of new/).  Trusts: the
- * directory it is given (the caller built it from the configuration).
+ * postern.login in the Maildir root, the moves new/ -> cur/, and
+ * deliveries (struct delivery: tmp/, fsync, rename into new/, fsync of
+ * new/).  Trusts: the directory it is given (the caller built it from
+ * the configuration).
  * Does not trust: the index file (parsed strictly by index.c, rebuilt
  * from the files on any fault), file names in the Maildir (any octet but
  * '/' and NUL; dot files are skipped), or other programs working on the
@@ -85,7 +86,7 @@ struct mailbox {
 	uint32_t	 count;
 	unsigned int	 guard_share;	/* uidl_guard_share, percent */
 	unsigned int	 guard_min;	/* uidl_guard_min */
-	bool		 guard_quiet;	/* an import: the changes are asked for */
+	bool		 guard_quiet;	/* an import asked for the changes */
 };
 
 /* What one reconciliation did to the UIDL set, for the guard. */

@@ -82,7 +82,7 @@ migrate_list_add(struct migrate_list *l, const char *base, size_t blen,
 		l->cap = ncap;
 	}
 	if (ulen > EXPAND_MAX)
-		ulen = EXPAND_MAX;	/* invalid anyway: kept for the report */
+		ulen = EXPAND_MAX;	/* invalid anyway: for the report */
 	if ((b = strndup(base, blen)) == NULL)
 		return -1;
 	if ((u = strndup(uidl, ulen)) == NULL) {
