@@ -497,3 +497,20 @@ def test_guard_reads_what_it_can_of_a_damaged_index(srv):
                  r" %d messages would have changed their UIDL, kept the"
                  r" UIDLs recorded in postern.uidls or readable in the"
                  r" damaged index" % (GUARD_N - 1, GUARD_N), start=start)
+
+
+@pytest.mark.parametrize("key,value,ok", [
+    ("uidl_guard_share", "1", True),
+    ("uidl_guard_share", "100", True),
+    ("uidl_guard_share", "0", False),
+    ("uidl_guard_share", "101", False),
+    ("uidl_guard_share", "50%", False),
+    ("uidl_guard_min", "1", True),
+    ("uidl_guard_min", "0", False),
+])
+def test_guard_keys_checked(srv, key, value, ok):
+    srv.set_config(**{key: value})
+    r = postern("check", "-c", srv.conf_path)
+    assert (r.returncode == 0) == ok, r.stderr
+    if not ok:
+        assert key in r.stderr.decode()
