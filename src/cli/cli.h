@@ -27,6 +27,8 @@ int	cmd_check(int argc, char **argv);
 int	cmd_deliver(int argc, char **argv);
 /* fetch returns 0, 1, 75 or 77 (see cmd_fetch.c). */
 int	cmd_fetch(int argc, char **argv);
+/* migrate-uidl returns sysexits(3) statuses (see cmd_migrate.c). */
+int	cmd_migrate(int argc, char **argv);
 
 /* Offline reading (cmd_read.c): 0, 1 usage, 2 failed, 3 no such
  * message or part. */

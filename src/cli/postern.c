@@ -27,6 +27,7 @@ static const struct {
 	{ "delete",	cmd_delete },
 	{ "move",	cmd_move },
 	{ "export",	cmd_export },
+	{ "migrate-uidl", cmd_migrate },
 };
 
 void
@@ -49,6 +50,10 @@ cli_usage(FILE *fp)
 "  fetch [-f FILE] [--quiet] [--check] [NAME...]       fetch mail from POP3\n"
 "                                                      servers into Maildirs\n"
 "                                                      (--check: count only)\n"
+"  migrate-uidl --from dovecot|courier|x-uidl [-c FILE] [-n] [--force]\n"
+"           [--uidl-format FMT] [--source FILE] (-u USER|--all|--maildir DIR)\n"
+"                                                      keep the UIDLs of\n"
+"                                                      another POP3 server\n"
 "  list [BOX] [FILTERS] [--json] [ACCOUNT]             list fetched mail\n"
 "  show [BOX] [--raw|--headers] ID                     show a message as text\n"
 "  save [BOX] [--dir DIR] [--part N [--stdout]] ID     save its attachments\n"
@@ -77,8 +82,11 @@ cli_usage(FILE *fp)
 "64 usage, 67 no such user, 73 message too big or over quota, 75 try\n"
 "again later (also over quota with quota_temporary = yes);\n"
 "fetch: 0 done, 1 usage or configuration error, 75 try again later,\n"
-"77 authentication or TLS verification failed; list, show, save, mark,\n"
-"delete, move, export: 3 no such message or part.\n"
+"77 authentication or TLS verification failed; migrate-uidl: 0 done,\n"
+"64 usage, 65 source not understood, 66 no source or Maildir, 67 no\n"
+"such user, 73 mailbox refuses the import, 75 try again later,\n"
+"78 configuration; list, show, save, mark, delete, move, export:\n"
+"3 no such message or part.\n"
 "BOX is -a ACCOUNT [-f FETCH.CONF], --maildir DIR or --mbox FILE, with\n"
 "--folder NAME; FILTERS: --from, --subject, --since, --before (YYYY-MM-DD),\n"
 "--unread, --attachments.  See 'postern list -h' and postern(1).\n", fp);

@@ -226,6 +226,9 @@ static const struct key keys[] = {
 	{ "expire", set_expire, FIELD(expire_days), 0, EXPIRE_MAX_DAYS, 0 },
 	{ "login_delay", set_login_delay, FIELD(login_delay_s), 0,
 	    LOGIN_DELAY_MAX_MS, 0 },
+	{ "uidl_guard_share", set_uint, FIELD(uidl_guard_share), 1, 100, 0 },
+	{ "uidl_guard_min", set_uint, FIELD(uidl_guard_min), 1,
+	    MAX_MESSAGES_PER_MAILBOX, 0 },
 	{ "disable_plaintext_auth", set_plaintext, FIELD(plaintext), 0, 0,
 	    0 },
 	{ "plaintext_networks", set_networks, 0, 0, 0, 0 },
@@ -1951,6 +1954,8 @@ defaults(struct config *c)
 	c->lock_session = false;
 	c->expire_days = -1;
 	c->login_delay_s = 0;
+	c->uidl_guard_share = DEFAULT_UIDL_GUARD_SHARE;
+	c->uidl_guard_min = DEFAULT_UIDL_GUARD_MIN;
 	c->plaintext = PLAINTEXT_LOOPBACK_ONLY;
 	c->apop = false;
 	c->log_syslog = false;

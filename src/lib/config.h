@@ -140,6 +140,9 @@ struct config {
 	bool			 lock_session;
 	int64_t			 expire_days;	/* -1: NEVER */
 	uint64_t		 login_delay_s;	/* 0: none */
+	/* The UIDL guard of the store (store.h mailbox_opts). */
+	unsigned int		 uidl_guard_share;	/* percent */
+	unsigned int		 uidl_guard_min;	/* messages */
 
 	enum plaintext_policy	 plaintext;
 	/* Networks treated like loopback for the plaintext policy. */

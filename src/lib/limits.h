@@ -76,6 +76,22 @@
 #define MAX_MESSAGES_PER_MAILBOX	10000000u
 #define MAX_PATH_LEN			4096
 
+/* The UIDL guard (uidl_guard_share, uidl_guard_min): when more than this
+ * share of a mailbox's messages, and at least this many, would change
+ * their UIDL in one reconciliation of the index (a lost or damaged
+ * index, files renamed by another program), the log says so.  Half: a
+ * normal session delivers or deletes some messages, never replaces most
+ * of them at once.  10: below that a lost index costs little. */
+#define DEFAULT_UIDL_GUARD_SHARE	50	/* percent */
+#define DEFAULT_UIDL_GUARD_MIN		10
+/* postern migrate-uidl: source files (dovecot-uidlist,
+ * courierpop3dsizelist) are read whole up to this size, a message's
+ * header up to MIGRATE_MAX_HEADER octets for its X-UIDL, and a line of
+ * a source file up to MIGRATE_MAX_LINE octets. */
+#define MIGRATE_MAX_SOURCE_BYTES	(256u * 1024 * 1024)
+#define MIGRATE_MAX_HEADER		(256u * 1024)
+#define MIGRATE_MAX_LINE		8192
+
 /* postern deliver: the largest message it reads on standard input (the
  * default of --max-size: above Postfix's default message_size_limit of
  * 10 MB with room for sites that raise it), and the most --max-size may

@@ -920,7 +920,8 @@ session_memory(const struct session *s, uint64_t *octets_r)
 void
 commands_login_ok(struct session *s)
 {
-	struct mailbox_opts opts = { cfg->lock_session, true };
+	struct mailbox_opts opts = { cfg->lock_session, true,
+	    cfg->uidl_guard_share, cfg->uidl_guard_min };
 	char path[MAX_PATH_LEN];
 	time_t now = time(NULL), prev;
 	uint64_t mem, octets;

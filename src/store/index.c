@@ -6,7 +6,8 @@
  * disk, edited by hand or written by a hostile local user, so every byte
  * is checked and any fault rejects the whole file (the caller then
  * rebuilds from the Maildir, which gives the same UIDLs because they are
- * a function of the file names).
+ * a function of the file names, or recorded in the UIDL map, whose
+ * parser and serializer are here too).
  *
  * File format, version 1.  Text, lines end with LF, fields are separated
  * by exactly one space, every octet is in 0x20..0x7e except the LFs.
@@ -306,20 +307,78 @@ index_uidl_for(const char *base, size_t len, unsigned int attempt, char *out)
 int
 index_assign_uidls(struct index *idx)
 {
-	struct index_map set;
-	char cand[UIDL_MAX_LEN + 1];
-	size_t i, it;
-	unsigned int attempt;
-	uint32_t v;
+	return index_assign_uidls_map(idx, NULL, NULL);
+}
 
-	if (index_map_init(&set, idx->n) == -1)
+/* The set of the UIDLs idx holds, for collision checks. */
+static int
+uidl_set(const struct index *idx, struct index_map *set)
+{
+	size_t i;
+
+	if (index_map_init(set, idx->n) == -1)
 		return -1;
 	for (i = 0; i < idx->n; i++) {
 		const char *u = idx->v[i].uidl;
 
-		if (u != NULL && index_map_add(&set, u, strlen(u),
+		if (u != NULL && index_map_add(set, u, strlen(u),
+		    (uint32_t)i) == -1) {
+			index_map_free(set);
+			return -1;
+		}
+	}
+	return 0;
+}
+
+static bool
+uidl_held(const struct index_map *set, const char *u)
+{
+	size_t it = 0;
+	uint32_t v;
+
+	return index_map_find(set, u, strlen(u), &it, &v);
+}
+
+int
+index_assign_uidls_map(struct index *idx, const struct uidl_map *map,
+    struct uidl_assign_stats *st)
+{
+	struct index_map set;
+	char cand[UIDL_MAX_LEN + 1];
+	size_t i;
+	unsigned int attempt;
+
+	if (st != NULL)
+		memset(st, 0, sizeof(*st));
+	if (uidl_set(idx, &set) == -1)
+		return -1;
+	/* Recorded UIDLs first, so that no derived one takes them. */
+	for (i = 0; map != NULL && i < idx->n; i++) {
+		struct index_entry *e = &idx->v[i];
+		size_t blen;
+		const char *u;
+
+		if (e->uidl != NULL)
+			continue;
+		blen = index_base_len(e->name);
+		if ((u = uidl_map_get(map, e->name, blen)) == NULL)
+			continue;
+		if (uidl_held(&set, u)) {
+			if (st != NULL)
+				st->map_taken++;
+			continue;
+		}
+		if ((e->uidl = strdup(u)) == NULL)
+			goto fail;
+		if (index_map_add(&set, e->uidl, strlen(e->uidl),
 		    (uint32_t)i) == -1)
 			goto fail;
+		if (st != NULL) {
+			st->from_map++;
+			if (index_uidl_for(e->name, blen, 0, cand) == -1 ||
+			    strcmp(cand, u) != 0)
+				st->map_differ++;
+		}
 	}
 	for (i = 0; i < idx->n; i++) {
 		struct index_entry *e = &idx->v[i];
@@ -334,8 +393,7 @@ index_assign_uidls(struct index *idx)
 				errno = EIO;
 				goto fail;
 			}
-			it = 0;
-			if (!index_map_find(&set, cand, strlen(cand), &it, &v))
+			if (!uidl_held(&set, cand))
 				break;
 		}
 		if (attempt == UIDL_MAX_ATTEMPTS) {
@@ -347,6 +405,8 @@ index_assign_uidls(struct index *idx)
 		if (index_map_add(&set, e->uidl, strlen(e->uidl),
 		    (uint32_t)i) == -1)
 			goto fail;
+		if (st != NULL)
+			st->derived++;
 	}
 	index_map_free(&set);
 	return 0;
@@ -840,6 +900,289 @@ index_serialize(const struct index *idx, struct buf *out)
 	}
 	sum = fnv1a64(FNV64_OFFSET, out->data + start, out->len - start);
 	if (buf_addf(out, "end %zu %016llx\n", idx->n,
+	    (unsigned long long)sum) == -1)
+		goto fail;
+	return 0;
+fail:
+	out->len = start;
+	return -1;
+}
+
+/* ---- the UIDL map, postern.uidls ---- */
+
+void
+uidl_map_init(struct uidl_map *m)
+{
+	memset(m, 0, sizeof(*m));
+}
+
+void
+uidl_map_free(struct uidl_map *m)
+{
+	size_t i;
+
+	for (i = 0; i < m->n; i++) {
+		free(m->v[i].base);
+		free(m->v[i].uidl);
+	}
+	free(m->v);
+	index_map_free(&m->bybase);
+	index_map_free(&m->byuidl);
+	uidl_map_init(m);
+}
+
+/* The position of base in m, or -1. */
+static long
+map_find_base(const struct uidl_map *m, const char *base, size_t blen)
+{
+	size_t it = 0;
+	uint32_t v;
+
+	if (m->bybase.slots == NULL ||
+	    !index_map_find(&m->bybase, base, blen, &it, &v))
+		return -1;
+	return (long)v;
+}
+
+const char *
+uidl_map_get(const struct uidl_map *m, const char *base, size_t blen)
+{
+	long i = map_find_base(m, base, blen);
+
+	return i < 0 ? NULL : m->v[i].uidl;
+}
+
+bool
+uidl_map_has_uidl(const struct uidl_map *m, const char *uidl)
+{
+	size_t it = 0;
+	uint32_t v;
+
+	return m->byuidl.slots != NULL &&
+	    index_map_find(&m->byuidl, uidl, strlen(uidl), &it, &v);
+}
+
+int
+uidl_map_put(struct uidl_map *m, const char *base, size_t blen,
+    const char *uidl)
+{
+	struct uidl_map_rec *nv;
+	size_t ul = strlen(uidl);
+	char *b, *u;
+	long i;
+
+	if (!index_name_valid(base, blen) || index_base_len(base) < blen ||
+	    !index_uidl_valid(uidl, ul)) {
+		errno = EINVAL;
+		return -1;
+	}
+	if ((i = map_find_base(m, base, blen)) >= 0) {
+		if (strcmp(m->v[i].uidl, uidl) == 0)
+			return 0;
+		errno = EEXIST;	/* a recorded UIDL never changes */
+		return -1;
+	}
+	if (uidl_map_has_uidl(m, uidl)) {
+		errno = EEXIST;
+		return -1;
+	}
+	if (m->n >= MAX_MESSAGES_PER_MAILBOX) {
+		errno = EMSGSIZE;
+		return -1;
+	}
+	if ((m->bybase.slots == NULL && index_map_init(&m->bybase, 16) == -1) ||
+	    (m->byuidl.slots == NULL && index_map_init(&m->byuidl, 16) == -1))
+		return -1;
+	if (m->n == m->cap) {
+		size_t ncap = m->cap == 0 ? 64 : m->cap * 2;
+
+		if ((nv = reallocarray(m->v, ncap, sizeof(*nv))) == NULL)
+			return -1;
+		m->v = nv;
+		m->cap = ncap;
+	}
+	if ((b = strndup(base, blen)) == NULL)
+		return -1;
+	if ((u = strdup(uidl)) == NULL) {
+		free(b);
+		return -1;
+	}
+	/* The keys live in the records, which never move their strings. */
+	if (index_map_add(&m->bybase, b, blen, (uint32_t)m->n) == -1 ||
+	    index_map_add(&m->byuidl, u, ul, (uint32_t)m->n) == -1) {
+		/* The maps may hold b now: keep the record, consistent. */
+		m->v[m->n].base = b;
+		m->v[m->n].uidl = u;
+		m->n++;
+		uidl_map_free(m);
+		errno = ENOMEM;
+		return -1;
+	}
+	m->v[m->n].base = b;
+	m->v[m->n].uidl = u;
+	m->n++;
+	return 0;
+}
+
+int
+uidl_map_parse(const char *data, size_t len, struct uidl_map *m, char *err,
+    size_t errsize)
+{
+	struct field f[3];
+	const char *why = NULL, *trailer, *p, *end, *nl;
+	size_t body_len, i, lineno = 0;
+	uint64_t count, sum;
+	char want[17], magic[32];
+
+	uidl_map_init(m);
+	if (len == 0 || len > INDEX_MAX_BYTES || data[len - 1] != '\n') {
+		errf(err, errsize, "uidl map: empty, too large or truncated");
+		return -1;
+	}
+	for (i = 0; i < len; i++) {
+		unsigned char c = (unsigned char)data[i];
+
+		if ((c < 0x20 || c > 0x7e) && c != '\n') {
+			errf(err, errsize, "uidl map: bad octet");
+			return -1;
+		}
+	}
+	for (body_len = len - 1; body_len > 0 && data[body_len - 1] != '\n';)
+		body_len--;
+	trailer = data + body_len;
+	if (split_fields(trailer, len - 1 - body_len, f, 3) == -1 ||
+	    !field_is(&f[0], "end") ||
+	    field_u64(&f[1], MAX_MESSAGES_PER_MAILBOX, &count) == -1 ||
+	    f[2].len != 16) {
+		errf(err, errsize, "uidl map: bad or missing trailer");
+		return -1;
+	}
+	sum = fnv1a64(FNV64_OFFSET, data, body_len);
+	snprintf(want, sizeof(want), "%016llx", (unsigned long long)sum);
+	if (memcmp(want, f[2].p, 16) != 0) {
+		errf(err, errsize, "uidl map: checksum mismatch");
+		return -1;
+	}
+	snprintf(magic, sizeof(magic), "%s %d", UIDL_MAP_MAGIC,
+	    UIDL_MAP_VERSION);
+	p = data;
+	end = data + body_len;
+	for (lineno = 1; p < end; lineno++) {
+		size_t ll;
+		char *base;
+		int r;
+
+		nl = memchr(p, '\n', (size_t)(end - p));
+		ll = (size_t)(nl - p);
+		if (lineno == 1) {
+			if (ll != strlen(magic) || memcmp(p, magic, ll) != 0) {
+				why = "unknown header or version";
+				goto fail;
+			}
+			p = nl + 1;
+			continue;
+		}
+		if (m->n >= count) {
+			why = "more lines than the count";
+			goto fail;
+		}
+		if (split_fields(p, ll, f, 2) == -1) {
+			why = "malformed line";
+			goto fail;
+		}
+		if (!index_uidl_valid(f[0].p, f[0].len)) {
+			why = "bad UIDL";
+			goto fail;
+		}
+		if ((base = name_decode(&f[1])) == NULL) {
+			why = "bad base name";
+			goto fail;
+		}
+		{
+			char u[UIDL_MAX_LEN + 1];
+
+			memcpy(u, f[0].p, f[0].len);
+			u[f[0].len] = '\0';
+			r = uidl_map_put(m, base, strlen(base), u);
+		}
+		free(base);
+		if (r == -1) {
+			why = errno == EEXIST ? "duplicate base name or UIDL" :
+			    errno == EINVAL ? "bad base name" : "out of memory";
+			goto fail;
+		}
+		p = nl + 1;
+	}
+	if (lineno == 1) {
+		why = "missing header";
+		lineno = 0;
+		goto fail;
+	}
+	if (m->n != count) {
+		why = "fewer lines than the count";
+		lineno = 0;
+		goto fail;
+	}
+	return 0;
+fail:
+	if (lineno > 0)
+		errf(err, errsize, "uidl map line %zu: %s", lineno, why);
+	else
+		errf(err, errsize, "uidl map: %s", why);
+	uidl_map_free(m);
+	return -1;
+}
+
+int
+index_salvage(const char *data, size_t len, struct uidl_map *out)
+{
+	struct field f[7];
+	const char *p = data, *end = data + len, *nl;
+	char u[UIDL_MAX_LEN + 1], *name;
+	int r;
+
+	if (len > INDEX_MAX_BYTES)
+		return 0;
+	for (; p < end; p = nl + 1) {
+		if ((nl = memchr(p, '\n', (size_t)(end - p))) == NULL)
+			break;		/* a cut last line tells nothing */
+		if (split_fields(p, (size_t)(nl - p), f, 7) == -1 ||
+		    !index_uidl_valid(f[1].p, f[1].len))
+			continue;
+		if ((name = name_decode(&f[6])) == NULL)
+			continue;
+		memcpy(u, f[1].p, f[1].len);
+		u[f[1].len] = '\0';
+		r = uidl_map_put(out, name, index_base_len(name), u);
+		free(name);
+		if (r == -1 && errno != EEXIST && errno != EINVAL)
+			return -1;
+	}
+	return 0;
+}
+
+int
+uidl_map_serialize(const struct uidl_map *m, struct buf *out)
+{
+	char line[UIDL_MAX_LEN + 2 + FIELD_MAX + 1];
+	size_t start = out->len, i, o, ul;
+	uint64_t sum;
+
+	if (buf_addf(out, "%s %d\n", UIDL_MAP_MAGIC, UIDL_MAP_VERSION) == -1)
+		return -1;
+	for (i = 0; i < m->n; i++) {
+		ul = strlen(m->v[i].uidl);
+		o = 0;
+		memcpy(line, m->v[i].uidl, ul);
+		o += ul;
+		line[o++] = ' ';
+		o += name_encode(line + o, m->v[i].base);
+		line[o++] = '\n';
+		if (buf_add(out, line, o) == -1)
+			goto fail;
+	}
+	sum = fnv1a64(FNV64_OFFSET, out->data + start, out->len - start);
+	if (buf_addf(out, "end %zu %016llx\n", m->n,
 	    (unsigned long long)sum) == -1)
 		goto fail;
 	return 0;

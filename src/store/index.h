@@ -148,4 +148,87 @@ bool	index_map_find(const struct index_map *, const char *key,
 	    size_t len, size_t *it, uint32_t *val_r);
 void	index_map_free(struct index_map *);
 
+/*
+ * The UIDL map (postern.uidls in the Maildir root): base names whose
+ * UIDL is not index_uidl_for's (UIDLs imported by postern migrate-uidl),
+ * kept apart from the index so that a lost or damaged index is rebuilt
+ * with the same UIDLs.  A base name maps to one UIDL and a UIDL to one
+ * base name; a recorded pair never changes.
+ *
+ * File format, version 1, in the index's conventions (text, single
+ * spaces, 0x20..0x7e and LF only, the name escaped as in the index, the
+ * same trailer and checksum):
+ *
+ *	postern-uidls 1
+ *	<uidl> <base name>
+ *	...
+ *	end <count> <checksum>
+ */
+#define UIDL_MAP_MAGIC		"postern-uidls"
+#define UIDL_MAP_VERSION	1
+
+struct uidl_map_rec {
+	char		*base;		/* owned */
+	char		*uidl;		/* owned */
+};
+
+struct uidl_map {
+	struct uidl_map_rec *v;		/* in the order put */
+	size_t		 n;
+	size_t		 cap;
+	struct index_map bybase;	/* keys are the records' strings */
+	struct index_map byuidl;
+};
+
+void	uidl_map_init(struct uidl_map *);
+void	uidl_map_free(struct uidl_map *);
+/* The UIDL recorded for base[0..blen), or NULL. */
+const char *uidl_map_get(const struct uidl_map *, const char *base,
+	    size_t blen);
+bool	uidl_map_has_uidl(const struct uidl_map *, const char *uidl);
+/*
+ * Records base[0..blen) -> uidl (copied).  0 also when exactly this pair
+ * is there; -1 with errno EINVAL (base not a valid base name, uidl not a
+ * valid UIDL), EEXIST (base or uidl already recorded with another),
+ * EMSGSIZE (MAX_MESSAGES_PER_MAILBOX records), ENOMEM (the map is then
+ * emptied).
+ */
+int	uidl_map_put(struct uidl_map *, const char *base, size_t blen,
+	    const char *uidl) ATTR_WARN_UNUSED;
+/* Parses a map file into m (which it initialises); any fault is -1 with
+ * a one-line reason in err and m empty. */
+int	uidl_map_parse(const char *data, size_t len, struct uidl_map *m,
+	    char *err, size_t errsize) ATTR_WARN_UNUSED;
+/* Appends the file form of m to out; 0, or -1 (ENOMEM, EMSGSIZE). */
+int	uidl_map_serialize(const struct uidl_map *, struct buf *out)
+	    ATTR_WARN_UNUSED;
+
+/*
+ * What can still be read of an index file index_parse rejected: the
+ * base name and UIDL of every message line that is well formed on its
+ * own, put into out (the first of two lines with one base name or one
+ * UIDL wins).  The store gives those UIDLs again to the messages that
+ * postern.uidls does not name, so that a damaged index loses as few
+ * UIDLs as it can.  0, or -1 (ENOMEM).
+ */
+int	index_salvage(const char *data, size_t len, struct uidl_map *out)
+	    ATTR_WARN_UNUSED;
+
+/* What index_assign_uidls_map did. */
+struct uidl_assign_stats {
+	size_t		 from_map;	/* UIDLs taken from the map */
+	size_t		 map_differ;	/* of those, unlike index_uidl_for's */
+	size_t		 map_taken;	/* map UIDL held by another entry */
+	size_t		 derived;	/* UIDLs from index_uidl_for */
+};
+
+/*
+ * index_assign_uidls, but an entry whose base name map records gets that
+ * UIDL when no other entry holds it (all of those first, in index
+ * order), and the others index_uidl_for's.  map may be NULL; st may be
+ * NULL.  0 or -1 as index_assign_uidls.
+ */
+int	index_assign_uidls_map(struct index *, const struct uidl_map *map,
+	    struct uidl_assign_stats *st) ATTR_WARN_UNUSED;
+
 #endif

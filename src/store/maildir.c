@@ -2,10 +2,11 @@
  * maildir.c: the Maildir backend of store.h, with the per-mailbox index.
  *
  * Owns: struct mailbox (the snapshot a session works on), the files
- * postern.index, postern.lock, postern.session.lock and postern.login in
- * the Maildir root, the moves new/ -> cur/, and deliveries (struct
- * delivery: tmp/, fsync, rename into new/, fsync of new/).  Trusts: the
- * directory it is given (the caller built it from the configuration).
+ * postern.index, postern.uidls, postern.lock, postern.session.lock and
+ * postern.login in the Maildir root, the moves new/ -> cur/, and
+ * deliveries (struct delivery: tmp/, fsync, rename into new/, fsync of
+ * new/).  Trusts: the directory it is given (the caller built it from
+ * the configuration).
  * Does not trust: the index file (parsed strictly by index.c, rebuilt
  * from the files on any fault), file names in the Maildir (any octet but
  * '/' and NUL; dot files are skipped), or other programs working on the
@@ -32,9 +33,12 @@
  * time of writing the index, is what counts: sizing new files may take
  * seconds between the two.
  *
- * UIDLs are a function of the base name (index.c), so a rebuilt index
- * gives the same UIDLs; an entry's UIDL is never changed, also when
- * another program renames the file to change its flags.
+ * UIDLs are a function of the base name (index.c), or recorded for it
+ * in postern.uidls when imported from another server (postern
+ * migrate-uidl, mailbox_import_uidls below), so a rebuilt index gives
+ * the same UIDLs; an entry's UIDL is never changed, also when another
+ * program renames the file to change its flags.  The UIDL guard
+ * (guard_check) logs when many of them would change at once.
  *
  * Sizes come from reading each new file, except when its name carries
  * ",S=<stored>,W=<wire>" (mailbox_deliver writes them) and the file
@@ -65,6 +69,7 @@
 #define LOCK_FILE		"postern.lock"
 #define SESSION_LOCK_FILE	"postern.session.lock"
 #define LOGIN_FILE		"postern.login"
+#define UIDL_MAP_FILE		"postern.uidls"
 #define INFO_SUFFIX		":2,"
 #define TRUST_MARGIN_SEC	2
 #define LOGIN_FILE_MAX		32
@@ -78,6 +83,22 @@ struct mailbox {
 	struct msg_info	*info;		/* one per entry of idx */
 	char		**relpath;	/* "cur/<name>" per entry */
 	uint32_t	 count;
+	unsigned int	 guard_share;	/* uidl_guard_share, percent */
+	unsigned int	 guard_min;	/* uidl_guard_min */
+	bool		 guard_quiet;	/* an import asked for the changes */
+};
+
+/* What one reconciliation did to the UIDL set, for the guard. */
+struct guard_stats {
+	size_t		 old;		/* entries of the loaded index */
+	size_t		 gone;		/* of those, dropped: file gone */
+	size_t		 fresh;		/* entries new to the index */
+	size_t		 kept;		/* of those, given their recorded
+					 * UIDL where the name gives another */
+	size_t		 taken;		/* recorded UIDL held by another */
+	int		 map;		/* load_uidl_map's result; -2: not
+					 * read */
+	const struct uidl_map *salvage;	/* of a damaged index, or NULL */
 };
 
 /* A file found in cur/ that the index does not know yet. */
@@ -335,48 +356,47 @@ clean_tmp(struct mailbox *mb, time_t now)
 /* ---- the index file ---- */
 
 /*
- * Reads and parses postern.index into idx.  1: loaded; 0: missing or
- * corrupt (logged; idx is empty and must be rebuilt); -1: I/O error.
+ * Reads the file name of the Maildir root into b (bounded by max).  1:
+ * read; 0: missing, or not a regular file or too large (logged); -1: I/O
+ * error (err set).
  */
 static int
-load_index(struct mailbox *mb, struct index *idx, char *err, size_t errsize)
+read_root_file(struct mailbox *mb, const char *name, size_t max,
+    struct buf *b, char *err, size_t errsize)
 {
-	char why[256];
-	struct buf b;
 	struct stat st;
 	int fd, saved;
 
-	index_init(idx);
-	fd = openat(mb->dirfd, INDEX_FILE, O_RDONLY | O_CLOEXEC | O_NOFOLLOW |
+	buf_init(b, max);
+	fd = openat(mb->dirfd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW |
 	    O_NOCTTY | O_NONBLOCK);
 	if (fd == -1) {
 		if (errno == ENOENT)
 			return 0;
 		saved = errno;
 		if (saved == ELOOP || saved == ENXIO) {
-			log_warnx("mailbox %s: %s is not a file, rebuilding",
-			    mb->path, INDEX_FILE);
+			log_warnx("mailbox %s: %s is not a file, ignored",
+			    mb->path, name);
 			return 0;
 		}
-		errf(err, errsize, "mailbox %s: %s: %s", mb->path, INDEX_FILE,
+		errf(err, errsize, "mailbox %s: %s: %s", mb->path, name,
 		    strerror(saved));
 		return -1;
 	}
 	if (fstat(fd, &st) == -1) {
 		saved = errno;
 		(void)close(fd);
-		errf(err, errsize, "mailbox %s: %s: %s", mb->path, INDEX_FILE,
+		errf(err, errsize, "mailbox %s: %s: %s", mb->path, name,
 		    strerror(saved));
 		return -1;
 	}
 	if (!S_ISREG(st.st_mode) || st.st_size < 0 ||
-	    (uint64_t)st.st_size > INDEX_MAX_BYTES) {
+	    (uint64_t)st.st_size > max) {
 		(void)close(fd);
 		log_warnx("mailbox %s: %s is not a file or too large,"
-		    " rebuilding", mb->path, INDEX_FILE);
+		    " ignored", mb->path, name);
 		return 0;
 	}
-	buf_init(&b, INDEX_MAX_BYTES);
 	for (;;) {
 		char chunk[65536];
 		ssize_t n = read(fd, chunk, sizeof(chunk));
@@ -388,32 +408,89 @@ load_index(struct mailbox *mb, struct index *idx, char *err, size_t errsize)
 		}
 		if (n == 0)
 			break;
-		if (buf_add(&b, chunk, (size_t)n) == -1) {
+		if (buf_add(b, chunk, (size_t)n) == -1) {
 			if (errno != EMSGSIZE)
 				goto ioerr;
-			buf_clear(&b);
+			buf_clear(b);
 			(void)close(fd);
-			log_warnx("mailbox %s: %s too large, rebuilding",
-			    mb->path, INDEX_FILE);
+			log_warnx("mailbox %s: %s too large, ignored",
+			    mb->path, name);
 			return 0;
 		}
 	}
 	(void)close(fd);
+	return 1;
+ioerr:
+	saved = errno;
+	buf_clear(b);
+	(void)close(fd);
+	errf(err, errsize, "mailbox %s: reading %s: %s", mb->path, name,
+	    strerror(saved));
+	return -1;
+}
+
+/*
+ * Reads and parses postern.index into idx.  1: loaded; 0: missing or
+ * corrupt (logged; idx is empty and must be rebuilt; salvage, if not
+ * NULL, gets what can be read of a corrupt one: index_salvage); -1: I/O
+ * error.
+ */
+static int
+load_index(struct mailbox *mb, struct index *idx, struct uidl_map *salvage,
+    char *err, size_t errsize)
+{
+	char why[256];
+	struct buf b;
+	int r;
+
+	index_init(idx);
+	if ((r = read_root_file(mb, INDEX_FILE, INDEX_MAX_BYTES, &b, err,
+	    errsize)) != 1)
+		return r;
 	if (index_parse(b.data != NULL ? b.data : "", b.len, idx, why,
 	    sizeof(why)) == -1) {
-		buf_clear(&b);
 		log_warnx("mailbox %s: %s, rebuilding", mb->path, why);
+		if (salvage != NULL && b.data != NULL &&
+		    index_salvage(b.data, b.len, salvage) == -1) {
+			buf_clear(&b);
+			errf(err, errsize, "mailbox %s: out of memory",
+			    mb->path);
+			return -1;
+		}
+		buf_clear(&b);
 		return 0;
 	}
 	buf_clear(&b);
 	return 1;
-ioerr:
-	saved = errno;
+}
+
+/*
+ * Reads and parses postern.uidls into map.  1: loaded; 0: missing;
+ * 2: damaged (logged: the index keeps the UIDLs it has, but a rebuilt
+ * index would not); -1: I/O error.
+ */
+static int
+load_uidl_map(struct mailbox *mb, struct uidl_map *map, char *err,
+    size_t errsize)
+{
+	char why[256];
+	struct buf b;
+	int r;
+
+	uidl_map_init(map);
+	if ((r = read_root_file(mb, UIDL_MAP_FILE, INDEX_MAX_BYTES, &b, err,
+	    errsize)) != 1)
+		return r;
+	if (uidl_map_parse(b.data != NULL ? b.data : "", b.len, map, why,
+	    sizeof(why)) == -1) {
+		buf_clear(&b);
+		log_warnx("mailbox %s: %s: %s; its UIDLs are not used; restore"
+		    " it from a backup or run postern migrate-uidl again",
+		    mb->path, UIDL_MAP_FILE, why);
+		return 2;
+	}
 	buf_clear(&b);
-	(void)close(fd);
-	errf(err, errsize, "mailbox %s: reading %s: %s", mb->path, INDEX_FILE,
-	    strerror(saved));
-	return -1;
+	return 1;
 }
 
 static enum store_rc
@@ -595,10 +672,11 @@ free_names(char **names, size_t n)
 	free(names);
 }
 
-/* Lists the regular non-dot files of cur/ into a malloc'd array. */
+/* Lists the regular non-dot files of sub (cur or new) into a malloc'd
+ * array. */
 static enum store_rc
-list_cur(struct mailbox *mb, char ***names_r, size_t *n_r, char *err,
-    size_t errsize)
+list_dir(struct mailbox *mb, const char *sub, char ***names_r, size_t *n_r,
+    char *err, size_t errsize)
 {
 	const struct dirent *de;
 	char **names = NULL, **nn;
@@ -606,9 +684,9 @@ list_cur(struct mailbox *mb, char ***names_r, size_t *n_r, char *err,
 	DIR *d;
 	int saved;
 
-	if ((d = open_dir(mb->dirfd, "cur")) == NULL) {
+	if ((d = open_dir(mb->dirfd, sub)) == NULL) {
 		saved = errno;
-		errf(err, errsize, "mailbox %s: cur/: %s", mb->path,
+		errf(err, errsize, "mailbox %s: %s/: %s", mb->path, sub,
 		    strerror(saved));
 		return errno_rc(saved);
 	}
@@ -633,8 +711,8 @@ list_cur(struct mailbox *mb, char ***names_r, size_t *n_r, char *err,
 	}
 	if (errno != 0) {
 		saved = errno;
-		errf(err, errsize, "mailbox %s: reading cur/: %s", mb->path,
-		    strerror(saved));
+		errf(err, errsize, "mailbox %s: reading %s/: %s", mb->path,
+		    sub, strerror(saved));
 		free_names(names, n);
 		(void)closedir(d);
 		return errno_rc(saved);
@@ -656,9 +734,102 @@ nomem:
  * entry and UIDL, new files get entries in delivery order.  *changed_r
  * says whether idx changed.
  */
+/*
+ * Gives the entries without a UIDL theirs: the one postern.uidls records
+ * for the base name, else the name's (index_assign_uidls_map).  The map
+ * is read only when an entry needs a UIDL.
+ */
 static enum store_rc
-reconcile(struct mailbox *mb, struct index *idx, bool *changed_r, char *err,
-    size_t errsize)
+assign_uidls(struct mailbox *mb, struct index *idx, struct guard_stats *g,
+    char *err, size_t errsize)
+{
+	struct uidl_assign_stats st;
+	struct uidl_map map;
+	size_t i, fresh = 0;
+	int r;
+
+	for (i = 0; i < idx->n; i++)
+		if (idx->v[i].uidl == NULL)
+			fresh++;
+	g->fresh = fresh;
+	if (fresh == 0)
+		return STORE_OK;
+	if ((g->map = load_uidl_map(mb, &map, err, errsize)) == -1)
+		return STORE_TEMP;
+	if (g->map != 1)
+		uidl_map_free(&map);	/* a damaged one counts as none */
+	/* What a damaged index still says, where the map says nothing. */
+	for (i = 0; g->salvage != NULL && i < g->salvage->n; i++) {
+		const struct uidl_map_rec *rec = &g->salvage->v[i];
+
+		if (uidl_map_put(&map, rec->base, strlen(rec->base),
+		    rec->uidl) == -1 && errno != EEXIST) {
+			uidl_map_free(&map);
+			errf(err, errsize, "mailbox %s: out of memory",
+			    mb->path);
+			return STORE_TEMP;
+		}
+	}
+	r = index_assign_uidls_map(idx, &map, &st);
+	uidl_map_free(&map);
+	if (r == -1) {
+		errf(err, errsize, "mailbox %s: out of memory or hash failure",
+		    mb->path);
+		return STORE_TEMP;
+	}
+	g->kept = st.map_differ;
+	g->taken = st.map_taken;
+	return STORE_OK;
+}
+
+/*
+ * The UIDL guard: a share of the mailbox's UIDLs changing at once means
+ * a lost or damaged index, or files renamed behind our back, and clients
+ * would download those messages again.  The recorded UIDLs were kept
+ * (assign_uidls); this says so in the log, with what to do.
+ */
+static void
+guard_check(const struct mailbox *mb, bool rebuilt, size_t total,
+    const struct guard_stats *g)
+{
+	unsigned int share = mb->guard_share, min = mb->guard_min;
+
+	if (mb->guard_quiet)
+		return;
+	if (g->kept >= min && g->kept * 100 > (size_t)share * total)
+		log_warnx("mailbox %s: UIDL guard: %s; %zu of %zu messages"
+		    " would have changed their UIDL, kept the UIDLs recorded"
+		    " in %s%s; find out what %s %s", mb->path, rebuilt ?
+		    INDEX_FILE " was missing or damaged" :
+		    "messages came back under their old names", g->kept,
+		    total, UIDL_MAP_FILE, g->salvage != NULL &&
+		    g->salvage->n > 0 ? " or readable in the damaged index" :
+		    "", rebuilt ? "removed or damaged" : "moved the files",
+		    rebuilt ? INDEX_FILE : "away");
+	if (g->taken > 0 && g->taken >= min && g->taken * 100 >
+	    (size_t)share * total)
+		log_warnx("mailbox %s: UIDL guard: %zu of %zu messages could"
+		    " not keep the UIDL recorded in %s (another message holds"
+		    " it); clients will download them again", mb->path,
+		    g->taken, total, UIDL_MAP_FILE);
+	if (!rebuilt && g->gone >= min && g->gone * 100 > (size_t)share *
+	    g->old && g->fresh > 0)
+		log_warnx("mailbox %s: UIDL guard: %zu of %zu indexed messages"
+		    " vanished and %zu new files appeared at once; if the"
+		    " files were renamed, clients see them as new mail; put"
+		    " them back under their old names (the part before"
+		    " \":2,\") to keep their UIDLs", mb->path, g->gone, g->old,
+		    g->fresh);
+	if (rebuilt && g->map == 2 && g->fresh >= min)
+		log_warnx("mailbox %s: UIDL guard: the index was rebuilt"
+		    " without %s (damaged); imported UIDLs of %zu messages"
+		    " may have changed; restore it from a backup and remove"
+		    " %s", mb->path, UIDL_MAP_FILE, g->fresh, INDEX_FILE);
+}
+
+static enum store_rc
+reconcile(struct mailbox *mb, struct index *idx, bool *changed_r,
+    struct guard_stats *g, char *err, size_t errsize)
 {
 	struct index_map byname = { 0 }, bybase = { 0 };
 	struct newfile *nf = NULL;
@@ -668,7 +839,7 @@ reconcile(struct mailbox *mb, struct index *idx, bool *changed_r, char *err,
 	enum store_rc rc;
 	uint32_t v;
 
-	if ((rc = list_cur(mb, &names, &n, err, errsize)) != STORE_OK)
+	if ((rc = list_dir(mb, "cur", &names, &n, err, errsize)) != STORE_OK)
 		return rc;
 	seen = calloc(nold + 1, sizeof(*seen));
 	used = calloc(n + 1, sizeof(*used));
@@ -724,8 +895,11 @@ reconcile(struct mailbox *mb, struct index *idx, bool *changed_r, char *err,
 		if (!seen[i])
 			break;
 	if (i < nold) {
-		for (i = 0; i < nold; i++)
+		for (i = 0; i < nold; i++) {
 			seen[i] = !seen[i];
+			if (seen[i])
+				g->gone++;
+		}
 		index_compact(idx, seen);
 		changed = true;
 	}
@@ -760,9 +934,7 @@ reconcile(struct mailbox *mb, struct index *idx, bool *changed_r, char *err,
 		nf[i].name = NULL;
 		changed = true;
 	}
-	if (index_assign_uidls(idx) == -1)
-		goto nomem;
-	rc = STORE_OK;
+	rc = assign_uidls(mb, idx, g, err, errsize);
 	goto out;
 nomem:
 	errf(err, errsize, "mailbox %s: out of memory or hash failure",
@@ -792,6 +964,8 @@ sync_index(struct mailbox *mb, struct index *idx, bool moved_any,
     bool *dirty_r, char *err, size_t errsize)
 {
 	struct index_time before, mtime, old_mtime, old_scanned;
+	struct guard_stats g;
+	struct uidl_map salvage;
 	struct timespec ts;
 	struct stat st;
 	enum store_rc rc;
@@ -799,12 +973,16 @@ sync_index(struct mailbox *mb, struct index *idx, bool moved_any,
 	int loaded;
 
 	*dirty_r = false;
-	if ((loaded = load_index(mb, idx, err, errsize)) == -1)
+	uidl_map_init(&salvage);
+	if ((loaded = load_index(mb, idx, &salvage, err, errsize)) == -1) {
+		uidl_map_free(&salvage);
 		return STORE_TEMP;
+	}
 	if (clock_gettime(CLOCK_REALTIME, &ts) == -1 ||
 	    fstat(mb->curfd, &st) == -1) {
 		errf(err, errsize, "mailbox %s: cur/: %s", mb->path,
 		    strerror(errno));
+		uidl_map_free(&salvage);
 		return STORE_TEMP;
 	}
 	before.sec = (int64_t)ts.tv_sec;
@@ -815,7 +993,15 @@ sync_index(struct mailbox *mb, struct index *idx, bool moved_any,
 	if (loaded == 1 && !moved_any && time_eq(mtime, old_mtime) &&
 	    time_older(old_mtime, old_scanned))
 		return STORE_OK;	/* the index is exactly cur/ */
-	if ((rc = reconcile(mb, idx, &changed, err, errsize)) != STORE_OK)
+	memset(&g, 0, sizeof(g));
+	g.old = idx->n;
+	g.map = -2;
+	g.salvage = &salvage;
+	rc = reconcile(mb, idx, &changed, &g, err, errsize);
+	if (rc == STORE_OK)
+		guard_check(mb, loaded != 1, idx->n, &g);
+	uidl_map_free(&salvage);
+	if (rc != STORE_OK)
 		return rc;
 	idx->cur_mtime = mtime;
 	idx->scanned = before;
@@ -948,6 +1134,10 @@ mailbox_open(const char *path, const struct mailbox_opts *opts,
 		return STORE_TEMP;
 	}
 	mb->dirfd = mb->curfd = mb->session_fd = -1;
+	mb->guard_share = opts->uidl_guard_share != 0 ?
+	    opts->uidl_guard_share : DEFAULT_UIDL_GUARD_SHARE;
+	mb->guard_min = opts->uidl_guard_min != 0 ? opts->uidl_guard_min :
+	    DEFAULT_UIDL_GUARD_MIN;
 	index_init(&mb->idx);
 	if ((rc = open_dirs(mb, opts->create, err, errsize)) != STORE_OK)
 		goto fail;
@@ -1421,6 +1611,482 @@ mailbox_close(struct mailbox **mbp)
 		return;
 	mailbox_free(*mbp);
 	*mbp = NULL;
+}
+
+/* ---- importing UIDLs (postern migrate-uidl) ---- */
+
+const char *
+uidl_import_status_text(enum uidl_import_status s)
+{
+	switch (s) {
+	case IMPORT_PENDING:
+		return "not looked at";
+	case IMPORT_DONE:
+		return "imported";
+	case IMPORT_ALREADY:
+		return "already has this UIDL";
+	case IMPORT_NO_FILE:
+		return "no such file";
+	case IMPORT_INVALID:
+		return "invalid UIDL";
+	case IMPORT_DUPLICATE:
+		return "duplicate UIDL";
+	case IMPORT_DUPLICATE_FILE:
+		return "duplicate record for the file";
+	case IMPORT_COLLISION:
+		return "another message has this UIDL";
+	case IMPORT_CONFLICT:
+		return "already shown with another UIDL (--force replaces it)";
+	}
+	return "?";
+}
+
+/* The length of a Maildir base name as other servers take it: up to the
+ * first ':' (Dovecot's and Courier's rule). */
+static size_t
+import_base_len(const char *name)
+{
+	const char *c = strchr(name, ':');
+
+	return c != NULL ? (size_t)(c - name) : strlen(name);
+}
+
+/* The state an import works on: the files, the index and the map. */
+struct import_ctx {
+	struct mailbox	*mb;
+	char		**files;	/* cur/ then new/ */
+	size_t		 nfiles;
+	struct index_map byfile;	/* import_base_len key -> file */
+	struct index	 idx;
+	struct index_map idxbase;	/* index base -> entry */
+	struct uidl_map	 map;
+	long		*file_of;	/* per record: file, or -1 */
+	bool		*imported;	/* per file: a record is imported */
+};
+
+static void
+import_ctx_free(struct import_ctx *c)
+{
+	size_t i;
+
+	for (i = 0; i < c->nfiles; i++)
+		free(c->files[i]);
+	free(c->files);
+	index_map_free(&c->byfile);
+	index_map_free(&c->idxbase);
+	index_free(&c->idx);
+	uidl_map_free(&c->map);
+	free(c->file_of);
+	free(c->imported);
+}
+
+/* The UIDL file f has now (index, else map, else its name's) into out;
+ * *how_r: 'i', 'm' or 'n'.  0 or -1. */
+static int
+import_current(const struct import_ctx *c, size_t f, char *out, char *how_r)
+{
+	const char *name = c->files[f], *u;
+	size_t blen = index_base_len(name), it = 0;
+	uint32_t v;
+
+	if (index_map_find(&c->idxbase, name, blen, &it, &v)) {
+		u = c->idx.v[v].uidl;
+		*how_r = 'i';
+	} else if ((u = uidl_map_get(&c->map, name, blen)) != NULL)
+		*how_r = 'm';
+	else {
+		*how_r = 'n';
+		return index_uidl_for(name, blen, 0, out);
+	}
+	memcpy(out, u, strlen(u) + 1);
+	return 0;
+}
+
+static enum store_rc
+import_load(struct import_ctx *c, char *err, size_t errsize)
+{
+	char **cur = NULL, **nw = NULL, **all;
+	size_t ncur = 0, nnew = 0, i;
+	enum store_rc rc;
+	int r;
+
+	if ((rc = list_dir(c->mb, "cur", &cur, &ncur, err, errsize)) !=
+	    STORE_OK)
+		return rc;
+	if ((rc = list_dir(c->mb, "new", &nw, &nnew, err, errsize)) !=
+	    STORE_OK) {
+		free_names(cur, ncur);
+		return rc;
+	}
+	if ((all = reallocarray(cur, ncur + nnew + 1, sizeof(*all))) ==
+	    NULL) {
+		free_names(cur, ncur);
+		free_names(nw, nnew);
+		goto nomem;
+	}
+	if (nnew > 0)
+		memcpy(all + ncur, nw, nnew * sizeof(*nw));
+	free(nw);
+	c->files = all;
+	c->nfiles = ncur + nnew;
+	if (index_map_init(&c->byfile, c->nfiles) == -1)
+		goto nomem;
+	for (i = 0; i < c->nfiles; i++)
+		if (index_map_add(&c->byfile, c->files[i],
+		    import_base_len(c->files[i]), (uint32_t)i) == -1)
+			goto nomem;
+	if ((r = load_index(c->mb, &c->idx, NULL, err, errsize)) == -1)
+		return STORE_TEMP;
+	if (index_map_init(&c->idxbase, c->idx.n) == -1)
+		goto nomem;
+	for (i = 0; i < c->idx.n; i++)
+		if (index_map_add(&c->idxbase, c->idx.v[i].name,
+		    index_base_len(c->idx.v[i].name), (uint32_t)i) == -1)
+			goto nomem;
+	if ((r = load_uidl_map(c->mb, &c->map, err, errsize)) == -1)
+		return STORE_TEMP;
+	if (r == 2) {
+		errf(err, errsize, "mailbox %s: %s is damaged; restore it from"
+		    " a backup, or remove it and %s and import again",
+		    c->mb->path, UIDL_MAP_FILE, INDEX_FILE);
+		return STORE_PERM;
+	}
+	return STORE_OK;
+nomem:
+	errf(err, errsize, "mailbox %s: out of memory", c->mb->path);
+	return STORE_TEMP;
+}
+
+/* Adds the UIDL file f shows now (the index's, the map's or its
+ * name's) to set; kept[f] keeps the string.  0 or -1. */
+static int
+import_add_current(const struct import_ctx *c, size_t f, char **kept,
+    struct index_map *set)
+{
+	char cur[UIDL_MAX_LEN + 1], how;
+
+	if (kept[f] != NULL)
+		return 0;
+	if (import_current(c, f, cur, &how) == -1)
+		return -1;
+	if ((kept[f] = strdup(cur)) == NULL)
+		return -1;
+	return index_map_add(set, kept[f], strlen(kept[f]), 0);
+}
+
+/* Sorts out every record's status (see store.h); nothing is written. */
+static enum store_rc
+import_classify(struct import_ctx *c, struct uidl_import *v, size_t n,
+    unsigned int flags, char *err, size_t errsize)
+{
+	struct index_map byuidl = { 0 }, others = { 0 }, recfile = { 0 };
+	char cur[UIDL_MAX_LEN + 1], how, **derived = NULL;
+	bool *imported, changed;	/* derived: import_add_current's */
+	size_t i, it;
+	uint32_t x;
+	enum store_rc rc = STORE_TEMP;
+
+	imported = NULL;
+	if ((c->file_of = calloc(n + 1, sizeof(*c->file_of))) == NULL ||
+	    (c->imported = calloc(c->nfiles + 1, sizeof(*c->imported))) ==
+	    NULL ||
+	    index_map_init(&byuidl, n) == -1 ||
+	    index_map_init(&recfile, n) == -1 ||
+	    index_map_init(&others, c->nfiles + c->idx.n + c->map.n) == -1)
+		goto nomem;
+	imported = c->imported;
+	/* Missing files, invalid UIDLs, a second record for one file. */
+	for (i = 0; i < n; i++) {
+		size_t blen = import_base_len(v[i].base);
+
+		c->file_of[i] = -1;
+		v[i].status = IMPORT_PENDING;
+		it = 0;
+		if (!index_map_find(&c->byfile, v[i].base, blen, &it, &x)) {
+			v[i].status = IMPORT_NO_FILE;
+			continue;
+		}
+		c->file_of[i] = (long)x;
+		if (!index_uidl_valid(v[i].uidl, strlen(v[i].uidl))) {
+			v[i].status = IMPORT_INVALID;
+			continue;
+		}
+		it = 0;
+		if (index_map_find(&recfile, v[i].base, blen, &it, &x)) {
+			v[i].status = IMPORT_DUPLICATE_FILE;
+			continue;
+		}
+		if (index_map_add(&recfile, v[i].base, blen, (uint32_t)i) ==
+		    -1 || index_map_add(&byuidl, v[i].uidl,
+		    strlen(v[i].uidl), (uint32_t)i) == -1)
+			goto nomem;
+	}
+	/* A UIDL two records give: neither message gets it, so that no
+	 * message is taken for another one the client has. */
+	for (i = 0; i < n; i++) {
+		size_t hits = 0;
+
+		if (v[i].status != IMPORT_PENDING)
+			continue;
+		it = 0;
+		while (index_map_find(&byuidl, v[i].uidl, strlen(v[i].uidl),
+		    &it, &x))
+			hits++;
+		if (hits > 1)
+			v[i].status = IMPORT_DUPLICATE;
+	}
+	/* What each message shows now. */
+	for (i = 0; i < n; i++) {
+		if (v[i].status != IMPORT_PENDING)
+			continue;
+		if (import_current(c, (size_t)c->file_of[i], cur, &how) == -1)
+			goto nomem;
+		if (strcmp(cur, v[i].uidl) == 0)
+			v[i].status = IMPORT_ALREADY;
+		else if (how != 'n' && !(flags & IMPORT_FORCE))
+			v[i].status = IMPORT_CONFLICT;
+		else
+			imported[c->file_of[i]] = true;
+	}
+	/* UIDLs no import may take: every one the index and the map hold
+	 * (also those --force replaces: a client may have seen them for
+	 * their message, so no other message may show them), and what the
+	 * messages not imported show.  An import that collides stays out,
+	 * and what its message shows then stays too: again until nothing
+	 * changes (each round takes at least one import out). */
+	for (i = 0; i < c->idx.n; i++)
+		if (index_map_add(&others, c->idx.v[i].uidl,
+		    strlen(c->idx.v[i].uidl), 0) == -1)
+			goto nomem;
+	for (i = 0; i < c->map.n; i++)
+		if (index_map_add(&others, c->map.v[i].uidl,
+		    strlen(c->map.v[i].uidl), 0) == -1)
+			goto nomem;
+	if ((derived = calloc(c->nfiles + 1, sizeof(*derived))) == NULL)
+		goto nomem;
+	for (i = 0; i < c->nfiles; i++)
+		if (!imported[i] && import_add_current(c, i, derived,
+		    &others) == -1)
+			goto nomem;
+	do {
+		changed = false;
+		for (i = 0; i < n; i++) {
+			if (v[i].status != IMPORT_PENDING)
+				continue;
+			it = 0;
+			if (!index_map_find(&others, v[i].uidl,
+			    strlen(v[i].uidl), &it, &x))
+				continue;
+			v[i].status = IMPORT_COLLISION;
+			imported[c->file_of[i]] = false;
+			if (import_add_current(c, (size_t)c->file_of[i],
+			    derived, &others) == -1)
+				goto nomem;
+			changed = true;
+		}
+	} while (changed);
+	for (i = 0; i < n; i++)
+		if (v[i].status == IMPORT_PENDING)
+			v[i].status = IMPORT_DONE;
+	rc = STORE_OK;
+	goto out;
+nomem:
+	errf(err, errsize, "mailbox %s: out of memory or hash failure",
+	    c->mb->path);
+out:
+	index_map_free(&byuidl);
+	index_map_free(&others);
+	index_map_free(&recfile);
+	if (derived != NULL)
+		free_names(derived, c->nfiles);
+	return rc;
+}
+
+/* The map after the import: the records of the files still there (but
+ * those replaced with --force) and the imported UIDLs that the names
+ * would not give.  *changed_r: it differs from c->map. */
+static int
+import_new_map(const struct import_ctx *c, const struct uidl_import *v,
+    size_t n, struct uidl_map *out, bool *changed_r)
+{
+	char cand[UIDL_MAX_LEN + 1];
+	size_t i, it;
+	uint32_t x;
+
+	uidl_map_init(out);
+	*changed_r = false;
+	for (i = 0; i < c->map.n; i++) {
+		const char *b = c->map.v[i].base;
+		bool keep;
+
+		it = 0;
+		keep = index_map_find(&c->byfile, b, strlen(b), &it, &x) &&
+		    !c->imported[x];
+		if (!keep) {
+			*changed_r = true;
+			continue;
+		}
+		if (uidl_map_put(out, b, strlen(b), c->map.v[i].uidl) == -1)
+			return -1;
+	}
+	for (i = 0; i < n; i++) {
+		const char *name;
+		size_t blen;
+
+		if (v[i].status != IMPORT_DONE)
+			continue;
+		name = c->files[c->file_of[i]];
+		blen = index_base_len(name);
+		if (index_uidl_for(name, blen, 0, cand) == -1)
+			return -1;
+		if (strcmp(cand, v[i].uidl) == 0)
+			continue;	/* the name gives it */
+		if (uidl_map_put(out, name, blen, v[i].uidl) == -1)
+			return -1;
+		*changed_r = true;
+	}
+	return 0;
+}
+
+static enum store_rc
+write_uidl_map(struct mailbox *mb, const struct uidl_map *map, char *err,
+    size_t errsize)
+{
+	char path[MAX_PATH_LEN];
+	struct buf b;
+	int saved;
+
+	if (str_fmt(path, sizeof(path), "%s/%s", mb->path, UIDL_MAP_FILE) ==
+	    -1) {
+		errf(err, errsize, "mailbox %s: path too long", mb->path);
+		return STORE_PERM;
+	}
+	buf_init(&b, INDEX_MAX_BYTES);
+	if (uidl_map_serialize(map, &b) == -1 ||
+	    write_atomic(path, b.data, b.len, 0600) == -1) {
+		saved = errno;
+		buf_clear(&b);
+		errf(err, errsize, "mailbox %s: writing %s: %s", mb->path,
+		    UIDL_MAP_FILE, strerror(saved));
+		return errno_rc(saved);
+	}
+	buf_clear(&b);
+	return STORE_OK;
+}
+
+/* With --force: the index entries of imported messages take the
+ * imported UIDL (import_classify made sure no other entry has it). */
+static void
+import_force(struct mailbox *mb, struct index *idx,
+    const struct uidl_import *v, size_t n, const struct import_ctx *c,
+    bool *dirty)
+{
+	struct index_map byname;
+	size_t i, it;
+	uint32_t x;
+
+	if (index_map_init(&byname, idx->n) == -1)
+		return;
+	for (i = 0; i < idx->n; i++)
+		if (index_map_add(&byname, idx->v[i].name,
+		    index_base_len(idx->v[i].name), (uint32_t)i) == -1)
+			goto out;
+	for (i = 0; i < n; i++) {
+		const char *name;
+		char *u;
+
+		if (v[i].status != IMPORT_DONE)
+			continue;
+		name = c->files[c->file_of[i]];
+		it = 0;
+		if (!index_map_find(&byname, name, index_base_len(name), &it,
+		    &x) || strcmp(idx->v[x].uidl, v[i].uidl) == 0)
+			continue;
+		if ((u = strdup(v[i].uidl)) == NULL)
+			continue;
+		log_warnx("mailbox %s: message UIDL %s replaced by the"
+		    " imported %s", mb->path, idx->v[x].uidl, u);
+		free(idx->v[x].uidl);
+		idx->v[x].uidl = u;
+		*dirty = true;
+	}
+out:
+	index_map_free(&byname);
+}
+
+enum store_rc
+mailbox_import_uidls(const char *path, struct uidl_import *v, size_t n,
+    unsigned int flags, char *err, size_t errsize)
+{
+	struct import_ctx c;
+	struct uidl_map nmap;
+	struct index idx;
+	enum store_rc rc;
+	size_t moved;
+	bool map_changed = false, dirty;
+	int lockfd = -1, saved;
+
+	memset(&c, 0, sizeof(c));
+	index_init(&c.idx);
+	index_init(&idx);
+	uidl_map_init(&c.map);
+	uidl_map_init(&nmap);
+	if (path == NULL || path[0] == '\0' || strlen(path) >= MAX_PATH_LEN -
+	    64) {
+		errf(err, errsize, "mailbox path empty or too long");
+		return STORE_PERM;
+	}
+	if ((c.mb = calloc(1, sizeof(*c.mb))) == NULL ||
+	    (c.mb->path = strdup(path)) == NULL) {
+		free(c.mb);
+		errf(err, errsize, "mailbox %s: out of memory", path);
+		return STORE_TEMP;
+	}
+	c.mb->dirfd = c.mb->curfd = c.mb->session_fd = -1;
+	c.mb->guard_quiet = true;
+	index_init(&c.mb->idx);
+	if ((rc = open_dirs(c.mb, false, err, errsize)) != STORE_OK)
+		goto out;
+	/* A dry run writes nothing, not even the lock file: the index and
+	 * the map are only ever replaced whole, so reading is safe. */
+	if (!(flags & IMPORT_DRY_RUN) && lock_file(c.mb->dirfd, LOCK_FILE,
+	    true, &lockfd) == -1) {
+		saved = errno;
+		errf(err, errsize, "mailbox %s: %s: %s", path, LOCK_FILE,
+		    strerror(saved));
+		rc = errno_rc(saved);
+		goto out;
+	}
+	if ((rc = import_load(&c, err, errsize)) != STORE_OK ||
+	    (rc = import_classify(&c, v, n, flags, err, errsize)) !=
+	    STORE_OK || (flags & IMPORT_DRY_RUN))
+		goto out;
+	if (import_new_map(&c, v, n, &nmap, &map_changed) == -1) {
+		errf(err, errsize, "mailbox %s: building %s: %s", path,
+		    UIDL_MAP_FILE, strerror(errno));
+		rc = STORE_TEMP;
+		goto out;
+	}
+	/* The map first: an index written later, or rebuilt after a crash
+	 * here, takes its UIDLs from it. */
+	if (map_changed && (rc = write_uidl_map(c.mb, &nmap, err,
+	    errsize)) != STORE_OK)
+		goto out;
+	if ((rc = move_new(c.mb, &moved, err, errsize)) != STORE_OK ||
+	    (rc = sync_index(c.mb, &idx, moved > 0, &dirty, err,
+	    errsize)) != STORE_OK)
+		goto out;
+	if (flags & IMPORT_FORCE)
+		import_force(c.mb, &idx, v, n, &c, &dirty);
+	if (dirty)
+		rc = write_index(c.mb, &idx, err, errsize);
+out:
+	close_fd(&lockfd);
+	import_ctx_free(&c);
+	uidl_map_free(&nmap);
+	index_free(&idx);
+	mailbox_free(c.mb);
+	return rc;
 }
 
 /* ---- LOGIN-DELAY ---- */

@@ -42,6 +42,9 @@ struct msg_info {
 struct mailbox_opts {
 	bool	lock_session;	/* hold an exclusive lock until close */
 	bool	create;		/* create the Maildir if it is missing */
+	/* The UIDL guard (postern.conf(5)); 0: the defaults of limits.h. */
+	unsigned int uidl_guard_share;	/* percent of the messages */
+	unsigned int uidl_guard_min;	/* messages */
 };
 
 struct mailbox;
@@ -49,7 +52,9 @@ struct mailbox;
 /*
  * Opens the Maildir at path: takes mail from new/ into cur/, removes
  * stale tmp/ files, reconciles the index with the files (rebuilding it
- * if missing or corrupt, never changing a UIDL it already holds) and
+ * if missing or corrupt, never changing a UIDL it already holds, giving
+ * new entries the UIDL postern.uidls records for them, else their
+ * name's; the UIDL guard of opts logs when many change at once) and
  * returns the snapshot.  On error, writes a one-line reason to err (for
  * the log, not for the client).
  */
@@ -166,5 +171,62 @@ enum store_rc mailbox_deliver(const char *path, const void *head,
  */
 enum store_rc mailbox_usage(const char *path, uint64_t *bytes_r,
     uint32_t *count_r, char *err, size_t errsize) ATTR_WARN_UNUSED;
+
+/*
+ * Importing the UIDLs another server showed (postern migrate-uidl), so
+ * that clients see the same UIDL for the same message.  Each record
+ * names a message by its Maildir base name (the file name up to the
+ * first ':', as Dovecot and Courier match it) and gives its UIDL.
+ * mailbox_import_uidls sets every record's status:
+ *
+ *	IMPORT_DONE		imported
+ *	IMPORT_ALREADY		the message shows this UIDL already
+ *	IMPORT_NO_FILE		no file in cur/ or new/ has this base name
+ *	IMPORT_INVALID		not 1..70 octets in 0x21..0x7e (RFC 1939)
+ *	IMPORT_DUPLICATE	another record gives the same UIDL: neither
+ *				is imported
+ *	IMPORT_DUPLICATE_FILE	a second record for the same file
+ *	IMPORT_COLLISION	another message keeps this UIDL
+ *	IMPORT_CONFLICT		the index or the map holds another UIDL for
+ *				the message, which posternd may have shown
+ *				(storage invariant 3): only IMPORT_FORCE
+ *				replaces it
+ *
+ * The imported UIDLs that the base name would not give are recorded in
+ * postern.uidls (index.h), written atomically under the index lock
+ * before the index, so that a lost or rebuilt index gives them again;
+ * records of files that are gone leave it.  Then new/ is moved to cur/
+ * and the index is brought up to date, as mailbox_open does.  With
+ * IMPORT_DRY_RUN only the statuses are set: nothing is written, no lock
+ * taken.  STORE_PERM: no such Maildir, or a damaged postern.uidls;
+ * STORE_TEMP: I/O errors.  err gets a one-line reason.
+ */
+enum uidl_import_status {
+	IMPORT_PENDING = 0,
+	IMPORT_DONE,
+	IMPORT_ALREADY,
+	IMPORT_NO_FILE,
+	IMPORT_INVALID,
+	IMPORT_DUPLICATE,
+	IMPORT_DUPLICATE_FILE,
+	IMPORT_COLLISION,
+	IMPORT_CONFLICT,
+};
+
+struct uidl_import {
+	char			*base;	/* the caller's; NUL-terminated */
+	char			*uidl;	/* the caller's; may be invalid */
+	enum uidl_import_status	 status;
+};
+
+#define IMPORT_DRY_RUN	0x1u
+#define IMPORT_FORCE	0x2u
+
+enum store_rc mailbox_import_uidls(const char *path, struct uidl_import *v,
+    size_t n, unsigned int flags, char *err, size_t errsize)
+    ATTR_WARN_UNUSED;
+
+/* A few words for a status, for reports. */
+const char *uidl_import_status_text(enum uidl_import_status);
 
 #endif

@@ -73,10 +73,11 @@ def _wait_port(port, proc, timeout=20):
 class Dovecot:
     """A private Dovecot: .port (plain text, STLS), .tls_port (implicit
     TLS), .ca_file (the test CA), .maildir (the user's Maildir, owned by
-    the mail user), .log_text()."""
+    the mail user), .log_text().  extra: more lines for dovecot.conf
+    (e.g. pop3_uidl_format)."""
 
     def __init__(self, mechs="plain login cram-md5 scram-sha-1 "
-                 "scram-sha-256"):
+                 "scram-sha-256", extra=""):
         self.pki = harness.tls_pki()
         self.ca_file = self.pki.ca_cert
         # World-searchable: the mail, login and auth processes each run
@@ -138,11 +139,12 @@ service pop3-login {{
     ssl = yes
   }}
 }}
+{extra}
 """.format(d=self.dir, port=self.port, tls_port=self.tls_port,
            log=self.logf, cert=self.pki.cert, key=self.pki.key,
            dh=("ssl_dh = <%s" % dh) if os.path.exists(dh) else "",
            mechs=mechs, uid=mail_user.pw_uid, gid=mail_user.pw_gid,
-           users=users, mail=os.path.join(self.dir, "mail"))
+           users=users, mail=os.path.join(self.dir, "mail"), extra=extra)
         self.conf = os.path.join(self.dir, "dovecot.conf")
         with open(self.conf, "w") as f:
             f.write(conf)

@@ -102,7 +102,7 @@ static void
 test_sizes(void **state)
 {
 	struct fx *f = *state;
-	struct mailbox_opts o = { false, false };
+	struct mailbox_opts o = { .create = false };
 	struct mailbox *mb;
 	uint64_t w1, w2, bytes;
 	uint32_t count;
