@@ -2,7 +2,8 @@
  * cmd_deliver.c: `postern deliver [-c FILE] [-f SENDER] [--max-size N]
  * -u USER`, a local delivery agent for MTA pipes (Postfix's pipe(8) and
  * mailbox_command, .forward files): one message on standard input into
- * the Maildir of a user of the configured user database.
+ * the mailbox (Maildir or mbox) of a user of the configured user
+ * database.
  *
  * The message gets "Return-Path: <SENDER>" and "Delivered-To: USER" in
  * front and is otherwise stored as it came, with LF or CRLF line ends
@@ -294,6 +295,7 @@ cmd_deliver(int argc, char **argv)
 	char *head = NULL, *first = NULL;
 	struct config c;
 	struct delivery_info info;
+	struct delivery *d = NULL;
 	uint64_t max_size = DEFAULT_DELIVER_MAX_SIZE;
 	bool max_size_given = false;
 	size_t firstlen, fromlen, hlen, headlen;
@@ -426,8 +428,21 @@ cmd_deliver(int argc, char **argv)
 	memcpy(head + hlen, first + fromlen, firstlen - fromlen);
 	/* The limit is on standard input: the header lines are ours and
 	 * the "From " line is not stored. */
-	rc = mailbox_deliver(path, head, headlen, STDIN_FILENO,
-	    max_size - fromlen + hlen, &info, err, sizeof(err));
+	store_set_mbox_limits(c.mbox_lock_timeout_ms,
+	    c.mbox_dotlock_stale_ms / 1000);
+	rc = mailbox_deliver_begin(path, max_size - fromlen + hlen, &d, err,
+	    sizeof(err));
+	if (rc == STORE_OK) {
+		/* The envelope sender of an mbox's From_ line. */
+		mailbox_deliver_set_sender(d, sender);
+		rc = mailbox_deliver_write(d, head, headlen, err,
+		    sizeof(err));
+		if (rc == STORE_OK)
+			rc = mailbox_deliver_fd(&d, STDIN_FILENO, &info, err,
+			    sizeof(err));
+		else
+			mailbox_deliver_abort(&d);
+	}
 	switch (rc) {
 	case STORE_OK:
 		status = EX_OK;
