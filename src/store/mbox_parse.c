@@ -301,17 +301,18 @@ mbox_quote_feed(struct mbox_quote *q, const uint8_t *data, size_t len,
 
 	while (p < end) {
 		if (q->held > 0 || q->bol) {
-			q->bol = false;
-			/* Matching: run == p here. */
+			/* Matching (bol stays set through the '>'s, also
+			 * across calls): run == p here. */
 			while (p < end) {
 				if (q->held == 0 && *p == '>') {
 					p++;
 					continue;
 				}
-				if (q->held < 4 && *p == (uint8_t)from_[q->held]) {
+				if (q->held < 4 &&
+				    *p == (uint8_t)from_[q->held]) {
 					/* Hold it: flush what passed before. */
-					if (q->held == 0 &&
-					    buf_add(out, run, (size_t)(p - run)) == -1)
+					if (q->held == 0 && buf_add(out, run,
+					    (size_t)(p - run)) == -1)
 						return -1;
 					q->held++;
 					p++;
@@ -327,6 +328,7 @@ mbox_quote_feed(struct mbox_quote *q, const uint8_t *data, size_t len,
 				if (q->held > 0)
 					run = p;
 				q->held = 0;
+				q->bol = false;
 				break;
 			}
 			if (p == end)

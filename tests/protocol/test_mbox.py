@@ -501,6 +501,7 @@ def test_crash_during_rewrite(mbox_server):
     rng = random.Random(5)
     kills = 0
     rounds = 0
+    outcome = {"old": 0, "new": 0}
     deadline = time.monotonic() + 60
     while kills < 60 and time.monotonic() < deadline and rounds < 400:
         rounds += 1
@@ -538,11 +539,14 @@ def test_crash_during_rewrite(mbox_server):
         # Survivors keep their UIDLs and content.
         for n, uid in now_uidl.items():
             assert expected_entries[uid] == mbox_entry(new_msgs[n - 1])
+        outcome["old" if new == old else "new"] += 1
         if new == old:
             assert set(now_uidl.values()) == set(u.values())
         else:
             assert set(now_uidl.values()) == set(u.values()) - {u[victim]}
         if len(now_uidl) < 10:
             break
-    print("mbox crash test: %d kills in %d rounds" % (kills, rounds))
+    print("mbox crash test: %d kills in %d rounds, %d left the old"
+          " mailbox, %d the new" % (kills, rounds, outcome["old"],
+                                    outcome["new"]))
     assert kills >= 30, (kills, rounds)
