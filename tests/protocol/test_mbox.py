@@ -6,8 +6,10 @@ quoting round-trips, UIDLs stay across sessions and restarts, X-UIDL
 headers are imported, DELE+QUIT rewrites the file keeping the others
 byte for byte (and mail appended meanwhile), both locks (dotlock and
 fcntl) give -ERR [IN-USE], `postern deliver` appends, and a full disk
-leaves the old mbox as it was.  The crash test kills the pop3 worker
-during rewrites of a large mbox and checks the file after each kill.
+leaves the old mbox as it was (for a delivery and for a rewrite).
+EXPIRE and LOGIN-DELAY work on an mbox.  Deliveries killed mid-append
+leave no partial message.  The crash test kills the pop3 worker during
+rewrites of a large mbox and checks the file after each kill.
 """
 
 import fcntl
@@ -438,6 +440,20 @@ def test_disk_full_deliver_leaves_mbox(make_server):
         with srv.login("alice") as c:
             assert c.stat()[0] == 2
             c.quit()
+        # A rewrite that does not fit: -ERR, and the mbox as it was.
+        half = b"Subject: half\n\n" + (b"h" * 99 + b"\n") * 6000
+        assert deliver(srv, "alice", half).returncode == EX_OK
+        before = read_mbox(srv, "alice")
+        with srv.login("alice") as c:
+            assert c.command("DELE 1").startswith("+OK")
+            r = c.quit()
+            assert r.startswith("-ERR [SYS/TEMP]"), r
+        assert read_mbox(srv, "alice") == before
+        assert not os.path.exists(os.path.join(srv.mail_root,
+                                               ".alice.postern-new"))
+        with srv.login("alice") as c:
+            assert c.stat()[0] == 3
+            c.quit()
     finally:
         srv.stop()
         for attempt in range(20):
@@ -478,6 +494,101 @@ def test_not_an_mbox_is_permanent(mbox_server):
     r = c.command("PASS " + mbox_server.users["alice"])
     assert r.startswith("-ERR [SYS/PERM]"), r
     c.close()
+
+
+def test_expire_on_mbox(make_server):
+    """EXPIRE: retrieval times are kept in the mbox index; with expire
+    0 what a session retrieved goes at its QUIT, with 5 days nothing
+    fresh goes and the time survives the next session."""
+    srv = make_server(config=dict(MBOX_CONF, expire=0), start=False)
+    srv.chown_mail_root()
+    srv.start()
+    write_mbox(srv, "alice", [msg(1), msg(2), msg(3)])
+    with srv.login("alice") as c:
+        assert c.retr(2) == wire_form(msg(2))
+        assert c.quit().startswith("+OK")
+    assert split_mbox(read_mbox(srv, "alice")) == [msg(1), msg(3)]
+    srv.set_config(expire=5)
+    srv.reload()
+    time.sleep(0.5)
+    with srv.login("alice") as c:
+        c.retr(1)
+        c.quit()
+    idx = os.path.join(srv.mail_root, ".alice.postern-index")
+    with open(idx, "rb") as f:
+        lines = [l.split(b" ") for l in f.read().split(b"\n")
+                 if l.startswith(b"m ")]
+    assert int(lines[0][8]) > 0 and int(lines[1][8]) == 0
+    assert split_mbox(read_mbox(srv, "alice")) == [msg(1), msg(3)]
+
+
+def test_login_delay_on_mbox(make_server):
+    srv = make_server(config=dict(MBOX_CONF, login_delay="2s"),
+                      start=False)
+    srv.chown_mail_root()
+    srv.start()
+    write_mbox(srv, "alice", [msg(1)])
+    with srv.login("alice") as c:
+        c.quit()
+    assert os.path.exists(os.path.join(srv.mail_root,
+                                       ".alice.postern-login"))
+    with srv.connect() as c:
+        r = c.try_login("alice", srv.users["alice"])
+        assert r.startswith("-ERR [LOGIN-DELAY]"), r
+
+
+def test_killed_deliveries_leave_no_partial_message(mbox_server):
+    """postern deliver killed at random instants of an append: the next
+    locker cuts the half-written message away; every delivery that
+    exited 0 is there once and whole, the others not at all."""
+    srv = mbox_server
+    rng = random.Random(7)
+    line = b"y" * 79 + b"\n"
+    done = []
+    kills = 0
+    for i in range(14):
+        body = b"Subject: killed %d\n\n" % i + line * rng.randrange(
+            1000, 30000)
+        p = subprocess.Popen([harness.postern_path(), "deliver", "-c",
+                              srv.conf_path, "-u", "alice"],
+                             stdin=subprocess.PIPE,
+                             stdout=subprocess.DEVNULL,
+                             stderr=subprocess.DEVNULL,
+                             env=harness._child_env())
+
+        def feed(p=p, body=body):
+            try:
+                p.stdin.write(body)
+                p.stdin.close()
+            except (BrokenPipeError, ValueError, OSError):
+                pass
+
+        t = threading.Thread(target=feed, daemon=True)
+        t.start()
+        if i % 2 == 0:
+            time.sleep(rng.uniform(0.0, 0.15))
+            p.kill()
+        st = p.wait(timeout=60)
+        t.join(timeout=10)
+        if st == 0:
+            done.append(delivered_form(body, "alice", ""))
+        else:
+            kills += 1
+        with srv.login("alice") as c:
+            n, _ = c.stat()
+            assert n == len(done)
+            for k, want in enumerate(done, 1):
+                assert c.list()[k] == wire_size(want)
+            c.quit()
+    with srv.login("alice") as c:
+        for k, want in enumerate(done, 1):
+            assert c.retr(k) == wire_form(want)
+        c.quit()
+    assert split_mbox(read_mbox(srv, "alice")) == done
+    cut = srv.log_text().count("removing a delivery that did not finish")
+    print("mbox deliveries: %d killed, %d cut back by the next session"
+          % (kills, cut))
+    assert kills > 0
 
 
 def test_crash_during_rewrite(mbox_server):
