@@ -42,7 +42,8 @@
  * once), so a
  * rewrite by another MUA, or a crash between our rewrite and the index
  * write, keeps UIDLs.  New messages get the UIDL of a valid X-UIDL
- * header (qpopper) if no other message holds it, else <prefix>.<n>: a
+ * header (qpopper) if no other message holds it and it does not look
+ * like one of ours, else <prefix>.<n>: a
  * random prefix chosen when the index is made and a counter kept in it
  * that only grows, so a UIDL is never given twice.
  *
@@ -657,6 +658,12 @@ assign_uidls(struct mbox_index *idx, struct collect *c)
 		const char *x = i - c->first < c->cap ?
 		    c->xuidl[i - c->first] : NULL;
 
+		/* One in the form of our own UIDLs could be one that was
+		 * given before and deleted: never reuse it. */
+		if (x != NULL && strncmp(x, idx->prefix, MBOX_PREFIX_LEN) ==
+		    0 && x[MBOX_PREFIX_LEN] == '.')
+			x = NULL;
+
 		if (e->uidl != NULL)
 			continue;
 		it = 0;
@@ -883,6 +890,7 @@ sync_index(struct mbox_lock *lk, struct mbox_index *idx, bool *dirty_r,
 	struct mbox_index old;
 	struct collect c = { 0 };
 	struct stat st;
+	char name[NAME_MAX + 32];
 	uint8_t head[5];
 	bool tail_ok = true, incremental = false;
 	size_t i;
@@ -896,6 +904,12 @@ sync_index(struct mbox_lock *lk, struct mbox_index *idx, bool *dirty_r,
 		    lk->path, strerror(saved));
 		return store_errno_rc(saved);
 	}
+	/* A rewrite that died left its copy: under the locks, nobody
+	 * writes it now. */
+	if (side_name(lk, SUFFIX_NEW, name, sizeof(name)) == 0 &&
+	    unlinkat(lk->dirfd, name, 0) == 0)
+		log_warnx("mbox %s: removed %s of a rewrite that did not"
+		    " finish", lk->path, name);
 	if ((loaded = load_index(lk, &old, err, errsize)) == -1)
 		return STORE_TEMP;
 	if (fstat(lk->fd, &st) == -1) {

@@ -231,6 +231,19 @@ def test_xuidl_import(mbox_server):
     assert u[4] != "x" * 71 and len(u[4]) <= 70
     assert u[5] != "not-a-header"
     assert len(set(u.values())) == 5
+    # A deleted UIDL never comes back, not even through an X-UIDL
+    # header that names it.
+    with mbox_server.login("alice") as c:
+        assert c.command("DELE 3").startswith("+OK")
+        assert c.quit().startswith("+OK")
+    append_mbox(mbox_server, "alice",
+                b"X-UIDL: " + u[3].encode() + b"\n\nreplay\n")
+    with mbox_server.login("alice") as c:
+        u2 = c.uidl()
+        c.quit()
+    assert len(u2) == 5
+    assert u[3] not in u2.values()
+    assert u2[1] == "qpop-0001"
 
 
 def test_dele_quit_rewrites_keeping_others(mbox_server):
