@@ -670,7 +670,8 @@ def test_crash_during_rewrite(mbox_server):
             assert set(now_uidl.values()) == set(u.values()) - {u[victim]}
         if len(now_uidl) < 10:
             break
+    torn = srv.log_text().count("of a rewrite that did not finish")
     print("mbox crash test: %d kills in %d rounds, %d left the old"
-          " mailbox, %d the new" % (kills, rounds, outcome["old"],
-                                    outcome["new"]))
+          " mailbox (%d of them in the middle of the copy), %d the new" %
+          (kills, rounds, outcome["old"], torn, outcome["new"]))
     assert kills >= 30, (kills, rounds)
