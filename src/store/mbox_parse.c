@@ -32,8 +32,9 @@
  * and the number of the next UIDL to give.  from-hash, head-hash: 16
  * lower-case hex digits of FNV-1a 64 of the From_ line and of the
  * message's header lines (they tell messages apart when the mbox must
- * be indexed again).  retr-time: unix time of the first RETR, or 0.  checksum: 16
- * lower-case hex digits of FNV-1a 64 over every octet before "end".
+ * be indexed again).  retr-time: unix time of the first RETR, or 0.
+ * checksum: 16 lower-case hex digits of FNV-1a 64 over every octet
+ * before "end".
  */
 #include <errno.h>
 #include <stdio.h>

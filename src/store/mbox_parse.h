@@ -40,7 +40,7 @@ struct mbox_found {
 	uint64_t	stored;		/* message octets, still quoted */
 	uint64_t	wire;		/* wire size, unquoted (pop3/wire.h) */
 	uint64_t	head_hash;	/* FNV-1a 64 of the header lines */
-	char		xuidl[UIDL_MAX_LEN + 1];	/* valid X-UIDL, or "" */
+	char		xuidl[UIDL_MAX_LEN + 1];	/* X-UIDL or "" */
 };
 
 /* Called for each message in file order; a -1 return stops the scan. */
@@ -48,7 +48,7 @@ typedef int mbox_found_fn(void *arg, const struct mbox_found *);
 
 struct mbox_scan {
 	uint64_t	off;		/* file offset of the next octet */
-	uint64_t	line_off;	/* offset where the current line began */
+	uint64_t	line_off;	/* offset of the current line */
 	uint64_t	line_len;	/* octets of it so far, without LF */
 	uint8_t		head[MBOX_HEAD_MAX];
 	size_t		head_len;	/* octets of the line start kept */

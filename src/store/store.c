@@ -43,7 +43,8 @@ struct delivery {
 	enum store_kind		 kind;
 	struct maildir_delivery	*md;
 	struct mbox_delivery	*mx;
-	char			*path;		/* mbox: begun at the first write */
+	char			*path;		/* mbox: locked at the first
+						 * write or the commit */
 	uint64_t		 max_size;
 	char			*sender;
 };

@@ -72,8 +72,8 @@ void	store_set_mbox_limits(uint64_t lock_timeout_ms,
  * returns the snapshot.  An mbox is read under its lock, indexed
  * (mbox.c) and unlocked again unless lock_session is set; a missing mbox
  * file is an empty mailbox.  STORE_IN_USE: the lock_session lock, or the
- * mbox lock within the timeout, is held by another.  On error, writes a one-line reason to err (for
- * the log, not for the client).
+ * mbox lock within the timeout, is held by another.  On error, writes a
+ * one-line reason to err (for the log, not for the client).
  */
 enum store_rc mailbox_open(const char *path, const struct mailbox_opts *,
     struct mailbox **mb_r, char *err, size_t errsize) ATTR_WARN_UNUSED;
