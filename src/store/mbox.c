@@ -378,6 +378,11 @@ lock_take(struct mbox_lock *lk, bool create, char *err, size_t errsize)
 			saved = errno;
 			if (saved == ENOENT && !create)
 				return STORE_GONE;
+			if (saved == EISDIR) {
+				errf(err, errsize, "mbox %s: a directory, not an"
+				    " mbox file", lk->path);
+				return STORE_PERM;
+			}
 			errf(err, errsize, "mbox %s: %s", lk->path,
 			    strerror(saved));
 			return store_errno_rc(saved);

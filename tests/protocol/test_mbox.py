@@ -189,6 +189,30 @@ def test_autodetect_regular_file_is_mbox(make_server):
     assert os.path.isdir(srv.maildir("bob"))
 
 
+def test_maildir_prefix_and_directory_as_mbox(make_server):
+    """maildir:%u makes every mailbox a Maildir; mbox:%u on a
+    directory is a permanent error."""
+    srv = make_server(config={"mailbox_path": "maildir:%u"}, start=False)
+    srv.chown_mail_root()
+    srv.start()
+    srv.add_message("alice", msg(1))
+    with srv.login("alice") as c:
+        check_retr_all(c, [msg(1)])
+        c.quit()
+    srv.set_config(mailbox_path="mbox:%u")
+    srv.reload()
+    deadline = time.monotonic() + 10
+    while True:
+        c = srv.connect()
+        c.command("USER alice")
+        r = c.command("PASS " + srv.users["alice"])
+        c.close()
+        if r.startswith("-ERR") or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    assert r.startswith("-ERR [SYS/PERM]"), r
+
+
 def test_missing_mbox_is_empty(mbox_server):
     with mbox_server.login("alice") as c:
         assert c.stat() == (0, 0)
