@@ -389,6 +389,14 @@ def test_lock_session_second_session_in_use(make_server):
         assert r.startswith("-ERR [IN-USE]"), r
         d.close()
         assert os.path.exists(mbox_path(srv, "alice") + ".lock")
+        # What an MTA or MUA sees: the fcntl lock is taken, and O_EXCL
+        # on the dotlock fails.
+        with open(mbox_path(srv, "alice"), "r+b") as f:
+            with pytest.raises(OSError):
+                fcntl.lockf(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        with pytest.raises(FileExistsError):
+            os.open(mbox_path(srv, "alice") + ".lock",
+                    os.O_WRONLY | os.O_CREAT | os.O_EXCL)
         assert c.command("DELE 1").startswith("+OK")
         assert c.quit().startswith("+OK")
     assert not os.path.exists(mbox_path(srv, "alice") + ".lock")
