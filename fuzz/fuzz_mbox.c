@@ -4,12 +4,15 @@
  * input bytes choose: the results must agree), with the invariants of
  * what it finds checked; the same bytes as an mbox index file through
  * its parser, whose accepted input must serialize and parse back the
- * same; and the bytes quoted for an append must scan back as one
- * message of the same wire size.
+ * same; the bytes quoted for an append must scan back as one message of
+ * the same wire size; and the wire encoder's unquoting must give the
+ * same octets whatever the chunking.
  */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include <event2/buffer.h>
 
 #include "lib/buf.h"
 #include "pop3/wire.h"
@@ -119,6 +122,43 @@ quote_round_trip(const uint8_t *data, size_t size)
 	buf_clear(&out);
 }
 
+/* The wire encoder in mboxrd mode, whole and in chunks: the same octets,
+ * as many as it counts, with stuffing or a TOP budget alike. */
+static void
+unquote_chunks(const uint8_t *data, size_t size, size_t chunk, bool stuff,
+    uint64_t top)
+{
+	struct evbuffer *a = evbuffer_new(), *b = evbuffer_new();
+	struct wire_enc ea, eb;
+	size_t off = 0, n, la, lb;
+
+	if (a == NULL || b == NULL)
+		abort();
+	wire_enc_init(&ea, stuff, top);
+	wire_enc_mboxrd(&ea);
+	wire_enc_init(&eb, stuff, top);
+	wire_enc_mboxrd(&eb);
+	if (wire_enc_feed(&ea, data, size, a) == -1 ||
+	    wire_enc_finish(&ea, a) == -1)
+		abort();
+	while (off < size) {
+		n = size - off < chunk ? size - off : chunk;
+		if (wire_enc_feed(&eb, data + off, n, b) == -1)
+			abort();
+		off += n;
+	}
+	if (wire_enc_finish(&eb, b) == -1)
+		abort();
+	la = evbuffer_get_length(a);
+	lb = evbuffer_get_length(b);
+	if (la != lb || ea.octets != eb.octets || (!stuff && ea.octets != la) ||
+	    (la > 0 && memcmp(evbuffer_pullup(a, -1), evbuffer_pullup(b, -1),
+	    la) != 0))
+		abort();
+	evbuffer_free(a);
+	evbuffer_free(b);
+}
+
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -138,5 +178,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			abort();
 	index_round_trip(data, size);
 	quote_round_trip(data, size);
+	unquote_chunks(data, size, chunk, false, WIRE_ALL_LINES);
+	unquote_chunks(data, size, chunk, true,
+	    size > 1 ? (uint64_t)data[1] % 5 : WIRE_ALL_LINES);
 	return 0;
 }
