@@ -2,7 +2,8 @@
  * cmd_deliver.c: `postern deliver [-c FILE] [-f SENDER] [--max-size N]
  * -u USER`, a local delivery agent for MTA pipes (Postfix's pipe(8) and
  * mailbox_command, .forward files): one message on standard input into
- * the Maildir of a user of the configured user database.
+ * the mailbox (Maildir or mbox) of a user of the configured user
+ * database.
  *
  * The message gets "Return-Path: <SENDER>" and "Delivered-To: USER" in
  * front and is otherwise stored as it came, with LF or CRLF line ends
@@ -280,6 +281,7 @@ cmd_deliver(int argc, char **argv)
 	char *head = NULL, *first = NULL;
 	struct config c;
 	struct delivery_info info;
+	struct delivery *d = NULL;
 	uint64_t max_size = DEFAULT_DELIVER_MAX_SIZE;
 	bool max_size_given = false;
 	size_t firstlen, fromlen, hlen, headlen;
@@ -447,8 +449,20 @@ cmd_deliver(int argc, char **argv)
 		    (unsigned long long)max_size);
 		goto out;
 	}
-	rc = mailbox_deliver(path, head, headlen, STDIN_FILENO, limit, &info,
-	    err, sizeof(err));
+	store_set_mbox_limits(c.mbox_lock_timeout_ms,
+	    c.mbox_dotlock_stale_ms / 1000);
+	rc = mailbox_deliver_begin(path, limit, &d, err, sizeof(err));
+	if (rc == STORE_OK) {
+		/* The envelope sender of an mbox's From_ line. */
+		mailbox_deliver_set_sender(d, sender);
+		rc = mailbox_deliver_write(d, head, headlen, err,
+		    sizeof(err));
+		if (rc == STORE_OK)
+			rc = mailbox_deliver_fd(&d, STDIN_FILENO, &info, err,
+			    sizeof(err));
+		else
+			mailbox_deliver_abort(&d);
+	}
 	switch (rc) {
 	case STORE_OK:
 		status = EX_OK;

@@ -223,6 +223,11 @@ static const struct key keys[] = {
 	{ "auth_fail_delay_max", set_duration, FIELD(auth_fail_delay_max_ms),
 	    0, AUTH_DELAY_MAX_MS, 0 },
 	{ "lock_session", set_bool, FIELD(lock_session), 0, 0, 0 },
+	{ "mbox_lock_timeout", set_duration, FIELD(mbox_lock_timeout_ms), 0,
+	    MBOX_LOCK_TIMEOUT_MAX_MS, 0 },
+	{ "mbox_dotlock_stale", set_duration, FIELD(mbox_dotlock_stale_ms),
+	    MBOX_DOTLOCK_STALE_MIN_SEC * 1000ull,
+	    MBOX_DOTLOCK_STALE_MAX_SEC * 1000ull, 0 },
 	{ "expire", set_expire, FIELD(expire_days), 0, EXPIRE_MAX_DAYS, 0 },
 	{ "login_delay", set_login_delay, FIELD(login_delay_s), 0,
 	    LOGIN_DELAY_MAX_MS, 0 },
@@ -667,13 +672,30 @@ bad_component(const char *s, size_t len)
 	return NULL;
 }
 
+/*
+ * The length of a mailbox format prefix, "mbox:" or "maildir:", at the
+ * start of a mailbox_path template (0 if none); the store reads it from
+ * the path config_mailbox_path returns.
+ */
+static size_t
+format_prefix_len(const char *t)
+{
+	static const char *const prefixes[] = { "mbox:", "maildir:" };
+	size_t i;
+
+	for (i = 0; i < N_ELEMENTS(prefixes); i++)
+		if (strncmp(t, prefixes[i], strlen(prefixes[i])) == 0)
+			return strlen(prefixes[i]);
+	return 0;
+}
+
 static int
 set_mailbox_path(struct parse *p, const struct key *k, const char *value)
 {
-	const char *s, *why;
+	const char *s, *why, *tmpl = value + format_prefix_len(value);
 	bool user = false;
 
-	if (value[0] == '/') {
+	if (tmpl[0] == '/') {
 		err_set(p, "%s: '%s' must be relative to mail_root (remove "
 		    "the leading '/')", k->name, shown(p, value));
 		return -1;
@@ -683,7 +705,7 @@ set_mailbox_path(struct parse *p, const struct key *k, const char *value)
 		    k->name, MAX_PATH_LEN - 1);
 		return -1;
 	}
-	for (s = value; *s != '\0'; s++) {
+	for (s = tmpl; *s != '\0'; s++) {
 		if (*s != '%')
 			continue;
 		s++;
@@ -702,7 +724,7 @@ set_mailbox_path(struct parse *p, const struct key *k, const char *value)
 			return -1;
 		}
 	}
-	if ((why = bad_component(value, strlen(value))) != NULL) {
+	if ((why = bad_component(tmpl, strlen(tmpl))) != NULL) {
 		err_set(p, "%s: '%s' has %s (write e.g. %%d/%%n)", k->name,
 		    shown(p, value), why);
 		return -1;
@@ -1952,6 +1974,8 @@ defaults(struct config *c)
 	c->auth_fail_delay_ms = DEFAULT_AUTH_FAIL_DELAY_MS;
 	c->auth_fail_delay_max_ms = DEFAULT_AUTH_FAIL_DELAY_MAX_MS;
 	c->lock_session = false;
+	c->mbox_lock_timeout_ms = DEFAULT_MBOX_LOCK_TIMEOUT_MS;
+	c->mbox_dotlock_stale_ms = DEFAULT_MBOX_DOTLOCK_STALE_SEC * 1000ull;
 	c->expire_days = -1;
 	c->login_delay_s = 0;
 	c->uidl_guard_share = DEFAULT_UIDL_GUARD_SHARE;
@@ -2072,7 +2096,7 @@ config_mailbox_path(const struct config *c, const char *user, char *out,
 {
 	char rel[MAX_PATH_LEN];
 	const char *t, *at, *ins, *dom;
-	size_t ulen, nlen, dlen, ilen, rlen = 0;
+	size_t ulen, nlen, dlen, ilen, plen, rlen = 0;
 
 	if (c->mail_root == NULL || c->mailbox_path == NULL ||
 	    !username_ok(user)) {
@@ -2084,8 +2108,9 @@ config_mailbox_path(const struct config *c, const char *user, char *out,
 	nlen = at != NULL ? (size_t)(at - user) : ulen;
 	dom = at != NULL ? at + 1 : user + ulen;
 	dlen = strlen(dom);
+	plen = format_prefix_len(c->mailbox_path);
 
-	for (t = c->mailbox_path; *t != '\0'; t++) {
+	for (t = c->mailbox_path + plen; *t != '\0'; t++) {
 		if (*t != '%') {
 			ins = t;
 			ilen = 1;
@@ -2129,8 +2154,8 @@ config_mailbox_path(const struct config *c, const char *user, char *out,
 		errno = EINVAL;
 		return -1;
 	}
-	return str_fmt(out, outsize, "%s%s%s", c->mail_root,
-	    strcmp(c->mail_root, "/") == 0 ? "" : "/", rel);
+	return str_fmt(out, outsize, "%.*s%s%s%s", (int)plen, c->mailbox_path,
+	    c->mail_root, strcmp(c->mail_root, "/") == 0 ? "" : "/", rel);
 }
 
 void

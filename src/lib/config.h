@@ -112,7 +112,9 @@ struct config {
 	size_t			 n_listeners;
 
 	char			*mail_root;	/* absolute directory */
-	char			*mailbox_path;	/* template: %u %n %d %% */
+	char			*mailbox_path;	/* template: %u %n %d %%, after
+						 * an optional "mbox:" or
+						 * "maildir:" */
 	char			*user_db;	/* passwd-file or SQLite path */
 	uint64_t		 deliver_max_size;	/* postern deliver */
 	enum userdb_type	 user_db_type;
@@ -138,6 +140,8 @@ struct config {
 	uint64_t		 auth_fail_delay_max_ms;
 
 	bool			 lock_session;
+	uint64_t		 mbox_lock_timeout_ms;	/* both mbox locks */
+	uint64_t		 mbox_dotlock_stale_ms;	/* FILE.lock age */
 	int64_t			 expire_days;	/* -1: NEVER */
 	uint64_t		 login_delay_s;	/* 0: none */
 	/* The UIDL guard of the store (store.h mailbox_opts). */
@@ -215,8 +219,10 @@ int	config_parse_listener(const char *text, struct listener_conf *l)
 
 /*
  * Expands the mailbox template for user into out: the absolute path
- * mail_root/expanded.  Refuses user names that could escape the mail
- * root (empty, "/", leading '.', "..", control characters).  0 or -1.
+ * mail_root/expanded, with the template's "mbox:" or "maildir:" prefix
+ * in front if it has one (the store's location string, store.h).
+ * Refuses user names that could escape the mail root (empty, "/",
+ * leading '.', "..", control characters).  0 or -1.
  */
 int	config_mailbox_path(const struct config *c, const char *user,
 	    char *out, size_t outsize) ATTR_WARN_UNUSED;

@@ -214,4 +214,15 @@
 /* Shutdown: how long sessions get to receive their last reply. */
 #define SHUTDOWN_GRACE_MS		2000
 
+/* mbox locking (mbox_lock_timeout, mbox_dotlock_stale): how long to try
+ * for the fcntl lock and FILE.lock before [IN-USE] (a pop3 worker waits
+ * in the store, so keep it short), and the age at which a dotlock is
+ * taken as left behind (procmail and mutt use about 5 minutes; Postfix
+ * local holds one for seconds). */
+#define DEFAULT_MBOX_LOCK_TIMEOUT_MS	(10ull * 1000)
+#define MBOX_LOCK_TIMEOUT_MAX_MS	(300ull * 1000)
+#define DEFAULT_MBOX_DOTLOCK_STALE_SEC	300
+#define MBOX_DOTLOCK_STALE_MIN_SEC	10
+#define MBOX_DOTLOCK_STALE_MAX_SEC	(24 * 3600)
+
 #endif

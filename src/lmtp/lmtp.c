@@ -306,9 +306,12 @@ op_deliver(void *ctx, const struct lmtp_session *s,
 	/* The limit is on the message; the header lines are ours. */
 	rc = mailbox_deliver_begin(path, cfg->deliver_max_size +
 	    (uint64_t)hlen, &d, err, sizeof(err));
-	if (rc == STORE_OK)
+	if (rc == STORE_OK) {
+		/* The envelope sender of an mbox's From_ line. */
+		mailbox_deliver_set_sender(d, lmtp_session_sender(s));
 		rc = mailbox_deliver_write(d, head, (size_t)hlen, err,
 		    sizeof(err));
+	}
 	if (rc == STORE_OK)
 		rc = copy_spool(c, d, err, sizeof(err));
 	if (rc == STORE_OK)
@@ -655,6 +658,8 @@ lmtp_main(int master_fd)
 
 	log_set_ident("posternd/lmtp");
 	privsep_drop(cfg, "lmtp");
+	store_set_mbox_limits(cfg->mbox_lock_timeout_ms,
+	    cfg->mbox_dotlock_stale_ms / 1000);
 	signal(SIGPIPE, SIG_IGN);
 	/* A file size limit fails a write with EFBIG (a 451), it does not
 	 * kill the process. */

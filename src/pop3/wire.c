@@ -37,6 +37,14 @@ wire_enc_init(struct wire_enc *e, bool stuff, uint64_t top_lines)
 	e->in_body = false;
 	e->done = false;
 	e->all_clean = true;
+	e->mboxrd = false;
+	e->quote = 0;
+}
+
+void
+wire_enc_mboxrd(struct wire_enc *e)
+{
+	e->mboxrd = true;
 }
 
 /* Where encoded octets go: reserved output space, or nowhere (sizes). */
@@ -46,8 +54,9 @@ struct sink {
 
 /* Output for n input octets is at most this: an LF becomes CRLF and a
  * '.' at a line start becomes "..", and a CR held back from the previous
- * chunk comes out first. */
-#define WORST_CASE(n)	(2 * (n) + 2)
+ * chunk, or up to five octets of an mboxrd quote held back, come out
+ * first. */
+#define WORST_CASE(n)	(2 * (n) + 8)
 
 /* Appends wire octets that count towards the size. */
 static int
@@ -129,6 +138,52 @@ end_line(struct wire_enc *e, bool stored_crlf)
 		e->done = true;
 }
 
+/*
+ * mboxrd unquoting.  At a line start a '>' is held back (quote 1); more
+ * '>' pass through (they are all alike, so which one is dropped does not
+ * matter); then "From " is matched octet by octet (quote 2..5 hold
+ * "From"[0..quote-1)).  On the space the held '>' is dropped; on any
+ * other octet the held octets come out and that octet is an ordinary
+ * one.  At most five octets are ever held, whatever the chunking.
+ * Returns the first octet not consumed.
+ */
+static const uint8_t *
+unquote(struct wire_enc *e, const uint8_t *p, const uint8_t *end,
+    struct sink *out)
+{
+	static const char from[] = "From ";
+
+	while (p < end && e->quote != 0) {
+		if (e->quote == 1 && *p == '>') {
+			(void)put(e, out, ">", 1);
+			p++;
+		} else if (*p == (uint8_t)from[e->quote - 1]) {
+			p++;
+			if (++e->quote == sizeof(from)) {
+				(void)put(e, out, from, sizeof(from) - 1);
+				e->quote = 0;
+				e->all_clean = false;
+			}
+		} else {
+			(void)put(e, out, ">", 1);
+			(void)put(e, out, from, e->quote - 1u);
+			e->quote = 0;
+		}
+	}
+	return p;
+}
+
+/* Ends a held mboxrd match at the end of the input: nothing dropped. */
+static void
+unquote_flush(struct wire_enc *e, struct sink *out)
+{
+	if (e->quote == 0)
+		return;
+	(void)put(e, out, ">", 1);
+	(void)put(e, out, "From ", e->quote - 1u);
+	e->quote = 0;
+}
+
 static int
 encode(struct wire_enc *e, const uint8_t *in, size_t len, struct sink *out)
 {
@@ -151,9 +206,23 @@ encode(struct wire_enc *e, const uint8_t *in, size_t len, struct sink *out)
 				return -1;
 			e->line_empty = false;
 		}
+		if (e->quote != 0) {
+			/* Held from the previous chunk; p == in == run. */
+			p = run = unquote(e, p, end, out);
+			if (p == end)
+				break;
+		}
 		if (e->bol) {
 			e->bol = false;
-			if (*p == '.') {
+			if (*p == '>' && e->mboxrd) {
+				if (put(e, out, run, (size_t)(p - run)) == -1)
+					return -1;
+				e->line_empty = false;
+				e->quote = 1;
+				p = run = unquote(e, p + 1, end, out);
+				if (p == end)
+					break;
+			} else if (*p == '.') {
 				e->all_clean = false;
 				if (e->stuff) {
 					if (put(e, out, run,
@@ -221,6 +290,7 @@ wire_enc_feed(struct wire_enc *e, const uint8_t *in, size_t len,
 static int
 finish(struct wire_enc *e, struct sink *out)
 {
+	unquote_flush(e, out);
 	if (e->pending_cr) {
 		/* A CR at the very end is not before an LF: ordinary. */
 		e->pending_cr = false;

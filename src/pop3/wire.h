@@ -37,9 +37,20 @@ struct wire_enc {
 	bool		in_body;	/* the header/body empty line was seen */
 	bool		done;		/* TOP budget used: ignore further input */
 	bool		all_clean;	/* so far stored bytes == wire bytes */
+	bool		mboxrd;		/* unquote ">From " lines (mboxrd) */
+	uint8_t		quote;		/* mboxrd match held back: 0 none,
+					 * 1 one '>', 2..5 and "From"[0..n) */
 };
 
 void	wire_enc_init(struct wire_enc *, bool stuff, uint64_t top_lines);
+
+/*
+ * After wire_enc_init: the stored bytes are an mboxrd message body, in
+ * which a line matching ^>+From  carries one '>' of quoting that is not
+ * part of the message.  The encoder drops that one '>' (sizes count the
+ * unquoted form).  Lines ^From  are left as they are.
+ */
+void	wire_enc_mboxrd(struct wire_enc *);
 
 /* Converts in[0..len) and appends the wire octets to out (out may be
  * NULL to count only).  0, or -1 if out could not grow. */

@@ -806,6 +806,8 @@ send_message(struct session *s, uint32_t idx, uint64_t top_lines)
 	s->msg_left = mi->stored_size;
 	s->next_idx = idx;
 	wire_enc_init(&s->enc, true, top_lines);
+	if (mi->flags & MSG_MBOXRD)
+		wire_enc_mboxrd(&s->enc);
 	start_cont(s, retr_cont);
 }
 
@@ -942,12 +944,9 @@ commands_login_ok(struct session *s)
 		    " logins is %" PRIu64 " seconds.", s->login_delay_s);
 		return;
 	}
-	if (mkdir_p(path, 0700) == -1) {
-		log_warn("pop3 session=%016" PRIx64 " user=%s cannot create"
-		    " %s", s->conn_id, s->user, path);
-		session_reply(s, "-ERR [SYS/TEMP] Cannot open the mailbox.");
-		return;
-	}
+	/* mailbox_open creates a missing Maildir (opts.create). */
+	store_set_mbox_limits(cfg->mbox_lock_timeout_ms,
+	    cfg->mbox_dotlock_stale_ms / 1000);
 	rc = mailbox_open(path, &opts, &s->mb, err, sizeof(err));
 	switch (rc) {
 	case STORE_OK:

@@ -59,8 +59,8 @@ struct index_map_slot {
 	uint32_t	 hash;	/* high half of map_hash */
 };
 
-static uint64_t
-fnv1a64(uint64_t h, const void *data, size_t len)
+uint64_t
+index_fnv1a64(uint64_t h, const void *data, size_t len)
 {
 	const unsigned char *p = data;
 	size_t i;
@@ -80,7 +80,7 @@ fnv1a64(uint64_t h, const void *data, size_t len)
 static uint64_t
 map_hash(const char *key, size_t len)
 {
-	uint64_t h = fnv1a64(FNV64_OFFSET, key, len);
+	uint64_t h = index_fnv1a64(FNV64_OFFSET, key, len);
 
 	h ^= h >> 33;
 	h *= 0xff51afd7ed558ccdull;
@@ -731,7 +731,7 @@ index_parse(const char *data, size_t len, struct index *idx, char *err,
 		set_err(err, errsize, "bad or missing trailer", 0);
 		return -1;
 	}
-	sum = fnv1a64(FNV64_OFFSET, data, body_len);
+	sum = index_fnv1a64(FNV64_OFFSET, data, body_len);
 	snprintf(want, sizeof(want), "%016llx", (unsigned long long)sum);
 	if (memcmp(want, f[2].p, 16) != 0) {
 		set_err(err, errsize, "checksum mismatch", 0);
@@ -898,7 +898,7 @@ index_serialize(const struct index *idx, struct buf *out)
 		if (buf_add(out, line, o) == -1)
 			goto fail;
 	}
-	sum = fnv1a64(FNV64_OFFSET, out->data + start, out->len - start);
+	sum = index_fnv1a64(FNV64_OFFSET, out->data + start, out->len - start);
 	if (buf_addf(out, "end %zu %016llx\n", idx->n,
 	    (unsigned long long)sum) == -1)
 		goto fail;
@@ -1057,7 +1057,7 @@ uidl_map_parse(const char *data, size_t len, struct uidl_map *m, char *err,
 		errf(err, errsize, "uidl map: bad or missing trailer");
 		return -1;
 	}
-	sum = fnv1a64(FNV64_OFFSET, data, body_len);
+	sum = index_fnv1a64(FNV64_OFFSET, data, body_len);
 	snprintf(want, sizeof(want), "%016llx", (unsigned long long)sum);
 	if (memcmp(want, f[2].p, 16) != 0) {
 		errf(err, errsize, "uidl map: checksum mismatch");
@@ -1181,7 +1181,7 @@ uidl_map_serialize(const struct uidl_map *m, struct buf *out)
 		if (buf_add(out, line, o) == -1)
 			goto fail;
 	}
-	sum = fnv1a64(FNV64_OFFSET, out->data + start, out->len - start);
+	sum = index_fnv1a64(FNV64_OFFSET, out->data + start, out->len - start);
 	if (buf_addf(out, "end %zu %016llx\n", m->n,
 	    (unsigned long long)sum) == -1)
 		goto fail;

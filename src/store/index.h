@@ -88,6 +88,11 @@ int	index_parse(const char *data, size_t len, struct index *idx,
 int	index_serialize(const struct index *, struct buf *out)
 	    ATTR_WARN_UNUSED;
 
+/* FNV-1a 64 of data, continuing from h (start with INDEX_FNV64_OFFSET):
+ * the checksum of index files, not a cryptographic hash. */
+#define INDEX_FNV64_OFFSET	0xcbf29ce484222325ull
+uint64_t index_fnv1a64(uint64_t h, const void *data, size_t len);
+
 /* The length of the base name: name up to ":2," (all of it if none). */
 size_t	index_base_len(const char *name);
 

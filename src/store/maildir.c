@@ -1,17 +1,19 @@
 /*
  * maildir.c: the Maildir backend of store.h, with the per-mailbox index.
  *
- * Owns: struct mailbox (the snapshot a session works on), the files
- * postern.index, postern.uidls, postern.lock, postern.session.lock and
- * postern.login in the Maildir root, the moves new/ -> cur/, and
- * deliveries (struct delivery: tmp/, fsync, rename into new/, fsync of
- * new/).  Trusts: the directory it is given (the caller built it from
+ * Owns: struct maildir (the snapshot a session works on), the files
+ * postern.index, postern.uidls, postern.lock and postern.session.lock in
+ * the Maildir root, the moves new/ -> cur/, and deliveries (struct
+ * maildir_delivery: tmp/, fsync, rename into new/, fsync of new/).  Trusts: the directory it is given (the caller built it from
  * the configuration).
  * Does not trust: the index file (parsed strictly by index.c, rebuilt
  * from the files on any fault), file names in the Maildir (any octet but
  * '/' and NUL; dot files are skipped), or other programs working on the
  * Maildir at the same time (files may vanish or be renamed at any
  * moment).
+ *
+ * store.c dispatches the functions of store.h here (maildir_*, declared
+ * in backend.h) or to mbox.c.
  *
  * Locking: postern.lock is taken with an exclusive OFD lock (blocking)
  * around every read-modify-write of the index, so that sessions of any
@@ -50,7 +52,6 @@
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <poll.h>
 #include <string.h>
 #include <sys/random.h>
 #include <sys/stat.h>
@@ -64,17 +65,16 @@
 #include "lib/strnum.h"
 #include "pop3/wire.h"
 #include "store/index.h"
+#include "store/backend.h"
 #include "store/store.h"
 
 #define LOCK_FILE		"postern.lock"
 #define SESSION_LOCK_FILE	"postern.session.lock"
-#define LOGIN_FILE		"postern.login"
 #define UIDL_MAP_FILE		"postern.uidls"
 #define INFO_SUFFIX		":2,"
 #define TRUST_MARGIN_SEC	2
-#define LOGIN_FILE_MAX		32
 
-struct mailbox {
+struct maildir {
 	char		*path;
 	int		 dirfd;		/* the Maildir root */
 	int		 curfd;		/* cur/ */
@@ -114,19 +114,7 @@ struct newfile {
 static enum store_rc
 errno_rc(int e)
 {
-	switch (e) {
-	case EACCES:
-	case EPERM:
-	case ENOTDIR:
-	case ELOOP:
-	case ENAMETOOLONG:
-	case EROFS:
-	case EMSGSIZE:
-	case EFBIG:
-		return STORE_PERM;
-	default:
-		return STORE_TEMP;
-	}
+	return store_errno_rc(e);
 }
 
 static void
@@ -251,7 +239,7 @@ link_move(int fromfd, const char *from, int tofd, const char *to)
  * carries ":2," keeps it).  Never replaces a file in cur/.
  */
 static enum store_rc
-move_new(struct mailbox *mb, size_t *moved_r, char *err, size_t errsize)
+move_new(struct maildir *mb, size_t *moved_r, char *err, size_t errsize)
 {
 	const struct dirent *de;
 	char dst[INDEX_NAME_MAX + 1];
@@ -327,7 +315,7 @@ move_new(struct mailbox *mb, size_t *moved_r, char *err, size_t errsize)
 /* Removes files in tmp/ older than MAILDIR_TMP_STALE_SEC.  Best effort:
  * a failure here is logged and does not stop the session. */
 static void
-clean_tmp(struct mailbox *mb, time_t now)
+clean_tmp(struct maildir *mb, time_t now)
 {
 	const struct dirent *de;
 	struct stat st;
@@ -361,7 +349,7 @@ clean_tmp(struct mailbox *mb, time_t now)
  * error (err set).
  */
 static int
-read_root_file(struct mailbox *mb, const char *name, size_t max,
+read_root_file(struct maildir *mb, const char *name, size_t max,
     struct buf *b, char *err, size_t errsize)
 {
 	struct stat st;
@@ -436,7 +424,7 @@ ioerr:
  * error.
  */
 static int
-load_index(struct mailbox *mb, struct index *idx, struct uidl_map *salvage,
+load_index(struct maildir *mb, struct index *idx, struct uidl_map *salvage,
     char *err, size_t errsize)
 {
 	char why[256];
@@ -470,7 +458,7 @@ load_index(struct mailbox *mb, struct index *idx, struct uidl_map *salvage,
  * index would not); -1: I/O error.
  */
 static int
-load_uidl_map(struct mailbox *mb, struct uidl_map *map, char *err,
+load_uidl_map(struct maildir *mb, struct uidl_map *map, char *err,
     size_t errsize)
 {
 	char why[256];
@@ -494,7 +482,7 @@ load_uidl_map(struct mailbox *mb, struct uidl_map *map, char *err,
 }
 
 static enum store_rc
-write_index(struct mailbox *mb, const struct index *idx, char *err,
+write_index(struct maildir *mb, const struct index *idx, char *err,
     size_t errsize)
 {
 	char path[MAX_PATH_LEN];
@@ -616,7 +604,7 @@ trusted_name_size(const char *name, int fd, const struct stat *st,
  * (errno set).
  */
 static int
-size_file(struct mailbox *mb, struct newfile *nf)
+size_file(struct maildir *mb, struct newfile *nf)
 {
 	struct stat st;
 	int fd, saved;
@@ -675,7 +663,7 @@ free_names(char **names, size_t n)
 /* Lists the regular non-dot files of sub (cur or new) into a malloc'd
  * array. */
 static enum store_rc
-list_dir(struct mailbox *mb, const char *sub, char ***names_r, size_t *n_r,
+list_dir(struct maildir *mb, const char *sub, char ***names_r, size_t *n_r,
     char *err, size_t errsize)
 {
 	const struct dirent *de;
@@ -740,7 +728,7 @@ nomem:
  * is read only when an entry needs a UIDL.
  */
 static enum store_rc
-assign_uidls(struct mailbox *mb, struct index *idx, struct guard_stats *g,
+assign_uidls(struct maildir *mb, struct index *idx, struct guard_stats *g,
     char *err, size_t errsize)
 {
 	struct uidl_assign_stats st;
@@ -789,7 +777,7 @@ assign_uidls(struct mailbox *mb, struct index *idx, struct guard_stats *g,
  * (assign_uidls); this says so in the log, with what to do.
  */
 static void
-guard_check(const struct mailbox *mb, bool rebuilt, size_t total,
+guard_check(const struct maildir *mb, bool rebuilt, size_t total,
     const struct guard_stats *g)
 {
 	unsigned int share = mb->guard_share, min = mb->guard_min;
@@ -828,7 +816,7 @@ guard_check(const struct mailbox *mb, bool rebuilt, size_t total,
 }
 
 static enum store_rc
-reconcile(struct mailbox *mb, struct index *idx, bool *changed_r,
+reconcile(struct maildir *mb, struct index *idx, bool *changed_r,
     struct guard_stats *g, char *err, size_t errsize)
 {
 	struct index_map byname = { 0 }, bybase = { 0 };
@@ -960,7 +948,7 @@ out:
  * *dirty_r: the file must be rewritten.
  */
 static enum store_rc
-sync_index(struct mailbox *mb, struct index *idx, bool moved_any,
+sync_index(struct maildir *mb, struct index *idx, bool moved_any,
     bool *dirty_r, char *err, size_t errsize)
 {
 	struct index_time before, mtime, old_mtime, old_scanned;
@@ -1016,7 +1004,7 @@ sync_index(struct mailbox *mb, struct index *idx, bool moved_any,
 /* ---- the snapshot ---- */
 
 static enum store_rc
-build_snapshot(struct mailbox *mb, char *err, size_t errsize)
+build_snapshot(struct maildir *mb, char *err, size_t errsize)
 {
 	size_t i, n = mb->idx.n;
 
@@ -1046,7 +1034,7 @@ nomem:
 }
 
 static void
-mailbox_free(struct mailbox *mb)
+mailbox_free(struct maildir *mb)
 {
 	size_t i;
 
@@ -1064,7 +1052,7 @@ mailbox_free(struct mailbox *mb)
 }
 
 static enum store_rc
-open_dirs(struct mailbox *mb, bool create, char *err, size_t errsize)
+open_dirs(struct maildir *mb, bool create, char *err, size_t errsize)
 {
 	static const char *const sub[] = { "cur", "new", "tmp" };
 	struct stat st;
@@ -1112,10 +1100,10 @@ open_dirs(struct mailbox *mb, bool create, char *err, size_t errsize)
 }
 
 enum store_rc
-mailbox_open(const char *path, const struct mailbox_opts *opts,
-    struct mailbox **mb_r, char *err, size_t errsize)
+maildir_open(const char *path, const struct mailbox_opts *opts,
+    struct maildir **mb_r, char *err, size_t errsize)
 {
-	struct mailbox *mb;
+	struct maildir *mb;
 	enum store_rc rc;
 	size_t moved;
 	bool dirty;
@@ -1183,13 +1171,13 @@ fail:
 }
 
 uint32_t
-mailbox_count(const struct mailbox *mb)
+maildir_count(const struct maildir *mb)
 {
 	return mb->count;
 }
 
 const struct msg_info *
-mailbox_msg(const struct mailbox *mb, uint32_t idx)
+maildir_msg(const struct maildir *mb, uint32_t idx)
 {
 	if (idx >= mb->count)
 		return NULL;
@@ -1202,7 +1190,7 @@ mailbox_msg(const struct mailbox *mb, uint32_t idx)
  * NULL with errno 0 if there is none, or NULL with errno set on error.
  */
 static char *
-find_by_base(struct mailbox *mb, const char *base, size_t blen)
+find_by_base(struct maildir *mb, const char *base, size_t blen)
 {
 	const struct dirent *de;
 	char *found = NULL;
@@ -1235,7 +1223,7 @@ find_by_base(struct mailbox *mb, const char *base, size_t blen)
  * effort: failures are logged.
  */
 static void
-resize_entry(struct mailbox *mb, const char *name, int fd)
+resize_entry(struct maildir *mb, const char *name, int fd)
 {
 	struct index cur;
 	char err[256];
@@ -1284,7 +1272,7 @@ out:
 }
 
 enum store_rc
-mailbox_msg_open(struct mailbox *mb, uint32_t idx, int *fd_r)
+maildir_msg_open(struct maildir *mb, uint32_t idx, int *fd_r)
 {
 	struct index_entry *e;
 	struct stat st;
@@ -1358,13 +1346,7 @@ mailbox_msg_open(struct mailbox *mb, uint32_t idx, int *fd_r)
 static bool
 expired(int64_t retr_time, int64_t expire_days, time_t now)
 {
-	if (expire_days < 0 || retr_time == 0)
-		return false;
-	if (expire_days == 0)
-		return true;
-	if (expire_days > INT64_MAX / 86400)
-		return false;
-	return (int64_t)now - retr_time > expire_days * 86400;
+	return store_expired(retr_time, expire_days, now);
 }
 
 /*
@@ -1412,7 +1394,7 @@ cmp_base(const void *a, const void *b)
  * different message with the same base name and stays.  0 or -1.
  */
 static int
-unlink_by_base(struct mailbox *mb, const char **names, size_t n,
+unlink_by_base(struct maildir *mb, const char **names, size_t n,
     const struct index_map *byname, const bool *drop)
 {
 	const struct dirent *de;
@@ -1451,7 +1433,7 @@ unlink_by_base(struct mailbox *mb, const char **names, size_t n,
 }
 
 enum store_rc
-mailbox_commit(struct mailbox *mb, const bool *deleted,
+maildir_commit(struct maildir *mb, const bool *deleted,
     const bool *retrieved, int64_t expire_days, time_t now,
     uint32_t *removed_r, char *err, size_t errsize)
 {
@@ -1605,7 +1587,7 @@ out:
 }
 
 void
-mailbox_close(struct mailbox **mbp)
+maildir_close(struct maildir **mbp)
 {
 	if (*mbp == NULL)
 		return;
@@ -1653,7 +1635,7 @@ import_base_len(const char *name)
 
 /* The state an import works on: the files, the index and the map. */
 struct import_ctx {
-	struct mailbox	*mb;
+	struct maildir	*mb;
 	char		**files;	/* cur/ then new/ */
 	size_t		 nfiles;
 	struct index_map byfile;	/* import_base_len key -> file */
@@ -1949,7 +1931,7 @@ import_new_map(const struct import_ctx *c, const struct uidl_import *v,
 }
 
 static enum store_rc
-write_uidl_map(struct mailbox *mb, const struct uidl_map *map, char *err,
+write_uidl_map(struct maildir *mb, const struct uidl_map *map, char *err,
     size_t errsize)
 {
 	char path[MAX_PATH_LEN];
@@ -1977,7 +1959,7 @@ write_uidl_map(struct mailbox *mb, const struct uidl_map *map, char *err,
 /* With --force: the index entries of imported messages take the
  * imported UIDL (import_classify made sure no other entry has it). */
 static void
-import_force(struct mailbox *mb, struct index *idx,
+import_force(struct maildir *mb, struct index *idx,
     const struct uidl_import *v, size_t n, const struct import_ctx *c,
     bool *dirty)
 {
@@ -2015,7 +1997,7 @@ out:
 }
 
 enum store_rc
-mailbox_import_uidls(const char *path, struct uidl_import *v, size_t n,
+maildir_import_uidls(const char *path, struct uidl_import *v, size_t n,
     unsigned int flags, char *err, size_t errsize)
 {
 	struct import_ctx c;
@@ -2089,95 +2071,6 @@ out:
 	return rc;
 }
 
-/* ---- LOGIN-DELAY ---- */
-
-/* Reads the time in postern.login into *previous_r (0 if the file or the
- * Maildir is missing; a damaged file is logged and counts as 0). */
-static enum store_rc
-read_login(const char *path, const char *file, time_t *previous_r)
-{
-	char data[LOGIN_FILE_MAX + 1];
-	uint64_t v;
-	ssize_t n;
-	int fd, saved;
-
-	*previous_r = 0;
-	fd = open(file, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY |
-	    O_NONBLOCK);
-	if (fd == -1) {
-		if (errno == ENOENT)
-			return STORE_OK;
-		saved = errno;
-		log_warn("mailbox %s: %s", path, LOGIN_FILE);
-		return errno_rc(saved);
-	}
-	do {
-		n = read(fd, data, sizeof(data) - 1);
-	} while (n == -1 && errno == EINTR);
-	saved = errno;
-	(void)close(fd);
-	if (n == -1) {
-		errno = saved;
-		log_warn("mailbox %s: reading %s", path, LOGIN_FILE);
-		return errno_rc(saved);
-	}
-	data[n] = '\0';
-	if (n > 0 && data[n - 1] == '\n')
-		data[n - 1] = '\0';
-	if (parse_u64(data, INDEX_MAX_TIME, &v) == PARSE_OK)
-		*previous_r = (time_t)v;
-	else
-		log_warnx("mailbox %s: %s is not a time, ignored", path,
-		    LOGIN_FILE);
-	return STORE_OK;
-}
-
-static int
-login_file(const char *path, char *file, size_t size)
-{
-	if (str_fmt(file, size, "%s/%s", path, LOGIN_FILE) == -1) {
-		log_warnx("mailbox %s: path too long", path);
-		return -1;
-	}
-	return 0;
-}
-
-enum store_rc
-mailbox_last_login(const char *path, time_t *previous_r)
-{
-	char file[MAX_PATH_LEN];
-
-	*previous_r = 0;
-	if (login_file(path, file, sizeof(file)) == -1)
-		return STORE_PERM;
-	return read_login(path, file, previous_r);
-}
-
-enum store_rc
-mailbox_login_stamp(const char *path, time_t now, time_t *previous_r)
-{
-	char file[MAX_PATH_LEN], text[32];
-	enum store_rc rc;
-	int saved;
-
-	*previous_r = 0;
-	if (login_file(path, file, sizeof(file)) == -1)
-		return STORE_PERM;
-	if ((rc = read_login(path, file, previous_r)) != STORE_OK)
-		return rc;
-	if (now < 0 || str_fmt(text, sizeof(text), "%lld\n",
-	    (long long)now) == -1) {
-		log_warnx("mailbox %s: bad login time", path);
-		return STORE_PERM;
-	}
-	if (write_atomic(file, text, strlen(text), 0600) == -1) {
-		saved = errno;
-		log_warn("mailbox %s: writing %s", path, LOGIN_FILE);
-		return errno_rc(saved);
-	}
-	return STORE_OK;
-}
-
 /* ---- delivery ---- */
 
 #define DELIVER_BUF		65536
@@ -2185,7 +2078,7 @@ mailbox_login_stamp(const char *path, time_t now, time_t *previous_r)
 #define DELIVER_BASE_MAX	200
 #define DELIVER_NAME_TRIES	8
 
-struct delivery {
+struct maildir_delivery {
 	char		*path;
 	int		 dirfd;		/* the Maildir root */
 	int		 tmpfd;		/* tmp/ */
@@ -2303,7 +2196,7 @@ mkdir_durable(const char *path)
 
 /* Creates what is missing of the Maildir and opens tmp/ and new/. */
 static enum store_rc
-deliver_dirs(struct delivery *d, char *err, size_t errsize)
+deliver_dirs(struct maildir_delivery *d, char *err, size_t errsize)
 {
 	static const char *const sub[] = { "cur", "new", "tmp" };
 	struct stat st;
@@ -2348,7 +2241,7 @@ fail:
 }
 
 static void
-delivery_free(struct delivery *d)
+delivery_free(struct maildir_delivery *d)
 {
 	close_fd(&d->fd);
 	close_fd(&d->newfd);
@@ -2360,7 +2253,7 @@ delivery_free(struct delivery *d)
 
 /* Removes the tmp/ file; the delivery accepts nothing more. */
 static void
-deliver_discard(struct delivery *d)
+deliver_discard(struct maildir_delivery *d)
 {
 	int saved = errno;
 
@@ -2373,7 +2266,7 @@ deliver_discard(struct delivery *d)
 
 /* A failed write of the file: EFBIG is the file size limit. */
 static enum store_rc
-deliver_write_error(struct delivery *d, int e, const char *what, char *err,
+deliver_write_error(struct maildir_delivery *d, int e, const char *what, char *err,
     size_t errsize)
 {
 	errf(err, errsize, "mailbox %s: %s tmp/%s: %s", d->path, what,
@@ -2383,7 +2276,7 @@ deliver_write_error(struct delivery *d, int e, const char *what, char *err,
 }
 
 static int
-deliver_flush(struct delivery *d)
+deliver_flush(struct maildir_delivery *d)
 {
 	if (d->buflen == 0)
 		return 0;
@@ -2395,7 +2288,7 @@ deliver_flush(struct delivery *d)
 
 /* Puts octets into the file (through the buffer) and the size count. */
 static int
-deliver_put(struct delivery *d, const unsigned char *p, size_t len)
+deliver_put(struct maildir_delivery *d, const unsigned char *p, size_t len)
 {
 	size_t n;
 
@@ -2418,10 +2311,10 @@ deliver_put(struct delivery *d, const unsigned char *p, size_t len)
 }
 
 enum store_rc
-mailbox_deliver_begin(const char *path, uint64_t max_size,
-    struct delivery **d_r, char *err, size_t errsize)
+maildir_deliver_begin(const char *path, uint64_t max_size,
+    struct maildir_delivery **d_r, char *err, size_t errsize)
 {
-	struct delivery *d;
+	struct maildir_delivery *d;
 	enum store_rc rc;
 	int i, saved;
 
@@ -2471,7 +2364,7 @@ mailbox_deliver_begin(const char *path, uint64_t max_size,
 }
 
 enum store_rc
-mailbox_deliver_write(struct delivery *d, const void *data, size_t len,
+maildir_deliver_write(struct maildir_delivery *d, const void *data, size_t len,
     char *err, size_t errsize)
 {
 	const unsigned char *p = data, *lf;
@@ -2502,7 +2395,7 @@ mailbox_deliver_write(struct delivery *d, const void *data, size_t len,
 }
 
 void
-mailbox_deliver_abort(struct delivery **dp)
+maildir_deliver_abort(struct maildir_delivery **dp)
 {
 	if (*dp == NULL)
 		return;
@@ -2513,7 +2406,7 @@ mailbox_deliver_abort(struct delivery **dp)
 
 /* new/name -> gone again, or cur/name:2, if a session took it. */
 static void
-deliver_unpublish(struct delivery *d, const char *name)
+deliver_unpublish(struct maildir_delivery *d, const char *name)
 {
 	char cur[INDEX_NAME_MAX + 8];
 
@@ -2524,10 +2417,10 @@ deliver_unpublish(struct delivery *d, const char *name)
 }
 
 enum store_rc
-mailbox_deliver_commit(struct delivery **dp, struct delivery_info *info_r,
+maildir_deliver_commit(struct maildir_delivery **dp, struct delivery_info *info_r,
     char *err, size_t errsize)
 {
-	struct delivery *d = *dp;
+	struct maildir_delivery *d = *dp;
 	char base[DELIVER_BASE_MAX], name[INDEX_NAME_MAX + 1];
 	enum store_rc rc;
 	int i, r, saved;
@@ -2615,54 +2508,5 @@ mailbox_deliver_commit(struct delivery **dp, struct delivery_info *info_r,
 	rc = STORE_OK;
 out:
 	delivery_free(d);
-	return rc;
-}
-
-enum store_rc
-mailbox_deliver(const char *path, const void *head, size_t headlen, int fd,
-    uint64_t max_size, struct delivery_info *info_r, char *err,
-    size_t errsize)
-{
-	struct delivery *d;
-	struct pollfd pfd;
-	char chunk[DELIVER_BUF];
-	enum store_rc rc;
-	ssize_t n;
-	int saved;
-
-	if ((rc = mailbox_deliver_begin(path, max_size, &d, err, errsize)) !=
-	    STORE_OK)
-		return rc;
-	if ((rc = mailbox_deliver_write(d, head, headlen, err, errsize)) !=
-	    STORE_OK)
-		goto fail;
-	for (;;) {
-		n = read(fd, chunk, sizeof(chunk));
-		if (n == 0)
-			break;
-		if (n > 0) {
-			if ((rc = mailbox_deliver_write(d, chunk, (size_t)n,
-			    err, errsize)) != STORE_OK)
-				goto fail;
-			continue;
-		}
-		if (errno == EINTR)
-			continue;
-		if (errno == EAGAIN) {
-			/* A non-blocking descriptor: wait for it. */
-			pfd.fd = fd;
-			pfd.events = POLLIN;
-			if (poll(&pfd, 1, -1) != -1 || errno == EINTR)
-				continue;
-		}
-		saved = errno;
-		errf(err, errsize, "mailbox %s: reading the message: %s", path,
-		    strerror(saved));
-		rc = STORE_TEMP;
-		goto fail;
-	}
-	return mailbox_deliver_commit(&d, info_r, err, errsize);
-fail:
-	mailbox_deliver_abort(&d);
 	return rc;
 }

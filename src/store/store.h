@@ -29,10 +29,13 @@ enum store_rc {
 };
 
 #define MSG_WIRE_CLEAN	0x1u	/* stored bytes are the exact wire form */
+#define MSG_MBOXRD	0x2u	/* stored bytes are mboxrd-quoted: read them
+				 * through wire_enc_mboxrd (pop3/wire.h) */
 
 struct msg_info {
 	const char	*uidl;		/* 1..70 octets in 0x21..0x7e */
-	const char	*name;		/* path relative to the mailbox dir */
+	const char	*name;		/* path relative to the mailbox dir
+					 * (mbox: the mbox file's name) */
 	uint64_t	 size;		/* wire size (CRLF, before stuffing) */
 	uint64_t	 stored_size;	/* octets in the file */
 	int64_t		 retr_time;	/* first RETR (unix time), or 0 */
@@ -50,13 +53,32 @@ struct mailbox_opts {
 struct mailbox;
 
 /*
+ * Mailbox locations.  Every function below that takes a path takes the
+ * string config_mailbox_path() returns: "mbox:FILE" is the mbox file
+ * FILE (mboxrd, mbox.c), "maildir:DIR" the Maildir DIR, and a path
+ * without either prefix is an mbox if it names an existing regular file
+ * and a Maildir otherwise.
+ *
+ * The mbox lock (fcntl and FILE.lock) waits at most lock_timeout_ms and
+ * breaks a dotlock whose mtime is more than dotlock_stale_s old; both
+ * come from postern.conf (mbox_lock_timeout, mbox_dotlock_stale), and
+ * every program that opens mailboxes sets them once before.  Without a
+ * call, the defaults of limits.h apply.
+ */
+void	store_set_mbox_limits(uint64_t lock_timeout_ms,
+	    uint64_t dotlock_stale_s);
+
+/*
  * Opens the Maildir at path: takes mail from new/ into cur/, removes
  * stale tmp/ files, reconciles the index with the files (rebuilding it
  * if missing or corrupt, never changing a UIDL it already holds, giving
  * new entries the UIDL postern.uidls records for them, else their
  * name's; the UIDL guard of opts logs when many change at once) and
- * returns the snapshot.  On error, writes a one-line reason to err (for
- * the log, not for the client).
+ * returns the snapshot.  An mbox is read under its lock, indexed
+ * (mbox.c) and unlocked again unless lock_session is set; a missing mbox
+ * file is an empty mailbox.  STORE_IN_USE: the lock_session lock, or the
+ * mbox lock within the timeout, is held by another.  On error, writes a
+ * one-line reason to err (for the log, not for the client).
  */
 enum store_rc mailbox_open(const char *path, const struct mailbox_opts *,
     struct mailbox **mb_r, char *err, size_t errsize) ATTR_WARN_UNUSED;
@@ -65,8 +87,11 @@ uint32_t mailbox_count(const struct mailbox *);
 const struct msg_info *mailbox_msg(const struct mailbox *, uint32_t idx);
 
 /*
- * Opens message idx for reading; *fd_r is positioned at 0.  STORE_GONE
- * if the file was removed or changed size since the snapshot.
+ * Opens message idx for reading; *fd_r is positioned at the message's
+ * first octet (0 in a Maildir), and the message is the stored_size
+ * octets from there.  STORE_GONE if the file was removed or changed
+ * size since the snapshot (mbox: if the mbox was cut or rewritten in
+ * place by another program).
  */
 enum store_rc mailbox_msg_open(struct mailbox *, uint32_t idx, int *fd_r)
     ATTR_WARN_UNUSED;
@@ -102,7 +127,11 @@ enum store_rc mailbox_last_login(const char *path, time_t *previous_r)
     ATTR_WARN_UNUSED;
 
 /*
- * Delivery into a Maildir (the storage invariant 1 of doc/design.md):
+ * Delivery into a Maildir (the storage invariant 1 of doc/design.md);
+ * into an mbox, see mbox_deliver_* in mbox.c: the same calls lock the
+ * mbox, append "From SENDER DATE", the mboxrd-quoted message and an empty
+ * line, fsync, and on any error cut the file back to its old length;
+ * info_r->name is then the new message's UIDL.
  *
  *	mailbox_deliver_begin	creates the Maildir (tmp/ new/ cur/, mode
  *				0700, each new directory fsync'd into its
@@ -151,13 +180,28 @@ enum store_rc mailbox_deliver_commit(struct delivery **,
 void	mailbox_deliver_abort(struct delivery **);
 
 /*
+ * The envelope sender for the From_ line of an mbox delivery (ignored
+ * for a Maildir); without a call, or with NULL, "MAILER-DAEMON".  Only
+ * before the first mailbox_deliver_write.  Octets outside 0x21..0x7e
+ * are written as '_'; at most DELIVER_MAX_SENDER_LEN are kept.
+ */
+void	mailbox_deliver_set_sender(struct delivery *, const char *sender);
+
+/*
  * All of it in one call: head (headlen octets, may be 0), then
- * everything read from fd until EOF, into the Maildir at path.  A read
+ * everything read from fd until EOF, into the mailbox at path.  A read
  * error is STORE_TEMP.  info_r may be NULL.
  */
 enum store_rc mailbox_deliver(const char *path, const void *head,
     size_t headlen, int fd, uint64_t max_size, struct delivery_info *info_r,
     char *err, size_t errsize) ATTR_WARN_UNUSED;
+
+/* The rest of a begun delivery: everything read from fd until EOF, then
+ * the commit; on any error the delivery is aborted.  *dp is NULL
+ * afterwards. */
+enum store_rc mailbox_deliver_fd(struct delivery **dp, int fd,
+    struct delivery_info *info_r, char *err, size_t errsize)
+    ATTR_WARN_UNUSED;
 
 /*
  * What the mailbox at path holds, for quotas: *bytes_r the sum of the

@@ -1,5 +1,5 @@
 /*
- * usage.c: how much a Maildir holds, for quotas (mailbox_usage in
+ * usage.c: how much a Maildir holds, for quotas (maildir_usage in
  * store.h).
  *
  * Reads the directory listings of new/ and cur/ and, when it is there
@@ -19,8 +19,9 @@
 
 #include "lib/buf.h"
 #include "lib/fsutil.h"
-#include "index.h"
-#include "store.h"
+#include "store/backend.h"
+#include "store/index.h"
+#include "store/store.h"
 
 /* The wire size of the file name in dirfd: from the index, the name, or
  * its stored size; -1 if it vanished, -2 on another error. */
@@ -113,7 +114,7 @@ count_dir(const char *path, const char *sub, const struct index *idx,
 }
 
 enum store_rc
-mailbox_usage(const char *path, uint64_t *bytes_r, uint32_t *count_r,
+maildir_usage(const char *path, uint64_t *bytes_r, uint32_t *count_r,
     char *err, size_t errsize)
 {
 	char ipath[MAX_PATH_LEN], why[256];

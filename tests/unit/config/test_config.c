@@ -1468,6 +1468,43 @@ test_mailbox_path(void **state)
 	config_free(&c);
 }
 
+/* "mbox:" and "maildir:" choose the store's format and stay in front of
+ * the path; the rest of the template is checked as without them. */
+static void
+test_mailbox_path_format(void **state)
+{
+	struct config c;
+	char out[MAX_PATH_LEN];
+
+	(void)state;
+	load_ok("mail_root = /var/mail\nmailbox_path = mbox:%u\n"
+	    "mbox_lock_timeout = 2s\nmbox_dotlock_stale = 1m\n", &c);
+	assert_int_equal(config_mailbox_path(&c, "bob", out, sizeof(out)), 0);
+	assert_string_equal(out, "mbox:/var/mail/bob");
+	assert_int_equal(c.mbox_lock_timeout_ms, 2000);
+	assert_int_equal(c.mbox_dotlock_stale_ms, 60000);
+	assert_int_equal(config_mailbox_path(&c, "../x", out, sizeof(out)),
+	    -1);
+	config_free(&c);
+	load_ok("mail_root = /srv\nmailbox_path = maildir:%d/%n\n", &c);
+	assert_int_equal(config_mailbox_path(&c, "bob@x.org", out,
+	    sizeof(out)), 0);
+	assert_string_equal(out, "maildir:/srv/x.org/bob");
+	assert_int_equal(config_mailbox_path(&c, "@x.org", out,
+	    sizeof(out)), -1);
+	config_free(&c);
+	config_defaults(&c);
+	assert_int_equal(c.mbox_lock_timeout_ms, 10000);
+	assert_int_equal(c.mbox_dotlock_stale_ms, 300000);
+	config_free(&c);
+	load_err("mailbox_path = mbox:/var/mail/%u\n", 1, "relative");
+	load_err("mailbox_path = mbox:\n", 1, "empty");
+	load_err("mailbox_path = mbox:mail/../%u\n", 1, "'..'");
+	load_err("mailbox_path = mbox:%x\n", 1, "%x");
+	load_err("mbox_dotlock_stale = 1s\n", 1, "range");
+	load_err("mbox_lock_timeout = 1h\n", 1, "range");
+}
+
 static void
 test_mailbox_hostile(void **state)
 {
@@ -1640,6 +1677,7 @@ main(void)
 		cmocka_unit_test(test_tls_values),
 		cmocka_unit_test(test_tls_relative_paths),
 		cmocka_unit_test(test_mailbox_path),
+		cmocka_unit_test(test_mailbox_path_format),
 		cmocka_unit_test(test_mailbox_hostile),
 		cmocka_unit_test(test_mailbox_templates),
 		cmocka_unit_test(test_lmtp_and_quota_keys),
