@@ -96,6 +96,13 @@ struct oauth_issuer_conf {
 	char			*key;		/* PEM public key or cert */
 };
 
+/* When XTND XMIT needs TLS (xmit_require_tls). */
+enum xmit_tls {
+	XMIT_TLS_UNLESS_LOOPBACK = 0,	/* yes: TLS, or a loopback peer */
+	XMIT_TLS_ALWAYS,		/* always: TLS, even on loopback */
+	XMIT_TLS_NEVER,			/* no */
+};
+
 struct config {
 	char			*path;		/* the file it came from */
 
@@ -164,6 +171,23 @@ struct config {
 	bool			 tls_client_cert;	/* ask for one (optional) */
 	char			*tls_client_ca;		/* CAs to verify it */
 	uint64_t		 tls_handshake_timeout_ms;
+
+	/* XTND XMIT (postern.conf(5)). */
+	bool			 xmit;		/* offered at all */
+	enum xmit_tls		 xmit_require_tls;
+	bool			 xmit_check_from;
+	char			*xmit_domains[MAX_XMIT_DOMAINS];
+	size_t			 n_xmit_domains;
+	/* xmit_command split into words (NULL-terminated), or none when
+	 * xmit_relay is set. */
+	char			*xmit_argv[XMIT_MAX_COMMAND_WORDS + 1];
+	size_t			 n_xmit_argv;
+	char			*xmit_relay_host;	/* NULL: the command */
+	char			*xmit_relay_port;
+	uint64_t		 xmit_max_size;
+	unsigned int		 xmit_max_recipients;
+	unsigned int		 xmit_max_per_hour;
+	uint64_t		 xmit_timeout_ms;
 
 	bool			 log_syslog;	/* else stderr */
 	bool			 log_debug;

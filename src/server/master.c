@@ -460,6 +460,10 @@ on_child_msg(struct ipc_chan *ch, struct ipc_in *in, void *arg)
 {
 	struct child *c = arg;
 
+	if (in->type == MSG_XMIT_SUBMIT && c->kind == CHILD_POP3) {
+		submit_request(ch, c, in);	/* takes the spool fd */
+		return;
+	}
 	if (in->fd >= 0) {
 		close(in->fd);
 		in->fd = -1;
@@ -668,8 +672,10 @@ child_exited(struct child *c, int status)
 	else
 		log_info("%s worker pid=%ld exited",
 		    c->kind == CHILD_POP3 ? "pop3" : "auth", (long)c->pid);
-	if (c->kind == CHILD_POP3)
+	if (c->kind == CHILD_POP3) {
 		conn_release_worker(c);
+		submit_worker_gone(c);
+	}
 	for (pp = &children; *pp != NULL; pp = &(*pp)->next)
 		if (*pp == c) {
 			*pp = c->next;
@@ -705,6 +711,8 @@ on_sigchld(evutil_socket_t sig, short what, void *arg)
 				break;
 		if (c != NULL)
 			child_exited(c, status);
+		else
+			(void)submit_reaped(pid, status);
 	}
 	if (shutting_down && children == NULL)
 		event_base_loopbreak(base);
@@ -741,6 +749,7 @@ on_sigterm(evutil_socket_t sig, short what, void *arg)
 	n_listeners = 0;
 	for (c = children; c != NULL; c = c->next)
 		kill(c->pid, SIGTERM);
+	submit_shutdown();
 	if (children == NULL)
 		event_base_loopbreak(base);
 	ev_shutdown_timer = evtimer_new(base, on_shutdown_timer, NULL);
@@ -947,6 +956,7 @@ master_run(struct config *c, const char *path)
 		fatalx("%s", err);
 	if ((base = event_base_new()) == NULL)
 		fatalx("cannot create the event loop");
+	submit_init(base);
 	if (apply_listeners(cfg, err, sizeof(err)) == -1)
 		fatalx("%s", err);
 	warn_config(cfg);
