@@ -1,0 +1,570 @@
+"""
+XTND XMIT (qpopper's sending of mail through POP3) against a live
+posternd whose xmit_command is tests/xmit_sink.py, a program that records
+its argv and standard input, or whose xmit_relay is a small SMTP sink in
+this file.  See postern.conf(5) (xmit_*) and posternd(8), XTND XMIT.
+"""
+
+import json
+import os
+import re
+import socket
+import tempfile
+import threading
+import time
+
+import pytest
+
+import harness
+
+SINK = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(
+    __file__))), "xmit_sink.py")
+PYTHON = "/usr/bin/python3"
+
+START = "+OK Start sending message."
+SENT = "+OK Message sent successfully"
+TEMP = "-ERR [SYS/TEMP] The message was not sent, try later."
+PERM = "-ERR [SYS/PERM] The mail system refused the message."
+
+MSG = (b"From: Alice <alice@example.test>\r\n"
+       b"To: bob@example.test\r\n"
+       b"Subject: hello\r\n"
+       b"Message-ID: <m1@example.test>\r\n"
+       b"\r\n"
+       b"Hello Bob.\r\n")
+
+
+class Sink:
+    """The recording submission command's directory."""
+
+    def __init__(self):
+        self.dir = tempfile.mkdtemp(prefix="postern-xmit-")
+        os.chmod(self.dir, 0o777)
+
+    @property
+    def command(self):
+        return "%s %s %s" % (PYTHON, SINK, self.dir)
+
+    def set_exit(self, code):
+        with open(os.path.join(self.dir, "exit_code"), "w") as f:
+            f.write("%d\n" % code)
+        os.chmod(os.path.join(self.dir, "exit_code"), 0o644)
+
+    def set_sleep(self, seconds):
+        with open(os.path.join(self.dir, "sleep"), "w") as f:
+            f.write("%d\n" % seconds)
+
+    def messages(self):
+        out = []
+        n = 0
+        while True:
+            path = os.path.join(self.dir, "msg-%d.json" % n)
+            if not os.path.exists(path):
+                return out
+            with open(path) as f:
+                rec = json.load(f)
+            # argv[0] is the script (python3 runs it): what posternd
+            # passed follows the sink's directory.
+            rec["args"] = rec["argv"][2:]
+            rec["data"] = rec["stdin"].encode("latin-1")
+            out.append(rec)
+            n += 1
+
+
+@pytest.fixture
+def sink():
+    return Sink()
+
+
+def xmit_config(sink, **kw):
+    c = {"xmit": True, "xmit_domain": "example.test",
+         "xmit_command": sink.command}
+    c.update(kw)
+    return c
+
+
+def stuff(data):
+    """Byte-stuffs a message (CRLF lines) and adds the end mark."""
+    lines = data.split(b"\r\n")
+    if lines and lines[-1] == b"":
+        lines.pop()
+    return b"".join((b"." + l if l.startswith(b".") else l) + b"\r\n"
+                    for l in lines) + b".\r\n"
+
+
+def xmit(c, data, expect=SENT):
+    st = c.command("XTND XMIT")
+    assert st == START
+    c.send(stuff(data))
+    st = c.status(timeout=30)
+    if expect is not None:
+        assert st == expect
+    return st
+
+
+def lf(data):
+    return data.replace(b"\r\n", b"\n")
+
+
+# ------------------------------------------------------------ the command
+
+def test_disabled_not_advertised_and_unknown(make_server):
+    srv = make_server()
+    c = srv.connect()
+    assert not any(l.startswith("XTND") for l in c.capa())
+    assert c.command("XTND XMIT") == "-ERR Unknown command."
+    c.login("alice", srv.users["alice"])
+    assert not any(l.startswith("XTND") for l in c.capa())
+    assert c.command("XTND XMIT") == "-ERR Unknown command."
+    assert c.command("NOOP") == "+OK"
+    c.quit()
+
+
+def test_advertised_and_wrong_state(make_server, sink):
+    srv = make_server(config=xmit_config(sink))
+    c = srv.connect()
+    assert "XTND XMIT" in c.capa()
+    assert c.command("XTND XMIT") == "-ERR Command not valid in this state."
+    c.login("alice", srv.users["alice"])
+    assert "XTND XMIT" in c.capa()
+    assert c.command("XTND FOO") == "-ERR Unknown command."
+    assert c.command("XTND") == "-ERR Unknown command."
+    c.quit()
+    assert sink.messages() == []
+
+
+def test_send_exact_replies_argv_and_spool(make_server, sink):
+    srv = make_server(config=xmit_config(sink))
+    c = srv.login("alice")
+    msg = (b"From: Alice <alice@example.test>\r\n"
+           b"To: Bob <bob@example.test>\r\n"
+           b"Bcc: secret@example.test,\r\n"
+           b"  other@example.test\r\n"
+           b"Subject: dots\r\n"
+           b"\r\n"
+           b".starts with a dot\r\n"
+           b"..two dots\r\n"
+           b"end\r\n")
+    assert c.command("XTND XMIT") == START
+    c.send(stuff(msg))
+    assert c.status(timeout=30) == SENT
+    assert c.command("NOOP") == "+OK"
+    c.quit()
+    [rec] = sink.messages()
+    assert rec["args"] == [
+        "-f", "alice@example.test", "--", "bob@example.test",
+        "secret@example.test", "other@example.test"]
+    assert rec["data"] == (b"From: Alice <alice@example.test>\n"
+                           b"To: Bob <bob@example.test>\n"
+                           b"Subject: dots\n"
+                           b"\n"
+                           b".starts with a dot\n"
+                           b"..two dots\n"
+                           b"end\n")
+    assert b"Bcc" not in rec["data"] and b"secret" not in rec["data"]
+    srv.wait_log(r"info: xmit user=alice msgid=- rcpts=3 size=%d"
+                 r" outcome=sent exit=0" % len(msg))
+
+
+def test_address_lists(make_server, sink):
+    srv = make_server(config=xmit_config(sink))
+    c = srv.login("alice")
+    msg = (b'From: "Smith, Alice" (work) <alice@example.test>\r\n'
+           b'To: Team: "Doe, John" <john@example.test>, jane@example.test;,\r\n'
+           b'\t"odd local"@example.test (a comment, with a comma),\r\n'
+           b'  Routed <@relay.example:route@example.test>\r\n'
+           b'Cc: undisclosed-recipients:;, <lit@[192.0.2.1]>,\r\n'
+           b' (nested (comment)) JOHN@example.test, john@example.test\r\n'
+           b'cc: last@example.test\r\n'
+           b'BCC: Hidden <hidden@example.test>\r\n'
+           b'Message-ID: <abc@example.test>\r\n'
+           b'\r\n'
+           b'body\r\n')
+    xmit(c, msg)
+    c.quit()
+    [rec] = sink.messages()
+    assert rec["args"][:4] == ["-f", "alice@example.test", "--",
+                               "john@example.test"]
+    assert rec["args"][4:] == [
+        "jane@example.test", '"odd local"@example.test',
+        "route@example.test", "lit@[192.0.2.1]", "JOHN@example.test",
+        "last@example.test", "hidden@example.test"]
+    assert b"hidden" not in rec["data"].lower()
+    assert rec["data"].startswith(b'From: "Smith, Alice" (work)')
+    assert b"\tcomment" not in rec["data"]
+    srv.wait_log(r"xmit user=alice msgid=<abc@example.test> rcpts=8 ")
+
+
+@pytest.mark.parametrize("header, reason", [
+    (b"To: bob", "-ERR Bad address in the To field."),
+    (b"To: <bob@example.test", "-ERR Bad address in the To field."),
+    (b"Cc: a@b.test, (unclosed", "-ERR Bad address in the Cc field."),
+    (b"To: -oQ/tmp@example.test", "-ERR Bad address in the To field."),
+    (b"To: a..b@example.test", "-ERR Bad address in the To field."),
+    (b"Bcc: x@", "-ERR Bad address in the Bcc field."),
+    (b"no colon here", "-ERR Malformed header line."),
+])
+def test_bad_headers_refused_session_in_step(make_server, sink, header,
+                                              reason):
+    srv = make_server(config=xmit_config(sink))
+    c = srv.login("alice")
+    msg = b"From: alice@example.test\r\n" + header + b"\r\n\r\nbody\r\n"
+    xmit(c, msg, expect=reason)
+    assert c.command("STAT") == "+OK 0 0"
+    c.quit()
+    assert sink.messages() == []
+    srv.wait_log(r"xmit refused user=alice msgid=- rcpts=\d+ size=\d+"
+                 r" reason=bad-header")
+
+
+def test_no_recipients(make_server, sink):
+    srv = make_server(config=xmit_config(sink))
+    c = srv.login("alice")
+    xmit(c, b"From: alice@example.test\r\nTo: group:;\r\n\r\nx\r\n",
+         expect="-ERR No recipients: give them in To, Cc or Bcc.")
+    xmit(c, b"From: alice@example.test\r\nSubject: x\r\n",
+         expect="-ERR No recipients: give them in To, Cc or Bcc.")
+    assert c.command("NOOP") == "+OK"
+    c.quit()
+    assert sink.messages() == []
+
+
+def test_header_only_message(make_server, sink):
+    srv = make_server(config=xmit_config(sink))
+    c = srv.login("alice")
+    xmit(c, b"From: alice@example.test\r\nTo: bob@example.test\r\n")
+    c.quit()
+    [rec] = sink.messages()
+    assert rec["data"] == b"From: alice@example.test\nTo: bob@example.test\n"
+
+
+def test_from_must_belong(make_server, sink):
+    srv = make_server(config=xmit_config(sink))
+    srv.add_user("dave@example.org", "Dave-Secret-1234")
+    c = srv.login("alice")
+    for frm in (b"mallory@example.test", b"alice@example.org",
+                b"Alice@example.test"):
+        xmit(c, b"From: " + frm + b"\r\nTo: bob@example.test\r\n\r\nx\r\n",
+             expect="-ERR The From address is not one of yours.")
+    # Every From mailbox and the Sender must be the user's.
+    xmit(c, b"From: alice@example.test, eve@example.test\r\n"
+         b"To: bob@example.test\r\n\r\nx\r\n",
+         expect="-ERR The From address is not one of yours.")
+    xmit(c, b"From: alice@example.test\r\nSender: eve@example.test\r\n"
+         b"To: bob@example.test\r\n\r\nx\r\n",
+         expect="-ERR The From address is not one of yours.")
+    xmit(c, b"To: bob@example.test\r\n\r\nx\r\n",
+         expect="-ERR The message has no From address.")
+    # The domain in any case.
+    xmit(c, b"From: alice@EXAMPLE.Test\r\nTo: bob@example.test\r\n\r\nx\r\n")
+    c.quit()
+    c = srv.login("dave@example.org", "Dave-Secret-1234")
+    xmit(c, b"From: dave@example.test\r\nTo: bob@example.test\r\n\r\nx\r\n",
+         expect="-ERR The From address is not one of yours.")
+    xmit(c, b"From: dave@Example.ORG\r\nTo: bob@example.test\r\n\r\nx\r\n")
+    c.quit()
+    recs = sink.messages()
+    assert [r["args"][1] for r in recs] == ["alice@EXAMPLE.Test",
+                                           "dave@Example.ORG"]
+    srv.wait_log(r"xmit refused user=alice msgid=- rcpts=1 size=\d+"
+                 r" reason=foreign-from")
+
+
+def test_from_check_off_and_sender_is_envelope(make_server, sink):
+    srv = make_server(config=xmit_config(sink, xmit_check_from=False))
+    c = srv.login("alice")
+    xmit(c, b"From: list@example.net\r\nSender: owner@example.net\r\n"
+         b"To: bob@example.test\r\n\r\nx\r\n")
+    c.quit()
+    [rec] = sink.messages()
+    assert rec["args"][:2] == ["-f", "owner@example.net"]
+
+
+def test_tls_required_always(make_server, sink):
+    srv = make_server(config=xmit_config(sink, xmit_require_tls="always"),
+                      tls=True)
+    c = srv.login("alice")
+    assert "XTND XMIT" not in c.capa()
+    assert c.command("XTND XMIT") == \
+        "-ERR XTND XMIT needs TLS on this connection."
+    assert c.command("NOOP") == "+OK"
+    c.quit()
+    c = srv.login_tls("alice")
+    assert "XTND XMIT" in c.capa()
+    xmit(c, MSG)
+    c.quit()
+    c = srv.login_stls("alice")
+    xmit(c, MSG)
+    c.quit()
+    assert len(sink.messages()) == 2
+
+
+def test_tls_not_needed_on_loopback_by_default(make_server, sink):
+    srv = make_server(config=xmit_config(sink), tls=True)
+    c = srv.login("alice")
+    assert "XTND XMIT" in c.capa()
+    xmit(c, MSG)
+    c.quit()
+
+
+def test_size_limit(make_server, sink):
+    srv = make_server(config=xmit_config(sink, xmit_max_size="1k"))
+    c = srv.login("alice")
+    head = b"From: alice@example.test\r\nTo: bob@example.test\r\n\r\n"
+    body = b"x" * 70 + b"\r\n"
+    fits = head + body * ((1024 - len(head)) // len(body))
+    assert len(fits) <= 1024
+    xmit(c, fits)
+    xmit(c, fits + body,
+         expect="-ERR Message too large (at most 1024 octets).")
+    xmit(c, head + b"y" * 20000 + b"\r\n",
+         expect="-ERR A line of the message is longer than 16384 octets.")
+    assert c.command("NOOP") == "+OK"
+    c.quit()
+    assert len(sink.messages()) == 1
+    srv.wait_log(r"xmit refused user=alice msgid=- rcpts=\d+ size=\d+"
+                 r" reason=too-large")
+
+
+def test_nul_refused(make_server, sink):
+    srv = make_server(config=xmit_config(sink))
+    c = srv.login("alice")
+    xmit(c, MSG + b"a\0b\r\n",
+         expect="-ERR The message contains a NUL octet.")
+    assert c.command("NOOP") == "+OK"
+    c.quit()
+    assert sink.messages() == []
+
+
+def test_recipient_limit(make_server, sink):
+    srv = make_server(config=xmit_config(sink, xmit_max_recipients=3))
+    c = srv.login("alice")
+    to = b", ".join(b"r%d@example.test" % i for i in range(4))
+    xmit(c, b"From: alice@example.test\r\nTo: " + to + b"\r\n\r\nx\r\n",
+         expect="-ERR Too many recipients (at most 3).")
+    to = b", ".join(b"r%d@example.test" % i for i in range(3))
+    xmit(c, b"From: alice@example.test\r\nTo: " + to + b"\r\n\r\nx\r\n")
+    c.quit()
+    assert len(sink.messages()) == 1
+
+
+def test_rate_limit_across_workers(make_server, sink):
+    srv = make_server(config=xmit_config(sink, xmit_max_per_hour=2))
+    conns = [srv.login("alice") for _ in range(3)]
+    xmit(conns[0], MSG)
+    xmit(conns[1], MSG)
+    xmit(conns[2], MSG, expect="-ERR [SYS/TEMP] Too many messages sent; at"
+         " most 2 an hour.")
+    # Another user has a bucket of their own.
+    c = srv.login("bob")
+    xmit(c, MSG.replace(b"From: Alice <alice@", b"From: <bob@"))
+    for c in conns + [c]:
+        c.quit()
+    assert len(sink.messages()) == 3
+    srv.wait_log(r"xmit user=alice msgid=<m1@example.test> rcpts=1 size=\d+"
+                 r" outcome=rate-limited")
+
+
+@pytest.mark.parametrize("code, reply, outcome", [
+    (75, TEMP, "tempfail"), (1, PERM, "permfail"), (69, PERM, "permfail")])
+def test_command_exit_status(make_server, sink, code, reply, outcome):
+    sink.set_exit(code)
+    srv = make_server(config=xmit_config(sink))
+    c = srv.login("alice")
+    xmit(c, MSG, expect=reply)
+    assert c.command("NOOP") == "+OK"
+    c.quit()
+    srv.wait_log(r"outcome=%s exit=%d" % (outcome, code))
+
+
+def test_command_missing_is_temporary(make_server):
+    srv = make_server(config={"xmit": True, "xmit_domain": "example.test",
+                              "xmit_command": "/nonexistent/sendmail -i"})
+    c = srv.login("alice")
+    xmit(c, MSG, expect=TEMP)
+    c.quit()
+    srv.wait_log(r"cannot run /nonexistent/sendmail")
+
+
+def test_command_timeout(make_server, sink):
+    sink.set_sleep(20)
+    srv = make_server(config=xmit_config(sink, xmit_timeout="1s"))
+    c = srv.login("alice")
+    t0 = time.monotonic()
+    xmit(c, MSG, expect=TEMP)
+    assert time.monotonic() - t0 < 10
+    c.quit()
+    srv.wait_log(r"outcome=tempfail signal=9 reason=timeout")
+    assert sink.messages() == []
+
+
+def test_pipelining_after_the_message(make_server, sink):
+    srv = make_server(config=xmit_config(sink))
+    c = srv.login("alice")
+    c.send(b"XTND XMIT\r\n" + stuff(MSG) + b"NOOP\r\nSTAT\r\n"
+           b"XTND XMIT\r\n" + stuff(MSG) + b"LIST\r\n")
+    assert c.status() == START
+    assert c.status(timeout=30) == SENT
+    assert c.status() == "+OK"
+    assert c.status() == "+OK 0 0"
+    assert c.status() == START
+    assert c.status(timeout=30) == SENT
+    assert c.status().startswith("+OK 0 messages")
+    assert c.read_multiline() == b".\r\n"
+    c.quit()
+    assert len(sink.messages()) == 2
+
+
+def test_t_flag_refused_in_config(tmp_path):
+    conf = tmp_path / "postern.conf"
+    conf.write_text("xmit = yes\nxmit_command = /usr/sbin/sendmail -t -i\n")
+    r = harness.posternd("-t", "-c", str(conf))
+    assert r.returncode == 1
+    assert b"xmit_command: remove -t" in r.stderr
+
+
+# ------------------------------------------------------------- SMTP relay
+
+class SmtpSink:
+    """A tiny SMTP server on loopback: records each transaction; replies
+    chosen per command by the test (dict verb -> reply line)."""
+
+    def __init__(self, replies=None):
+        self.replies = replies or {}
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(8)
+        self.port = self.sock.getsockname()[1]
+        self.transactions = []
+        self.commands = []
+        self.stop = False
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self):
+        self.sock.settimeout(0.2)
+        deadline = time.monotonic() + 120
+        while not self.stop and time.monotonic() < deadline:
+            try:
+                conn, _ = self.sock.accept()
+            except socket.timeout:
+                continue
+            try:
+                self._session(conn)
+            except OSError:
+                pass
+            finally:
+                conn.close()
+
+    def _session(self, conn):
+        conn.settimeout(10)
+        f = conn.makefile("rb")
+
+        def say(line):
+            conn.sendall(line.encode() + b"\r\n")
+
+        say("220 sink.test ESMTP")
+        tx = None
+        for _ in range(1000):
+            line = f.readline()
+            if not line:
+                return
+            cmd = line.rstrip(b"\r\n").decode("latin-1")
+            self.commands.append(cmd)
+            verb = cmd.split(":")[0].split(" ")[0].upper()
+            if verb in self.replies:
+                say(self.replies[verb])
+                if self.replies[verb][0] in "45":
+                    continue
+            if verb == "EHLO":
+                say("250-sink.test\r\n250 PIPELINING")
+            elif verb == "MAIL":
+                tx = {"from": cmd, "rcpt": [], "data": b""}
+                say("250 ok")
+            elif verb == "RCPT":
+                tx["rcpt"].append(cmd)
+                say("250 ok")
+            elif verb == "DATA":
+                say("354 go")
+                data = b""
+                while True:
+                    l = f.readline()
+                    if not l or l == b".\r\n":
+                        break
+                    data += l
+                tx["data"] = data
+                self.transactions.append(tx)
+                say("250 queued")
+            elif verb == "QUIT":
+                say("221 bye")
+                return
+            else:
+                say("250 ok")
+
+    def close(self):
+        self.stop = True
+        self.thread.join(5)
+        self.sock.close()
+
+
+@pytest.fixture
+def smtp_sink():
+    sinks = []
+
+    def make(replies=None):
+        s = SmtpSink(replies)
+        sinks.append(s)
+        return s
+    yield make
+    for s in sinks:
+        s.close()
+
+
+def test_relay_mode(make_server, smtp_sink):
+    relay = smtp_sink()
+    srv = make_server(config={"xmit": True, "xmit_domain": "example.test",
+                              "xmit_relay": "127.0.0.1:%d" % relay.port})
+    c = srv.login("alice")
+    msg = (b"From: alice@example.test\r\nTo: bob@example.test\r\n"
+           b"Bcc: carol@example.test\r\n\r\n.dot\r\nlast line\r\n")
+    xmit(c, msg)
+    c.quit()
+    [tx] = relay.transactions
+    assert tx["from"] == "MAIL FROM:<alice@example.test>"
+    assert tx["rcpt"] == ["RCPT TO:<bob@example.test>",
+                          "RCPT TO:<carol@example.test>"]
+    # CRLF again, and byte-stuffed on the wire (the sink does not unstuff).
+    assert tx["data"] == (b"From: alice@example.test\r\n"
+                          b"To: bob@example.test\r\n\r\n..dot\r\n"
+                          b"last line\r\n")
+    assert relay.commands[0].startswith("EHLO ")
+    assert relay.commands[-1] == "QUIT"
+
+
+@pytest.mark.parametrize("verb, reply, expect", [
+    ("RCPT", "550 5.1.1 no such user", PERM),
+    ("RCPT", "450 4.2.0 try later", TEMP),
+    ("MAIL", "451 4.3.0 busy", TEMP),
+    ("DATA", "554 5.7.1 no", PERM),
+])
+def test_relay_refusals(make_server, smtp_sink, verb, reply, expect):
+    relay = smtp_sink({verb: reply})
+    srv = make_server(config={"xmit": True, "xmit_domain": "example.test",
+                              "xmit_relay": "127.0.0.1:%d" % relay.port})
+    c = srv.login("alice")
+    xmit(c, MSG, expect=expect)
+    assert c.command("NOOP") == "+OK"
+    c.quit()
+    assert relay.transactions == []
+    assert "DATA" not in relay.commands or verb == "DATA"
+    srv.wait_log(r"relay 127\.0\.0\.1:%d refused" % relay.port)
+
+
+def test_relay_unreachable_is_temporary(make_server):
+    port = harness.free_port()
+    srv = make_server(config={"xmit": True, "xmit_domain": "example.test",
+                              "xmit_relay": "127.0.0.1:%d" % port})
+    c = srv.login("alice")
+    xmit(c, MSG, expect=TEMP)
+    c.quit()
+    srv.wait_log(r"cannot connect to relay 127\.0\.0\.1:%d" % port)
