@@ -53,8 +53,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		assert(h.out.len <= size);
 		for (i = 0; i < h.out.len; i++)
 			if (i == 0 || h.out.data[i - 1] == '\n')
-				assert(h.out.len - i < 4 ||
-				    strncasecmp(h.out.data + i, "Bcc:", 4) != 0);
+				assert(h.out.len - i < 4 || strncasecmp(
+				    h.out.data + i, "Bcc:", 4) != 0);
 	} else
 		assert(h.err[0] != '\0');
 	mailhdr_free(&h);

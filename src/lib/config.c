@@ -2000,6 +2000,11 @@ defaults(struct config *c)
 	c->xmit_argv[0] = strdup(DEFAULT_XMIT_COMMAND);
 	c->xmit_argv[1] = strdup(DEFAULT_XMIT_COMMAND_ARG);
 	c->n_xmit_argv = 2;
+	if (c->xmit_argv[0] == NULL || c->xmit_argv[1] == NULL) {
+		config_free(c);
+		errno = ENOMEM;
+		return -1;
+	}
 
 	if (gethostname(host, sizeof(host)) == -1)
 		host[0] = '\0';
@@ -2018,8 +2023,7 @@ defaults(struct config *c)
 	c->tls_ciphers = strdup(DEFAULT_TLS_CIPHERS);
 	c->tls_ciphersuites = strdup(DEFAULT_TLS_CIPHERSUITES);
 	c->oauth_user_claim = strdup(DEFAULT_OAUTH_USER_CLAIM);
-	if (c->xmit_argv[0] == NULL || c->xmit_argv[1] == NULL ||
-	    c->oauth_user_claim == NULL || c->path == NULL || c->mail_root == NULL ||
+	if (c->oauth_user_claim == NULL || c->path == NULL || c->mail_root == NULL ||
 	    c->mailbox_path == NULL || c->user_db == NULL ||
 	    c->mail_user == NULL || c->auth_user == NULL ||
 	    c->hostname == NULL || c->greeting == NULL ||

@@ -514,6 +514,7 @@ submit_request(struct ipc_chan *ch, const void *tag, struct ipc_in *in)
 	const char *rcpt[HARD_XMIT_MAX_RECIPIENTS];
 	const char *user, *sender, *msgid;
 	char safe_id[XMIT_MAX_MSGID_LEN + 1];
+	char safe_user[MAX_USERNAME_LEN + 1];
 	struct timeval tv;
 	unsigned int i, n;
 	struct sub *sb;
@@ -537,16 +538,22 @@ submit_request(struct ipc_chan *ch, const void *tag, struct ipc_in *in)
 	}
 	if (!ipc_done(in) || spool < 0 || user[0] == '\0' ||
 	    !addr_ok(sender) || !cfg->xmit) {
-		log_warnx("master: malformed XTND XMIT request");
+		/* A worker of a generation before a reload that turned
+		 * xmit off may still ask. */
+		if (!cfg->xmit)
+			log_info("xmit refused: xmit = no since the reload");
+		else
+			log_warnx("master: malformed XTND XMIT request");
 		if (spool >= 0)
 			close(spool);
 		answer(ch, in->id, XMIT_PERMFAIL);
 		return;
 	}
 	log_safe(safe_id, sizeof(safe_id), msgid[0] != '\0' ? msgid : "-");
+	log_safe(safe_user, sizeof(safe_user), user);
 	if (!rate_take(user)) {
 		log_info("xmit user=%s msgid=%s rcpts=%u size=%" PRIu64
-		    " outcome=rate-limited", user, safe_id, n, size);
+		    " outcome=rate-limited", safe_user, safe_id, n, size);
 		close(spool);
 		answer(ch, in->id, XMIT_RATE_LIMITED);
 		return;
@@ -554,7 +561,8 @@ submit_request(struct ipc_chan *ch, const void *tag, struct ipc_in *in)
 	if (n_subs >= XMIT_MAX_RUNNING ||
 	    (sb = calloc(1, sizeof(*sb))) == NULL) {
 		log_warnx("xmit user=%s msgid=%s rcpts=%u size=%" PRIu64
-		    " outcome=tempfail reason=busy", user, safe_id, n, size);
+		    " outcome=tempfail reason=busy", safe_user, safe_id, n,
+		    size);
 		rate_give_back(user);
 		close(spool);
 		answer(ch, in->id, XMIT_TEMPFAIL);
@@ -565,8 +573,8 @@ submit_request(struct ipc_chan *ch, const void *tag, struct ipc_in *in)
 		child_main(spool, sender, rcpt, n);
 	close(spool);
 	if (pid == -1) {
-		log_warn("xmit user=%s msgid=%s outcome=tempfail: fork", user,
-		    safe_id);
+		log_warn("xmit user=%s msgid=%s outcome=tempfail: fork",
+		    safe_user, safe_id);
 		free(sb);
 		rate_give_back(user);
 		answer(ch, in->id, XMIT_TEMPFAIL);
@@ -576,7 +584,7 @@ submit_request(struct ipc_chan *ch, const void *tag, struct ipc_in *in)
 	sb->tag = tag;
 	sb->chan = ch;
 	sb->session = in->id;
-	snprintf(sb->user, sizeof(sb->user), "%s", user);
+	snprintf(sb->user, sizeof(sb->user), "%s", safe_user);
 	snprintf(sb->msgid, sizeof(sb->msgid), "%s", safe_id);
 	sb->n_rcpt = n;
 	sb->size = size;

@@ -415,12 +415,43 @@ def test_pipelining_after_the_message(make_server, sink):
     assert len(sink.messages()) == 2
 
 
-def test_t_flag_refused_in_config(tmp_path):
+@pytest.mark.parametrize("line, error", [
+    ("xmit_command = /usr/sbin/sendmail -t -i",
+     "xmit_command: remove -t: posternd gives the recipients as arguments"),
+    ("xmit_command = sendmail -i",
+     "xmit_command: 'sendmail' is not an absolute path"),
+    ("xmit_relay = localhost", "xmit_relay: 'localhost' is not HOST:PORT"),
+    ("xmit_relay = localhost:0", "xmit_relay: 'localhost:0' is not HOST:PORT"),
+    ("xmit_relay = [::1:25", "xmit_relay: '[::1:25' is not HOST:PORT"),
+    ("xmit_domain = @example.org",
+     "xmit_domain: '@example.org' is not a domain"),
+    ("xmit_require_tls = maybe",
+     "xmit_require_tls: 'maybe' is not yes, always or no"),
+    ("xmit_max_recipients = 201", "xmit_max_recipients: '201' is out of"
+     " range (use 1 to 200)"),
+    ("xmit_max_per_hour = 0", "xmit_max_per_hour: '0' is out of range"),
+    ("xmit_max_size = 2G", "xmit_max_size: '2G' is out of range"),
+    ("xmit_timeout = 0", "xmit_timeout: '0' is out of range"),
+])
+def test_config_errors(tmp_path, line, error):
     conf = tmp_path / "postern.conf"
-    conf.write_text("xmit = yes\nxmit_command = /usr/sbin/sendmail -t -i\n")
+    conf.write_text("xmit = yes\n" + line + "\n")
     r = harness.posternd("-t", "-c", str(conf))
     assert r.returncode == 1
-    assert b"xmit_command: remove -t" in r.stderr
+    assert ("%s:2: %s" % (conf, error)).encode() in r.stderr, r.stderr
+
+
+@pytest.mark.parametrize("line", [
+    "xmit_relay = [::1]:587", "xmit_relay = mail.example.org:25",
+    "xmit_relay = none", "xmit_domain = example.org example.net",
+    "xmit_require_tls = always", "xmit_require_tls = no",
+    "xmit_command = /usr/sbin/sendmail -C /etc/postfix-out -i",
+])
+def test_config_accepted(tmp_path, line):
+    conf = tmp_path / "postern.conf"
+    conf.write_text("xmit = yes\n" + line + "\n")
+    r = harness.posternd("-t", "-c", str(conf))
+    assert r.returncode == 0, r.stderr
 
 
 # ------------------------------------------------------------- SMTP relay
