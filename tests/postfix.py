@@ -27,6 +27,7 @@ API
       start(timeout=30)     `postfix -c DIR start`, waits for smtpd
       stop(timeout=30)      `postfix -c DIR stop`; then kills the master
                             PID it started if it is still there
+      cleanup()             stop(), then removes `dir`
       sendmail_command(*args) -> str
                             "/usr/sbin/sendmail -C DIR ARGS..." for a
                             submission command (any user may run it:
@@ -45,10 +46,12 @@ API
         a command that takes one recipient (${user}), also give main
         NAME_destination_recipient_limit = 1.
 
-The only system file touched is /etc/postfix/main.cf (created if absent):
-the instance's directory is added to alternate_config_directories at
-start and removed at stop, under a lock, so that instances of parallel
-tests do not undo each other.
+The only system file touched is /etc/postfix/main.cf: the instance's
+directory is added to alternate_config_directories at start and removed
+at stop, under a lock, so that instances of parallel tests do not undo
+each other.  When there was no main.cf (the package installed with "No
+configuration"), the file is created for the run and removed again once
+no instance needs it, so the package's own Postfix stays unconfigured.
 """
 
 import fcntl
@@ -65,6 +68,8 @@ SENDMAIL = "/usr/sbin/sendmail"
 DEFAULT_MAIN = "/etc/postfix/main.cf"
 LOCK = "/etc/postfix/.postern-tests.lock"
 ALT = "alternate_config_directories"
+MARK = ("# Written by Postern's tests (tests/postfix.py), removed when no"
+        " private instance runs.")
 
 # master.cf without chroot: every service a relay-only Postfix uses.
 MASTER_CF = """\
@@ -126,8 +131,7 @@ def _edit_alternates(add=None, remove=None):
             with open(DEFAULT_MAIN) as f:
                 lines = f.read().splitlines()
         except FileNotFoundError:
-            lines = ["# Written by Postern's tests (tests/postfix.py):"
-                     " no system Postfix", "# runs from it."]
+            lines = [MARK]
         dirs = []
         rest = []
         for line in lines:
@@ -142,6 +146,14 @@ def _edit_alternates(add=None, remove=None):
             dirs = [d for d in dirs if d != remove]
         # Directories of instances that are gone are dropped too.
         dirs = [d for d in dirs if os.path.isdir(d)]
+        if not dirs and rest[:1] == [MARK]:
+            # Ours, and no instance needs it: without a main.cf, the
+            # package's own Postfix stays unconfigured and never starts.
+            try:
+                os.unlink(DEFAULT_MAIN)
+            except FileNotFoundError:
+                pass
+            return
         if dirs:
             rest.append("%s = %s" % (ALT, " ".join(dirs)))
         tmp = DEFAULT_MAIN + ".tmp.%d" % os.getpid()
@@ -266,8 +278,11 @@ class Postfix:
             return False
 
     def cleanup(self):
-        self.stop()
-        shutil.rmtree(self.dir, ignore_errors=True)
+        """stop(), then removes the instance's directory."""
+        try:
+            self.stop()
+        finally:
+            shutil.rmtree(self.dir, ignore_errors=True)
 
     def sendmail_command(self, *args):
         return " ".join([SENDMAIL, "-C", self.config_dir] + list(args))
