@@ -66,10 +66,9 @@ def setup(make_server):
     for u in USERS:
         srv.ensure_maildir(u)
     pf.start()
-    srv.start()
-    yield srv, pf
     try:
-        pf.stop()
+        srv.start()
+        yield srv, pf
     finally:
         pf.cleanup()
 
