@@ -833,6 +833,9 @@ warn_config(const struct config *c)
 	if (c->idle_timeout_ms < 600000)
 		log_warnx("idle_timeout is below the 10 minutes RFC 1939"
 		    " asks for");
+	if (c->xmit && c->xmit_check_from && c->n_xmit_domains == 0)
+		log_warnx("xmit: no xmit_domain: only users whose login names"
+		    " are mail addresses can send with XTND XMIT");
 	if (c->plaintext != PLAINTEXT_ALLOWED)
 		return;
 	for (i = 0; i < c->n_listeners; i++)

@@ -599,3 +599,17 @@ def test_relay_unreachable_is_temporary(make_server):
     xmit(c, MSG, expect=TEMP)
     c.quit()
     srv.wait_log(r"cannot connect to relay 127\.0\.0\.1:%d" % port)
+
+
+def test_no_domain_warned_and_address_logins_only(make_server, sink):
+    srv = make_server(config={"xmit": True, "xmit_command": sink.command})
+    srv.wait_log(r"warning: xmit: no xmit_domain: only users whose login"
+                 r" names are mail addresses can send with XTND XMIT")
+    srv.add_user("eve@example.org", "Eve-Secret-5678")
+    c = srv.login("alice")
+    xmit(c, MSG, expect="-ERR The From address is not one of yours.")
+    c.quit()
+    c = srv.login("eve@example.org", "Eve-Secret-5678")
+    xmit(c, MSG.replace(b"alice@example.test", b"eve@example.org"))
+    c.quit()
+    assert len(sink.messages()) == 1
