@@ -613,3 +613,34 @@ def test_no_domain_warned_and_address_logins_only(make_server, sink):
     xmit(c, MSG.replace(b"alice@example.test", b"eve@example.org"))
     c.quit()
     assert len(sink.messages()) == 1
+
+
+def test_large_message_in_pieces(make_server, sink):
+    srv = make_server(config=xmit_config(sink))
+    c = srv.login("alice")
+    body = b"".join(b"%07d %s\r\n" % (i, b"." * (i % 97))
+                    for i in range(40000))
+    msg = MSG + body
+    assert c.command("XTND XMIT") == START
+    data = stuff(msg)
+    for i in range(0, len(data), 65521):
+        c.send(data[i:i + 65521])
+    assert c.status(timeout=60) == SENT
+    assert c.command("NOOP") == "+OK"
+    c.quit()
+    [rec] = sink.messages()
+    assert rec["data"] == lf(msg)
+    srv.wait_log(r"rcpts=1 size=%d outcome=sent" % len(msg))
+
+
+def test_disconnect_mid_message_sends_nothing(make_server, sink):
+    srv = make_server(config=xmit_config(sink))
+    c = srv.login("alice")
+    assert c.command("XTND XMIT") == START
+    c.send(MSG)
+    c.close()
+    srv.wait_log(r"logout user=alice reason=disconnect")
+    c = srv.login("alice")
+    xmit(c, MSG)
+    c.quit()
+    assert len(sink.messages()) == 1
