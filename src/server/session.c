@@ -521,8 +521,9 @@ on_idle(evutil_socket_t fd, short what, void *arg)
 		session_free(s);
 		return;
 	}
-	/* A long reply that is still moving is not idleness. */
-	if (out > 0 && out != s->last_out_len) {
+	/* A long reply that is still moving is not idleness, nor is an
+	 * XTND XMIT submission (bounded by xmit_timeout). */
+	if (s->xmit_waiting || (out > 0 && out != s->last_out_len)) {
 		s->last_out_len = out;
 		idle_reset(s);
 		return;

@@ -644,3 +644,13 @@ def test_disconnect_mid_message_sends_nothing(make_server, sink):
     xmit(c, MSG)
     c.quit()
     assert len(sink.messages()) == 1
+
+
+def test_submission_is_not_idleness(make_server, sink):
+    sink.set_sleep(3)
+    srv = make_server(config=xmit_config(sink, idle_timeout="1s",
+                                         xmit_timeout="20s"))
+    c = srv.login("alice")
+    xmit(c, MSG)
+    c.quit()
+    assert len(sink.messages()) == 1
