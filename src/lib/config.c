@@ -252,6 +252,9 @@ static const struct key keys[] = {
 	{ "xmit_domain", set_xmit_domains, 0, 0, 0, KEY_REPEAT },
 	{ "xmit_command", set_xmit_command, 0, 0, 0, 0 },
 	{ "xmit_relay", set_xmit_relay, 0, 0, 0, 0 },
+	{ "xmit_relay_starttls", set_bool, FIELD(xmit_relay_starttls), 0, 0,
+	    0 },
+	{ "xmit_relay_ca", set_path, FIELD(xmit_relay_ca), 0, 0, 0 },
 	{ "xmit_max_size", set_size, FIELD(xmit_max_size), 1,
 	    HARD_XMIT_MAX_SIZE, 0 },
 	{ "xmit_max_recipients", set_uint, FIELD(xmit_max_recipients), 1,
@@ -1939,6 +1942,12 @@ check_whole(struct parse *p)
 		    "carry)");
 		return -1;
 	}
+	if (c->xmit_relay_starttls && c->xmit_relay_host == NULL) {
+		p->line = seen_line(p, "xmit_relay_starttls");
+		err_set(p, "xmit_relay_starttls needs xmit_relay (set the "
+		    "relay's HOST:PORT)");
+		return -1;
+	}
 	return check_tls(p);
 }
 
@@ -2203,6 +2212,7 @@ config_free(struct config *c)
 	free_xmit_argv(c);
 	free(c->xmit_relay_host);
 	free(c->xmit_relay_port);
+	free(c->xmit_relay_ca);
 	free(c->path);
 	free(c->mail_root);
 	free(c->mailbox_path);

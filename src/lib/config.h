@@ -184,6 +184,8 @@ struct config {
 	size_t			 n_xmit_argv;
 	char			*xmit_relay_host;	/* NULL: the command */
 	char			*xmit_relay_port;
+	bool			 xmit_relay_starttls;
+	char			*xmit_relay_ca;		/* NULL: system CAs */
 	uint64_t		 xmit_max_size;
 	unsigned int		 xmit_max_recipients;
 	unsigned int		 xmit_max_per_hour;

@@ -17,11 +17,13 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <netdb.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 #include <sys/time.h>
 #include <sys/wait.h>
@@ -31,11 +33,16 @@
 
 #include <event2/event.h>
 
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <openssl/x509.h>
+
 #include "lib/buf.h"
 #include "lib/ipc.h"
 #include "lib/linebuf.h"
 #include "lib/log.h"
 #include "posternd.h"
+#include "tls/tls.h"
 
 /* SMTP reply lines (RFC 5321 section 4.5.3.1.5: 512 octets). */
 #define SMTP_LINE_MAX		1000
@@ -191,6 +198,8 @@ addr_ok(const char *a)
 
 struct smtp {
 	int		 fd;
+	SSL		*ssl;		/* after STARTTLS */
+	bool		 starttls;	/* the last EHLO offered it */
 	struct linebuf	 lb;
 	uint8_t		 in[4096];
 	size_t		 in_len;
@@ -226,8 +235,14 @@ smtp_write(struct smtp *c, const void *data, size_t len)
 
 		if (smtp_timeouts(c) == -1)
 			return -1;
-		n = send(c->fd, p, len, MSG_NOSIGNAL);
-		if (n == -1 && errno == EINTR)
+		if (c->ssl != NULL) {
+			int w = SSL_write(c->ssl, p, len > INT_MAX ? INT_MAX :
+			    (int)len);
+
+			n = w > 0 ? w : -1;
+		} else
+			n = send(c->fd, p, len, MSG_NOSIGNAL);
+		if (n == -1 && errno == EINTR && c->ssl == NULL)
 			continue;
 		if (n <= 0)
 			return -1;
@@ -259,9 +274,15 @@ smtp_line(struct smtp *c)
 			return -1;
 		if (c->in_len == sizeof(c->in) || smtp_timeouts(c) == -1)
 			return -1;
-		n = recv(c->fd, c->in + c->in_len, sizeof(c->in) - c->in_len,
-		    0);
-		if (n == -1 && errno == EINTR)
+		if (c->ssl != NULL) {
+			int r = SSL_read(c->ssl, c->in + c->in_len,
+			    (int)(sizeof(c->in) - c->in_len));
+
+			n = r > 0 ? r : -1;
+		} else
+			n = recv(c->fd, c->in + c->in_len,
+			    sizeof(c->in) - c->in_len, 0);
+		if (n == -1 && errno == EINTR && c->ssl == NULL)
 			continue;
 		if (n <= 0)
 			return -1;
@@ -287,6 +308,9 @@ smtp_reply(struct smtp *c)
 		if (code == -1)
 			code = (l[0] - '0') * 100 + (l[1] - '0') * 10 +
 			    (l[2] - '0');
+		/* RFC 3207 section 4: the EHLO keyword. */
+		if (code == 250 && strcasecmp(l + 4, "STARTTLS") == 0)
+			c->starttls = true;
 		if (l[3] != '-')
 			return code;
 	}
@@ -363,8 +387,84 @@ out:
 	return rc;
 }
 
+/*
+ * STARTTLS (RFC 3207) with the relay verified as xmit_relay_host: 0, or
+ * the exit status.  Every failure is temporary, a refused STARTTLS too:
+ * the message must not go in the clear, and the relay may be fixed.
+ */
 static int
-relay_run(const struct addrinfo *ai, const char *sender,
+smtp_starttls(struct smtp *c, SSL_CTX *ctx)
+{
+	char ebuf[256];
+	long vr;
+	int code;
+
+	if (!c->starttls) {
+		log_warnx("submit: relay %s:%s does not offer STARTTLS",
+		    cfg->xmit_relay_host, cfg->xmit_relay_port);
+		(void)smtp_write(c, "QUIT\r\n", 6);
+		return EX_TEMPFAIL;
+	}
+	if ((code = smtp_cmd(c, "STARTTLS", "", "")) != 220) {
+		if (code != -1)
+			code = code < 500 ? code : 454;
+		return smtp_fail(c, "STARTTLS", code);
+	}
+	/* Nothing the relay sent before the handshake may count as sent
+	 * inside it. */
+	if (c->in_len != 0) {
+		log_warnx("submit: relay %s:%s sent data after its STARTTLS"
+		    " reply", cfg->xmit_relay_host, cfg->xmit_relay_port);
+		return EX_TEMPFAIL;
+	}
+	ERR_clear_error();
+	if (smtp_timeouts(c) == -1 ||
+	    (c->ssl = tls_client_ssl(ctx, c->fd, cfg->xmit_relay_host)) ==
+	    NULL || SSL_connect(c->ssl) != 1) {
+		vr = c->ssl != NULL ? SSL_get_verify_result(c->ssl) : X509_V_OK;
+		if (vr != X509_V_OK)
+			log_warnx("submit: TLS verification of relay %s"
+			    " failed: %s", cfg->xmit_relay_host,
+			    X509_verify_cert_error_string(vr));
+		else
+			log_warnx("submit: TLS handshake with relay %s:%s"
+			    " failed: %s", cfg->xmit_relay_host,
+			    cfg->xmit_relay_port, tls_last_error(ebuf,
+			    sizeof(ebuf)));
+		return EX_TEMPFAIL;
+	}
+	c->starttls = false;
+	log_info("submit: relay %s:%s TLS %s", cfg->xmit_relay_host,
+	    cfg->xmit_relay_port, tls_describe(c->ssl, ebuf, sizeof(ebuf)));
+	return 0;
+}
+
+/* The context for STARTTLS, made before the child is confined: the CA
+ * file (xmit_relay_ca, or the system's bundle) is read now. */
+static SSL_CTX *
+relay_tls_ctx(void)
+{
+	const char *ca = cfg->xmit_relay_ca != NULL ? cfg->xmit_relay_ca :
+	    X509_get_default_cert_file();
+	char ebuf[256];
+	SSL_CTX *ctx;
+
+	ERR_clear_error();
+	if ((ctx = SSL_CTX_new(TLS_client_method())) == NULL ||
+	    SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION) != 1 ||
+	    SSL_CTX_load_verify_locations(ctx, ca, NULL) != 1) {
+		log_warnx("submit: TLS for relay %s: CA file %s: %s",
+		    cfg->xmit_relay_host, ca, tls_last_error(ebuf,
+		    sizeof(ebuf)));
+		SSL_CTX_free(ctx);
+		return NULL;
+	}
+	SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
+	return ctx;
+}
+
+static int
+relay_run(const struct addrinfo *ai, SSL_CTX *ctx, const char *sender,
     const char *const *rcpt, unsigned int n_rcpt)
 {
 	struct smtp c;
@@ -392,11 +492,19 @@ relay_run(const struct addrinfo *ai, const char *sender,
 	}
 	if ((code = smtp_reply(&c)) != 220)
 		return smtp_fail(&c, "the connection", code);
+	c.starttls = false;
 	code = smtp_cmd(&c, "EHLO ", cfg->hostname, "");
-	if (code >= 500)
+	if (code >= 500 && ctx == NULL)
 		code = smtp_cmd(&c, "HELO ", cfg->hostname, "");
 	if (code != 250)
 		return smtp_fail(&c, "EHLO", code);
+	if (ctx != NULL) {
+		if ((code = smtp_starttls(&c, ctx)) != 0)
+			return code;
+		/* RFC 3207 section 4.2: start over, as if connected now. */
+		if ((code = smtp_cmd(&c, "EHLO ", cfg->hostname, "")) != 250)
+			return smtp_fail(&c, "EHLO", code);
+	}
 	if ((code = smtp_cmd(&c, "MAIL FROM:<", sender, ">")) != 250)
 		return smtp_fail(&c, "the sender", code);
 	/* All or nothing: one refused recipient fails the message before
@@ -415,6 +523,10 @@ relay_run(const struct addrinfo *ai, const char *sender,
 	if ((code = smtp_reply(&c)) != 250)
 		return smtp_fail(&c, "the message", code);
 	(void)smtp_cmd(&c, "QUIT", "", "");
+	if (c.ssl != NULL) {
+		(void)SSL_shutdown(c.ssl);
+		SSL_free(c.ssl);
+	}
 	close(c.fd);
 	return 0;
 }
@@ -429,6 +541,7 @@ child_main(int spool, const char *sender, const char *const *rcpt,
 		"PATH=/usr/sbin:/usr/bin:/sbin:/bin", NULL
 	};
 	struct addrinfo hints, *ai = NULL;
+	SSL_CTX *ctx = NULL;
 	sigset_t all;
 	char **argv;
 	size_t i, n;
@@ -458,8 +571,11 @@ child_main(int spool, const char *sender, const char *const *rcpt,
 			    gai_strerror(gai));
 			_exit(EX_TEMPFAIL);
 		}
+		if (cfg->xmit_relay_starttls &&
+		    (ctx = relay_tls_ctx()) == NULL)
+			_exit(EX_TEMPFAIL);
 		privsep_drop_submit(cfg, true);
-		_exit(relay_run(ai, sender, rcpt, n_rcpt));
+		_exit(relay_run(ai, ctx, sender, rcpt, n_rcpt));
 	}
 	privsep_drop_submit(cfg, false);
 	/* The configured words, then -f SENDER, --, the recipients. */

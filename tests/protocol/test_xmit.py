@@ -432,6 +432,8 @@ def test_pipelining_after_the_message(make_server, sink):
     ("xmit_max_per_hour = 0", "xmit_max_per_hour: '0' is out of range"),
     ("xmit_max_size = 2G", "xmit_max_size: '2G' is out of range"),
     ("xmit_timeout = 0", "xmit_timeout: '0' is out of range"),
+    ("xmit_relay_starttls = yes",
+     "xmit_relay_starttls needs xmit_relay"),
 ])
 def test_config_errors(tmp_path, line, error):
     conf = tmp_path / "postern.conf"
@@ -460,8 +462,9 @@ class SmtpSink:
     """A tiny SMTP server on loopback: records each transaction; replies
     chosen per command by the test (dict verb -> reply line)."""
 
-    def __init__(self, replies=None):
+    def __init__(self, replies=None, tls_context=None):
         self.replies = replies or {}
+        self.tls_context = tls_context
         self.sock = socket.socket()
         self.sock.bind(("127.0.0.1", 0))
         self.sock.listen(8)
@@ -496,6 +499,7 @@ class SmtpSink:
 
         say("220 sink.test ESMTP")
         tx = None
+        in_tls = False
         for _ in range(1000):
             line = f.readline()
             if not line:
@@ -508,9 +512,19 @@ class SmtpSink:
                 if self.replies[verb][0] in "45":
                     continue
             if verb == "EHLO":
-                say("250-sink.test\r\n250 PIPELINING")
+                say("250-sink.test\r\n250-PIPELINING\r\n250 STARTTLS"
+                    if self.tls_context and not in_tls else
+                    "250-sink.test\r\n250 PIPELINING")
+            elif verb == "STARTTLS" and self.tls_context and not in_tls:
+                say("220 go ahead")
+                conn = self.tls_context.wrap_socket(conn, server_side=True)
+                in_tls = True
+                f = conn.makefile("rb")
+
+                def say(line, conn=conn):
+                    conn.sendall(line.encode() + b"\r\n")
             elif verb == "MAIL":
-                tx = {"from": cmd, "rcpt": [], "data": b""}
+                tx = {"from": cmd, "rcpt": [], "data": b"", "tls": in_tls}
                 say("250 ok")
             elif verb == "RCPT":
                 tx["rcpt"].append(cmd)
@@ -542,8 +556,8 @@ class SmtpSink:
 def smtp_sink():
     sinks = []
 
-    def make(replies=None):
-        s = SmtpSink(replies)
+    def make(replies=None, tls_context=None):
+        s = SmtpSink(replies, tls_context)
         sinks.append(s)
         return s
     yield make
@@ -654,3 +668,56 @@ def test_submission_is_not_idleness(make_server, sink):
     xmit(c, MSG)
     c.quit()
     assert len(sink.messages()) == 1
+
+
+def tls_server_context(pki):
+    import ssl
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(pki.cert, pki.key)
+    return ctx
+
+
+def test_relay_starttls(make_server, smtp_sink, pki):
+    relay = smtp_sink(tls_context=tls_server_context(pki))
+    srv = make_server(config={"xmit": True, "xmit_domain": "example.test",
+                              "xmit_relay": "localhost:%d" % relay.port,
+                              "xmit_relay_starttls": True,
+                              "xmit_relay_ca": pki.ca_cert})
+    c = srv.login("alice")
+    xmit(c, MSG)
+    c.quit()
+    [tx] = relay.transactions
+    assert tx["tls"] is True
+    assert tx["rcpt"] == ["RCPT TO:<bob@example.test>"]
+    assert tx["data"] == MSG
+    # EHLO again after the handshake (RFC 3207 section 4.2).
+    assert [x.split(" ")[0] for x in relay.commands][:4] == \
+        ["EHLO", "STARTTLS", "EHLO", "MAIL"]
+    srv.wait_log(r"submit: relay localhost:%d TLS TLSv1\.[23]" % relay.port)
+
+
+def test_relay_starttls_refused_without_it(make_server, smtp_sink, pki):
+    relay = smtp_sink()
+    srv = make_server(config={"xmit": True, "xmit_domain": "example.test",
+                              "xmit_relay": "localhost:%d" % relay.port,
+                              "xmit_relay_starttls": True,
+                              "xmit_relay_ca": pki.ca_cert})
+    c = srv.login("alice")
+    xmit(c, MSG, expect=TEMP)
+    c.quit()
+    assert relay.transactions == []
+    assert "MAIL" not in " ".join(relay.commands)
+    srv.wait_log(r"relay localhost:%d does not offer STARTTLS" % relay.port)
+
+
+def test_relay_starttls_unverified(make_server, smtp_sink, pki):
+    relay = smtp_sink(tls_context=tls_server_context(pki))
+    srv = make_server(config={"xmit": True, "xmit_domain": "example.test",
+                              "xmit_relay": "localhost:%d" % relay.port,
+                              "xmit_relay_starttls": True,
+                              "xmit_relay_ca": pki.other_ca_cert})
+    c = srv.login("alice")
+    xmit(c, MSG, expect=TEMP)
+    c.quit()
+    assert relay.transactions == []
+    srv.wait_log(r"TLS verification of relay localhost failed")
