@@ -1,12 +1,12 @@
 """
 XTND XMIT end to end through a private Postfix (tests/postfix.py): a
 message sent over POP3 goes from posternd to Postfix (its sendmail with
--C, or SMTP to its smtpd through xmit_relay), Postfix delivers the test
-domain with `postern deliver -u USER` as a pipe(8) transport into
-posternd's Maildirs, and POP3 fetches it back byte-exact apart from the
-trace fields added on the way.  Also mail injected into Postfix with
-swaks.  Skipped only when Postfix cannot run here (not root, or not
-installed).
+-C, or SMTP to its smtpd through xmit_relay, in the clear or with
+STARTTLS), Postfix delivers the test domain with `postern deliver -u
+USER` as a pipe(8) transport into posternd's Maildirs, and POP3 fetches
+it back byte-exact apart from the trace fields added on the way.  Also
+mail injected into Postfix with swaks.  Skipped only when Postfix cannot
+run here (not root, or not installed).
 """
 
 import os
@@ -151,6 +151,44 @@ def test_xmit_through_postfix_smtpd(setup):
         assert strip_trace(got) == expect
         assert b"\r\nbcc:" not in b"\r\n" + got.lower()
     assert "smtpd" in pf.log_text()
+
+
+def test_xmit_through_postfix_smtpd_starttls(make_server):
+    why = postfix.available()
+    if why:
+        pytest.skip(why)
+    pki = harness.tls_pki()
+    srv = make_server(users=USERS, start=False)
+    pf = postfix.Postfix(
+        transports={DOMAIN: "postern:"},
+        main={"postern_destination_recipient_limit": "1",
+              "smtpd_tls_security_level": "may",
+              "smtpd_tls_cert_file": pki.cert,
+              "smtpd_tls_key_file": pki.key,
+              "smtpd_tls_loglevel": "1"},
+        services=[postfix.pipe_service("postern", [
+            harness.postern_path(), "deliver", "-c", srv.conf_path,
+            "-f", "${sender}", "-u", "${user}"])])
+    srv.update_config({"xmit": True, "xmit_domain": DOMAIN,
+                       "xmit_relay": "localhost:%d" % pf.port,
+                       "xmit_relay_starttls": True,
+                       "xmit_relay_ca": pki.ca_cert})
+    for u in USERS:
+        srv.ensure_maildir(u)
+    pf.start()
+    try:
+        srv.start()
+        bcc = b"Bcc: carol@example.test\r\n"
+        sent = message(b"via smtpd over tls", bcc)
+        send(srv, "alice", sent)
+        pf.wait_queue_empty()
+        for user in ("bob", "carol"):
+            [got] = fetch_all(srv, pf, user, 1)
+            assert strip_trace(got) == sent.replace(bcc, b"")
+        assert "TLS connection established from localhost" in pf.log_text()
+        srv.wait_log(r"submit: relay localhost:%d TLS TLSv1\.[23]" % pf.port)
+    finally:
+        pf.cleanup()
 
 
 def test_swaks_into_postfix_then_pop3(setup):
