@@ -15,6 +15,7 @@
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
 
+#include "lib/buf.h"
 #include "lib/config.h"
 #include "tls/tls.h"
 
@@ -51,6 +52,7 @@ tls_client_ssl(SSL_CTX *ctx, int fd, const char *host)
 {
 	unsigned char addr[16];
 	X509_VERIFY_PARAM *param;
+	char name[256];		/* OpenSSL's macro takes no const */
 	SSL *ssl;
 	int ok;
 
@@ -63,7 +65,8 @@ tls_client_ssl(SSL_CTX *ctx, int fd, const char *host)
 	    inet_pton(AF_INET6, host, addr) == 1)
 		ok = X509_VERIFY_PARAM_set1_ip_asc(param, host) == 1;
 	else
-		ok = SSL_set_tlsext_host_name(ssl, host) == 1 &&
+		ok = str_fmt(name, sizeof(name), "%s", host) == 0 &&
+		    SSL_set_tlsext_host_name(ssl, name) == 1 &&
 		    X509_VERIFY_PARAM_set1_host(param, host, 0) == 1;
 	if (!ok || SSL_set_fd(ssl, fd) != 1) {
 		SSL_free(ssl);
