@@ -445,13 +445,16 @@ mailhdr_parse(struct mailhdr *h, const char *hdr, size_t len)
 			eol = end;
 		colon = memchr(p, ':', (size_t)(eol - p));
 		nlen = colon != NULL ? (size_t)(colon - p) : 0;
+		/* Section 4.5.8 (obs-optional): white space may come
+		 * before the colon. */
+		while (nlen > 0 && (p[nlen - 1] == ' ' || p[nlen - 1] == '\t'))
+			nlen--;
 		if (nlen == 0 || nlen > FIELD_NAME_MAX) {
 			snprintf(h->err, sizeof(h->err), "Malformed header"
 			    " line.");
 			goto out;
 		}
-		/* RFC 5322 section 3.6.8: printable, no colon; also no
-		 * space (obs-optional's trailing WSP is not accepted). */
+		/* RFC 5322 section 3.6.8: printable, no colon, no space. */
 		for (i = 0; i < nlen; i++)
 			if ((unsigned char)p[i] <= 0x20 ||
 			    (unsigned char)p[i] >= 0x7f) {

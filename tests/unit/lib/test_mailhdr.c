@@ -88,6 +88,9 @@ test_address_forms(void **state)
 	/* Field names in any case; CRLF line ends too. */
 	expect_rcpts("tO: a@example.org\r\nBCC: b@example.org\r\n",
 	    "a@example.org b@example.org");
+	/* White space before the colon (obs-optional). */
+	expect_rcpts("To : a@example.org\nBcc\t: b@example.org\n",
+	    "a@example.org b@example.org");
 	/* Other fields do not give recipients. */
 	expect_rcpts("Reply-To: r@example.org\nTo: a@example.org\n",
 	    "a@example.org");
@@ -140,7 +143,7 @@ test_bcc_removed(void **state)
 	    "Bcc: hidden@example.org,\r\n"
 	    "  other@example.org\r\n"
 	    "To: b@example.org\r\n"
-	    "bcc: more@example.org\r\n"
+	    "bcc : more@example.org\r\n"
 	    "Subject: folded\r\n"
 	    "\tline\r\n"
 	    "X-Last: no newline";
