@@ -200,6 +200,7 @@ struct smtp {
 	int		 fd;
 	SSL		*ssl;		/* after STARTTLS */
 	bool		 starttls;	/* the last EHLO offered it */
+	bool		 eightbit;	/* ... and 8BITMIME (RFC 6152) */
 	struct linebuf	 lb;
 	uint8_t		 in[4096];
 	size_t		 in_len;
@@ -311,6 +312,8 @@ smtp_reply(struct smtp *c)
 		/* RFC 3207 section 4: the EHLO keyword. */
 		if (code == 250 && strcasecmp(l + 4, "STARTTLS") == 0)
 			c->starttls = true;
+		if (code == 250 && strcasecmp(l + 4, "8BITMIME") == 0)
+			c->eightbit = true;
 		if (l[3] != '-')
 			return code;
 	}
@@ -387,6 +390,28 @@ out:
 	return rc;
 }
 
+/* Whether the spool (standard input) holds an octet above 0x7f; it is
+ * read from the start and left there. */
+static bool
+spool_is_8bit(void)
+{
+	static unsigned char in[16384];
+	bool found = false;
+	ssize_t n, i;
+
+	while (!found && (n = read(0, in, sizeof(in))) != 0) {
+		if (n == -1) {
+			if (errno == EINTR)
+				continue;
+			break;
+		}
+		for (i = 0; i < n && !found; i++)
+			found = in[i] > 0x7f;
+	}
+	(void)lseek(0, 0, SEEK_SET);
+	return found;
+}
+
 /*
  * STARTTLS (RFC 3207) with the relay verified as xmit_relay_host: 0, or
  * the exit status.  Every failure is temporary, a refused STARTTLS too:
@@ -433,7 +458,7 @@ smtp_starttls(struct smtp *c, SSL_CTX *ctx)
 			    sizeof(ebuf)));
 		return EX_TEMPFAIL;
 	}
-	c->starttls = false;
+	c->starttls = c->eightbit = false;
 	log_info("submit: relay %s:%s TLS %s", cfg->xmit_relay_host,
 	    cfg->xmit_relay_port, tls_describe(c->ssl, ebuf, sizeof(ebuf)));
 	return 0;
@@ -492,7 +517,7 @@ relay_run(const struct addrinfo *ai, SSL_CTX *ctx, const char *sender,
 	}
 	if ((code = smtp_reply(&c)) != 220)
 		return smtp_fail(&c, "the connection", code);
-	c.starttls = false;
+	c.starttls = c.eightbit = false;
 	code = smtp_cmd(&c, "EHLO ", cfg->hostname, "");
 	if (code >= 500 && ctx == NULL)
 		code = smtp_cmd(&c, "HELO ", cfg->hostname, "");
@@ -505,7 +530,9 @@ relay_run(const struct addrinfo *ai, SSL_CTX *ctx, const char *sender,
 		if ((code = smtp_cmd(&c, "EHLO ", cfg->hostname, "")) != 250)
 			return smtp_fail(&c, "EHLO", code);
 	}
-	if ((code = smtp_cmd(&c, "MAIL FROM:<", sender, ">")) != 250)
+	/* RFC 6152: an 8-bit body is declared where the relay allows. */
+	if ((code = smtp_cmd(&c, "MAIL FROM:<", sender, c.eightbit &&
+	    spool_is_8bit() ? "> BODY=8BITMIME" : ">")) != 250)
 		return smtp_fail(&c, "the sender", code);
 	/* All or nothing: one refused recipient fails the message before
 	 * DATA, so that a retry sends no copy twice. */

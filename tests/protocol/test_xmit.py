@@ -514,7 +514,7 @@ class SmtpSink:
             if verb == "EHLO":
                 say("250-sink.test\r\n250-PIPELINING\r\n250 STARTTLS"
                     if self.tls_context and not in_tls else
-                    "250-sink.test\r\n250 PIPELINING")
+                    "250-sink.test\r\n250-8BITMIME\r\n250 PIPELINING")
             elif verb == "STARTTLS" and self.tls_context and not in_tls:
                 say("220 go ahead")
                 conn = self.tls_context.wrap_socket(conn, server_side=True)
@@ -721,3 +721,18 @@ def test_relay_starttls_unverified(make_server, smtp_sink, pki):
     c.quit()
     assert relay.transactions == []
     srv.wait_log(r"TLS verification of relay localhost failed")
+
+
+def test_relay_8bit_body_declared(make_server, smtp_sink):
+    relay = smtp_sink()
+    srv = make_server(config={"xmit": True, "xmit_domain": "example.test",
+                              "xmit_relay": "127.0.0.1:%d" % relay.port})
+    c = srv.login("alice")
+    xmit(c, MSG)
+    latin = MSG + "Grüße\r\n".encode("utf-8")
+    xmit(c, latin)
+    c.quit()
+    first, second = relay.transactions
+    assert first["from"] == "MAIL FROM:<alice@example.test>"
+    assert second["from"] == "MAIL FROM:<alice@example.test> BODY=8BITMIME"
+    assert second["data"] == latin
