@@ -325,7 +325,7 @@ xmit_line(struct session *s, char *line, size_t len, enum line_rc rc)
 		if (len == 0) {
 			x->in_body = true;
 			header_done(x);
-			if (buf_addc(&x->wbuf, '\n') == -1)
+			if (x->err[0] == '\0' && buf_addc(&x->wbuf, '\n') == -1)
 				refuse(x, "no-memory", "[SYS/TEMP] Out of"
 				    " memory.");
 			return;
