@@ -166,6 +166,26 @@ def test_send_exact_replies_argv_and_spool(make_server, sink):
                  r" outcome=sent exit=0" % len(msg))
 
 
+def test_command_runs_as_mail_user_with_nothing_else(make_server, sink):
+    srv = make_server(config=xmit_config(sink))
+    c = srv.login("alice")
+    xmit(c, MSG)
+    c.quit()
+    [rec] = sink.messages()
+    if harness.is_root():
+        import pwd
+        nobody = pwd.getpwnam("nobody")
+        assert (rec["uid"], rec["gid"]) == (nobody.pw_uid, nobody.pw_gid)
+        assert rec["groups"] in ([], [nobody.pw_gid])
+    else:
+        assert rec["uid"] == os.getuid()
+    # Python sets LC_CTYPE itself in a C locale (PEP 538).
+    rec["env"].pop("LC_CTYPE", None)
+    assert rec["env"] == {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin"}
+    # Standard input, output and error, and the listing's own one.
+    assert rec["fds"][:3] == [0, 1, 2] and len(rec["fds"]) <= 4
+
+
 def test_address_lists(make_server, sink):
     srv = make_server(config=xmit_config(sink))
     c = srv.login("alice")
@@ -584,6 +604,9 @@ def test_relay_mode(make_server, smtp_sink):
                           b"last line\r\n")
     assert relay.commands[0].startswith("EHLO ")
     assert relay.commands[-1] == "QUIT"
+    # The relay child is confined before it connects.
+    srv.wait_log(r"posternd/submit\[\d+\] info: submit: seccomp allows"
+                 r" \d+ system calls")
 
 
 @pytest.mark.parametrize("verb, reply, expect", [
