@@ -7,7 +7,7 @@ this file.  See postern.conf(5) (xmit_*) and posternd(8), XTND XMIT.
 
 import json
 import os
-import re
+import shutil
 import socket
 import tempfile
 import threading
@@ -73,7 +73,9 @@ class Sink:
 
 @pytest.fixture
 def sink():
-    return Sink()
+    s = Sink()
+    yield s
+    shutil.rmtree(s.dir, ignore_errors=True)
 
 
 def xmit_config(sink, **kw):
