@@ -488,10 +488,7 @@ static int
 tls_start(struct pop3c *c)
 {
 	const struct account *a = c->acct;
-	unsigned char addr[16];
-	X509_VERIFY_PARAM *param;
 	char ebuf[256];
-	bool ip;
 	long vr;
 	int r;
 
@@ -509,23 +506,9 @@ tls_start(struct pop3c *c)
 	} else if (SSL_CTX_set_default_verify_paths(c->ctx) != 1)
 		return pop3c_error(c, POP3C_TEMP, "TLS: the system CAs: %s",
 		    tls_last_error(ebuf, sizeof(ebuf)));
-	if ((c->ssl = SSL_new(c->ctx)) == NULL ||
-	    SSL_set_fd(c->ssl, c->fd) != 1)
-		return pop3c_error(c, POP3C_TEMP, "TLS: %s",
-		    tls_last_error(ebuf, sizeof(ebuf)));
-	ip = inet_pton(AF_INET, a->host, addr) == 1 ||
-	    inet_pton(AF_INET6, a->host, addr) == 1;
-	param = SSL_get0_param(c->ssl);
-	X509_VERIFY_PARAM_set_hostflags(param,
-	    X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
-	if (ip)
-		r = X509_VERIFY_PARAM_set1_ip_asc(param, a->host);
-	else
-		r = SSL_set_tlsext_host_name(c->ssl, a->host) == 1 &&
-		    X509_VERIFY_PARAM_set1_host(param, a->host, 0) == 1;
-	if (r != 1)
-		return pop3c_error(c, POP3C_TEMP, "TLS: setting the host"
-		    " name %s: %s", a->host, tls_last_error(ebuf,
+	if ((c->ssl = tls_client_ssl(c->ctx, c->fd, a->host)) == NULL)
+		return pop3c_error(c, POP3C_TEMP, "TLS: setting up the"
+		    " connection to %s: %s", a->host, tls_last_error(ebuf,
 		    sizeof(ebuf)));
 	for (;;) {
 		ERR_clear_error();

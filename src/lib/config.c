@@ -27,6 +27,7 @@
  *   warning about it is left to the daemon, which logs it once per load.
  */
 #include <arpa/inet.h>
+#include <ctype.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <limits.h>
@@ -81,6 +82,8 @@
 #define EXPIRE_MAX_DAYS		100000
 #define LOGIN_DELAY_MAX_MS	(30ull * 86400 * 1000)
 #define GREETING_MAX		200	/* leaves room for the APOP stamp */
+#define DEFAULT_XMIT_COMMAND	"/usr/sbin/sendmail"
+#define DEFAULT_XMIT_COMMAND_ARG "-i"
 #define HOSTNAME_MAX		255	/* RFC 1035 section 2.3.4 */
 #define RUN_USER_MAX		32	/* useradd's limit */
 #define KEY_NAME_MAX		32
@@ -166,6 +169,14 @@ static int	set_mode(struct parse *, const struct key *,
 	    const char *);
 static int	set_delimiter(struct parse *, const struct key *,
 	    const char *);
+static int	set_xmit_tls(struct parse *, const struct key *,
+	    const char *);
+static int	set_xmit_domains(struct parse *, const struct key *,
+	    const char *);
+static int	set_xmit_command(struct parse *, const struct key *,
+	    const char *);
+static int	set_xmit_relay(struct parse *, const struct key *,
+	    const char *);
 
 #define FIELD(f)	offsetof(struct config, f)
 
@@ -248,6 +259,24 @@ static const struct key keys[] = {
 	{ "oauth_issuer", set_oauth_issuer, 0, 0, 0, KEY_REPEAT },
 	{ "oauth_audience", set_word, FIELD(oauth_audience), 0, 0, 0 },
 	{ "oauth_user_claim", set_word, FIELD(oauth_user_claim), 0, 0, 0 },
+	{ "xmit", set_bool, FIELD(xmit), 0, 0, 0 },
+	{ "xmit_require_tls", set_xmit_tls, FIELD(xmit_require_tls), 0, 0,
+	    0 },
+	{ "xmit_check_from", set_bool, FIELD(xmit_check_from), 0, 0, 0 },
+	{ "xmit_domain", set_xmit_domains, 0, 0, 0, KEY_REPEAT },
+	{ "xmit_command", set_xmit_command, 0, 0, 0, 0 },
+	{ "xmit_relay", set_xmit_relay, 0, 0, 0, 0 },
+	{ "xmit_relay_starttls", set_bool, FIELD(xmit_relay_starttls), 0, 0,
+	    0 },
+	{ "xmit_relay_ca", set_path, FIELD(xmit_relay_ca), 0, 0, 0 },
+	{ "xmit_max_size", set_size, FIELD(xmit_max_size), 1,
+	    HARD_XMIT_MAX_SIZE, 0 },
+	{ "xmit_max_recipients", set_uint, FIELD(xmit_max_recipients), 1,
+	    HARD_XMIT_MAX_RECIPIENTS, 0 },
+	{ "xmit_max_per_hour", set_uint, FIELD(xmit_max_per_hour), 1,
+	    HARD_XMIT_MAX_PER_HOUR, 0 },
+	{ "xmit_timeout", set_duration, FIELD(xmit_timeout_ms),
+	    XMIT_TIMEOUT_MIN_MS, XMIT_TIMEOUT_MAX_MS, 0 },
 	{ "log", set_log, FIELD(log_syslog), 0, 0, 0 },
 	{ "log_debug", set_bool, FIELD(log_debug), 0, 0, 0 },
 	{ "hostname", set_hostname, FIELD(hostname), 0, 0, 0 },
@@ -1668,6 +1697,168 @@ set_word(struct parse *p, const struct key *k, const char *value)
 	return store_str(p, k, value);
 }
 
+/* ---- XTND XMIT ---------------------------------------------------- */
+
+static int
+set_xmit_tls(struct parse *p, const struct key *k, const char *value)
+{
+	enum xmit_tls *t = field(p, k);
+
+	if (strcasecmp(value, "always") == 0) {
+		*t = XMIT_TLS_ALWAYS;
+		return 0;
+	}
+	switch (parse_bool(p, k, value)) {
+	case 1:
+		*t = XMIT_TLS_UNLESS_LOOPBACK;
+		return 0;
+	case 0:
+		*t = XMIT_TLS_NEVER;
+		return 0;
+	default:
+		err_set(p, "%s: '%s' is not yes, always or no", k->name,
+		    shown(p, value));
+		return -1;
+	}
+}
+
+static int
+add_xmit_domain(struct parse *p, const struct key *k, const char *word,
+    void *arg)
+{
+	struct config *c = p->c;
+	char *d;
+	size_t i;
+
+	if (word[0] == '.' || word[0] == '-' || strchr(word, '@') != NULL ||
+	    strstr(word, "..") != NULL || !hostname_ok(word)) {
+		err_set(p, "%s: '%s' is not a domain (use e.g. example.org)",
+		    k->name, shown(p, word));
+		return -1;
+	}
+	if (c->n_xmit_domains == MAX_XMIT_DOMAINS) {
+		err_set(p, "%s: more than %d domains", k->name,
+		    MAX_XMIT_DOMAINS);
+		return -1;
+	}
+	if ((d = strdup(word)) == NULL) {
+		err_set(p, "%s: out of memory", k->name);
+		return -1;
+	}
+	for (i = 0; d[i] != '\0'; i++)
+		d[i] = (char)tolower((unsigned char)d[i]);
+	c->xmit_domains[c->n_xmit_domains++] = d;
+	return 0;
+}
+
+/* One or more domains on a line; the key may repeat. */
+static int
+set_xmit_domains(struct parse *p, const struct key *k, const char *value)
+{
+	return each_word(p, k, value, add_xmit_domain, NULL);
+}
+
+static void
+free_xmit_argv(struct config *c)
+{
+	size_t i;
+
+	for (i = 0; i < c->n_xmit_argv && i < XMIT_MAX_COMMAND_WORDS; i++)
+		free(c->xmit_argv[i]);
+	memset(c->xmit_argv, 0, sizeof(c->xmit_argv));
+	c->n_xmit_argv = 0;
+}
+
+static int
+add_xmit_word(struct parse *p, const struct key *k, const char *word,
+    void *arg)
+{
+	struct config *c = p->c;
+
+	if (c->n_xmit_argv == 0 && word[0] != '/') {
+		err_set(p, "%s: '%s' is not an absolute path (use e.g. "
+		    "/usr/sbin/sendmail -i)", k->name, shown(p, word));
+		return -1;
+	}
+	/* The recipients are arguments; -t would take them from the
+	 * header, where the Bcc field no longer is. */
+	if (strcmp(word, "-t") == 0) {
+		err_set(p, "%s: remove -t: posternd gives the recipients as "
+		    "arguments (see postern.conf(5))", k->name);
+		return -1;
+	}
+	if (c->n_xmit_argv == XMIT_MAX_COMMAND_WORDS) {
+		err_set(p, "%s: more than %d words", k->name,
+		    XMIT_MAX_COMMAND_WORDS);
+		return -1;
+	}
+	if ((c->xmit_argv[c->n_xmit_argv] = strdup(word)) == NULL) {
+		err_set(p, "%s: out of memory", k->name);
+		return -1;
+	}
+	c->n_xmit_argv++;
+	return 0;
+}
+
+/* Words split at spaces and tabs, never through a shell. */
+static int
+set_xmit_command(struct parse *p, const struct key *k, const char *value)
+{
+	free_xmit_argv(p->c);
+	if (each_word(p, k, value, add_xmit_word, NULL) == -1)
+		return -1;
+	return 0;
+}
+
+/* "HOST:PORT", "[IPv6]:PORT", or "none" (use xmit_command). */
+static int
+set_xmit_relay(struct parse *p, const struct key *k, const char *value)
+{
+	struct config *c = p->c;
+	char host[HOSTNAME_MAX + 1];
+	const char *colon, *h = value, *port;
+	size_t hlen;
+	uint32_t n;
+
+	free(c->xmit_relay_host);
+	free(c->xmit_relay_port);
+	c->xmit_relay_host = c->xmit_relay_port = NULL;
+	if (strcasecmp(value, "none") == 0)
+		return 0;
+	colon = strrchr(value, ':');
+	if (value[0] == '[') {
+		const char *rb = strchr(value, ']');
+
+		if (rb == NULL || rb[1] != ':')
+			goto bad;
+		h = value + 1;
+		hlen = (size_t)(rb - h);
+		colon = rb + 1;
+	} else if (colon == NULL)
+		goto bad;
+	else
+		hlen = (size_t)(colon - value);
+	port = colon + 1;
+	if (hlen == 0 || hlen > HOSTNAME_MAX ||
+	    parse_u32(port, 65535, &n) != PARSE_OK || n == 0)
+		goto bad;
+	memcpy(host, h, hlen);
+	host[hlen] = '\0';
+	if (!hostname_ok(host) || host[0] == '-')
+		goto bad;
+	c->xmit_relay_host = strdup(host);
+	c->xmit_relay_port = strdup(port);
+	if (c->xmit_relay_host == NULL || c->xmit_relay_port == NULL) {
+		err_set(p, "%s: out of memory", k->name);
+		return -1;
+	}
+	return 0;
+bad:
+	err_set(p, "%s: '%s' is not HOST:PORT (use e.g. 127.0.0.1:25, "
+	    "[::1]:587 or none)", k->name, shown(p, value));
+	return -1;
+}
+
 /* ---- the file ----------------------------------------------------- */
 
 /* Levenshtein distance of two short names, for "did you mean". */
@@ -1926,6 +2117,12 @@ check_whole(struct parse *p)
 	}
 	if (check_lmtp(p) == -1)
 		return -1;
+	if (c->xmit_relay_starttls && c->xmit_relay_host == NULL) {
+		p->line = seen_line(p, "xmit_relay_starttls");
+		err_set(p, "xmit_relay_starttls needs xmit_relay (set the "
+		    "relay's HOST:PORT)");
+		return -1;
+	}
 	return check_tls(p);
 }
 
@@ -1987,6 +2184,21 @@ defaults(struct config *c)
 	c->tls_min_version = DEFAULT_TLS_MIN_VERSION;
 	c->tls_client_cert = false;
 	c->tls_handshake_timeout_ms = DEFAULT_TLS_HANDSHAKE_TIMEOUT_MS;
+	c->xmit = false;
+	c->xmit_require_tls = XMIT_TLS_UNLESS_LOOPBACK;
+	c->xmit_check_from = true;
+	c->xmit_max_size = DEFAULT_XMIT_MAX_SIZE;
+	c->xmit_max_recipients = DEFAULT_XMIT_MAX_RECIPIENTS;
+	c->xmit_max_per_hour = DEFAULT_XMIT_MAX_PER_HOUR;
+	c->xmit_timeout_ms = DEFAULT_XMIT_TIMEOUT_MS;
+	c->xmit_argv[0] = strdup(DEFAULT_XMIT_COMMAND);
+	c->xmit_argv[1] = strdup(DEFAULT_XMIT_COMMAND_ARG);
+	c->n_xmit_argv = 2;
+	if (c->xmit_argv[0] == NULL || c->xmit_argv[1] == NULL) {
+		config_free(c);
+		errno = ENOMEM;
+		return -1;
+	}
 
 	if (gethostname(host, sizeof(host)) == -1)
 		host[0] = '\0';
@@ -2181,6 +2393,12 @@ config_free(struct config *c)
 	}
 	free(c->oauth_audience);
 	free(c->oauth_user_claim);
+	for (i = 0; i < c->n_xmit_domains && i < MAX_XMIT_DOMAINS; i++)
+		free(c->xmit_domains[i]);
+	free_xmit_argv(c);
+	free(c->xmit_relay_host);
+	free(c->xmit_relay_port);
+	free(c->xmit_relay_ca);
 	free(c->path);
 	free(c->mail_root);
 	free(c->mailbox_path);

@@ -105,6 +105,13 @@ struct oauth_issuer_conf {
 	char			*key;		/* PEM public key or cert */
 };
 
+/* When XTND XMIT needs TLS (xmit_require_tls). */
+enum xmit_tls {
+	XMIT_TLS_UNLESS_LOOPBACK = 0,	/* yes: TLS, or a loopback peer */
+	XMIT_TLS_ALWAYS,		/* always: TLS, even on loopback */
+	XMIT_TLS_NEVER,			/* no */
+};
+
 struct config {
 	char			*path;		/* the file it came from */
 
@@ -195,6 +202,24 @@ struct config {
 	unsigned int		 quota_messages;	/* 0: unlimited */
 	bool			 quota_temporary;	/* 452 4.2.2, exit 75 */
 	uint64_t		 restart_interval_ms;	/* between restarts */
+	/* XTND XMIT (postern.conf(5)). */
+	bool			 xmit;		/* offered at all */
+	enum xmit_tls		 xmit_require_tls;
+	bool			 xmit_check_from;
+	char			*xmit_domains[MAX_XMIT_DOMAINS];
+	size_t			 n_xmit_domains;
+	/* xmit_command split into words (NULL-terminated), or none when
+	 * xmit_relay is set. */
+	char			*xmit_argv[XMIT_MAX_COMMAND_WORDS + 1];
+	size_t			 n_xmit_argv;
+	char			*xmit_relay_host;	/* NULL: the command */
+	char			*xmit_relay_port;
+	bool			 xmit_relay_starttls;
+	char			*xmit_relay_ca;		/* NULL: system CAs */
+	uint64_t		 xmit_max_size;
+	unsigned int		 xmit_max_recipients;
+	unsigned int		 xmit_max_per_hour;
+	uint64_t		 xmit_timeout_ms;
 
 	bool			 log_syslog;	/* else stderr */
 	bool			 log_debug;

@@ -225,4 +225,36 @@
 #define MBOX_DOTLOCK_STALE_MIN_SEC	10
 #define MBOX_DOTLOCK_STALE_MAX_SEC	(24 * 3600)
 
+/*
+ * XTND XMIT (sending mail through POP3).  xmit_max_size bounds a message
+ * as the client sent it (CRLF line ends, without byte-stuffing); a line
+ * longer than XMIT_MAX_LINE_LENGTH or a header block over
+ * XMIT_MAX_HEADER_BYTES refuses the message (RFC 5322 section 2.1.1
+ * allows 998 octets a line).  The envelope travels to the master in one
+ * IPC message, which bounds the recipients: HARD_XMIT_MAX_RECIPIENTS
+ * addresses of XMIT_MAX_ADDR_LEN octets (RFC 5321 section 4.5.3.1.3: a
+ * path is 256 octets with its angle brackets) fit in IPC_MAX_MSG.
+ * xmit_max_per_hour is a token bucket per user, kept by the master for
+ * all pop3 workers.  A submission command or relay conversation is
+ * killed after xmit_timeout.
+ */
+#define DEFAULT_XMIT_MAX_SIZE		(10ull * 1024 * 1024)
+#define HARD_XMIT_MAX_SIZE		(1ull << 30)
+#define XMIT_MAX_LINE_LENGTH		16384
+#define XMIT_MAX_HEADER_BYTES		(256 * 1024)
+#define XMIT_MAX_ADDR_LEN		254
+#define XMIT_MAX_FROM			16
+#define XMIT_MAX_MSGID_LEN		250
+#define DEFAULT_XMIT_MAX_RECIPIENTS	100
+#define HARD_XMIT_MAX_RECIPIENTS	200
+#define DEFAULT_XMIT_MAX_PER_HOUR	100
+#define HARD_XMIT_MAX_PER_HOUR		100000
+#define DEFAULT_XMIT_TIMEOUT_MS		(120 * 1000)
+#define XMIT_TIMEOUT_MIN_MS		1000ull
+#define XMIT_TIMEOUT_MAX_MS		(3600 * 1000ull)
+#define MAX_XMIT_DOMAINS		64
+#define XMIT_MAX_COMMAND_WORDS		32
+/* Submissions running at once (each is a process). */
+#define XMIT_MAX_RUNNING		64
+
 #endif

@@ -77,6 +77,9 @@ static const struct pop3_cmd commands[] = {
 	{ "TOP",  CMD_TRANS,		  2, 2, cmd_top },
 	{ "UIDL", CMD_TRANS,		  0, 1, cmd_uidl },
 	{ "USER", CMD_AUTHZ,		  1, 1, cmd_user },
+	/* qpopper's extensions; xmit.c checks the state, so that XTND
+	 * is an unknown command in every state while xmit = no. */
+	{ "XTND", CMD_AUTHZ | CMD_TRANS,  0, 3, xmit_command },
 };
 
 static void
@@ -147,6 +150,12 @@ commands_dispatch(struct session *s, char *line)
 	}
 	argv[argc < MAX_ARGS ? argc : MAX_ARGS] = NULL;
 	cmd->run(s, argv, argc);
+}
+
+void
+commands_bad(struct session *s, const char *reply)
+{
+	bad_command(s, reply);
 }
 
 /* A message number that names a message not deleted; one -ERR if not. */
@@ -386,6 +395,7 @@ cmd_capa(struct session *s, char **argv, int argc)
 	    buf_addstr(&b, "UIDL\r\nRESP-CODES\r\nAUTH-RESP-CODE\r\n"
 	    "PIPELINING\r\n") == -1 ||
 	    add_policy(&b, s) == -1 ||
+	    (xmit_offered(s) && buf_addstr(&b, "XTND XMIT\r\n") == -1) ||
 	    buf_addf(&b, "IMPLEMENTATION Postern-%s\r\n.\r\n",
 	    POSTERN_VERSION) == -1) {
 		buf_clear(&b);

@@ -569,6 +569,10 @@ on_child_msg(struct ipc_chan *ch, struct ipc_in *in, void *arg)
 {
 	struct child *c = arg;
 
+	if (in->type == MSG_XMIT_SUBMIT && c->kind == CHILD_POP3) {
+		submit_request(ch, c, in);	/* takes the spool fd */
+		return;
+	}
 	if (in->fd >= 0) {
 		close(in->fd);
 		in->fd = -1;
@@ -785,8 +789,10 @@ child_exited(struct child *c, int status)
 	else
 		log_info("%s worker pid=%ld exited", kind_name(c->kind),
 		    (long)c->pid);
-	if (c->kind == CHILD_POP3)
+	if (c->kind == CHILD_POP3) {
 		conn_release_worker(c);
+		submit_worker_gone(c);
+	}
 	for (pp = &children; *pp != NULL; pp = &(*pp)->next)
 		if (*pp == c) {
 			*pp = c->next;
@@ -825,6 +831,8 @@ on_sigchld(evutil_socket_t sig, short what, void *arg)
 				break;
 		if (c != NULL)
 			child_exited(c, status);
+		else
+			(void)submit_reaped(pid, status);
 	}
 	if (shutting_down && children == NULL)
 		event_base_loopbreak(base);
@@ -981,6 +989,7 @@ on_sigterm(evutil_socket_t sig, short what, void *arg)
 	n_lmtp_lsn = 0;
 	for (c = children; c != NULL; c = c->next)
 		kill(c->pid, SIGTERM);
+	submit_shutdown();
 	if (children == NULL)
 		event_base_loopbreak(base);
 	ev_shutdown_timer = evtimer_new(base, on_shutdown_timer, NULL);
@@ -1072,6 +1081,9 @@ warn_config(const struct config *c)
 			    " whoever reaches this address can deliver mail"
 			    " (lmtp_allow_remote = yes)",
 			    c->lmtp_listeners[i].text);
+	if (c->xmit && c->xmit_check_from && c->n_xmit_domains == 0)
+		log_warnx("xmit: no xmit_domain: only users whose login names"
+		    " are mail addresses can send with XTND XMIT");
 	if (c->plaintext != PLAINTEXT_ALLOWED)
 		return;
 	for (i = 0; i < c->n_listeners; i++)
@@ -1196,6 +1208,7 @@ master_run(struct config *c, const char *path)
 		fatalx("%s", err);
 	if ((base = event_base_new()) == NULL)
 		fatalx("cannot create the event loop");
+	submit_init(base);
 	if (apply_listeners(cfg, err, sizeof(err)) == -1 ||
 	    apply_lmtp_listeners(cfg, err, sizeof(err)) == -1)
 		fatalx("%s", err);

@@ -200,6 +200,14 @@ pop3_user_claim(struct session *s)
 	return rc;
 }
 
+int
+pop3_xmit_submit(struct ipc_msg *m)
+{
+	if (master == NULL)
+		return -1;
+	return ipc_send(master, m);
+}
+
 void
 pop3_login_result(const struct session *s, bool failed)
 {
@@ -463,6 +471,19 @@ master_msg(struct ipc_chan *ch, struct ipc_in *in, void *arg)
 			session_user_claimed(s, ok != 0);
 		break;
 	}
+	case MSG_XMIT_RESULT: {
+		uint32_t st = ipc_get_u32(in);
+		struct session *s;
+
+		if (!ipc_done(in) || st > XMIT_STATUS_MAX) {
+			log_warnx("pop3: malformed XTND XMIT answer");
+			break;
+		}
+		s = pop3_session_lookup(in->id);
+		if (s != NULL && s->xmit_waiting)
+			xmit_result(s, (enum xmit_status)st);
+		break;
+	}
 	case MSG_DRAIN:
 		draining = true;
 		maybe_exit();
@@ -481,7 +502,12 @@ static void
 master_closed(struct ipc_chan *ch, void *arg)
 {
 	/* The master is gone: nobody can account for our connections. */
+	uint32_t i;
+
 	ipc_chan_free(&master);
+	for (i = 0; i < n_slots; i++)
+		if (slots[i] != NULL)
+			xmit_abandon(slots[i]);
 	stopping = true;
 	event_base_loopbreak(pop3_base);
 }

@@ -77,11 +77,27 @@ enum msg_type {
 	 * the name found ("" if none), u64 quota_bytes, u64
 	 * quota_messages (the user's; 0: the site's). */
 	MSG_USER_INFO,
+	/* pop3 -> master: XTND XMIT, send this message; id = session id;
+	 * fd = the spooled message (LF line ends, no Bcc); fields: str
+	 * user, str envelope sender, str Message-ID (for the log, "" if
+	 * none), u64 size, u32 count, then count str recipients. */
+	MSG_XMIT_SUBMIT,
+	/* master -> pop3: id = session id; u32 enum xmit_status. */
+	MSG_XMIT_RESULT,
 };
 
 /* MSG_AUTH_CHAN to an auth worker: the peer is the lmtp process, which
  * may only look users up. */
 #define AUTH_PEER_LMTP		UINT32_MAX
+
+/* The outcome of one XTND XMIT submission (MSG_XMIT_RESULT). */
+enum xmit_status {
+	XMIT_SENT = 0,		/* the command or relay accepted it */
+	XMIT_TEMPFAIL = 1,	/* exit 75, 4xx, timeout, busy */
+	XMIT_PERMFAIL = 2,	/* any other exit status, 5xx */
+	XMIT_RATE_LIMITED = 3,	/* xmit_max_per_hour reached */
+};
+#define XMIT_STATUS_MAX		XMIT_RATE_LIMITED
 
 /* What the user database of an auth worker can verify (MSG_AUTH_HELLO;
  * sent again when it changes). */
@@ -143,5 +159,24 @@ int	privsep_chown_mail(const char *path);
 /* In a child: drop to the account for the role ("pop3", "lmtp" or
  * "auth"); lmtp is confined as pop3 is. */
 void	privsep_drop(const struct config *c, const char *role);
+/* In a submission child: drop to mail_user; with relay also confine
+ * it (no files, no execve, TCP sockets allowed). */
+void	privsep_drop_submit(const struct config *c, bool relay);
+
+/* submit.c: XTND XMIT submissions, in the master. */
+struct ipc_chan;
+struct ipc_in;
+struct event_base;
+void	submit_init(struct event_base *base);
+/* MSG_XMIT_SUBMIT from the pop3 worker tag, answered over ch; takes
+ * in->fd. */
+void	submit_request(struct ipc_chan *ch, const void *tag,
+	    struct ipc_in *in);
+/* A child exited: true if it was a submission (then handled). */
+bool	submit_reaped(pid_t pid, int status);
+/* The pop3 worker tag is gone: its submissions answer nobody. */
+void	submit_worker_gone(const void *tag);
+/* Shutdown: stop every running submission. */
+void	submit_shutdown(void);
 
 #endif

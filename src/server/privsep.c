@@ -183,11 +183,13 @@ static const char *const seccomp_allowed[] = {
 	"dup2", "dup3", "exit", "exit_group", "futex", "getrandom", "uname",
 	"ioctl", "prctl", "set_robust_list", "rseq", "restart_syscall",
 	"tgkill", "getrlimit", "prlimit64", "sched_yield",
-	"sched_getaffinity", "getcwd", "umask", "linkat",
+	"sched_getaffinity", "getcwd", "umask", "linkat", "memfd_create",
 };
 
+/* With inet (a submission child speaking SMTP to xmit_relay), socket()
+ * may also make IPv4 and IPv6 sockets. */
 static void
-seccomp_confine(const char *role)
+seccomp_confine(const char *role, bool inet)
 {
 	scmp_filter_ctx f = seccomp_init(SCMP_ACT_ERRNO(EPERM));
 	size_t i;
@@ -205,6 +207,18 @@ seccomp_confine(const char *role)
 
 		rc = seccomp_rule_add_array(f, SCMP_ACT_ALLOW,
 		    SCMP_SYS(socket), 1, &unix_only);
+	}
+	if (rc == 0 && inet) {
+		struct scmp_arg_cmp v4 = { .arg = 0, .op = SCMP_CMP_EQ,
+		    .datum_a = AF_INET, .datum_b = 0 };
+		struct scmp_arg_cmp v6 = { .arg = 0, .op = SCMP_CMP_EQ,
+		    .datum_a = AF_INET6, .datum_b = 0 };
+
+		rc = seccomp_rule_add_array(f, SCMP_ACT_ALLOW,
+		    SCMP_SYS(socket), 1, &v4);
+		if (rc == 0)
+			rc = seccomp_rule_add_array(f, SCMP_ACT_ALLOW,
+			    SCMP_SYS(socket), 1, &v6);
 	}
 	if (rc == 0)
 		rc = seccomp_load(f);
@@ -258,7 +272,41 @@ confine(const struct config *c, const char *role)
 	else
 		log_info("%s: landlock abi=%d confines files to %s%s", role,
 		    abi, auth ? dbdir : c->mail_root, auth ? " (read)" : "");
-	seccomp_confine(role);
+	seccomp_confine(role, false);
+}
+
+/* setgroups, setresgid, setresuid, then a check that it holds. */
+static void
+set_ids(const struct drop_to *d, const char *role)
+{
+	if (setgroups(1, &d->gid) == -1 ||
+	    setresgid(d->gid, d->gid, d->gid) == -1 ||
+	    setresuid(d->uid, d->uid, d->uid) == -1)
+		fatal("%s: cannot drop privileges to uid %u", role,
+		    (unsigned int)d->uid);
+	if (setuid(0) != -1)
+		fatalx("%s: privileges could be regained", role);
+}
+
+/*
+ * A submission child runs as mail_user.  One that runs xmit_command is
+ * confined no further: the command must execute, and Postfix's sendmail
+ * hands the message to a set-group-ID postdrop, which no-new-privileges
+ * would defeat.  One that speaks SMTP to xmit_relay (the relay's
+ * address already resolved) reaches no file and may make TCP sockets.
+ */
+void
+privsep_drop_submit(const struct config *c, bool relay)
+{
+	char why[512];
+
+	if (drop_pop3.set)
+		set_ids(&drop_pop3, "submit");
+	if (!relay)
+		return;
+	if (landlock_confine(NULL, NULL, why, sizeof(why)) == -1)
+		fatalx("submit: cannot confine the process: %s", why);
+	seccomp_confine("submit", true);
 }
 
 void
@@ -276,13 +324,7 @@ privsep_drop(const struct config *c, const char *role)
 		confine(c, role);
 		return;
 	}
-	if (setgroups(1, &d->gid) == -1 ||
-	    setresgid(d->gid, d->gid, d->gid) == -1 ||
-	    setresuid(d->uid, d->uid, d->uid) == -1)
-		fatal("%s: cannot drop privileges to uid %u", role,
-		    (unsigned int)d->uid);
-	if (setuid(0) != -1)
-		fatalx("%s: privileges could be regained", role);
+	set_ids(d, role);
 	if (strcmp(role, "auth") == 0)
 		(void)prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
 	confine(c, role);

@@ -266,6 +266,7 @@ session_free(struct session *s)
 		    pop3_now_ms() - s->start_ms);
 	if (s->msg_fd >= 0)
 		close(s->msg_fd);
+	xmit_free(s);
 	pop3_sasl_abort(s);
 	commands_release_mailbox(s);
 	if (s->ev_delay != NULL)
@@ -362,7 +363,7 @@ session_input(struct session *s)
 	char line[LINE_BUF_SIZE];
 
 	while (!s->closing && !s->waiting && !s->delaying && s->cont == NULL &&
-	    !s->stls_pending && !s->handshaking &&
+	    !s->stls_pending && !s->handshaking && !s->xmit_waiting &&
 	    session_output_len(s) < OUTPUT_HIGH_WATERMARK &&
 	    pipeline_open(s, in)) {
 		size_t len = 0;
@@ -372,12 +373,18 @@ session_input(struct session *s)
 		 * OAuth tokens are longer than any command; some clients
 		 * put a whole token on the AUTH line, so AUTHORIZATION
 		 * reads that far, and only AUTH may use it. */
-		s->lb.max = s->sasl || s->state == STATE_AUTHORIZATION ?
+		s->lb.max = s->xmit != NULL ? XMIT_MAX_LINE_LENGTH :
+		    s->sasl || s->state == STATE_AUTHORIZATION ?
 		    cfg->max_sasl_line_length : cfg->max_line_length;
 		rc = linebuf_next(&s->lb, in, line, sizeof(line), &len);
 		if (rc == LINE_MORE)
 			break;
 		idle_reset(s);
+		if (s->xmit != NULL) {
+			/* A line of an XTND XMIT message, not a command. */
+			xmit_line(s, line, len, rc);
+			continue;
+		}
 		s->pipelined++;
 		if (rc == LINE_OK && !s->sasl && len > cfg->max_line_length &&
 		    strncasecmp(line, "AUTH ", 5) != 0) {
@@ -514,8 +521,9 @@ on_idle(evutil_socket_t fd, short what, void *arg)
 		session_free(s);
 		return;
 	}
-	/* A long reply that is still moving is not idleness. */
-	if (out > 0 && out != s->last_out_len) {
+	/* A long reply that is still moving is not idleness, nor is an
+	 * XTND XMIT submission (bounded by xmit_timeout). */
+	if (s->xmit_waiting || (out > 0 && out != s->last_out_len)) {
 		s->last_out_len = out;
 		idle_reset(s);
 		return;

@@ -21,6 +21,7 @@ struct event_base;
 struct ipc_chan;
 struct ipc_msg;
 struct mailbox;
+struct xmit;
 
 enum session_state {
 	STATE_AUTHORIZATION,
@@ -97,6 +98,11 @@ struct session {
 	int			 msg_fd;	/* RETR, TOP */
 	uint64_t		 msg_left;	/* stored octets still to read */
 	struct wire_enc		 enc;
+
+	/* XTND XMIT: a message being received, or sent and awaiting the
+	 * master's answer. */
+	struct xmit		*xmit;
+	bool			 xmit_waiting;
 
 	/* For the logout line. */
 	unsigned int		 n_retr;
@@ -177,5 +183,24 @@ void	commands_sasl_line(struct session *s, char *line);
 void	commands_sasl_challenge(struct session *s, const char *b64);
 void	commands_login_ok(struct session *s);
 void	commands_release_mailbox(struct session *s);
+/* "-ERR ..." for a command the client should not have sent. */
+void	commands_bad(struct session *s, const char *reply);
+
+/* xmit.c: XTND XMIT (qpopper's), the pop3 side. */
+/* Whether CAPA lists XTND XMIT: enabled, and usable on this connection
+ * once logged in. */
+bool	xmit_offered(const struct session *s);
+/* XTND with its arguments (argv[0] the subcommand). */
+void	xmit_command(struct session *s, char **argv, int argc);
+/* A line of the message (rc: what the line reader said). */
+void	xmit_line(struct session *s, char *line, size_t len,
+	    enum line_rc rc);
+/* The master's answer for the message sent. */
+void	xmit_result(struct session *s, enum xmit_status st);
+/* The master is gone: the sent message's fate is unknown. */
+void	xmit_abandon(struct session *s);
+void	xmit_free(struct session *s);
+/* Hands the message to the master (pop3.c): 0 or -1. */
+int	pop3_xmit_submit(struct ipc_msg *m);
 
 #endif

@@ -3,6 +3,7 @@
  * configuration, and nothing a client sends: the SNI name is only
  * compared against the configured domains.
  */
+#include <arpa/inet.h>
 #include <ctype.h>
 #include <errno.h>
 #include <stdio.h>
@@ -14,6 +15,7 @@
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
 
+#include "lib/buf.h"
 #include "lib/config.h"
 #include "tls/tls.h"
 
@@ -43,6 +45,34 @@ tls_last_error(char *buf, size_t size)
 	snprintf(buf, size, "%s", one);
 	ERR_clear_error();
 	return buf;
+}
+
+SSL *
+tls_client_ssl(SSL_CTX *ctx, int fd, const char *host)
+{
+	unsigned char addr[16];
+	X509_VERIFY_PARAM *param;
+	char name[256];		/* OpenSSL's macro takes no const */
+	SSL *ssl;
+	int ok;
+
+	if ((ssl = SSL_new(ctx)) == NULL)
+		return NULL;
+	param = SSL_get0_param(ssl);
+	X509_VERIFY_PARAM_set_hostflags(param,
+	    X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
+	if (inet_pton(AF_INET, host, addr) == 1 ||
+	    inet_pton(AF_INET6, host, addr) == 1)
+		ok = X509_VERIFY_PARAM_set1_ip_asc(param, host) == 1;
+	else
+		ok = str_fmt(name, sizeof(name), "%s", host) == 0 &&
+		    SSL_set_tlsext_host_name(ssl, name) == 1 &&
+		    X509_VERIFY_PARAM_set1_host(param, host, 0) == 1;
+	if (!ok || SSL_set_fd(ssl, fd) != 1) {
+		SSL_free(ssl);
+		return NULL;
+	}
+	return ssl;
 }
 
 const char *

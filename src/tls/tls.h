@@ -35,6 +35,15 @@ SSL	*tls_server_ssl(struct tls_server *);
 
 void	tls_server_free(struct tls_server **);
 
+/*
+ * A client SSL object on the connected socket fd that verifies the peer
+ * as host (the context must ask for verification): a name is sent as
+ * SNI and checked against the certificate's names, without partial
+ * wildcards; an IPv4 or IPv6 address is checked against its addresses.
+ * NULL on failure (tls_last_error says why).
+ */
+SSL	*tls_client_ssl(SSL_CTX *ctx, int fd, const char *host);
+
 /* The OpenSSL error queue (or errno for a syscall error) in one line,
  * and the queue cleared. */
 const char *tls_last_error(char *buf, size_t size);
