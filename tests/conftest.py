@@ -32,10 +32,12 @@ class _Factory:
     def __init__(self):
         self.servers = []
 
-    def __call__(self, config=None, users=None, start=True, tls=False):
+    def __call__(self, config=None, users=None, start=True, tls=False,
+                 **server_kw):
+        """server_kw: more arguments of harness.Server (lmtp=True, ...)."""
         if users is None:
             users = harness.DEFAULT_USERS
-        srv = harness.Server(config=config, tls=tls)
+        srv = harness.Server(config=config, tls=tls, **server_kw)
         self.servers.append(srv)
         for name, pw in users.items():
             srv.add_user(name, pw)

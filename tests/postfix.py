@@ -46,6 +46,13 @@ API
         a command that takes one recipient (${user}), also give main
         NAME_destination_recipient_limit = 1.
 
+    split_trace(data) -> (fields, rest)
+        a message as POP3 RETR gives it (CRLF) split into the trace
+        fields at the top of its header (Return-Path, Delivered-To,
+        Received, X-Original-To; each with its continuation lines) and
+        the rest, which is what the sender sent
+    strip_trace(data) -> the rest alone
+
 The only system file touched is /etc/postfix/main.cf: the instance's
 directory is added to alternate_config_directories at start and removed
 at stop, under a lock, so that instances of parallel tests do not undo
@@ -99,6 +106,27 @@ anvil     unix  - - n -  1 anvil
 scache    unix  - - n -  1 scache
 postlog   unix-dgram n - n - 1 postlogd
 """
+
+
+TRACE_FIELDS = (b"return-path:", b"delivered-to:", b"received:",
+                b"x-original-to:")
+
+
+def split_trace(data):
+    lines = data.split(b"\r\n")
+    fields, i = [], 0
+    while i < len(lines) and lines[i].lower().startswith(TRACE_FIELDS):
+        f = lines[i]
+        i += 1
+        while i < len(lines) and lines[i][:1] in (b" ", b"\t"):
+            f += b"\r\n" + lines[i]
+            i += 1
+        fields.append(f)
+    return fields, b"\r\n".join(lines[i:])
+
+
+def strip_trace(data):
+    return split_trace(data)[1]
 
 
 def available():

@@ -25,19 +25,6 @@ import postfix  # noqa: E402
 DOMAIN = "example.test"
 USERS = {"alice": "Alice-Secret-7f3e", "bob": "bob has a long pass phrase",
          "carol": "Carol-Secret-9a1b"}
-TRACE = (b"return-path:", b"delivered-to:", b"received:",
-         b"x-original-to:")
-
-
-def strip_trace(data):
-    """The message without the trace fields at the top of its header."""
-    lines = data.split(b"\r\n")
-    i = 0
-    while i < len(lines) and lines[i].lower().startswith(TRACE):
-        i += 1
-        while i < len(lines) and lines[i][:1] in (b" ", b"\t"):
-            i += 1
-    return b"\r\n".join(lines[i:])
 
 
 def stuff(data):
@@ -125,9 +112,9 @@ def test_xmit_through_postfix_sendmail(setup):
     expect = sent.replace(bcc, b"")
     for user in ("bob", "carol"):
         [got] = fetch_all(srv, pf, user, 1)
-        assert strip_trace(got) == expect
+        assert postfix.strip_trace(got) == expect
         assert b"\r\nbcc:" not in b"\r\n" + got.lower()
-        assert b"carol" not in strip_trace(got).lower()
+        assert b"carol" not in postfix.strip_trace(got).lower()
     # The envelope sender is the From address.
     [got] = fetch_all(srv, pf, "bob", 1)
     assert got.startswith(b"Return-Path: <alice@example.test>\r\n")
@@ -148,7 +135,7 @@ def test_xmit_through_postfix_smtpd(setup):
     expect = sent.replace(bcc, b"")
     for user in ("bob", "carol"):
         [got] = fetch_all(srv, pf, user, 1)
-        assert strip_trace(got) == expect
+        assert postfix.strip_trace(got) == expect
         assert b"\r\nbcc:" not in b"\r\n" + got.lower()
     assert "smtpd" in pf.log_text()
 
@@ -184,7 +171,7 @@ def test_xmit_through_postfix_smtpd_starttls(make_server):
         pf.wait_queue_empty()
         for user in ("bob", "carol"):
             [got] = fetch_all(srv, pf, user, 1)
-            assert strip_trace(got) == sent.replace(bcc, b"")
+            assert postfix.strip_trace(got) == sent.replace(bcc, b"")
         assert "TLS connection established from localhost" in pf.log_text()
         srv.wait_log(r"submit: relay localhost:%d TLS TLSv1\.[23]" % pf.port)
     finally:
@@ -210,5 +197,5 @@ def test_swaks_into_postfix_then_pop3(setup):
     assert r.returncode == 0, r.stdout.decode(errors="replace")
     pf.wait_queue_empty()
     [got] = fetch_all(srv, pf, "bob", 1)
-    assert strip_trace(got) == data
+    assert postfix.strip_trace(got) == data
     assert got.startswith(b"Return-Path: <sender@example.net>\r\n")
