@@ -277,34 +277,107 @@ pop3c_lines(struct pop3c *c, int (*fn)(void *, char *, size_t), void *arg)
 
 enum body_state { B_BOL, B_DOT, B_DOT_CR, B_MID, B_CR };
 
+/* The output of pop3c_body: LF-form octets gathered for fn. */
+struct body_out {
+	int		(*fn)(void *, const uint8_t *, size_t);
+	void		*arg;
+	uint64_t	 max, total;
+	size_t		 o;
+	uint8_t		 buf[FETCH_READ_CHUNK];
+};
+
+static int
+body_flush(struct pop3c *c, struct body_out *b)
+{
+	if (b->o == 0)
+		return 0;
+	if ((b->total += b->o) > b->max)
+		return pop3c_error(c, POP3C_TEMP, "%s: a message is larger"
+		    " than %llu octets", c->acct->host,
+		    (unsigned long long)b->max);
+	if (b->fn(b->arg, b->buf, b->o) == -1)
+		return -1;
+	b->o = 0;
+	return 0;
+}
+
+static int
+body_put(struct pop3c *c, struct body_out *b, const uint8_t *p, size_t n)
+{
+	size_t k;
+
+	while (n > 0) {
+		if (b->o == sizeof(b->buf) && body_flush(c, b) == -1)
+			return -1;
+		k = sizeof(b->buf) - b->o;
+		if (k > n)
+			k = n;
+		memcpy(b->buf + b->o, p, k);
+		b->o += k;
+		p += k;
+		n -= k;
+	}
+	return 0;
+}
+
+/*
+ * The body is read a buffer at a time.  Inside a line (B_MID) the next
+ * LF is found with memchr and the octets before it are copied in one
+ * piece; only the first octets of a line, where a dot may be stuffed or
+ * end the body, and a CR at the end of a buffer go through the states
+ * one octet at a time.
+ */
 int
 pop3c_body(struct pop3c *c, uint64_t max,
     int (*fn)(void *, const uint8_t *, size_t), void *arg)
 {
+	static const uint8_t lf = '\n', cr = '\r';
 	enum body_state st = B_BOL;
-	uint8_t out[8192];
-	size_t o = 0, i;
-	uint64_t total = 0;
-	const uint8_t *p;
+	struct body_out *b;
+	const uint8_t *p, *q;
+	size_t i, n, run;
 	uint8_t ch;
+	int ret = -1;
 
-#define PUT(x) do {							\
-	if (o == sizeof(out)) {						\
-		if ((total += o) > max)					\
-			goto too_big;					\
-		if (fn(arg, out, o) == -1)				\
-			return -1;					\
-		o = 0;							\
-	}								\
-	out[o++] = (x);							\
-} while (0)
-
+	if ((b = malloc(sizeof(*b))) == NULL)
+		return pop3c_error(c, POP3C_TEMP, "out of memory");
+	b->fn = fn;
+	b->arg = arg;
+	b->max = max;
+	b->total = 0;
+	b->o = 0;
 	for (;;) {
 		if (c->rlen == 0 && fill(c) == -1)
-			return -1;
+			goto out;
 		p = c->rbuf + c->rpos;
-		for (i = 0; i < c->rlen; i++) {
-			ch = p[i];
+		n = c->rlen;
+		for (i = 0; i < n;) {
+			if (st == B_MID) {
+				q = memchr(p + i, '\n', n - i);
+				if (q == NULL) {
+					/* A CR last in the buffer may be the
+					 * first half of a CRLF. */
+					run = n - i;
+					if (p[n - 1] == '\r') {
+						run--;
+						st = B_CR;
+					}
+					if (body_put(c, b, p + i, run) == -1)
+						goto out;
+					i = n;
+					continue;
+				}
+				run = (size_t)(q - (p + i));
+				if (run > 0 && q[-1] == '\r')
+					run--;	/* CRLF becomes LF */
+				if (body_put(c, b, p + i, run) == -1 ||
+				    body_put(c, b, &lf, 1) == -1)
+					goto out;
+				i = (size_t)(q - p) + 1;
+				st = B_BOL;
+				continue;
+			}
+			ch = p[i++];
 			switch (st) {
 			case B_BOL:
 				if (ch == '.') {
@@ -323,15 +396,20 @@ pop3c_body(struct pop3c *c, uint64_t max,
 			case B_DOT_CR:
 				if (ch == '\n')
 					goto end;
-				PUT('\r');	/* ".\rx": keep the CR */
+				/* ".\rx": keep the CR */
+				if (body_put(c, b, &cr, 1) == -1)
+					goto out;
 				break;
 			case B_CR:
 				if (ch == '\n') {
-					PUT('\n');
+					if (body_put(c, b, &lf, 1) == -1)
+						goto out;
 					st = B_BOL;
 					continue;
 				}
-				PUT('\r');	/* a bare CR is data */
+				/* a bare CR is data */
+				if (body_put(c, b, &cr, 1) == -1)
+					goto out;
 				break;
 			case B_MID:
 				break;
@@ -339,30 +417,25 @@ pop3c_body(struct pop3c *c, uint64_t max,
 			if (ch == '\r')
 				st = B_CR;
 			else if (ch == '\n') {
-				PUT('\n');
+				if (body_put(c, b, &lf, 1) == -1)
+					goto out;
 				st = B_BOL;
 			} else {
-				PUT(ch);
+				if (body_put(c, b, &ch, 1) == -1)
+					goto out;
 				st = B_MID;
 			}
 		}
-		c->rpos += c->rlen;
+		c->rpos += n;
 		c->rlen = 0;
 	}
 end:
-	c->rpos += i + 1;
-	c->rlen -= i + 1;
-	if (o > 0) {
-		if ((total += o) > max)
-			goto too_big;
-		if (fn(arg, out, o) == -1)
-			return -1;
-	}
-	return 0;
-too_big:
-	return pop3c_error(c, POP3C_TEMP, "%s: a message is larger than %llu"
-	    " octets", c->acct->host, (unsigned long long)max);
-#undef PUT
+	c->rpos += i;
+	c->rlen -= i;
+	ret = body_flush(c, b);
+out:
+	free(b);
+	return ret;
 }
 
 static int
