@@ -335,65 +335,122 @@ put_data(void *arg, const uint8_t *data, size_t len)
 	return 0;
 }
 
+/* A message of the window on its way into new/. */
+struct pending {
+	struct msg	*m;
+	char		 tmpname[256];
+	char		 name[300];	/* in new/, with S= and W= */
+	int		 fd;		/* open in tmp/, -1 once closed */
+	bool		 renamed;	/* in new/ */
+	uint64_t	 stored;
+};
+
 /*
- * The reply to a RETR (sent already) into the Maildir as base: tmp/,
- * fsync, rename into new/ (never over a file), fsync of new/.  0, or -1
- * (the reason in r->c) with nothing left in new/.
+ * The reply to a RETR (sent already) into tmp/ as base.  The file stays
+ * open and its writeback is started at once; window_commit makes it
+ * durable.  0, or -1 (the reason in r->c) with nothing left in tmp/.
  */
 static int
-retr_recv(struct run *r, const char *base, uint64_t *octets_r)
+retr_recv(struct run *r, const char *base, struct pending *pd)
 {
-	char line[FETCH_MAX_LINE + 1], tmpname[256], name[300];
+	char line[FETCH_MAX_LINE + 1];
 	struct put p = { .r = r, .fd = -1 };
 
-	if (str_fmt(tmpname, sizeof(tmpname), "%s.%ld", base,
+	pd->fd = -1;
+	pd->renamed = false;
+	if (str_fmt(pd->tmpname, sizeof(pd->tmpname), "%s.%ld", base,
 	    (long)getpid()) == -1)
 		return pop3c_error(r->c, POP3C_TEMP, "file name too long");
 	if (pop3c_status(r->c, "RETR", line, sizeof(line)) != 1)
 		return -1;
-	(void)unlinkat(r->tmp_fd, tmpname, 0);
-	p.fd = openat(r->tmp_fd, tmpname, O_WRONLY | O_CREAT | O_EXCL |
+	(void)unlinkat(r->tmp_fd, pd->tmpname, 0);
+	p.fd = openat(r->tmp_fd, pd->tmpname, O_WRONLY | O_CREAT | O_EXCL |
 	    O_CLOEXEC | O_NOFOLLOW, 0600);
 	if (p.fd == -1)
 		return pop3c_error(r->c, POP3C_TEMP, "maildir %s: tmp/%s: %s",
-		    r->a->maildir, tmpname, strerror(errno));
+		    r->a->maildir, pd->tmpname, strerror(errno));
 	wire_enc_init(&p.enc, false, WIRE_ALL_LINES);
 	if (pop3c_body(r->c, FETCH_MAX_MESSAGE_SIZE, put_data, &p) == -1)
 		goto fail;
 	(void)wire_enc_finish(&p.enc, NULL);
-	if (fsync(p.fd) == -1 || close(p.fd) == -1) {
-		p.fd = -1;
-		(void)pop3c_error(r->c, POP3C_TEMP, "maildir %s: fsync: %s",
-		    r->a->maildir, strerror(errno));
-		goto fail;
-	}
-	p.fd = -1;
-	if (str_fmt(name, sizeof(name), "%s,S=%llu,W=%llu", base,
+	if (str_fmt(pd->name, sizeof(pd->name), "%s,S=%llu,W=%llu", base,
 	    (unsigned long long)p.stored,
 	    (unsigned long long)p.enc.octets) == -1) {
 		(void)pop3c_error(r->c, POP3C_TEMP, "file name too long");
 		goto fail;
 	}
-	if (renameat2(r->tmp_fd, tmpname, r->new_fd, name,
-	    RENAME_NOREPLACE) == -1) {
-		(void)pop3c_error(r->c, POP3C_TEMP, "maildir %s: new/%s: %s",
-		    r->a->maildir, name, strerror(errno));
-		goto fail;
-	}
-	if (fsync(r->new_fd) == -1) {
-		(void)pop3c_error(r->c, POP3C_TEMP, "maildir %s: fsync of"
-		    " new/: %s", r->a->maildir, strerror(errno));
-		/* Not known to be on disk: take it back so that the next
-		 * run stores it again. */
-		(void)unlinkat(r->new_fd, name, 0);
-		return -1;
-	}
-	*octets_r = p.stored;
+	/* Only a hint: the fsync in window_commit is what counts. */
+	(void)sync_file_range(p.fd, 0, 0, SYNC_FILE_RANGE_WRITE);
+	pd->fd = p.fd;
+	pd->stored = p.stored;
 	return 0;
 fail:
-	if (p.fd != -1)
-		close(p.fd);
-	(void)unlinkat(r->tmp_fd, tmpname, 0);
+	close(p.fd);
+	(void)unlinkat(r->tmp_fd, pd->tmpname, 0);
+	return -1;
+}
+
+/* Forgets what of the window is not in new/: closes and removes its
+ * tmp/ files. */
+static void
+window_drop(struct run *r, struct pending *pd, size_t n)
+{
+	size_t k;
+
+	for (k = 0; k < n; k++) {
+		if (pd[k].fd != -1)
+			close(pd[k].fd);
+		pd[k].fd = -1;
+		if (!pd[k].renamed)
+			(void)unlinkat(r->tmp_fd, pd[k].tmpname, 0);
+	}
+}
+
+/*
+ * Makes the n messages of a window durable in new/: fsync of each file,
+ * rename into new/ (never over a file), one fsync of new/.  The journal
+ * records come after, and the DELEs after them: the order of fetch.h,
+ * one window at a time.  0, or -1 (the reason in r->c) with nothing of
+ * the window known to be in new/.
+ */
+static int
+window_commit(struct run *r, struct pending *pd, size_t n)
+{
+	size_t k;
+
+	for (k = 0; k < n; k++) {
+		if (fsync(pd[k].fd) == -1 || close(pd[k].fd) == -1) {
+			pd[k].fd = -1;
+			(void)pop3c_error(r->c, POP3C_TEMP, "maildir %s: fsync:"
+			    " %s", r->a->maildir, strerror(errno));
+			goto fail;
+		}
+		pd[k].fd = -1;
+	}
+	for (k = 0; k < n; k++) {
+		if (renameat2(r->tmp_fd, pd[k].tmpname, r->new_fd, pd[k].name,
+		    RENAME_NOREPLACE) == -1) {
+			(void)pop3c_error(r->c, POP3C_TEMP, "maildir %s: new/%s:"
+			    " %s", r->a->maildir, pd[k].name, strerror(errno));
+			goto fail;
+		}
+		pd[k].renamed = true;
+	}
+	if (n > 0 && fsync(r->new_fd) == -1) {
+		(void)pop3c_error(r->c, POP3C_TEMP, "maildir %s: fsync of"
+		    " new/: %s", r->a->maildir, strerror(errno));
+		goto fail;
+	}
+	return 0;
+fail:
+	/* Not known to be on disk: take back what was renamed, so that
+	 * the next run stores it again. */
+	for (k = 0; k < n; k++)
+		if (pd[k].renamed) {
+			(void)unlinkat(r->new_fd, pd[k].name, 0);
+			pd[k].renamed = false;
+		}
+	window_drop(r, pd, n);
 	return -1;
 }
 
@@ -446,9 +503,11 @@ fetch_account(const struct account *a, const char *state_dir,
 	struct journal *j = NULL;
 	struct pop3c *c = NULL;
 	unsigned int dropped;
-	uint64_t octets = 0;
 	bool quit_ok = false, *keep = NULL, changed;
-	size_t i, k, end, window;
+	struct pending pd[FETCH_PIPELINE_WINDOW];
+	const char *ju[FETCH_PIPELINE_WINDOW];
+	size_t i, k, end, np = 0, nj;
+	bool pipe;
 	int status, lockfd = -1;
 	int64_t expired, t;
 
@@ -542,11 +601,15 @@ fetch_account(const struct account *a, const char *state_dir,
 			    (unsigned long long)a->max_size);
 		}
 	}
-	window = c->capa.pipelining ? FETCH_PIPELINE_WINDOW : 1;
+	/* A window of messages is stored, journaled and deleted together;
+	 * with PIPELINING its RETRs (and then its DELEs) go out at once,
+	 * before their replies are read, in order. */
+	pipe = c->capa.pipelining;
 	/* keep_days: what was journaled before this is deleted. */
 	expired = (int64_t)time(NULL) - (int64_t)a->keep_days * 86400;
 	for (i = 0; i < r.count; i = end) {
-		end = r.count - i > window ? i + window : r.count;
+		end = r.count - i > FETCH_PIPELINE_WINDOW ?
+		    i + FETCH_PIPELINE_WINDOW : r.count;
 		for (k = i; k < end; k++) {
 			struct msg *m = &r.msgs[k];
 
@@ -566,26 +629,35 @@ fetch_account(const struct account *a, const char *state_dir,
 			if (!m->again && have_base(&r, base))
 				continue;
 			m->retr = true;
-			if (pop3c_send(c, "RETR %u", m->num) == -1)
+			if (pipe && pop3c_send(c, "RETR %u", m->num) == -1)
 				goto net;
 		}
+		np = 0;
 		for (k = i; k < end; k++) {
 			struct msg *m = &r.msgs[k];
 
-			if (!m->wanted)
+			if (!m->retr)
 				continue;
-			if (m->retr) {
-				if (msg_base(&r, m, base, sizeof(base)) == -1 ||
-				    retr_recv(&r, base, &octets) == -1)
-					goto net;
-				st->fetched++;
-				st->octets += octets;
-			}
-			if (!m->again && journal_append(j, m->uidl, c->err,
-			    sizeof(c->err)) == -1) {
-				c->fail = POP3C_TEMP;
-				goto net;
-			}
+			if ((!pipe && pop3c_send(c, "RETR %u", m->num) ==
+			    -1) || msg_base(&r, m, base, sizeof(base)) == -1 ||
+			    retr_recv(&r, base, &pd[np]) == -1)
+				goto salvage;
+			pd[np++].m = m;
+		}
+		if (window_commit(&r, pd, np) == -1)
+			goto net;
+		for (k = 0; k < np; k++) {
+			st->fetched++;
+			st->octets += pd[k].stored;
+		}
+		nj = 0;
+		for (k = i; k < end; k++)
+			if (r.msgs[k].wanted && !r.msgs[k].again)
+				ju[nj++] = r.msgs[k].uidl;
+		if (journal_append_all(j, ju, nj, c->err, sizeof(c->err)) ==
+		    -1) {
+			c->fail = POP3C_TEMP;
+			goto net;
 		}
 		/* Every UIDL of the window is journaled: now DELE, all
 		 * of them with keep = no, the expired ones with keep_days. */
@@ -595,13 +667,16 @@ fetch_account(const struct account *a, const char *state_dir,
 			t = journal_time_of(j, m->uidl);
 			m->dele = !m->skip && (!a->keep || (a->keep_days > 0 &&
 			    t >= 0 && t <= expired));
-			if (m->dele && pop3c_send(c, "DELE %u", m->num) == -1)
+			if (m->dele && pipe && pop3c_send(c, "DELE %u",
+			    m->num) == -1)
 				goto net;
 		}
 		for (k = i; k < end; k++) {
 			if (!r.msgs[k].dele)
 				continue;
-			if (pop3c_status(c, "DELE", line, sizeof(line)) != 1)
+			if ((!pipe && pop3c_send(c, "DELE %u", r.msgs[k].num) ==
+			    -1) || pop3c_status(c, "DELE", line,
+			    sizeof(line)) != 1)
 				goto net;
 			r.msgs[k].deleted = true;
 		}
@@ -634,6 +709,20 @@ fetch_account(const struct account *a, const char *state_dir,
 		fprintf(stderr, "postern fetch: warning: %s\n", err);
 	err[0] = '\0';
 	goto out;
+salvage:
+	/* The connection failed inside a window: what came in whole is
+	 * still stored and journaled (and not deleted), so that the next
+	 * run need not retrieve it again. */
+	if (window_commit(&r, pd, np) == 0) {
+		char jerr[256];
+
+		nj = 0;
+		for (k = 0; k < np; k++)
+			if (!pd[k].m->again)
+				ju[nj++] = pd[k].m->uidl;
+		if (journal_append_all(j, ju, nj, jerr, sizeof(jerr)) == -1)
+			fprintf(stderr, "postern fetch: warning: %s\n", jerr);
+	}
 net:
 	status = status_of(c);
 	ferr(err, errsize, "%s", c->err[0] != '\0' ? c->err :

@@ -8,6 +8,11 @@
  *	account and the UIDL, fsync of new/; then the UIDL is appended to
  *	the account's journal and fsync'd; only then, with keep = no, DELE.
  *
+ * Each step is taken for a window of FETCH_PIPELINE_WINDOW messages at
+ * once (the files fsync'd and renamed, one fsync of new/, one journal
+ * append and fsync, then the DELEs), which keeps the order for every
+ * message and shares the flushes.
+ *
  * Killed at any instant, the next run neither loses nor duplicates a
  * message: a UIDL in the journal is not fetched again (and is deleted
  * if keep = no); a message whose file is already in new/ or cur/ (a

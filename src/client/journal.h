@@ -44,6 +44,13 @@ size_t	journal_count(const struct journal *);
 int	journal_append(struct journal *, const char *uidl, char *err,
 	    size_t errsize) ATTR_WARN_UNUSED;
 
+/* Appends the n UIDLs with one write and one fsync (a batch of
+ * deliveries).  All are valid or none is written.  0 or -1 with err;
+ * after a failed write the records may be on disk in part, which the
+ * next journal_open sees as a damaged tail. */
+int	journal_append_all(struct journal *, const char *const *uidls,
+	    size_t n, char *err, size_t errsize) ATTR_WARN_UNUSED;
+
 /* Rewrites the journal with only the records whose UIDL keep[i] says
  * to keep (keep has journal_count entries, in the order of
  * journal_uidl).  0 or -1 with err; the old journal stays on error. */

@@ -455,10 +455,13 @@ class FakePop3:
     msgs, answers PASS with pass_reply, and records for each RETR how
     many more RETRs were already waiting behind it (pipelining)."""
 
-    def __init__(self, msgs, capa=("USER", "UIDL"), pass_reply="+OK"):
+    def __init__(self, msgs, capa=("USER", "UIDL"), pass_reply="+OK",
+                 drop_at_retr=None):
         import socket
         import threading
         self.msgs = msgs
+        self.drop_at_retr = drop_at_retr
+        self.retrs = []
         self.capa = capa
         self.pass_reply = pass_reply
         self.outstanding = []
@@ -505,7 +508,12 @@ class FakePop3:
                 conn.sendall(b"+OK\r\n" + b"".join(
                     b"%d u%d\r\n" % (i + 1, i)
                     for i in range(len(self.msgs))) + b".\r\n")
+            elif cmd[0] == "RETR" and int(cmd[1]) == self.drop_at_retr:
+                self.drop_at_retr = None
+                conn.sendall(b"+OK\r\nSubject: cut")
+                return
             elif cmd[0] == "RETR":
+                self.retrs.append(int(cmd[1]))
                 # Give a pipelining client time to send more.
                 time.sleep(0.05)
                 conn.setblocking(False)
@@ -567,6 +575,30 @@ def test_pipelining_window(tmp_path, fake, pipelining):
         assert max(f.outstanding) <= 15
     else:
         assert max(f.outstanding) == 0
+
+
+@pytest.mark.parametrize("pipelining", [True, False])
+def test_connection_lost_inside_a_window_keeps_what_came_whole(
+        tmp_path, fake, pipelining):
+    msgs = [b"Subject: %d\n\nbody\n" % i for i in range(20)]
+    capa = ("USER", "UIDL") + (("PIPELINING",) if pipelining else ())
+    f = fake(msgs, capa=capa, drop_at_retr=5)
+    c = Client(tmp_path, FakeSrv(f.port))
+    c.write(c.account(keep="no"))
+    st, out, err = c.run()
+    assert st == EX_TEMP, err
+    assert "closed the connection" in err, err
+    # Messages 1 to 4 came whole: stored and journaled, not deleted.
+    assert sorted(c.delivered().values()) == sorted(msgs[:4])
+    assert sorted(journal_records(c)) == ["u0", "u1", "u2", "u3"]
+    assert "DELE" not in f.commands
+    assert os.listdir(c.maildir() + "/tmp") == []
+    f.retrs.clear()
+    st, out, err = c.run()
+    assert st == EX_OK, err
+    assert sorted(f.retrs) == list(range(5, 21))
+    assert f.commands.count("DELE") == len(msgs)
+    assert sorted(c.delivered().values()) == sorted(msgs)
 
 
 @pytest.mark.parametrize("reply,status", [
