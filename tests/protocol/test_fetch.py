@@ -5,9 +5,9 @@ against the test CA; a wrong CA and a server without STLS are refused
 (exit 77, never a fall-back); keep = yes and no; a second run fetches
 nothing; the delivered files are byte for byte the server's messages in
 LF form; SCRAM-SHA-256(-PLUS) and USER/PASS logins (the server log's
-method=); the account lock; a damaged journal; and a run killed with
-SIGKILL at random instants, again and again, after which every message
-of the server is delivered exactly once; --check, which counts the new
+method=); the account lock; a damaged journal; and 200 runs killed with
+SIGKILL at random instants while new mail keeps arriving, after which
+every message the server had is delivered exactly once; --check, which counts the new
 messages and sends nothing but UIDL and QUIT; the journal's times
 (version 2, version 1 still read), keep_days, only_new and max_size.
 """
@@ -402,33 +402,58 @@ def test_server_unreachable_is_exit_75(tmp_path, plain_srv):
     assert "connecting to 127.0.0.1" in err, err
 
 
-def test_kill_9_at_random_instants_loses_and_duplicates_nothing(
-        tmp_path, make_server):
+# Runs killed by test_kill_9_...: the issue asks for at least 200; the
+# sanitizer build, several times slower, runs a fifth of them.
+KILL_ROUNDS = 40 if harness.sanitizer_build() else 200
+KILL_SECONDS = 300
+
+
+def test_kill_9_at_random_instants_while_mail_arrives(tmp_path, make_server):
+    """postern fetch (keep = no) is started again and again and killed
+    with SIGKILL at random instants, while new messages keep arriving on
+    the server between runs; afterwards every message the server ever
+    had is delivered exactly once, byte for byte, and the server is
+    empty."""
     s = make_server(start=False)
-    msgs = [b"Subject: message %d\n\n%s\n" % (i, b"line\n" * (i % 40))
-            for i in range(300)]
-    fill(s, msgs)
+    rnd = random.Random(1939)
+    serial = [0]
+
+    def new_messages(n):
+        out = []
+        for _ in range(n):
+            i = serial[0]
+            serial[0] += 1
+            # Mostly small, now and then large enough for a kill to
+            # land inside its body.
+            body = (b"line %d\n" % i) * (rnd.choice((1, 5, 40, 3000))
+                                         if i % 7 else 20000)
+            out.append(b"Subject: message %d\n\n.dot %d\n%s" % (i, i, body))
+        return out
+
+    sent = new_messages(30)
+    fill(s, sent)
     s.start()
     c = Client(tmp_path, s)
     c.write(c.account(keep="no"))
-    rnd = random.Random(1939)
-    kills = 0
     new = c.maildir() + "/new"
-    for n in range(30):
+    kills = rounds = 0
+    deadline = time.monotonic() + KILL_SECONDS
+    while rounds < KILL_ROUNDS and time.monotonic() < deadline:
+        more = new_messages(rnd.randint(0, 4))
+        fill(s, more)
+        sent += more
         p = c.popen()
-        if n % 2 == 0:
-            time.sleep(rnd.uniform(0.0, 0.4))
+        if rounds % 2 == 0:
+            time.sleep(rnd.uniform(0.0, 0.08))
         else:
-            # Aim at the deliveries: wait for a few more files, then
-            # kill within the next message or two.
-            want = len(os.listdir(new)) if os.path.isdir(new) else 0
-            want += rnd.randint(1, 10)
-            deadline = time.monotonic() + 5
-            while p.poll() is None and time.monotonic() < deadline and (
-                    not os.path.isdir(new) or
-                    len(os.listdir(new)) < want):
+            # Aim at the deliveries: wait for one more file in new/,
+            # then kill within the next few milliseconds.
+            have = len(os.listdir(new)) if os.path.isdir(new) else 0
+            until = time.monotonic() + 2
+            while p.poll() is None and time.monotonic() < until and (
+                    not os.path.isdir(new) or len(os.listdir(new)) <= have):
                 time.sleep(0.0005)
-            time.sleep(rnd.uniform(0.0, 0.004))
+            time.sleep(rnd.uniform(0.0, 0.003))
         if p.poll() is None:
             p.send_signal(signal.SIGKILL)
             kills += 1
@@ -436,14 +461,21 @@ def test_kill_9_at_random_instants_loses_and_duplicates_nothing(
         harness.check_sanitizer_output(
             p.stderr.read().decode("utf-8", "replace"), "postern fetch")
         p.stderr.close()
-        if not s.message_files("alice"):
+        rounds += 1
+    assert rounds == KILL_ROUNDS, "only %d runs in %d s" % (rounds,
+                                                            KILL_SECONDS)
+    assert kills >= rounds // 2, kills
+    # A killed session may keep the mailbox locked for a moment.
+    for _ in range(50):
+        st, out, err = c.run()
+        if st != EX_TEMP:
             break
-    st, out, err = c.run()
+        time.sleep(0.2)
     assert st == EX_OK, err
-    assert kills > 0
     assert s.message_files("alice") == {}
     got = sorted(c.delivered().values())
-    assert got == sorted(lf_form(m) for m in msgs)
+    assert len(got) == len(sent)
+    assert got == sorted(lf_form(m) for m in sent)
     # What killed runs left in tmp/ is gone after the clean run.
     assert os.listdir(c.maildir() + "/tmp") == []
 
