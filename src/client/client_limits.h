@@ -12,8 +12,15 @@
 #define FETCH_MAX_LINE			1024
 #define FETCH_MAX_SASL_LINE		16384
 
-/* RFC 1939 section 7: a UIDL is 1 to 70 octets in 0x21..0x7e. */
+/* RFC 1939 section 7: a UIDL is 1 to 70 octets in 0x21..0x7e.  The
+ * journal also holds the identities fetch makes up (fetch.h), which are
+ * longer than any UIDL so that they never equal one. */
 #define FETCH_MAX_UIDL			70
+#define FETCH_MAX_ID			80
+
+/* A server without UIDL: the headers (TOP n 0) of one message that go
+ * into its digest. */
+#define FETCH_MAX_HEADER_SIZE		(1024 * 1024)
 
 /* Messages one run looks at, and the size of one message it stores:
  * a bigger mailbox or message is an error, never an unbounded array or

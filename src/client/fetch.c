@@ -76,6 +76,7 @@ fetch_base_name(const char *account, const char *uidl, char *out,
 struct msg {
 	uint32_t	 num;
 	char		*uidl;
+	bool		 ambiguous;	/* its UIDL is listed more than once */
 	bool		 wanted;	/* not in the journal, or only_new = no */
 	bool		 again;		/* in the journal, fetched again */
 	bool		 skip;		/* larger than max_size: left alone */
@@ -95,6 +96,7 @@ struct run {
 	int			 maildir_fd;
 	int			 tmp_fd, new_fd;
 	int64_t			 start;		/* time of the run */
+	bool			 sized;		/* LIST was read */
 };
 
 static bool
@@ -132,10 +134,8 @@ uidl_line(void *arg, char *line, size_t len)
 		return pop3c_error(r->c, POP3C_TEMP, "out of memory");
 	r->msgs = m;
 	m = &r->msgs[r->count];
+	memset(m, 0, sizeof(*m));
 	m->num = num;
-	m->deleted = false;
-	m->skip = false;
-	m->size = 0;
 	if ((m->uidl = strdup(sp)) == NULL)
 		return pop3c_error(r->c, POP3C_TEMP, "out of memory");
 	r->count++;
@@ -173,6 +173,239 @@ list_line(void *arg, char *line, size_t len)
 bad:
 	return pop3c_error(r->c, POP3C_TEMP, "%s: malformed LIST line",
 	    r->a->host);
+}
+
+/* A line of LIST on a server without UIDL: the messages themselves. */
+static int
+list_new_line(void *arg, char *line, size_t len)
+{
+	struct run *r = arg;
+	struct msg *m;
+	char *sp;
+	uint32_t num;
+	uint64_t size;
+
+	(void)len;
+	if ((sp = strchr(line, ' ')) == NULL)
+		goto bad;
+	*sp++ = '\0';
+	if (parse_u32(line, UINT32_MAX, &num) != PARSE_OK || num == 0 ||
+	    parse_u64(sp, UINT64_MAX, &size) != PARSE_OK)
+		goto bad;
+	if (r->count == FETCH_MAX_MESSAGES)
+		return pop3c_error(r->c, POP3C_TEMP, "%s: more than %d"
+		    " messages", r->a->host, FETCH_MAX_MESSAGES);
+	if ((m = realloc(r->msgs, (r->count + 1) * sizeof(*m))) == NULL)
+		return pop3c_error(r->c, POP3C_TEMP, "out of memory");
+	r->msgs = m;
+	m = &r->msgs[r->count++];
+	memset(m, 0, sizeof(*m));
+	m->num = num;
+	m->size = size;
+	return 0;
+bad:
+	return pop3c_error(r->c, POP3C_TEMP, "%s: malformed LIST line",
+	    r->a->host);
+}
+
+static int
+digest_data(void *arg, const uint8_t *data, size_t len)
+{
+	return EVP_DigestUpdate(arg, data, len) == 1 ? 0 : -1;
+}
+
+/* prefix and the 64 hex digits of the SHA-256 of what ctx was fed, as
+ * a new string into *out.  0 or -1. */
+static int
+digest_id(EVP_MD_CTX *ctx, const char *prefix, char **out)
+{
+	unsigned char md[EVP_MAX_MD_SIZE];
+	unsigned int mdlen = 0, i;
+	char id[FETCH_MAX_ID + 1];
+	size_t n = strlen(prefix);
+
+	if (EVP_DigestFinal_ex(ctx, md, &mdlen) != 1 || mdlen != 32 ||
+	    n + 64 > FETCH_MAX_ID)
+		return -1;
+	memcpy(id, prefix, n);
+	for (i = 0; i < mdlen; i++)
+		(void)snprintf(id + n + 2 * i, 3, "%02x", md[i]);
+	return (*out = strdup(id)) == NULL ? -1 : 0;
+}
+
+/*
+ * A server without UIDL: every message is named by FETCH_DIGEST_PREFIX
+ * and the SHA-256 of its LIST size and its headers (TOP n 0, in LF
+ * form).  The TOPs go out a window at a time with PIPELINING.  0 or -1.
+ */
+static int
+synthetic_ids(struct run *r)
+{
+	struct pop3c *c = r->c;
+	char line[FETCH_MAX_LINE + 1], size[24];
+	EVP_MD_CTX *ctx;
+	size_t i, k, end;
+	bool pipe = c->capa.pipelining;
+	int rc, ret = -1;
+
+	fprintf(stderr, "postern fetch: warning: %s: %s has no UIDL; its"
+	    " messages are told apart by a digest of their headers and"
+	    " size\n", r->a->name, r->a->host);
+	if (pop3c_send(c, "LIST") == -1 ||
+	    pop3c_status(c, "LIST", line, sizeof(line)) != 1 ||
+	    pop3c_lines(c, list_new_line, r) == -1)
+		return -1;
+	r->sized = true;
+	if ((ctx = EVP_MD_CTX_new()) == NULL)
+		return pop3c_error(c, POP3C_TEMP, "out of memory");
+	for (i = 0; i < r->count; i = end) {
+		end = r->count - i > FETCH_PIPELINE_WINDOW ?
+		    i + FETCH_PIPELINE_WINDOW : r->count;
+		for (k = i; pipe && k < end; k++)
+			if (pop3c_send(c, "TOP %u 0", r->msgs[k].num) == -1)
+				goto out;
+		for (k = i; k < end; k++) {
+			struct msg *m = &r->msgs[k];
+
+			if (!pipe && pop3c_send(c, "TOP %u 0", m->num) == -1)
+				goto out;
+			if ((rc = pop3c_status(c, "TOP", line, sizeof(line))) ==
+			    -1)
+				goto out;
+			if (rc == 0) {
+				c->fail = POP3C_PERM;
+				(void)snprintf(c->err + strlen(c->err),
+				    sizeof(c->err) - strlen(c->err), " (without"
+				    " UIDL, fetch needs TOP to tell messages"
+				    " apart)");
+				goto out;
+			}
+			(void)snprintf(size, sizeof(size), "%llu\n",
+			    (unsigned long long)m->size);
+			if (EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) != 1 ||
+			    EVP_DigestUpdate(ctx, size, strlen(size)) != 1) {
+				(void)pop3c_error(c, POP3C_TEMP, "SHA-256"
+				    " failed");
+				goto out;
+			}
+			if (pop3c_body(c, FETCH_MAX_HEADER_SIZE, digest_data,
+			    ctx) == -1)
+				goto out;
+			if (digest_id(ctx, FETCH_DIGEST_PREFIX, &m->uidl) ==
+			    -1) {
+				(void)pop3c_error(c, POP3C_TEMP, "SHA-256"
+				    " failed");
+				goto out;
+			}
+		}
+	}
+	ret = 0;
+out:
+	EVP_MD_CTX_free(ctx);
+	return ret;
+}
+
+static int
+cmp_ident(const void *x, const void *y)
+{
+	const struct msg *a = *(const struct msg *const *)x;
+	const struct msg *b = *(const struct msg *const *)y;
+	int d = strcmp(a->uidl, b->uidl);
+
+	if (d != 0)
+		return d;
+	return a->num < b->num ? -1 : a->num > b->num;
+}
+
+/*
+ * Messages listed under the same identity (a server's duplicate UIDLs,
+ * or copies with the same headers and size on a server without UIDL)
+ * are ambiguous: the first (lowest number) keeps the identity, the n-th
+ * becomes FETCH_DUP_PREFIX and the SHA-256 of "identity\nn", so that
+ * each has a journal record of its own.  0 or -1.
+ */
+static int
+mark_duplicates(struct run *r)
+{
+	struct msg **v;
+	EVP_MD_CTX *ctx = NULL;
+	char nth[24], *id;
+	size_t i, k, n, dups = 0;
+	int ret = -1;
+
+	if (r->count < 2)
+		return 0;
+	if ((v = malloc(r->count * sizeof(*v))) == NULL)
+		return pop3c_error(r->c, POP3C_TEMP, "out of memory");
+	for (i = 0; i < r->count; i++)
+		v[i] = &r->msgs[i];
+	qsort(v, r->count, sizeof(*v), cmp_ident);
+	for (i = 0; i < r->count; i = k) {
+		for (k = i + 1; k < r->count && strcmp(v[k]->uidl,
+		    v[i]->uidl) == 0; k++)
+			continue;
+		if (k - i == 1)
+			continue;
+		if (ctx == NULL && (ctx = EVP_MD_CTX_new()) == NULL)
+			goto oom;
+		for (n = i; n < k; n++) {
+			v[n]->ambiguous = true;
+			if (n == i)
+				continue;
+			(void)snprintf(nth, sizeof(nth), "\n%zu", n - i + 1);
+			if (EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) != 1 ||
+			    EVP_DigestUpdate(ctx, v[i]->uidl,
+			    strlen(v[i]->uidl)) != 1 ||
+			    EVP_DigestUpdate(ctx, nth, strlen(nth)) != 1 ||
+			    digest_id(ctx, FETCH_DUP_PREFIX, &id) == -1)
+				goto oom;
+			dups++;
+			free(v[n]->uidl);
+			v[n]->uidl = id;
+		}
+	}
+	if (dups > 0)
+		fprintf(stderr, "postern fetch: warning: %s: %s lists %zu"
+		    " message%s under an identity another message has too;"
+		    " they are fetched, and deleted only once fetched by the"
+		    " same run\n", r->a->name, r->a->host, dups,
+		    dups == 1 ? "" : "s");
+	ret = 0;
+	goto out;
+oom:
+	(void)pop3c_error(r->c, POP3C_TEMP, "out of memory");
+out:
+	EVP_MD_CTX_free(ctx);
+	free(v);
+	return ret;
+}
+
+/* The server's messages and their identities: UIDL, or made up
+ * (synthetic_ids) when the server has no UIDL.  0 or -1. */
+static int
+list_messages(struct run *r)
+{
+	struct pop3c *c = r->c;
+	char line[FETCH_MAX_LINE + 1];
+	int rc;
+
+	if (pop3c_send(c, "UIDL") == -1 ||
+	    (rc = pop3c_status(c, "UIDL", line, sizeof(line))) == -1)
+		return -1;
+	if (rc == 1) {
+		if (pop3c_lines(c, uidl_line, r) == -1)
+			return -1;
+	} else {
+		/* A plain -ERR: no UIDL.  One with a response code
+		 * ([IN-USE], [SYS/TEMP]...) is a failure like any. */
+		if (strncmp(line, "-ERR [", 6) == 0)
+			return -1;
+		c->fail = POP3C_OK;
+		c->err[0] = '\0';
+		if (synthetic_ids(r) == -1)
+			return -1;
+	}
+	return mark_duplicates(r);
 }
 
 static int
@@ -551,21 +784,7 @@ fetch_account(const struct account *a, const char *state_dir,
 	if (pop3c_login(c, pass) == -1)
 		goto net;
 	st->method = c->method;
-	if (pop3c_send(c, "UIDL") == -1)
-		goto net;
-	switch (pop3c_status(c, "UIDL", line, sizeof(line))) {
-	case 1:
-		break;
-	case 0:
-		c->fail = POP3C_PERM;
-		(void)snprintf(c->err + strlen(c->err), sizeof(c->err) -
-		    strlen(c->err), " (fetch needs UIDL to fetch each"
-		    " message once)");
-		goto net;
-	default:
-		goto net;
-	}
-	if (pop3c_lines(c, uidl_line, &r) == -1)
+	if (list_messages(&r) == -1)
 		goto net;
 	st->listed = (uint32_t)r.count;
 	for (k = 0; k < r.count; k++)
@@ -583,9 +802,9 @@ fetch_account(const struct account *a, const char *state_dir,
 	/* RFC 2449 section 6.6: with PIPELINING, a window of RETRs (and
 	 * then DELEs) goes out before their replies are read, in order. */
 	if (a->max_size > 0) {
-		if (pop3c_send(c, "LIST") == -1 ||
+		if (!r.sized && (pop3c_send(c, "LIST") == -1 ||
 		    pop3c_status(c, "LIST", line, sizeof(line)) != 1 ||
-		    pop3c_lines(c, list_line, &r) == -1)
+		    pop3c_lines(c, list_line, &r) == -1))
 			goto net;
 		for (k = 0; k < r.count; k++) {
 			struct msg *m = &r.msgs[k];
@@ -613,9 +832,13 @@ fetch_account(const struct account *a, const char *state_dir,
 		for (k = i; k < end; k++) {
 			struct msg *m = &r.msgs[k];
 
-			m->again = !a->only_new && journal_has(j, m->uidl);
-			m->wanted = !m->skip && (m->again ||
-			    !journal_has(j, m->uidl));
+			/* Journaled: fetched again with only_new = no, or
+			 * if ambiguous and to be deleted now (it is never
+			 * deleted unless fetched by this very run). */
+			t = journal_time_of(j, m->uidl);
+			m->again = t >= 0 && (!a->only_new || (m->ambiguous &&
+			    (!a->keep || (a->keep_days > 0 && t <= expired))));
+			m->wanted = !m->skip && (m->again || t < 0);
 			m->retr = false;
 			if (!m->wanted)
 				continue;

@@ -21,6 +21,16 @@
  * is in the journal.  The journal keeps only the UIDLs the server still
  * lists.
  *
+ * A server without UIDL: each message is known by FETCH_DIGEST_PREFIX
+ * and the SHA-256 (hex) of its LIST size and its headers (TOP n 0), with
+ * a warning.  Messages listed under the same identity (duplicate UIDLs,
+ * or copies alike in headers and size) are ambiguous: the first keeps
+ * it, the n-th is known by FETCH_DUP_PREFIX and the SHA-256 of
+ * "identity\nn".  Both kinds are longer than any UIDL (70 octets), so
+ * they never equal one.  An ambiguous message is never deleted unless
+ * this very run stored it: one journaled by an earlier run that is to be
+ * deleted now is fetched again first (at least once, never lost).
+ *
  * Two options relax "once" on purpose: only_new = no retrieves the
  * journaled messages again (each copy under a name of its own), and
  * keep_days deletes a kept message once its record is that old.
@@ -39,6 +49,9 @@
 #define FETCH_EXIT_USAGE	1	/* command line or fetch.conf */
 #define FETCH_EXIT_TEMP		75	/* EX_TEMPFAIL: try again later */
 #define FETCH_EXIT_PERM		77	/* EX_NOPERM: fix something first */
+
+#define FETCH_DIGEST_PREFIX	"postern-digest-"
+#define FETCH_DUP_PREFIX	"postern-dup-"
 
 struct fetch_stats {
 	uint32_t	 listed;	/* messages on the server */

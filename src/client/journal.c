@@ -161,7 +161,7 @@ uidl_valid(const char *s, size_t len)
 {
 	size_t i;
 
-	if (len == 0 || len > FETCH_MAX_UIDL)
+	if (len == 0 || len > FETCH_MAX_ID)
 		return false;
 	for (i = 0; i < len; i++)
 		if ((unsigned char)s[i] < 0x21 || (unsigned char)s[i] > 0x7e)

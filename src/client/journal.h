@@ -2,7 +2,8 @@
  * journal.h: the UIDLs of one account that are safely delivered.
  *
  * A text file: the header line "postern-fetch-journal 2", then one
- * record a line, "UIDL TIME CHECKSUM", TIME being when the record was
+ * record a line, "UIDL TIME CHECKSUM" (UIDL: 1 to FETCH_MAX_ID octets in
+ * 0x21..0x7e, a server's UIDL or an identity of fetch.h), TIME being when the record was
  * appended (Unix seconds, decimal) and CHECKSUM the FNV-1a 32-bit hash
  * of "UIDL TIME" in 8 lower-case hex digits.  Version 1 files (header
  * "postern-fetch-journal 1", records "UIDL CHECKSUM", the hash of the

@@ -488,12 +488,16 @@ class FakePop3:
     many more RETRs were already waiting behind it (pipelining)."""
 
     def __init__(self, msgs, capa=("USER", "UIDL"), pass_reply="+OK",
-                 drop_at_retr=None):
+                 drop_at_retr=None, uidls=None):
         import socket
         import threading
-        self.msgs = msgs
+        self.msgs = list(msgs)
+        # uidls: the UIDL of each message (default u0, u1...); False: the
+        # server has no UIDL command.
+        self.uidls = uidls
         self.drop_at_retr = drop_at_retr
         self.retrs = []
+        self.deleted = []
         self.capa = capa
         self.pass_reply = pass_reply
         self.outstanding = []
@@ -518,6 +522,7 @@ class FakePop3:
                     pass
 
     def session(self, conn):
+        marked = len(self.deleted)
         conn.sendall(b"+OK fake ready\r\n")
         buf = b""
         while True:
@@ -536,10 +541,23 @@ class FakePop3:
                 conn.sendall(b"+OK\r\n")
             elif cmd[0] == "PASS":
                 conn.sendall(self.pass_reply.encode() + b"\r\n")
+            elif cmd[0] == "UIDL" and self.uidls is False:
+                conn.sendall(b"-ERR unknown command\r\n")
             elif cmd[0] == "UIDL":
+                u = self.uidls or ["u%d" % i for i in range(len(self.msgs))]
                 conn.sendall(b"+OK\r\n" + b"".join(
-                    b"%d u%d\r\n" % (i + 1, i)
-                    for i in range(len(self.msgs))) + b".\r\n")
+                    b"%d %s\r\n" % (i + 1, u[i].encode())
+                    for i in range(len(self.msgs)) if self.msgs[i]
+                    is not None) + b".\r\n")
+            elif cmd[0] == "LIST":
+                conn.sendall(b"+OK\r\n" + b"".join(
+                    b"%d %d\r\n" % (i + 1, harness.wire_size(m))
+                    for i, m in enumerate(self.msgs) if m is not None) +
+                    b".\r\n")
+            elif cmd[0] == "TOP" and "TOP" in self.capa:
+                self.tops = getattr(self, "tops", 0) + 1
+                m = self.msgs[int(cmd[1]) - 1]
+                conn.sendall(b"+OK\r\n" + harness.multiline_body(m, top=0))
             elif cmd[0] == "RETR" and int(cmd[1]) == self.drop_at_retr:
                 self.drop_at_retr = None
                 conn.sendall(b"+OK\r\nSubject: cut")
@@ -558,8 +576,13 @@ class FakePop3:
                 m = self.msgs[int(cmd[1]) - 1]
                 conn.sendall(b"+OK\r\n" + harness.multiline_body(m))
             elif cmd[0] == "DELE":
+                self.deleted.append(int(cmd[1]))
                 conn.sendall(b"+OK\r\n")
             elif cmd[0] == "QUIT":
+                # UPDATE: what this session deleted is gone (the other
+                # messages keep their numbers, a simplification).
+                for n in self.deleted[marked:]:
+                    self.msgs[n - 1] = None
                 conn.sendall(b"+OK bye\r\n")
                 return
             else:
@@ -630,6 +653,96 @@ def test_connection_lost_inside_a_window_keeps_what_came_whole(
     assert st == EX_OK, err
     assert sorted(f.retrs) == list(range(5, 21))
     assert f.commands.count("DELE") == len(msgs)
+    assert sorted(c.delivered().values()) == sorted(msgs)
+
+
+def test_server_without_uidl_gets_digest_identities(tmp_path, fake):
+    """No UIDL: each message is known by a digest of its headers and
+    size, with one warning per run; two copies alike in headers and
+    size are both delivered; nothing is fetched twice."""
+    msgs = [b"Subject: a\n\nfirst\n", b"Subject: b\n\n.second\n",
+            b"Subject: a\n\nfirsT\n", b"Subject: a\n\nlonger one\n",
+            b"Subject: c\r\n\r\nthird\r\n"]
+    f = fake(msgs, capa=("USER", "TOP", "PIPELINING"), uidls=False)
+    c = Client(tmp_path, FakeSrv(f.port))
+    c.write(c.account(keep="yes"))
+    st, out, err = c.run()
+    assert st == EX_OK, err
+    assert out.startswith("acct: 5 messages fetched"), out
+    assert err.count("has no UIDL") == 1, err
+    assert "1 message under an identity another message has" in err, err
+    assert sorted(c.delivered().values()) == sorted(lf_form(m)
+                                                    for m in msgs)
+    ids = journal_records(c)
+    assert len(ids) == 5
+    assert all(u.startswith("postern-digest-") or
+               u.startswith("postern-dup-") for u in ids)
+    assert all(len(u) > 70 for u in ids)
+    assert sum(u.startswith("postern-dup-") for u in ids) == 1
+    # A second run: the same identities, nothing new.
+    st, out, err = c.run()
+    assert st == EX_OK, err
+    assert out.startswith("acct: 0 messages fetched"), out
+    assert sorted(journal_records(c)) == sorted(ids)
+    # A new message arrives: only it is fetched.
+    f.msgs.append(b"Subject: d\n\nnew\n")
+    st, out, err = c.run()
+    assert st == EX_OK, err
+    assert out.startswith("acct: 1 message fetched"), out
+    assert len(c.delivered()) == 6
+
+
+def test_server_without_uidl_or_top_is_refused(tmp_path, fake):
+    f = fake([b"Subject: a\n\nx\n"], capa=("USER",), uidls=False)
+    c = Client(tmp_path, FakeSrv(f.port))
+    c.write(c.account(keep="no"))
+    st, out, err = c.run()
+    assert st == EX_PERM, err
+    assert "without UIDL, fetch needs TOP" in err, err
+    assert c.delivered() == {} and "DELE" not in f.commands
+
+
+def test_duplicate_uidls_are_all_fetched_then_deleted(tmp_path, fake):
+    msgs = [b"Subject: %d\n\nbody %d\n" % (i, i) for i in range(5)]
+    f = fake(msgs, capa=("USER", "UIDL", "PIPELINING"),
+             uidls=["x", "y", "x", "z", "x"])
+    c = Client(tmp_path, FakeSrv(f.port))
+    c.write(c.account(keep="yes"))
+    st, out, err = c.run()
+    assert st == EX_OK, err
+    assert "2 messages under an identity another message has" in err, err
+    assert sorted(c.delivered().values()) == sorted(msgs)
+    ids = journal_records(c)
+    assert {"x", "y", "z"} <= set(ids) and len(ids) == 5
+    st, out, err = c.run()
+    assert st == EX_OK and out.startswith("acct: 0 messages fetched"), out
+    # keep = no now: the ambiguous ones were stored by an earlier run,
+    # so they are fetched again before they are deleted; the others are
+    # deleted without being fetched again.
+    c.write(c.account(keep="no"))
+    f.retrs.clear()
+    st, out, err = c.run()
+    assert st == EX_OK, err
+    assert sorted(f.retrs) == [1, 3, 5]
+    assert sorted(f.deleted) == [1, 2, 3, 4, 5]
+    got = list(c.delivered().values())
+    assert len(got) == 8
+    assert all(got.count(msgs[i]) == 2 for i in (0, 2, 4))
+    assert all(got.count(msgs[i]) == 1 for i in (1, 3))
+
+
+def test_duplicate_uidls_never_delete_what_this_run_did_not_store(
+        tmp_path, fake):
+    """A message listed under a UIDL another one has is deleted (keep =
+    no) only after this run stored it."""
+    msgs = [b"Subject: %d\n\nbody %d\n" % (i, i) for i in range(3)]
+    f = fake(msgs, capa=("USER", "UIDL"), uidls=["x", "x", "y"])
+    c = Client(tmp_path, FakeSrv(f.port))
+    c.write(c.account(keep="no"))
+    st, out, err = c.run()
+    assert st == EX_OK, err
+    assert sorted(f.retrs) == [1, 2, 3]
+    assert sorted(f.deleted) == [1, 2, 3]
     assert sorted(c.delivered().values()) == sorted(msgs)
 
 

@@ -18,6 +18,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "client/client_limits.h"
 #include "client/journal.h"
 #include "lib/buf.h"
 #include "lib/fsutil.h"
@@ -238,15 +239,15 @@ test_invalid_uidl_refused(void **state)
 {
 	struct fx *f = *state;
 	struct journal *j = open_ok(f, 0);
-	char err[512], longer[80];
+	char err[512], longer[FETCH_MAX_ID + 2];
 
 	assert_int_equal(journal_append(j, "has space", err, sizeof(err)),
 	    -1);
 	assert_int_equal(journal_append(j, "", err, sizeof(err)), -1);
-	memset(longer, 'u', 71);
-	longer[71] = '\0';
+	memset(longer, 'u', FETCH_MAX_ID + 1);
+	longer[FETCH_MAX_ID + 1] = '\0';
 	assert_int_equal(journal_append(j, longer, err, sizeof(err)), -1);
-	longer[70] = '\0';
+	longer[FETCH_MAX_ID] = '\0';
 	append_ok(j, longer);
 	journal_close(&j);
 }
