@@ -1,7 +1,7 @@
 /*
  * cmd_fetch.c: `postern fetch [-f FILE] [--quiet] [--check] [NAME...]`:
  * retrieves the mail of the named accounts of fetch.conf (all of them
- * without a name) into their Maildirs, each message exactly once
+ * without a name) into their Maildirs or MDAs, each message exactly once
  * (client/fetch.h); with --check, only counts the new messages.
  *
  * Exit status: 0 every account done (or nothing new), 1 a bad command
@@ -29,7 +29,7 @@ fetch_usage(FILE *fp)
 	fputs("usage: postern fetch [-f FILE] [--quiet] [--check] [NAME...]\n"
 	    "Retrieves the mail of the accounts NAME of FILE (all of them"
 	    " without NAME)\n"
-	    "into their Maildirs, each message once.\n"
+	    "into their Maildirs (or through their MDAs), each message once.\n"
 	    "  -f, --file FILE  the accounts (else $XDG_CONFIG_HOME/postern/"
 	    "fetch.conf,\n"
 	    "                   else ~/.config/postern/fetch.conf)\n"

@@ -80,6 +80,7 @@ account_clear(struct account *a)
 	free(a->user);
 	free(a->password_file);
 	free(a->password_command);
+	free(a->mda);
 	free(a->maildir);
 	memset(a, 0, sizeof(*a));
 }
@@ -113,8 +114,11 @@ enum {
 	K_INSECURE = 1u << 3, K_CA = 1u << 4, K_USER = 1u << 5,
 	K_PWFILE = 1u << 6, K_PWCMD = 1u << 7, K_KEEP = 1u << 8,
 	K_MAILDIR = 1u << 9, K_TIMEOUT = 1u << 10, K_KEEPDAYS = 1u << 11,
-	K_ONLYNEW = 1u << 12, K_MAXSIZE = 1u << 13,
+	K_ONLYNEW = 1u << 12, K_MAXSIZE = 1u << 13, K_MDA = 1u << 14,
 };
+
+/* The delivery targets: an account has exactly one. */
+#define K_TARGETS	(K_MAILDIR | K_MDA)
 
 static const struct {
 	const char	*name;
@@ -126,6 +130,7 @@ static const struct {
 	{ "keep", K_KEEP }, { "maildir", K_MAILDIR },
 	{ "timeout", K_TIMEOUT }, { "keep_days", K_KEEPDAYS },
 	{ "only_new", K_ONLYNEW }, { "max_size", K_MAXSIZE },
+	{ "mda", K_MDA },
 };
 
 static int
@@ -156,7 +161,14 @@ set_key(struct account *a, unsigned int bit, const char *v, char *err,
 		dst = &a->user;
 		break;
 	case K_PWCMD:
-		dst = &a->password_command;
+	case K_MDA:
+		if (account_command_split(v, NULL, NULL) == -1) {
+			errmsg(err, errsize, "%s wants 1..%d words",
+			    bit == K_MDA ? "mda" : "password_command",
+			    FETCH_MAX_COMMAND_ARGS);
+			return -1;
+		}
+		dst = bit == K_MDA ? &a->mda : &a->password_command;
 		break;
 	case K_PORT:
 		if (parse_u32(v, 65535, &port) != PARSE_OK || port == 0) {
@@ -253,7 +265,6 @@ account_finish(struct account *a, unsigned int seen, char *err,
 		const char	*name;
 	} required[] = {
 		{ K_HOST, "host" }, { K_USER, "user" },
-		{ K_MAILDIR, "maildir" },
 	};
 	size_t i;
 
@@ -268,6 +279,12 @@ account_finish(struct account *a, unsigned int seen, char *err,
 			    required[i].name);
 			return -1;
 		}
+	if ((seen & K_TARGETS) == 0 || (seen & K_TARGETS & ((seen &
+	    K_TARGETS) - 1)) != 0) {
+		errmsg(err, errsize, "account %s needs exactly one delivery"
+		    " target: maildir or mda", a->name);
+		return -1;
+	}
 	if ((seen & (K_PWFILE | K_PWCMD)) == 0 ||
 	    (seen & (K_PWFILE | K_PWCMD)) == (K_PWFILE | K_PWCMD)) {
 		errmsg(err, errsize, "account %s needs exactly one of"
@@ -508,29 +525,49 @@ password_from_file(const struct account *a, char *pass, size_t size,
 	return r;
 }
 
+int
+account_command_split(const char *cmd, char **copy_r, char **argv)
+{
+	char *copy, *tok, *save = NULL;
+	int argc = 0;
+
+	if ((copy = strdup(cmd)) == NULL)
+		return -1;
+	for (tok = strtok_r(copy, " \t", &save); tok != NULL &&
+	    argc < FETCH_MAX_COMMAND_ARGS; tok = strtok_r(NULL, " \t",
+	    &save)) {
+		if (argv != NULL)
+			argv[argc] = tok;
+		argc++;
+	}
+	if (argc == 0 || tok != NULL) {
+		free(copy);
+		return -1;
+	}
+	if (argv != NULL)
+		argv[argc] = NULL;
+	if (copy_r != NULL)
+		*copy_r = copy;
+	else
+		free(copy);
+	return argc;
+}
+
 static int
 password_from_command(const struct account *a, char *pass, size_t size,
     char *err, size_t errsize)
 {
-	char *argv[FETCH_MAX_COMMAND_ARGS + 1], *copy, *tok, *save = NULL;
+	char *argv[FETCH_MAX_COMMAND_ARGS + 1], *copy;
 	char data[FETCH_MAX_PASSWORD + 2];
-	size_t argc = 0, len = 0;
+	size_t argc, len = 0;
 	int pfd[2], status, r;
 	ssize_t n;
 	pid_t pid;
 
-	if ((copy = strdup(a->password_command)) == NULL) {
-		errmsg(err, errsize, "out of memory");
-		return -1;
-	}
-	for (tok = strtok_r(copy, " \t", &save); tok != NULL &&
-	    argc + 1 < N_ELEMENTS(argv); tok = strtok_r(NULL, " \t", &save))
-		argv[argc++] = tok;
-	argv[argc] = NULL;
-	if (argc == 0 || tok != NULL) {
+	if ((argc = (size_t)account_command_split(a->password_command, &copy,
+	    argv)) == (size_t)-1) {
 		errmsg(err, errsize, "password_command: empty or more than"
-		    " %zu words", N_ELEMENTS(argv) - 1);
-		free(copy);
+		    " %d words", FETCH_MAX_COMMAND_ARGS);
 		return -1;
 	}
 	if (pipe2(pfd, O_CLOEXEC) == -1 || (pid = fork()) == -1) {

@@ -38,7 +38,8 @@ struct account {
 	uint32_t	 keep_days;	/* with keep: delete after; 0 never */
 	bool		 only_new;	/* false: fetch journaled ones again */
 	uint64_t	 max_size;	/* skip larger (LIST size); 0 none */
-	char		*maildir;
+	char		*maildir;	/* exactly one target: maildir, */
+	char		*mda;		/* or a command (split on blanks) */
 	uint64_t	 timeout_ms;
 };
 
@@ -62,6 +63,16 @@ const struct account *fetch_conf_find(const struct fetch_conf *,
 	    const char *name);
 
 void	fetch_conf_free(struct fetch_conf *);
+
+/*
+ * Splits cmd on blanks (no shell, no quoting) into argv (at least
+ * FETCH_MAX_COMMAND_ARGS + 1 entries, NULL-terminated), whose words
+ * point into a copy returned in *copy_r for the caller to free.  With
+ * argv and copy_r NULL, only checks.  The number of words, or -1 if
+ * there are none, more than FETCH_MAX_COMMAND_ARGS, or no memory.
+ */
+int	account_command_split(const char *cmd, char **copy_r, char **argv)
+	    ATTR_WARN_UNUSED;
 
 /*
  * Reads the password of a into pass (size octets, NUL-terminated): the

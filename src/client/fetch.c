@@ -24,6 +24,7 @@
 
 #include "client/fetch.h"
 #include "client/journal.h"
+#include "client/mda.h"
 #include "client/pop3c.h"
 #include "lib/buf.h"
 #include "lib/fsutil.h"
@@ -84,6 +85,8 @@ struct msg {
 	bool		 retr;		/* not in the Maildir either */
 	bool		 dele;		/* to be deleted by this run */
 	bool		 deleted;	/* DELE answered +OK */
+	bool		 journaled;	/* by this run, at its delivery (mda) */
+	bool		 refused;	/* by the mda: left on the server */
 };
 
 struct run {
@@ -97,6 +100,9 @@ struct run {
 	int			 tmp_fd, new_fd;
 	int64_t			 start;		/* time of the run */
 	bool			 sized;		/* LIST was read */
+	struct journal		*j;
+	struct fetch_stats	*st;
+	uint32_t		 refused;	/* messages the mda refused */
 };
 
 static bool
@@ -687,6 +693,73 @@ fail:
 	return -1;
 }
 
+/* A message on its way to the mda. */
+struct mda_put {
+	struct run	*r;
+	struct mda	 d;
+	uint64_t	 stored;
+};
+
+static int
+mda_data(void *arg, const uint8_t *data, size_t len)
+{
+	struct mda_put *p = arg;
+	char err[512];
+
+	if (mda_write(&p->d, data, len, err, sizeof(err)) == -1)
+		return pop3c_error(p->r->c, POP3C_TEMP, "%s", err);
+	p->stored += len;
+	return 0;
+}
+
+/*
+ * The reply to a RETR (sent already) through the account's mda, then,
+ * once it is delivered, its journal record (a delivery through an mda
+ * cannot be undone or recognised, so it is journaled at once, not with
+ * its window).  0 delivered, 1 refused by the mda (left on the server,
+ * counted in r->refused), -1 (the reason in r->c; exit 75 of the mda
+ * too).
+ */
+static int
+mda_recv(struct run *r, struct msg *m)
+{
+	char line[FETCH_MAX_LINE + 1], err[512];
+	struct mda_put p = { .r = r };
+
+	if (pop3c_status(r->c, "RETR", line, sizeof(line)) != 1)
+		return -1;
+	if (mda_start(&p.d, r->a, err, sizeof(err)) == -1)
+		return pop3c_error(r->c, POP3C_TEMP, "%s", err);
+	if (pop3c_body(r->c, FETCH_MAX_MESSAGE_SIZE, mda_data, &p) == -1) {
+		mda_abort(&p.d);
+		return -1;
+	}
+	switch (mda_finish(&p.d, err, sizeof(err))) {
+	case MDA_DELIVERED:
+		break;
+	case MDA_TEMP:
+		return pop3c_error(r->c, POP3C_TEMP, "message %s: %s; it"
+		    " stays on the server", m->uidl, err);
+	case MDA_REFUSED:
+		fprintf(stderr, "postern fetch: %s: message %s: %s; left on"
+		    " the server\n", r->a->name, m->uidl, err);
+		m->refused = true;
+		r->refused++;
+		return 1;
+	}
+	r->st->fetched++;
+	r->st->octets += p.stored;
+	if (m->again)
+		return 0;
+	if (journal_append(r->j, m->uidl, r->c->err, sizeof(r->c->err)) ==
+	    -1) {
+		r->c->fail = POP3C_TEMP;
+		return -1;
+	}
+	m->journaled = true;
+	return 0;
+}
+
 static int
 lock_account(const struct account *a, const char *dir, int *fd_r,
     char *err, size_t errsize)
@@ -764,7 +837,10 @@ fetch_account(const struct account *a, const char *state_dir,
 		fprintf(stderr, "postern fetch: warning: journal %s: %u"
 		    " damaged line%s dropped (a run was interrupted while"
 		    " writing it)\n", path, dropped, dropped == 1 ? "" : "s");
-	if (!check_only && maildir_prepare(&r, err, errsize) == -1)
+	r.j = j;
+	r.st = st;
+	if (!check_only && a->maildir != NULL && maildir_prepare(&r, err,
+	    errsize) == -1)
 		goto out;
 	if (account_password(a, pass, sizeof(pass), err, errsize) == -1) {
 		explicit_bzero(pass, sizeof(pass));
@@ -861,8 +937,14 @@ fetch_account(const struct account *a, const char *state_dir,
 
 			if (!m->retr)
 				continue;
-			if ((!pipe && pop3c_send(c, "RETR %u", m->num) ==
-			    -1) || msg_base(&r, m, base, sizeof(base)) == -1 ||
+			if (!pipe && pop3c_send(c, "RETR %u", m->num) == -1)
+				goto salvage;
+			if (a->mda != NULL) {
+				if (mda_recv(&r, m) == -1)
+					goto salvage;
+				continue;
+			}
+			if (msg_base(&r, m, base, sizeof(base)) == -1 ||
 			    retr_recv(&r, base, &pd[np]) == -1)
 				goto salvage;
 			pd[np++].m = m;
@@ -875,7 +957,8 @@ fetch_account(const struct account *a, const char *state_dir,
 		}
 		nj = 0;
 		for (k = i; k < end; k++)
-			if (r.msgs[k].wanted && !r.msgs[k].again)
+			if (r.msgs[k].wanted && !r.msgs[k].again &&
+			    !r.msgs[k].journaled && !r.msgs[k].refused)
 				ju[nj++] = r.msgs[k].uidl;
 		if (journal_append_all(j, ju, nj, c->err, sizeof(c->err)) ==
 		    -1) {
@@ -888,8 +971,8 @@ fetch_account(const struct account *a, const char *state_dir,
 			struct msg *m = &r.msgs[k];
 
 			t = journal_time_of(j, m->uidl);
-			m->dele = !m->skip && (!a->keep || (a->keep_days > 0 &&
-			    t >= 0 && t <= expired));
+			m->dele = !m->skip && !m->refused && t >= 0 &&
+			    (!a->keep || (a->keep_days > 0 && t <= expired));
 			if (m->dele && pipe && pop3c_send(c, "DELE %u",
 			    m->num) == -1)
 				goto net;
@@ -931,6 +1014,12 @@ fetch_account(const struct account *a, const char *state_dir,
 	if (changed && journal_compact(j, keep, err, errsize) == -1)
 		fprintf(stderr, "postern fetch: warning: %s\n", err);
 	err[0] = '\0';
+	if (r.refused > 0) {
+		/* Left on the server: fix the mda, the next run retries. */
+		status = FETCH_EXIT_PERM;
+		ferr(err, errsize, "the mda refused %u message%s (left on"
+		    " the server)", r.refused, r.refused == 1 ? "" : "s");
+	}
 	goto out;
 salvage:
 	/* The connection failed inside a window: what came in whole is

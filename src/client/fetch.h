@@ -31,6 +31,11 @@
  * this very run stored it: one journaled by an earlier run that is to be
  * deleted now is fetched again first (at least once, never lost).
  *
+ * With an mda instead of a Maildir (mda.h), each message is journaled
+ * as soon as the command exits 0 (a delivery through a command cannot be
+ * recognised afterwards: a kill between the two hands that one message
+ * to the command again); one it refuses stays on the server, unjournaled.
+ *
  * Two options relax "once" on purpose: only_new = no retrieves the
  * journaled messages again (each copy under a name of its own), and
  * keep_days deletes a kept message once its record is that old.

@@ -1115,3 +1115,98 @@ def test_max_size_config_errors(tmp_path, plain_srv, value):
     st, out, err = c.run()
     assert st == EX_USAGE
     assert "max_size wants a size from 1 to 1G" in err, err
+
+
+# ------------------------------------------------------ delivery via an MDA
+
+MDA = os.path.join(harness.REPO, "tests", "mda_sink.py")
+
+
+def mda_files(d):
+    out = []
+    for fn in os.listdir(d):
+        if not fn.startswith("."):
+            with open(os.path.join(d, fn), "rb") as f:
+                out.append(f.read())
+    return sorted(out)
+
+
+def test_mda_gets_each_message_byte_exact_then_nothing_new(tmp_path,
+                                                           plain_srv):
+    c = Client(tmp_path, plain_srv)
+    out_dir = str(tmp_path / "mda")
+    os.makedirs(out_dir)
+    c.write(c.account(maildir=None, keep="no",
+                      mda="%s %s" % (MDA, out_dir)))
+    st, out, err = c.run()
+    assert (st, err) == (EX_OK, ""), err
+    assert out.startswith("acct: %d messages fetched" % len(MESSAGES)), out
+    assert mda_files(out_dir) == sorted(lf_form(m) for m in MESSAGES)
+    assert plain_srv.message_files("alice") == {}
+    assert not os.path.exists(c.maildir())
+    st, out, err = c.run()
+    assert st == EX_OK and out.startswith("acct: 0 messages fetched"), out
+    assert len(mda_files(out_dir)) == len(MESSAGES)
+
+
+def test_mda_refusal_leaves_the_message_and_goes_on(tmp_path, make_server):
+    good = [b"Subject: good %d\n\nbody\n" % i for i in range(3)]
+    refused = b"Subject: refused\nX-Mda-Exit: 67\n\nno\n"
+    unread = b"Subject: unread\nX-Mda-Stop: yes\n\n" + b"u" * 200000 + b"\n"
+    s = make_server(start=False)
+    fill(s, [good[0], refused, good[1], unread, good[2]])
+    s.start()
+    c = Client(tmp_path, s)
+    out_dir = str(tmp_path / "mda")
+    os.makedirs(out_dir)
+    c.write(c.account(maildir=None, keep="no",
+                      mda="%s %s" % (MDA, out_dir)))
+    st, out, err = c.run()
+    assert st == EX_PERM, err
+    assert "exited 67; left on the server" in err, err
+    assert "exited 0 without reading the whole message" in err, err
+    assert "acct: the mda refused 2 messages (left on the server)" in err
+    assert mda_files(out_dir) == sorted(good)
+    left = sorted(server_messages(s))
+    assert left == sorted([refused, unread])
+    # Refused again next time, never lost, never deleted.
+    st, out, err = c.run()
+    assert st == EX_PERM, err
+    assert sorted(server_messages(s)) == left
+    assert mda_files(out_dir) == sorted(good)
+
+
+def test_mda_temporary_failure_stops_the_account_with_75(tmp_path,
+                                                         make_server):
+    first = b"Subject: first\n\nbody\n"
+    later = b"Subject: later\n\nbody\n"
+    temp = b"Subject: temp\nX-Mda-Exit: 75\n\nbody\n"
+    s = make_server(start=False)
+    fill(s, [first, temp, later])
+    s.start()
+    c = Client(tmp_path, s)
+    out_dir = str(tmp_path / "mda")
+    os.makedirs(out_dir)
+    c.write(c.account(maildir=None, keep="no",
+                      mda="%s %s" % (MDA, out_dir)))
+    st, out, err = c.run()
+    assert st == EX_TEMP, err
+    assert "exited 75 (temporary failure); it stays on the server" in err
+    assert mda_files(out_dir) == [first]
+    # Nothing deleted: the run stopped before its window's DELEs; the
+    # first message is journaled and deleted by the next run.
+    assert len(server_messages(s)) == 3
+    assert len(journal_records(c)) == 1
+
+
+@pytest.mark.parametrize("keys", [
+    {"mda": "/bin/cat"},
+    {"maildir": None},
+])
+def test_exactly_one_delivery_target(tmp_path, plain_srv, keys):
+    c = Client(tmp_path, plain_srv)
+    c.write(c.account(**keys))
+    st, out, err = c.run()
+    assert st == EX_USAGE
+    assert "account acct needs exactly one delivery target: maildir or" \
+        " mda" in err, err
