@@ -1,14 +1,16 @@
 /*
- * cmd_fetch.c: `postern fetch [-f FILE] [--quiet] [--check] [NAME...]`:
+ * cmd_fetch.c: `postern fetch [-f FILE] [--quiet] [--json] [--check]
+ * [--no-mail-status] [NAME...]`:
  * retrieves the mail of the named accounts of fetch.conf (all of them
  * without a name) into their Maildirs or MDAs, each message exactly once
  * (client/fetch.h); with --check, only counts the new messages.
  *
  * Exit status: 0 every account done (or nothing new), 1 a bad command
- * line or fetch.conf, 75 a temporary failure of some account (network,
- * the server busy or failing, the account locked by another run), 77 a
- * permanent one (authentication or TLS verification failed).  When
- * accounts fail differently, 77 wins over 75.
+ * line or fetch.conf, 2 nothing new (only with --no-mail-status), 75 a
+ * temporary failure of some account (network, the server busy or
+ * failing, the account locked by another run), 77 a permanent one
+ * (authentication or TLS verification failed, the mda refused a
+ * message).  When accounts fail differently, 77 wins over 75.
  *
  * Owns: the parsed fetch.conf.  Trusts: nothing on the command line.
  */
@@ -21,25 +23,37 @@
 #include "cli/cli.h"
 #include "client/account.h"
 #include "client/fetch.h"
+#include "client/report.h"
 #include "lib/buf.h"
 
 static void
 fetch_usage(FILE *fp)
 {
-	fputs("usage: postern fetch [-f FILE] [--quiet] [--check] [NAME...]\n"
+	fputs("usage: postern fetch [-f FILE] [--quiet] [--json] [--check]"
+	    " [--no-mail-status]\n"
+	    "                     [NAME...]\n"
 	    "Retrieves the mail of the accounts NAME of FILE (all of them"
 	    " without NAME)\n"
-	    "into their Maildirs (or through their MDAs), each message once.\n"
+	    "into their Maildirs (or through their MDAs), each message"
+	    " once.\n"
 	    "  -f, --file FILE  the accounts (else $XDG_CONFIG_HOME/postern/"
 	    "fetch.conf,\n"
 	    "                   else ~/.config/postern/fetch.conf)\n"
-	    "  -q, --quiet      no summary line per account\n"
+	    "  -q, --quiet      no summary line per account, no progress"
+	    " bar\n"
+	    "  -j, --json       one JSON object per line and event on"
+	    " standard output\n"
 	    "  -c, --check      only count the new messages of each account;"
 	    "\n"
 	    "                   retrieve and delete nothing\n"
-	    "Exit status: 0 done, 1 usage or configuration error, 75 try"
-	    " again later,\n"
-	    "77 authentication or TLS verification failed.\n", fp);
+	    "  -n, --no-mail-status\n"
+	    "                   exit 2 when all went well and no message was"
+	    " new\n"
+	    "Exit status: 0 done, 1 usage or configuration error, 2 no new"
+	    " mail (only\n"
+	    "with --no-mail-status), 75 try again later, 77 authentication,"
+	    " TLS\n"
+	    "verification or delivery refused.\n", fp);
 }
 
 /* Every usage error of this command, with its hint and status. */
@@ -70,30 +84,36 @@ worse(int a, int b)
 	return a > b ? a : b;
 }
 
+/* What the run did, for --json's summary and --no-mail-status. */
+struct totals {
+	size_t		 accounts, failed;
+	uint64_t	 fetched, octets, deleted, fresh;
+};
+
 static int
 run_one(const struct account *a, const char *state_dir, bool check,
-    bool quiet)
+    struct report *rep, struct totals *tot)
 {
 	struct fetch_stats st;
 	char err[1024];
+	int64_t t0 = report_now_ms();
 	int status;
 
 	err[0] = '\0';
-	status = fetch_account(a, state_dir, check, &st, err, sizeof(err));
+	report_account(rep, a->name, a->host);
+	status = fetch_account(a, state_dir, check, rep, &st, err,
+	    sizeof(err));
+	tot->accounts++;
+	tot->fetched += st.fetched;
+	tot->octets += st.octets;
+	tot->deleted += st.deleted;
+	tot->fresh += st.fresh;
 	if (status != FETCH_EXIT_OK) {
-		fprintf(stderr, "postern fetch: %s: %s\n", a->name, err);
+		tot->failed++;
+		report_error(rep, status, err);
 		return status;
 	}
-	if (check && !quiet)
-		printf("%s: %u new message%s, %u on the server\n", a->name,
-		    st.fresh, st.fresh == 1 ? "" : "s", st.listed);
-	else if (!quiet)
-		printf("%s: %u message%s fetched (%llu octets), %u deleted,"
-		    " %u on the server, login %s\n", a->name, st.fetched,
-		    st.fetched == 1 ? "" : "s",
-		    (unsigned long long)st.octets, st.deleted,
-		    st.listed - st.deleted, st.method != NULL ? st.method :
-		    "-");
+	report_done(rep, &st, check, report_now_ms() - t0);
 	return fflush(stdout) == 0 ? FETCH_EXIT_OK : FETCH_EXIT_TEMP;
 }
 
@@ -104,13 +124,18 @@ cmd_fetch(int argc, char **argv)
 		{ "file",	required_argument,	NULL, 'f' },
 		{ "quiet",	no_argument,		NULL, 'q' },
 		{ "check",	no_argument,		NULL, 'c' },
+		{ "json",	no_argument,		NULL, 'j' },
+		{ "no-mail-status", no_argument,	NULL, 'n' },
 		{ "help",	no_argument,		NULL, 'h' },
 		{ NULL,		0,			NULL, 0 },
 	};
 	char confbuf[4096], state_dir[4096], err[1024];
 	const char *conf = NULL;
 	struct fetch_conf fc;
-	bool quiet = false, check = false;
+	bool quiet = false, check = false, json = false, nomail = false;
+	struct totals tot = { 0 };
+	struct report rep;
+	int64_t t0 = report_now_ms();
 	int ch, i, status = FETCH_EXIT_OK;
 	size_t k;
 
@@ -122,7 +147,8 @@ cmd_fetch(int argc, char **argv)
 
 	opterr = 0;
 	optind = 1;
-	while ((ch = getopt_long(argc, argv, ":f:qch", longopts, NULL)) != -1) {
+	while ((ch = getopt_long(argc, argv, ":f:qcjnh", longopts, NULL)) !=
+	    -1) {
 		switch (ch) {
 		case 'f':
 			conf = optarg;
@@ -132,6 +158,12 @@ cmd_fetch(int argc, char **argv)
 			break;
 		case 'c':
 			check = true;
+			break;
+		case 'j':
+			json = true;
+			break;
+		case 'n':
+			nomail = true;
 			break;
 		case 'h':
 			fetch_usage(stdout);
@@ -170,14 +202,22 @@ cmd_fetch(int argc, char **argv)
 		fetch_conf_free(&fc);
 		return FETCH_EXIT_USAGE;
 	}
+	report_init(&rep, json, quiet);
 	if (optind < argc)
 		for (i = optind; i < argc; i++)
 			status = worse(status, run_one(fetch_conf_find(&fc,
-			    argv[i]), state_dir, check, quiet));
+			    argv[i]), state_dir, check, &rep, &tot));
 	else
 		for (k = 0; k < fc.count; k++)
 			status = worse(status, run_one(&fc.accounts[k],
-			    state_dir, check, quiet));
+			    state_dir, check, &rep, &tot));
 	fetch_conf_free(&fc);
+	/* Opt-in, so that cron jobs are not confused: nothing new is
+	 * told apart from success. */
+	if (nomail && status == FETCH_EXIT_OK && (check ? tot.fresh :
+	    tot.fetched) == 0)
+		status = FETCH_EXIT_NO_MAIL;
+	report_summary(&rep, tot.accounts, tot.failed, tot.fetched,
+	    tot.octets, tot.deleted, report_now_ms() - t0, status);
 	return status;
 }

@@ -38,7 +38,7 @@ cli_usage(FILE *fp)
 "  check [-c FILE]                                     check a configuration\n"
 "  deliver [-c FILE] [-f SENDER] [--max-size OCTETS] -u USER\n"
 "                                                      deliver mail on stdin\n"
-"  fetch [-f FILE] [--quiet] [--check] [NAME...]       fetch mail from POP3\n"
+"  fetch [-f FILE] [-q] [-j] [-c] [-n] [NAME...]       fetch mail from POP3\n"
 "                                                      servers into Maildirs\n"
 "                                                      (--check: count only)\n"
 "  help                                                show this text\n"
@@ -58,8 +58,8 @@ cli_usage(FILE *fp)
 "Exit status: 0 done, 1 usage error (check: bad configuration),\n"
 "2 the operation failed; deliver uses sysexits(3): 0 delivered,\n"
 "64 usage, 67 no such user, 73 message too big, 75 try again later;\n"
-"fetch: 0 done, 1 usage or configuration error, 75 try again later,\n"
-"77 authentication or TLS verification failed.\n", fp);
+"fetch: 0 done, 1 usage or configuration error, 2 no new mail (-n),\n"
+"75 try again later, 77 authentication, TLS or a delivery refused.\n", fp);
 }
 
 int

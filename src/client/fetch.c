@@ -25,6 +25,7 @@
 #include "client/fetch.h"
 #include "client/journal.h"
 #include "client/mda.h"
+#include "client/report.h"
 #include "client/pop3c.h"
 #include "lib/buf.h"
 #include "lib/fsutil.h"
@@ -102,6 +103,7 @@ struct run {
 	bool			 sized;		/* LIST was read */
 	struct journal		*j;
 	struct fetch_stats	*st;
+	struct report		*rep;
 	uint32_t		 refused;	/* messages the mda refused */
 };
 
@@ -571,6 +573,7 @@ put_data(void *arg, const uint8_t *data, size_t len)
 		    " %s", p->r->a->maildir, strerror(errno));
 	(void)wire_enc_feed(&p->enc, data, len, NULL);
 	p->stored += len;
+	report_progress(p->r->rep, len);
 	return 0;
 }
 
@@ -709,6 +712,7 @@ mda_data(void *arg, const uint8_t *data, size_t len)
 	if (mda_write(&p->d, data, len, err, sizeof(err)) == -1)
 		return pop3c_error(p->r->c, POP3C_TEMP, "%s", err);
 	p->stored += len;
+	report_progress(p->r->rep, len);
 	return 0;
 }
 
@@ -743,12 +747,14 @@ mda_recv(struct run *r, struct msg *m)
 	case MDA_REFUSED:
 		fprintf(stderr, "postern fetch: %s: message %s: %s; left on"
 		    " the server\n", r->a->name, m->uidl, err);
+		report_refused(r->rep, m->uidl, err);
 		m->refused = true;
 		r->refused++;
 		return 1;
 	}
 	r->st->fetched++;
 	r->st->octets += p.stored;
+	report_message(r->rep, m->uidl, p.stored);
 	if (m->again)
 		return 0;
 	if (journal_append(r->j, m->uidl, r->c->err, sizeof(r->c->err)) ==
@@ -800,7 +806,8 @@ status_of(const struct pop3c *c)
 
 int
 fetch_account(const struct account *a, const char *state_dir,
-    bool check_only, struct fetch_stats *st, char *err, size_t errsize)
+    bool check_only, struct report *rep, struct fetch_stats *st, char *err,
+    size_t errsize)
 {
 	char pass[FETCH_MAX_PASSWORD + 1], path[4096], base[256];
 	char line[FETCH_MAX_LINE + 1];
@@ -839,6 +846,7 @@ fetch_account(const struct account *a, const char *state_dir,
 		    " writing it)\n", path, dropped, dropped == 1 ? "" : "s");
 	r.j = j;
 	r.st = st;
+	r.rep = rep;
 	if (!check_only && a->maildir != NULL && maildir_prepare(&r, err,
 	    errsize) == -1)
 		goto out;
@@ -889,6 +897,7 @@ fetch_account(const struct account *a, const char *state_dir,
 			    journal_has(j, m->uidl)))
 				continue;
 			m->skip = true;
+			report_skipped(rep, m->uidl, m->size, "max_size");
 			fprintf(stderr, "postern fetch: warning: %s: message"
 			    " %s (%llu octets) is larger than max_size (%llu);"
 			    " left on the server\n", a->name, m->uidl,
@@ -896,6 +905,11 @@ fetch_account(const struct account *a, const char *state_dir,
 			    (unsigned long long)a->max_size);
 		}
 	}
+	for (k = 0, nj = 0; k < r.count; k++)
+		if (!r.msgs[k].skip && (!a->only_new ||
+		    !journal_has(j, r.msgs[k].uidl)))
+			nj++;
+	report_expect(rep, (uint32_t)nj);
 	/* A window of messages is stored, journaled and deleted together;
 	 * with PIPELINING its RETRs (and then its DELEs) go out at once,
 	 * before their replies are read, in order. */
@@ -954,6 +968,7 @@ fetch_account(const struct account *a, const char *state_dir,
 		for (k = 0; k < np; k++) {
 			st->fetched++;
 			st->octets += pd[k].stored;
+			report_message(rep, pd[k].m->uidl, pd[k].stored);
 		}
 		nj = 0;
 		for (k = i; k < end; k++)

@@ -52,11 +52,14 @@
 /* Exit statuses of `postern fetch` (sysexits(3) values). */
 #define FETCH_EXIT_OK		0
 #define FETCH_EXIT_USAGE	1	/* command line or fetch.conf */
+#define FETCH_EXIT_NO_MAIL	2	/* --no-mail-status: nothing new */
 #define FETCH_EXIT_TEMP		75	/* EX_TEMPFAIL: try again later */
 #define FETCH_EXIT_PERM		77	/* EX_NOPERM: fix something first */
 
 #define FETCH_DIGEST_PREFIX	"postern-digest-"
 #define FETCH_DUP_PREFIX	"postern-dup-"
+
+struct report;
 
 struct fetch_stats {
 	uint32_t	 listed;	/* messages on the server */
@@ -78,12 +81,13 @@ int	fetch_state_dir(char *out, size_t size);
  * Fetches the mail of a; state_dir holds NAME.journal and NAME.lock.
  * With check_only, only counts the messages whose UIDL is not in the
  * journal (st->fresh): no RETR, no DELE, the Maildir untouched and the
- * journal not compacted.  Returns a FETCH_EXIT_* status; on failure err
- * holds one line.  Warnings (a journal line dropped) go to stderr.
+ * journal not compacted.  Events go to rep (report.h).  Returns a
+ * FETCH_EXIT_* status; on failure err holds one line.  Warnings (a
+ * journal line dropped) go to stderr.
  */
 int	fetch_account(const struct account *a, const char *state_dir,
-	    bool check_only, struct fetch_stats *st, char *err,
-	    size_t errsize);
+	    bool check_only, struct report *rep, struct fetch_stats *st,
+	    char *err, size_t errsize);
 
 /* The Maildir base name of a message: "<account>.<32 hex digits of
  * SHA-256(UIDL)>".  0 or -1. */

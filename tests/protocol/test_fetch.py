@@ -1,5 +1,5 @@
 """
-`postern fetch [-f FILE] [--quiet] [NAME...]` against a live posternd:
+`postern fetch` against a live posternd and scripted servers:
 plain text to loopback (insecure = yes), STLS and implicit TLS verified
 against the test CA; a wrong CA and a server without STLS are refused
 (exit 77, never a fall-back); keep = yes and no; a second run fetches
@@ -1210,3 +1210,128 @@ def test_exactly_one_delivery_target(tmp_path, plain_srv, keys):
     assert st == EX_USAGE
     assert "account acct needs exactly one delivery target: maildir or" \
         " mda" in err, err
+
+
+# ----------------------------------------------------------------- output
+
+def json_events(out):
+    import json
+    return [json.loads(line) for line in out.splitlines()]
+
+
+def test_json_events_and_summary(tmp_path, make_server):
+    big = b"Subject: big\n\n" + b"z" * 20000 + b"\n"
+    s = make_server(start=False)
+    fill(s, MESSAGES[:3] + [big])
+    s.start()
+    c = Client(tmp_path, s)
+    c.write(c.account(keep="no", max_size="10k"),
+            c.account("bad", port=harness.free_port()))
+    st, out, err = c.run("--json")
+    assert st == EX_TEMP, err
+    ev = json_events(out)
+    kinds = [e["event"] for e in ev]
+    assert kinds == ["account", "skipped"] + ["message"] * 3 + \
+        ["done", "account", "error", "summary"], kinds
+    assert ev[0] == {"event": "account", "account": "acct",
+                     "host": "127.0.0.1"}
+    assert ev[1]["reason"] == "max_size"
+    assert ev[1]["octets"] == harness.wire_size(big)
+    stored = {lf_form(m) for m in MESSAGES[:3]}
+    assert {e["octets"] for e in ev[2:5]} == {len(m) for m in stored}
+    jr = set(e["id"] for e in ev[2:5])
+    assert len(jr) == 3
+    done = ev[5]
+    assert (done["fetched"], done["deleted"], done["listed"],
+            done["new"]) == (3, 3, 4, 4)
+    assert done["octets"] == sum(len(m) for m in stored)
+    assert done["login"] == "SCRAM-SHA-256" and done["seconds"] >= 0
+    assert ev[7]["account"] == "bad" and ev[7]["status"] == EX_TEMP
+    assert "connecting to 127.0.0.1" in ev[7]["reason"]
+    sm = ev[8]
+    assert (sm["accounts"], sm["failed"], sm["fetched"], sm["deleted"],
+            sm["status"]) == (2, 1, 3, 3, EX_TEMP)
+    # The error is on stderr as well, as one line.
+    assert "postern fetch: bad: connecting to" in err
+    # --check with --json.
+    st, out, err = c.run("--json", "--check", "acct")
+    assert st == EX_OK, err
+    ev = json_events(out)
+    assert [e["event"] for e in ev] == ["account", "check", "summary"]
+    assert (ev[1]["new"], ev[1]["listed"]) == (1, 1)
+
+
+def test_json_strings_are_escaped(tmp_path, fake):
+    f = fake([b"Subject: a\n\nx\n"], uidls=['we"ird\\uid'])
+    c = Client(tmp_path, FakeSrv(f.port))
+    c.write(c.account())
+    st, out, err = c.run("--json")
+    assert st == EX_OK, err
+    ev = json_events(out)
+    assert ev[1]["id"] == 'we"ird\\uid'
+
+
+def test_no_mail_status_is_opt_in(tmp_path, plain_srv):
+    c = Client(tmp_path, plain_srv)
+    c.write(c.account(keep="yes"))
+    assert c.run("--no-mail-status")[0] == EX_OK      # new mail fetched
+    assert c.run()[0] == EX_OK                         # nothing new: 0
+    st, out, err = c.run("--no-mail-status")
+    assert (st, err) == (2, "")
+    assert c.run("--check", "--no-mail-status")[0] == 2
+    plain_srv.add_message("alice", b"Subject: late\n\nx\n")
+    assert c.run("--check", "-n")[0] == EX_OK
+    assert c.run("-n")[0] == EX_OK
+    # A failure is never hidden behind 2.
+    c.write(c.account(port=harness.free_port()))
+    assert c.run("--no-mail-status")[0] == EX_TEMP
+
+
+def run_on_a_terminal(c, *args):
+    """Runs postern fetch with stderr (and stdout) on a pseudo-terminal;
+    returns (status, what the terminal showed)."""
+    import pty
+    import select
+    master, slave = pty.openpty()
+    p = subprocess.Popen([postern_path(), "fetch", "-f", c.conf] +
+                         list(args), env=c.env(), stdout=slave,
+                         stderr=slave, stdin=subprocess.DEVNULL)
+    os.close(slave)
+    got = b""
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        r, _, _ = select.select([master], [], [], 0.5)
+        if r:
+            try:
+                d = os.read(master, 65536)
+            except OSError:
+                break
+            if not d:
+                break
+            got += d
+        elif p.poll() is not None:
+            break
+    os.close(master)
+    return p.wait(timeout=30), got.decode("utf-8", "replace")
+
+
+def test_progress_bar_only_on_a_terminal(tmp_path, plain_srv):
+    c = Client(tmp_path, plain_srv)
+    c.write(c.account(keep="yes"))
+    st, shown = run_on_a_terminal(c)
+    assert st == EX_OK, shown
+    n = len(MESSAGES)
+    assert "\racct: %d/%d messages, " % (n, n) in shown, repr(shown)
+    assert " MB/s\x1b[K" in shown and "\r\x1b[K" in shown, repr(shown)
+    assert "acct: %d messages fetched" % n in shown
+    # Not with --quiet, nor --json, nor when stderr is not a terminal.
+    for name in ("q", "j"):
+        c2 = Client(tmp_path / name, plain_srv)
+        c2.write(c2.account(keep="yes"))
+        st, shown = run_on_a_terminal(c2, "--quiet" if name == "q" else
+                                      "--json")
+        assert st == EX_OK and "MB/s" not in shown, repr(shown)
+    c3 = Client(tmp_path / "p", plain_srv)
+    c3.write(c3.account(keep="yes"))
+    st, out, err = c3.run()
+    assert st == EX_OK and err == "" and "\r" not in out
