@@ -1,6 +1,6 @@
 /*
  * cmd_fetch.c: `postern fetch [-f FILE] [--quiet] [--json] [--check]
- * [--no-mail-status] [NAME...]`:
+ * [--no-mail-status] [--every DURATION] [NAME...]`:
  * retrieves the mail of the named accounts of fetch.conf (all of them
  * without a name) into their Maildirs or MDAs, each message exactly once
  * (client/fetch.h); with --check, only counts the new messages.
@@ -19,11 +19,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "cli/cli.h"
 #include "client/account.h"
+#include "client/client_limits.h"
 #include "client/fetch.h"
 #include "client/report.h"
+#include "lib/strnum.h"
 #include "lib/buf.h"
 
 static void
@@ -31,7 +34,7 @@ fetch_usage(FILE *fp)
 {
 	fputs("usage: postern fetch [-f FILE] [--quiet] [--json] [--check]"
 	    " [--no-mail-status]\n"
-	    "                     [NAME...]\n"
+	    "                     [--every DURATION] [NAME...]\n"
 	    "Retrieves the mail of the accounts NAME of FILE (all of them"
 	    " without NAME)\n"
 	    "into their Maildirs (or through their MDAs), each message"
@@ -49,6 +52,11 @@ fetch_usage(FILE *fp)
 	    "  -n, --no-mail-status\n"
 	    "                   exit 2 when all went well and no message was"
 	    " new\n"
+	    "  -e, --every DURATION\n"
+	    "                   fetch again every DURATION (1s to 7d) until"
+	    " SIGINT or\n"
+	    "                   SIGTERM, never before a server's LOGIN-DELAY"
+	    "\n"
 	    "Exit status: 0 done, 1 usage or configuration error, 2 no new"
 	    " mail (only\n"
 	    "with --no-mail-status), 75 try again later, 77 authentication,"
@@ -92,29 +100,104 @@ struct totals {
 
 static int
 run_one(const struct account *a, const char *state_dir, bool check,
-    struct report *rep, struct totals *tot)
+    struct report *rep, struct totals *tot, struct fetch_stats *stp)
 {
-	struct fetch_stats st;
+	struct fetch_stats mine, *sp = stp != NULL ? stp : &mine;
 	char err[1024];
 	int64_t t0 = report_now_ms();
 	int status;
 
 	err[0] = '\0';
 	report_account(rep, a->name, a->host);
-	status = fetch_account(a, state_dir, check, rep, &st, err,
+	status = fetch_account(a, state_dir, check, rep, sp, err,
 	    sizeof(err));
 	tot->accounts++;
-	tot->fetched += st.fetched;
-	tot->octets += st.octets;
-	tot->deleted += st.deleted;
-	tot->fresh += st.fresh;
+	tot->fetched += sp->fetched;
+	tot->octets += sp->octets;
+	tot->deleted += sp->deleted;
+	tot->fresh += sp->fresh;
 	if (status != FETCH_EXIT_OK) {
 		tot->failed++;
 		report_error(rep, status, err);
 		return status;
 	}
-	report_done(rep, &st, check, report_now_ms() - t0);
+	report_done(rep, sp, check, report_now_ms() - t0);
 	return fflush(stdout) == 0 ? FETCH_EXIT_OK : FETCH_EXIT_TEMP;
+}
+
+/* --every: the signal that stops the polling, or 0. */
+static volatile sig_atomic_t stop_signal;
+
+static void
+on_stop(int sig)
+{
+	stop_signal = sig;
+}
+
+/*
+ * --every: fetches the accounts sel[0..n) every every_ms until SIGINT or
+ * SIGTERM (the account being fetched is finished first; a second signal
+ * acts as usual).  An account is not logged in to again before its
+ * server's LOGIN-DELAY has passed; one that fails permanently (77) is
+ * not polled again.  FETCH_EXIT_OK once stopped, FETCH_EXIT_PERM if no
+ * account is left to poll.
+ */
+static int
+poll_accounts(const struct account **sel, size_t n, const char *state_dir,
+    bool check, uint64_t every_ms, struct report *rep, struct totals *tot)
+{
+	struct sigaction sa;
+	struct fetch_stats st;
+	struct timespec ts;
+	int64_t *not_before, start, left;
+	bool *dropped;
+	size_t k, ndropped = 0;
+	int status = FETCH_EXIT_OK;
+
+	not_before = calloc(n, sizeof(*not_before));
+	dropped = calloc(n, sizeof(*dropped));
+	if (not_before == NULL || dropped == NULL) {
+		free(not_before);
+		free(dropped);
+		fprintf(stderr, "postern fetch: out of memory\n");
+		return FETCH_EXIT_TEMP;
+	}
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_stop;
+	sa.sa_flags = SA_RESETHAND;	/* no SA_RESTART: sleeps end */
+	sigemptyset(&sa.sa_mask);
+	(void)sigaction(SIGINT, &sa, NULL);
+	(void)sigaction(SIGTERM, &sa, NULL);
+	while (stop_signal == 0) {
+		start = report_now_ms();
+		for (k = 0; k < n && stop_signal == 0; k++) {
+			if (dropped[k] || report_now_ms() < not_before[k])
+				continue;
+			if (run_one(sel[k], state_dir, check, rep, tot, &st) ==
+			    FETCH_EXIT_PERM) {
+				dropped[k] = true;
+				ndropped++;
+				fprintf(stderr, "postern fetch: %s: not polled"
+				    " again until restarted\n", sel[k]->name);
+			}
+			if (st.login_ms > 0 && st.login_delay > 0)
+				not_before[k] = st.login_ms +
+				    ((int64_t)st.login_delay + 1) * 1000;
+		}
+		if (ndropped == n) {
+			status = FETCH_EXIT_PERM;
+			break;
+		}
+		while (stop_signal == 0 && (left = start + (int64_t)every_ms -
+		    report_now_ms()) > 0) {
+			ts.tv_sec = left / 1000;
+			ts.tv_nsec = (left % 1000) * 1000000;
+			(void)nanosleep(&ts, NULL);
+		}
+	}
+	free(not_before);
+	free(dropped);
+	return status;
 }
 
 int
@@ -126,6 +209,7 @@ cmd_fetch(int argc, char **argv)
 		{ "check",	no_argument,		NULL, 'c' },
 		{ "json",	no_argument,		NULL, 'j' },
 		{ "no-mail-status", no_argument,	NULL, 'n' },
+		{ "every",	required_argument,	NULL, 'e' },
 		{ "help",	no_argument,		NULL, 'h' },
 		{ NULL,		0,			NULL, 0 },
 	};
@@ -134,6 +218,9 @@ cmd_fetch(int argc, char **argv)
 	struct fetch_conf fc;
 	bool quiet = false, check = false, json = false, nomail = false;
 	struct totals tot = { 0 };
+	const struct account **sel = NULL;
+	uint64_t every_ms = 0;
+	size_t nsel = 0;
 	struct report rep;
 	int64_t t0 = report_now_ms();
 	int ch, i, status = FETCH_EXIT_OK;
@@ -147,7 +234,7 @@ cmd_fetch(int argc, char **argv)
 
 	opterr = 0;
 	optind = 1;
-	while ((ch = getopt_long(argc, argv, ":f:qcjnh", longopts, NULL)) !=
+	while ((ch = getopt_long(argc, argv, ":f:qcjne:h", longopts, NULL)) !=
 	    -1) {
 		switch (ch) {
 		case 'f':
@@ -165,6 +252,14 @@ cmd_fetch(int argc, char **argv)
 		case 'n':
 			nomail = true;
 			break;
+		case 'e':
+			if (parse_duration_ms(optarg, FETCH_MAX_EVERY_MS,
+			    &every_ms) != PARSE_OK || every_ms <
+			    FETCH_MIN_EVERY_MS)
+				return usage_error("--every wants a duration"
+				    " from 1s to 7d (e.g. 30s, 5m, 1h), not"
+				    " '%s'", optarg);
+			break;
 		case 'h':
 			fetch_usage(stdout);
 			return fflush(stdout) == 0 ? FETCH_EXIT_OK :
@@ -177,6 +272,9 @@ cmd_fetch(int argc, char **argv)
 			    argv[optind - 1]);
 		}
 	}
+	if (every_ms > 0 && nomail)
+		return usage_error("--every and --no-mail-status exclude each"
+		    " other");
 	if (conf == NULL) {
 		if (default_conf(confbuf, sizeof(confbuf)) == -1)
 			return usage_error("no -f FILE and no $HOME to find"
@@ -203,14 +301,25 @@ cmd_fetch(int argc, char **argv)
 		return FETCH_EXIT_USAGE;
 	}
 	report_init(&rep, json, quiet);
+	if ((sel = calloc(fc.count, sizeof(*sel))) == NULL) {
+		fprintf(stderr, "postern fetch: out of memory\n");
+		fetch_conf_free(&fc);
+		return FETCH_EXIT_TEMP;
+	}
 	if (optind < argc)
-		for (i = optind; i < argc; i++)
-			status = worse(status, run_one(fetch_conf_find(&fc,
-			    argv[i]), state_dir, check, &rep, &tot));
+		for (i = optind; i < argc && nsel < fc.count; i++)
+			sel[nsel++] = fetch_conf_find(&fc, argv[i]);
 	else
 		for (k = 0; k < fc.count; k++)
-			status = worse(status, run_one(&fc.accounts[k],
-			    state_dir, check, &rep, &tot));
+			sel[nsel++] = &fc.accounts[k];
+	if (every_ms > 0)
+		status = poll_accounts(sel, nsel, state_dir, check, every_ms,
+		    &rep, &tot);
+	else
+		for (k = 0; k < nsel; k++)
+			status = worse(status, run_one(sel[k], state_dir,
+			    check, &rep, &tot, NULL));
+	free(sel);
 	fetch_conf_free(&fc);
 	/* Opt-in, so that cron jobs are not confused: nothing new is
 	 * told apart from success. */

@@ -38,7 +38,7 @@ cli_usage(FILE *fp)
 "  check [-c FILE]                                     check a configuration\n"
 "  deliver [-c FILE] [-f SENDER] [--max-size OCTETS] -u USER\n"
 "                                                      deliver mail on stdin\n"
-"  fetch [-f FILE] [-q] [-j] [-c] [-n] [NAME...]       fetch mail from POP3\n"
+"  fetch [-f FILE] [-q|-j] [-c] [-n|-e DUR] [NAME...] fetch mail from POP3\n"
 "                                                      servers into Maildirs\n"
 "                                                      (--check: count only)\n"
 "  help                                                show this text\n"

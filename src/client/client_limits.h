@@ -60,6 +60,13 @@
  * little. */
 #define FETCH_PIPELINE_WINDOW		16
 
+/* --every: the shortest and longest poll interval; and the longest
+ * LOGIN-DELAY (RFC 2449) a server can make us wait, a value above it
+ * (or malformed) counting as it. */
+#define FETCH_MIN_EVERY_MS		1000
+#define FETCH_MAX_EVERY_MS		(7ull * 24 * 3600 * 1000)
+#define FETCH_MAX_LOGIN_DELAY		86400
+
 /* RETR reads the server in chunks of this size. */
 #define FETCH_READ_CHUNK		65536
 

@@ -868,6 +868,11 @@ fetch_account(const struct account *a, const char *state_dir,
 	if (pop3c_login(c, pass) == -1)
 		goto net;
 	st->method = c->method;
+	/* The user's own LOGIN-DELAY, when the site's was marked USER. */
+	if (c->capa.login_delay_user && pop3c_capa(c) == -1)
+		goto net;
+	st->login_delay = c->capa.login_delay;
+	st->login_ms = report_now_ms();
 	if (list_messages(&r) == -1)
 		goto net;
 	st->listed = (uint32_t)r.count;

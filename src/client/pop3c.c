@@ -26,6 +26,7 @@
 #include <openssl/x509v3.h>
 
 #include "client/pop3c.h"
+#include "lib/strnum.h"
 #include "tls/tls.h"
 
 int
@@ -455,7 +456,19 @@ capa_line(void *arg, char *line, size_t len)
 		k->uidl = true;
 	else if (strcasecmp(line, "PIPELINING") == 0)
 		k->pipelining = true;
-	else if (strcasecmp(line, "SASL") == 0 && sp != NULL)
+	else if (strcasecmp(line, "LOGIN-DELAY") == 0 && sp != NULL) {
+		char *sp2 = strchr(sp, ' ');
+
+		if (sp2 != NULL)
+			*sp2++ = '\0';
+		/* A malformed value is not trusted to be small: the
+		 * ceiling, not zero. */
+		if (parse_u32(sp, FETCH_MAX_LOGIN_DELAY, &k->login_delay) !=
+		    PARSE_OK)
+			k->login_delay = FETCH_MAX_LOGIN_DELAY;
+		k->login_delay_user = sp2 != NULL &&
+		    strcasecmp(sp2, "USER") == 0;
+	} else if (strcasecmp(line, "SASL") == 0 && sp != NULL)
 		(void)snprintf(k->sasl, sizeof(k->sasl), "%s", sp);
 	return 0;
 }

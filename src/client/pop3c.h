@@ -32,6 +32,10 @@ enum pop3c_fail {
 struct pop3c_capa {
 	bool	 known;		/* CAPA answered +OK */
 	bool	 stls, user, uidl, pipelining;
+	/* RFC 2449 section 6.5: seconds between logins; USER: another
+	 * value may follow after login. */
+	uint32_t login_delay;
+	bool	 login_delay_user;
 	char	 sasl[512];	/* the SASL line's mechanisms, or "" */
 };
 

@@ -1335,3 +1335,81 @@ def test_progress_bar_only_on_a_terminal(tmp_path, plain_srv):
     c3.write(c3.account(keep="yes"))
     st, out, err = c3.run()
     assert st == EX_OK and err == "" and "\r" not in out
+
+
+# ------------------------------------------------------------------ --every
+
+@pytest.mark.parametrize("args,why", [
+    (["--every", "0"], "--every wants a duration from 1s to 7d"),
+    (["--every", "500ms"], "--every wants a duration from 1s to 7d"),
+    (["--every", "5x"], "--every wants a duration from 1s to 7d"),
+    (["--every", "8d"], "--every wants a duration from 1s to 7d"),
+    (["--every", "5m", "--no-mail-status"], "exclude each other"),
+])
+def test_every_usage_errors(tmp_path, plain_srv, args, why):
+    c = Client(tmp_path, plain_srv)
+    c.write(c.account())
+    st, out, err = c.run(*args)
+    assert st == EX_USAGE
+    assert why in err, err
+    assert c.delivered() == {}
+
+
+def poll_for(c, seconds, *args):
+    """Runs postern fetch --every ... for about seconds, then SIGTERM;
+    returns (status, stdout, stderr)."""
+    p = subprocess.Popen([postern_path(), "fetch", "-f", c.conf] +
+                         list(args), env=c.env(), stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE)
+    time.sleep(seconds)
+    p.send_signal(signal.SIGTERM)
+    out, err = p.communicate(timeout=30)
+    err = err.decode("utf-8", "replace")
+    harness.check_sanitizer_output(err, "postern fetch")
+    return p.returncode, out.decode(), err
+
+
+def test_every_polls_until_sigterm(tmp_path, plain_srv):
+    c = Client(tmp_path, plain_srv)
+    c.write(c.account(keep="yes"))
+    late = b"Subject: late\n\narrives while polling\n"
+    p = subprocess.Popen([postern_path(), "fetch", "-f", c.conf,
+                          "--every", "1s"], env=c.env(),
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 30
+    while len(c.delivered()) < len(MESSAGES) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    plain_srv.add_message("alice", late)
+    while len(c.delivered()) < len(MESSAGES) + 1 and \
+            time.monotonic() < deadline:
+        time.sleep(0.05)
+    time.sleep(1.5)
+    assert p.poll() is None      # still polling
+    t0 = time.monotonic()
+    p.send_signal(signal.SIGTERM)
+    out, err = p.communicate(timeout=30)
+    assert time.monotonic() - t0 < 10
+    harness.check_sanitizer_output(err.decode(), "postern fetch")
+    assert p.returncode == EX_OK, err
+    lines = out.decode().splitlines()
+    assert lines[0].startswith("acct: %d messages fetched" % len(MESSAGES))
+    assert any(ln.startswith("acct: 1 message fetched") for ln in lines)
+    assert len(lines) >= 3, lines
+    assert sorted(c.delivered().values()) == \
+        sorted([lf_form(m) for m in MESSAGES] + [late])
+
+
+def test_every_honours_the_servers_login_delay(tmp_path, make_server):
+    s = make_server(start=False, config={"login_delay": "3s"})
+    fill(s)
+    s.start()
+    c = Client(tmp_path, s)
+    c.write(c.account(keep="yes"))
+    st, out, err = poll_for(c, 5.5, "--every", "1s")
+    assert st == EX_OK, err
+    # Polled every second, but logged in only when LOGIN-DELAY (3 s,
+    # plus a second of margin) allowed: never refused by the server.
+    assert "LOGIN-DELAY" not in err, err
+    logins = out.splitlines()
+    assert 1 <= len(logins) <= 2, out
+    assert s.log_text().count("login user=alice") == len(logins)
