@@ -19,6 +19,9 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <openssl/evp.h>
+#include <openssl/ssl.h>
+
 #include "client/account.h"
 #include "client/client_limits.h"
 #include "lib/buf.h"
@@ -81,6 +84,8 @@ account_clear(struct account *a)
 	free(a->password_file);
 	free(a->password_command);
 	free(a->mda);
+	free(a->tls_cert);
+	free(a->tls_key);
 	free(a->maildir);
 	memset(a, 0, sizeof(*a));
 }
@@ -115,7 +120,12 @@ enum {
 	K_PWFILE = 1u << 6, K_PWCMD = 1u << 7, K_KEEP = 1u << 8,
 	K_MAILDIR = 1u << 9, K_TIMEOUT = 1u << 10, K_KEEPDAYS = 1u << 11,
 	K_ONLYNEW = 1u << 12, K_MAXSIZE = 1u << 13, K_MDA = 1u << 14,
+	K_PIN = 1u << 15, K_TLSMIN = 1u << 16, K_TLSCERT = 1u << 17,
+	K_TLSKEY = 1u << 18,
 };
+
+/* Keys that may be given more than once. */
+#define K_REPEATABLE	K_PIN
 
 /* The delivery targets: an account has exactly one. */
 #define K_TARGETS	(K_MAILDIR | K_MDA)
@@ -130,7 +140,9 @@ static const struct {
 	{ "keep", K_KEEP }, { "maildir", K_MAILDIR },
 	{ "timeout", K_TIMEOUT }, { "keep_days", K_KEEPDAYS },
 	{ "only_new", K_ONLYNEW }, { "max_size", K_MAXSIZE },
-	{ "mda", K_MDA },
+	{ "mda", K_MDA }, { "tls_pin", K_PIN },
+	{ "tls_min_version", K_TLSMIN }, { "tls_cert", K_TLSCERT },
+	{ "tls_key", K_TLSKEY },
 };
 
 static int
@@ -142,6 +154,32 @@ parse_bool(const char *v, bool *b_r)
 		*b_r = false;
 	else
 		return -1;
+	return 0;
+}
+
+/* tls_pin = sha256:BASE64 (the 32 octets of a SHA-256).  0 or -1. */
+static int
+parse_pin(struct account *a, const char *v, char *err, size_t errsize)
+{
+	unsigned char out[48];
+	size_t len = strlen(v) - (sizeof("sha256:") - 1);
+	int n;
+
+	if (a->npins == FETCH_MAX_PINS) {
+		errmsg(err, errsize, "more than %d tls_pin lines",
+		    FETCH_MAX_PINS);
+		return -1;
+	}
+	/* 32 octets are 44 base64 characters, the last one '='. */
+	if (strncmp(v, "sha256:", 7) != 0 || len != 44 || v[7 + 43] != '=' ||
+	    strchr(v + 7, '=') != v + 7 + 43 ||
+	    (n = EVP_DecodeBlock(out, (const unsigned char *)v + 7, 44)) !=
+	    33) {
+		errmsg(err, errsize, "tls_pin wants sha256: and the base64"
+		    " of a SHA-256 (44 characters)");
+		return -1;
+	}
+	memcpy(a->pins[a->npins++], out, 32);
 	return 0;
 }
 
@@ -229,11 +267,27 @@ set_key(struct account *a, unsigned int bit, const char *v, char *err,
 			return -1;
 		}
 		return 0;
+	case K_PIN:
+		return parse_pin(a, v, err, errsize);
+	case K_TLSMIN:
+		if (strcmp(v, "1.2") == 0)
+			a->tls_min = TLS1_2_VERSION;
+		else if (strcmp(v, "1.3") == 0)
+			a->tls_min = TLS1_3_VERSION;
+		else {
+			errmsg(err, errsize, "tls_min_version wants 1.2 or"
+			    " 1.3");
+			return -1;
+		}
+		return 0;
 	case K_CA:
 	case K_PWFILE:
 	case K_MAILDIR:
+	case K_TLSCERT:
+	case K_TLSKEY:
 		dst = bit == K_CA ? &a->ca_file : bit == K_PWFILE ?
-		    &a->password_file : &a->maildir;
+		    &a->password_file : bit == K_TLSCERT ? &a->tls_cert :
+		    bit == K_TLSKEY ? &a->tls_key : &a->maildir;
 		if (v[0] != '/' && strncmp(v, "~/", 2) != 0) {
 			errmsg(err, errsize, "a path must be absolute or"
 			    " start with ~/");
@@ -285,10 +339,22 @@ account_finish(struct account *a, unsigned int seen, char *err,
 		    " target: maildir or mda", a->name);
 		return -1;
 	}
-	if ((seen & (K_PWFILE | K_PWCMD)) == 0 ||
-	    (seen & (K_PWFILE | K_PWCMD)) == (K_PWFILE | K_PWCMD)) {
+	if (((seen & (K_PWFILE | K_PWCMD)) == 0 && (seen & K_TLSCERT) ==
+	    0) || (seen & (K_PWFILE | K_PWCMD)) == (K_PWFILE | K_PWCMD)) {
 		errmsg(err, errsize, "account %s needs exactly one of"
-		    " password_file and password_command", a->name);
+		    " password_file and password_command (or tls_cert alone,"
+		    " for EXTERNAL)", a->name);
+		return -1;
+	}
+	if (((seen & K_TLSCERT) == 0) != ((seen & K_TLSKEY) == 0)) {
+		errmsg(err, errsize, "account %s: tls_cert and tls_key go"
+		    " together", a->name);
+		return -1;
+	}
+	if ((seen & (K_PIN | K_TLSMIN | K_TLSCERT)) != 0 &&
+	    a->tls == ACCOUNT_TLS_NONE) {
+		errmsg(err, errsize, "account %s: tls_pin, tls_min_version"
+		    " and tls_cert need TLS", a->name);
 		return -1;
 	}
 	if (a->tls == ACCOUNT_TLS_NONE && !a->insecure) {
@@ -390,6 +456,7 @@ fetch_conf_parse(const char *path, const char *text, size_t len,
 			a->only_new = true;
 			a->tls = ACCOUNT_TLS_IMPLICIT;
 			a->timeout_ms = FETCH_DEFAULT_TIMEOUT_MS;
+			a->tls_min = TLS1_2_VERSION;
 			seen = 0;
 			if ((a->name = strdup(s)) == NULL) {
 				snprintf(why, sizeof(why), "out of memory");
@@ -417,7 +484,7 @@ fetch_conf_parse(const char *path, const char *text, size_t len,
 			    " section", key);
 			goto bad;
 		}
-		if (seen & keys[i].bit) {
+		if (seen & keys[i].bit & ~(unsigned int)K_REPEATABLE) {
 			snprintf(why, sizeof(why), "%s given twice", key);
 			goto bad;
 		}
@@ -623,6 +690,10 @@ int
 account_password(const struct account *a, char *pass, size_t size,
     char *err, size_t errsize)
 {
+	if (a->password_file == NULL && a->password_command == NULL) {
+		pass[0] = '\0';	/* tls_cert alone: EXTERNAL */
+		return 0;
+	}
 	if (a->password_file != NULL)
 		return password_from_file(a, pass, size, err, errsize);
 	return password_from_command(a, pass, size, err, errsize);

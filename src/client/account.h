@@ -15,6 +15,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "client/client_limits.h"
 #include "lib/attrs.h"
 
 enum account_tls {
@@ -31,9 +32,16 @@ struct account {
 	enum account_tls tls;
 	bool		 insecure;
 	char		*ca_file;	/* NULL: the system CAs */
+	/* tls_pin: SHA-256 of the certificate or of its public key
+	 * (SPKI), any of which must match. */
+	unsigned char	 pins[FETCH_MAX_PINS][32];
+	size_t		 npins;
+	int		 tls_min;	/* TLS1_2_VERSION or TLS1_3_VERSION */
+	char		*tls_cert;	/* a client certificate and its key */
+	char		*tls_key;
 	char		*user;
-	char		*password_file;	/* exactly one of these two */
-	char		*password_command;
+	char		*password_file;	/* one of these two (none with */
+	char		*password_command; /* tls_cert: EXTERNAL) */
 	bool		 keep;		/* leave the mail on the server */
 	uint32_t	 keep_days;	/* with keep: delete after; 0 never */
 	bool		 only_new;	/* false: fetch journaled ones again */

@@ -67,6 +67,9 @@
 #define FETCH_MAX_EVERY_MS		(7ull * 24 * 3600 * 1000)
 #define FETCH_MAX_LOGIN_DELAY		86400
 
+/* tls_pin lines of one account. */
+#define FETCH_MAX_PINS			8
+
 /* RETR reads the server in chunks of this size. */
 #define FETCH_READ_CHUNK		65536
 

@@ -570,6 +570,45 @@ tcp_connect(struct pop3c *c)
 	return 0;
 }
 
+/*
+ * tls_pin: the SHA-256 of the server's certificate (DER) or of its
+ * public key (SubjectPublicKeyInfo, DER) must be one of the account's
+ * pins.  Checked after, not instead of, the verification.  0 or -1.
+ */
+static int
+check_pins(struct pop3c *c)
+{
+	const struct account *a = c->acct;
+	unsigned char md[2][EVP_MAX_MD_SIZE], *der = NULL;
+	unsigned int mdlen[2] = { 0, 0 };
+	X509 *cert;
+	size_t i;
+	int len;
+
+	if (a->npins == 0)
+		return 0;
+	if ((cert = SSL_get1_peer_certificate(c->ssl)) == NULL)
+		return pop3c_error(c, POP3C_PERM, "TLS: %s sent no"
+		    " certificate", a->host);
+	if (X509_digest(cert, EVP_sha256(), md[0], &mdlen[0]) != 1 ||
+	    (len = i2d_X509_PUBKEY(X509_get_X509_PUBKEY(cert), &der)) <= 0 ||
+	    EVP_Digest(der, (size_t)len, md[1], &mdlen[1], EVP_sha256(),
+	    NULL) != 1 || mdlen[0] != 32 || mdlen[1] != 32) {
+		OPENSSL_free(der);
+		X509_free(cert);
+		return pop3c_error(c, POP3C_TEMP, "TLS: cannot hash the"
+		    " certificate of %s", a->host);
+	}
+	OPENSSL_free(der);
+	X509_free(cert);
+	for (i = 0; i < a->npins; i++)
+		if (memcmp(a->pins[i], md[0], 32) == 0 ||
+		    memcmp(a->pins[i], md[1], 32) == 0)
+			return 0;
+	return pop3c_error(c, POP3C_PERM, "TLS verification of %s failed:"
+	    " its certificate matches no tls_pin", a->host);
+}
+
 static int
 tls_start(struct pop3c *c)
 {
@@ -583,9 +622,16 @@ tls_start(struct pop3c *c)
 
 	ERR_clear_error();
 	if ((c->ctx = SSL_CTX_new(TLS_client_method())) == NULL ||
-	    SSL_CTX_set_min_proto_version(c->ctx, TLS1_2_VERSION) != 1)
+	    SSL_CTX_set_min_proto_version(c->ctx, a->tls_min) != 1)
 		return pop3c_error(c, POP3C_TEMP, "TLS: %s",
 		    tls_last_error(ebuf, sizeof(ebuf)));
+	if (a->tls_cert != NULL && (SSL_CTX_use_certificate_chain_file(c->ctx,
+	    a->tls_cert) != 1 || SSL_CTX_use_PrivateKey_file(c->ctx,
+	    a->tls_key, SSL_FILETYPE_PEM) != 1 ||
+	    SSL_CTX_check_private_key(c->ctx) != 1))
+		return pop3c_error(c, POP3C_PERM, "tls_cert %s, tls_key %s:"
+		    " %s", a->tls_cert, a->tls_key, tls_last_error(ebuf,
+		    sizeof(ebuf)));
 	SSL_CTX_set_verify(c->ctx, SSL_VERIFY_PEER, NULL);
 	if (a->ca_file != NULL) {
 		if (SSL_CTX_load_verify_locations(c->ctx, a->ca_file, NULL) !=
@@ -616,7 +662,7 @@ tls_start(struct pop3c *c)
 	for (;;) {
 		ERR_clear_error();
 		if ((r = SSL_connect(c->ssl)) == 1)
-			return 0;
+			return check_pins(c);
 		vr = SSL_get_verify_result(c->ssl);
 		if (vr != X509_V_OK)
 			return pop3c_error(c, POP3C_PERM, "TLS verification"

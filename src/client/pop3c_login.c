@@ -222,6 +222,28 @@ userpass_login(struct pop3c *c, const char *pass)
 	return 0;
 }
 
+static int
+external_login(struct pop3c *c)
+{
+	char line[FETCH_MAX_LINE + 1], b64[4 * ((FETCH_MAX_VALUE + 2) / 3) +
+	    1];
+	size_t n = strlen(c->acct->user);
+	int r;
+
+	/* The authorisation identity is the account's user: the server
+	 * must agree that the certificate is that user's. */
+	if (n > FETCH_MAX_VALUE)
+		return pop3c_error(c, POP3C_PERM, "user name too long");
+	(void)EVP_EncodeBlock((unsigned char *)b64,
+	    (const unsigned char *)c->acct->user, (int)n);
+	if (pop3c_send(c, "AUTH EXTERNAL %s", b64) == -1)
+		return -1;
+	if ((r = pop3c_status(c, "login", line, sizeof(line))) != 1)
+		return r == 0 ? login_refused(c, line) : -1;
+	c->method = "EXTERNAL";
+	return 0;
+}
+
 int
 pop3c_login(struct pop3c *c, char *pass)
 {
@@ -235,6 +257,18 @@ pop3c_login(struct pop3c *c, char *pass)
 	    strpbrk(pass, "\r\n") != NULL) {
 		r = pop3c_error(c, POP3C_PERM, "the user name holds a blank"
 		    " or the password a line break");
+		goto out;
+	}
+	/* A client certificate: EXTERNAL (RFC 4422 appendix A) when the
+	 * server offers it. */
+	if (c->acct->tls_cert != NULL && c->ssl != NULL &&
+	    offered(c->capa.sasl, "EXTERNAL")) {
+		r = external_login(c);
+		goto out;
+	}
+	if (pass[0] == '\0') {
+		r = pop3c_error(c, POP3C_PERM, "%s does not offer EXTERNAL"
+		    " and the account has no password", c->acct->host);
 		goto out;
 	}
 	for (m = 0; m < N_ELEMENTS(mechs); m++) {

@@ -16,6 +16,7 @@ import fcntl
 import os
 import random
 import signal
+import ssl
 import stat
 import subprocess
 import time
@@ -488,13 +489,14 @@ class FakePop3:
     many more RETRs were already waiting behind it (pipelining)."""
 
     def __init__(self, msgs, capa=("USER", "UIDL"), pass_reply="+OK",
-                 drop_at_retr=None, uidls=None):
+                 drop_at_retr=None, uidls=None, tls_ctx=None):
         import socket
         import threading
         self.msgs = list(msgs)
         # uidls: the UIDL of each message (default u0, u1...); False: the
         # server has no UIDL command.
         self.uidls = uidls
+        self.tls_ctx = tls_ctx
         self.drop_at_retr = drop_at_retr
         self.retrs = []
         self.deleted = []
@@ -515,11 +517,16 @@ class FakePop3:
                 conn, _ = self.sock.accept()
             except OSError:
                 return
-            with conn:
-                try:
-                    self.session(conn)
-                except OSError:
-                    pass
+            try:
+                if self.tls_ctx is not None:
+                    conn.settimeout(10)
+                    conn = self.tls_ctx.wrap_socket(conn, server_side=True)
+                    conn.settimeout(None)
+                self.session(conn)
+            except OSError:
+                pass
+            finally:
+                conn.close()
 
     def session(self, conn):
         marked = len(self.deleted)
@@ -569,7 +576,7 @@ class FakePop3:
                 conn.setblocking(False)
                 try:
                     buf += conn.recv(65536)
-                except BlockingIOError:
+                except (BlockingIOError, ssl.SSLWantReadError):
                     pass
                 conn.setblocking(True)
                 self.outstanding.append(buf.count(b"RETR "))
@@ -1413,3 +1420,125 @@ def test_every_honours_the_servers_login_delay(tmp_path, make_server):
     logins = out.splitlines()
     assert 1 <= len(logins) <= 2, out
     assert s.log_text().count("login user=alice") == len(logins)
+
+
+# ------------------------------------------------- TLS options per account
+
+def sha256_pins(cert):
+    """(pin of the certificate, pin of its public key) as tls_pin wants."""
+    import base64
+    import hashlib
+    der = subprocess.run(["openssl", "x509", "-in", cert, "-outform", "DER"],
+                         capture_output=True, check=True).stdout
+    spki = subprocess.run(["openssl", "x509", "-in", cert, "-pubkey",
+                           "-noout"], capture_output=True,
+                          check=True).stdout
+    spki_der = subprocess.run(["openssl", "pkey", "-pubin", "-outform",
+                               "DER"], input=spki, capture_output=True,
+                              check=True).stdout
+    return tuple("sha256:" + base64.b64encode(hashlib.sha256(d).digest())
+                 .decode() for d in (der, spki_der))
+
+
+def test_tls_pin_of_the_certificate_or_its_key(tmp_path, tls_srv):
+    cert_pin, spki_pin = sha256_pins(tls_srv.pki.cert)
+    other_pin, _ = sha256_pins(tls_srv.pki.other_cert)
+    for pins in ([cert_pin], [other_pin, spki_pin]):
+        c = Client(tmp_path / str(len(pins)), tls_srv)
+        c.write(c.account(tls="implicit") +
+                "".join("tls_pin = %s\n" % p for p in pins))
+        st, out, err = c.run()
+        assert st == EX_OK, err
+        assert len(c.delivered()) == len(MESSAGES)
+    c = Client(tmp_path / "wrong", tls_srv)
+    c.write(c.account(tls="starttls") + "tls_pin = %s\n" % other_pin)
+    logins = tls_srv.log_text().count("login user=")
+    st, out, err = c.run()
+    assert st == EX_PERM
+    assert "TLS verification of localhost failed: its certificate matches" \
+        " no tls_pin" in err, err
+    assert c.delivered() == {}
+    assert tls_srv.log_text().count("login user=") == logins
+
+
+@pytest.mark.parametrize("line,why", [
+    ("tls_pin = sha1:AAAA", "tls_pin wants sha256:"),
+    ("tls_pin = sha256:" + "A" * 44, "tls_pin wants sha256:"),
+    ("tls_pin = sha256:" + "A" * 42 + "==", "tls_pin wants sha256:"),
+    ("tls_min_version = 1.1", "tls_min_version wants 1.2 or 1.3"),
+    ("tls_cert = /x.pem", "tls_cert and tls_key go together"),
+])
+def test_tls_option_errors(tmp_path, tls_srv, line, why):
+    c = Client(tmp_path, tls_srv)
+    c.write(c.account(tls="implicit") + line + "\n")
+    st, out, err = c.run()
+    assert st == EX_USAGE
+    assert why in err, err
+
+
+def test_tls_options_need_tls(tmp_path, plain_srv):
+    c = Client(tmp_path, plain_srv)
+    c.write(c.account() + "tls_min_version = 1.3\n")
+    st, out, err = c.run()
+    assert st == EX_USAGE
+    assert "need TLS" in err, err
+
+
+def test_tls_min_version(tmp_path, fake, tls_srv):
+    import ssl
+    pki = tls_srv.pki
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(pki.cert, pki.key)
+    ctx.maximum_version = ssl.TLSVersion.TLSv1_2
+    f = fake([b"Subject: a\n\nx\n"], tls_ctx=ctx)
+    srv = FakeSrv(None)
+    srv.tls_port = f.port
+    srv.ca_file = pki.ca_cert
+    c = Client(tmp_path, srv)
+    c.write(c.account(tls="implicit", tls_min_version="1.3"))
+    st, out, err = c.run()
+    assert st in (EX_TEMP, EX_PERM), err
+    assert "TLS handshake with localhost failed" in err, err
+    assert c.delivered() == {}
+    c.write(c.account(tls="implicit", tls_min_version="1.2"))
+    st, out, err = c.run()
+    assert st == EX_OK, err
+    assert len(c.delivered()) == 1
+    # posternd speaks TLS 1.3.
+    c2 = Client(tmp_path / "pd", tls_srv)
+    c2.write(c2.account(tls="implicit", tls_min_version="1.3"))
+    st, out, err = c2.run()
+    assert st == EX_OK, err
+
+
+def test_client_certificate_logs_in_with_external(tmp_path, make_server):
+    pki = harness.tls_pki()
+    s = make_server(tls=True, start=False,
+                    config={"tls_client_cert": True,
+                            "tls_client_ca": pki.ca_cert})
+    fill(s)
+    s.start()
+    cert, key = pki.issue_client("alice")
+    c = Client(tmp_path, s)
+    c.write(c.account(tls="implicit", password_file=None, tls_cert=cert,
+                      tls_key=key))
+    st, out, err = c.run()
+    assert st == EX_OK, err
+    assert "login EXTERNAL" in out, out
+    assert "method=EXTERNAL " in s.log_text()
+    assert len(c.delivered()) == len(MESSAGES)
+    # Another user's certificate is refused for alice.
+    cert, key = pki.issue_client("bob")
+    c2 = Client(tmp_path / "bob", s)
+    c2.write(c2.account(tls="implicit", password_file=None, tls_cert=cert,
+                        tls_key=key))
+    st, out, err = c2.run()
+    assert st == EX_PERM, err
+    # Without a password, a server without EXTERNAL is refused.
+    c3 = Client(tmp_path / "nopw", s)
+    c3.write(c3.account(tls="starttls", host="127.0.0.1",
+                        password_file=None, tls_cert=pki.wrong_key,
+                        tls_key=pki.wrong_key))
+    st, out, err = c3.run()
+    assert st == EX_PERM, err
+    assert "tls_cert" in err, err
