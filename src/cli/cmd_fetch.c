@@ -125,6 +125,49 @@ run_one(const struct account *a, const char *state_dir, bool check,
 	return fflush(stdout) == 0 ? FETCH_EXIT_OK : FETCH_EXIT_TEMP;
 }
 
+/* The passwords asked for on the terminal, by account, so that --every
+ * asks once; wiped before exit. */
+struct asked {
+	const struct account	*a;
+	char			 pass[FETCH_MAX_PASSWORD + 1];
+};
+static struct asked *asked;
+static size_t nasked;
+
+static int
+prompt_password(const struct account *a, char *pass, size_t size)
+{
+	char prompt[FETCH_MAX_NAME + FETCH_MAX_VALUE + 64];
+	struct asked *n;
+	size_t i;
+
+	for (i = 0; i < nasked; i++)
+		if (asked[i].a == a)
+			return str_fmt(pass, size, "%s", asked[i].pass);
+	(void)snprintf(prompt, sizeof(prompt), "Password for %s@%s (account"
+	    " %s): ", a->user, a->host, a->name);
+	if (cli_prompt_secret(prompt, pass, size) == -1)
+		return -1;
+	if ((n = realloc(asked, (nasked + 1) * sizeof(*n))) != NULL) {
+		asked = n;
+		asked[nasked].a = a;
+		if (str_fmt(asked[nasked].pass, sizeof(asked[nasked].pass),
+		    "%s", pass) == 0)
+			nasked++;
+	}
+	return 0;
+}
+
+static void
+forget_passwords(void)
+{
+	if (asked != NULL)
+		explicit_bzero(asked, nasked * sizeof(*asked));
+	free(asked);
+	asked = NULL;
+	nasked = 0;
+}
+
 /* --every: the signal that stops the polling, or 0. */
 static volatile sig_atomic_t stop_signal;
 
@@ -301,6 +344,7 @@ cmd_fetch(int argc, char **argv)
 		return FETCH_EXIT_USAGE;
 	}
 	report_init(&rep, json, quiet);
+	account_set_prompt(prompt_password);
 	if ((sel = calloc(fc.count, sizeof(*sel))) == NULL) {
 		fprintf(stderr, "postern fetch: out of memory\n");
 		fetch_conf_free(&fc);
@@ -320,6 +364,7 @@ cmd_fetch(int argc, char **argv)
 			status = worse(status, run_one(sel[k], state_dir,
 			    check, &rep, &tot, NULL));
 	free(sel);
+	forget_passwords();
 	fetch_conf_free(&fc);
 	/* Opt-in, so that cron jobs are not confused: nothing new is
 	 * told apart from success. */

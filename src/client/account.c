@@ -339,11 +339,9 @@ account_finish(struct account *a, unsigned int seen, char *err,
 		    " target: maildir or mda", a->name);
 		return -1;
 	}
-	if (((seen & (K_PWFILE | K_PWCMD)) == 0 && (seen & K_TLSCERT) ==
-	    0) || (seen & (K_PWFILE | K_PWCMD)) == (K_PWFILE | K_PWCMD)) {
-		errmsg(err, errsize, "account %s needs exactly one of"
-		    " password_file and password_command (or tls_cert alone,"
-		    " for EXTERNAL)", a->name);
+	if ((seen & (K_PWFILE | K_PWCMD)) == (K_PWFILE | K_PWCMD)) {
+		errmsg(err, errsize, "account %s: password_file and"
+		    " password_command exclude each other", a->name);
 		return -1;
 	}
 	if (((seen & K_TLSCERT) == 0) != ((seen & K_TLSKEY) == 0)) {
@@ -686,13 +684,30 @@ password_from_command(const struct account *a, char *pass, size_t size,
 	return r;
 }
 
+static int (*prompt_fn)(const struct account *, char *, size_t);
+
+void
+account_set_prompt(int (*fn)(const struct account *, char *, size_t))
+{
+	prompt_fn = fn;
+}
+
 int
 account_password(const struct account *a, char *pass, size_t size,
     char *err, size_t errsize)
 {
-	if (a->password_file == NULL && a->password_command == NULL) {
+	if (a->password_file == NULL && a->password_command == NULL &&
+	    a->tls_cert != NULL) {
 		pass[0] = '\0';	/* tls_cert alone: EXTERNAL */
 		return 0;
+	}
+	if (a->password_file == NULL && a->password_command == NULL) {
+		if (prompt_fn != NULL && prompt_fn(a, pass, size) == 0)
+			return 0;
+		errmsg(err, errsize, "no password: the account has no"
+		    " password_file or password_command, and it could not be"
+		    " asked for on a terminal");
+		return -1;
 	}
 	if (a->password_file != NULL)
 		return password_from_file(a, pass, size, err, errsize);

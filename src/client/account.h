@@ -40,8 +40,8 @@ struct account {
 	char		*tls_cert;	/* a client certificate and its key */
 	char		*tls_key;
 	char		*user;
-	char		*password_file;	/* one of these two (none with */
-	char		*password_command; /* tls_cert: EXTERNAL) */
+	char		*password_file;	/* at most one of these two; */
+	char		*password_command; /* none: tls_cert, or a prompt */
 	bool		 keep;		/* leave the mail on the server */
 	uint32_t	 keep_days;	/* with keep: delete after; 0 never */
 	bool		 only_new;	/* false: fetch journaled ones again */
@@ -91,5 +91,14 @@ int	account_command_split(const char *cmd, char **copy_r, char **argv)
  */
 int	account_password(const struct account *a, char *pass, size_t size,
 	    char *err, size_t errsize) ATTR_WARN_UNUSED;
+
+/*
+ * How account_password asks the user for the password of an account
+ * with neither password_file, password_command nor tls_cert: fn (a
+ * terminal prompt, cli/prompt.c) gets the account and fills pass; 0 or
+ * -1 (having told the user why).  Without fn, such an account fails.
+ */
+void	account_set_prompt(int (*fn)(const struct account *, char *pass,
+	    size_t size));
 
 #endif

@@ -1542,3 +1542,64 @@ def test_client_certificate_logs_in_with_external(tmp_path, make_server):
     st, out, err = c3.run()
     assert st == EX_PERM, err
     assert "tls_cert" in err, err
+
+
+# ------------------------------------------------------- password prompt
+
+def run_with_a_controlling_terminal(c, answer, *args):
+    """Runs postern fetch on a new pseudo-terminal (its controlling
+    terminal), answers answer to a password prompt; returns (status,
+    what the terminal showed)."""
+    import pty
+    import select
+    pid, master = pty.fork()
+    if pid == 0:
+        try:
+            os.execve(postern_path(), [postern_path(), "fetch", "-f",
+                                       c.conf] + list(args), c.env())
+        finally:
+            os._exit(127)
+    got = b""
+    sent = False
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        r, _, _ = select.select([master], [], [], 0.5)
+        if not r:
+            continue
+        try:
+            d = os.read(master, 65536)
+        except OSError:
+            break
+        if not d:
+            break
+        got += d
+        if not sent and b"Password for" in got:
+            os.write(master, answer + b"\n")
+            sent = True
+    os.close(master)
+    _, status = os.waitpid(pid, 0)
+    return os.waitstatus_to_exitcode(status), got.decode("utf-8", "replace")
+
+
+def test_password_asked_on_the_terminal(tmp_path, plain_srv):
+    c = Client(tmp_path, plain_srv)
+    c.write(c.account(password_file=None))
+    st, shown = run_with_a_controlling_terminal(c, PW.encode())
+    assert st == EX_OK, shown
+    assert "Password for alice@127.0.0.1 (account acct): " in shown
+    assert PW not in shown          # no echo
+    assert len(c.delivered()) == len(MESSAGES)
+    # A wrong answer is a refused login, exit 77.
+    c2 = Client(tmp_path / "wrong", plain_srv)
+    c2.write(c2.account(password_file=None))
+    st, shown = run_with_a_controlling_terminal(c2, b"not it")
+    assert st == EX_PERM, shown
+    # No terminal to ask on (a new session has none): a clear error,
+    # exit 77.
+    r = subprocess.run([postern_path(), "fetch", "-f", c2.conf],
+                       env=c2.env(), capture_output=True, timeout=60,
+                       stdin=subprocess.DEVNULL, start_new_session=True)
+    st, err = r.returncode, r.stderr.decode()
+    assert st == EX_PERM
+    assert "no password: the account has no password_file or" \
+        " password_command" in err, err
