@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -86,6 +87,7 @@ account_clear(struct account *a)
 	free(a->mda);
 	free(a->tls_cert);
 	free(a->tls_key);
+	free(a->token_command);
 	free(a->maildir);
 	memset(a, 0, sizeof(*a));
 }
@@ -121,7 +123,7 @@ enum {
 	K_MAILDIR = 1u << 9, K_TIMEOUT = 1u << 10, K_KEEPDAYS = 1u << 11,
 	K_ONLYNEW = 1u << 12, K_MAXSIZE = 1u << 13, K_MDA = 1u << 14,
 	K_PIN = 1u << 15, K_TLSMIN = 1u << 16, K_TLSCERT = 1u << 17,
-	K_TLSKEY = 1u << 18,
+	K_TLSKEY = 1u << 18, K_AUTH = 1u << 19, K_TOKENCMD = 1u << 20,
 };
 
 /* Keys that may be given more than once. */
@@ -142,8 +144,60 @@ static const struct {
 	{ "only_new", K_ONLYNEW }, { "max_size", K_MAXSIZE },
 	{ "mda", K_MDA }, { "tls_pin", K_PIN },
 	{ "tls_min_version", K_TLSMIN }, { "tls_cert", K_TLSCERT },
-	{ "tls_key", K_TLSKEY },
+	{ "tls_key", K_TLSKEY }, { "auth", K_AUTH },
+	{ "token_command", K_TOKENCMD },
 };
+
+static const char *const auth_names[ACCOUNT_AUTH_COUNT] = {
+	[ACCOUNT_AUTH_EXTERNAL] = "EXTERNAL",
+	[ACCOUNT_AUTH_OAUTHBEARER] = "OAUTHBEARER",
+	[ACCOUNT_AUTH_XOAUTH2] = "XOAUTH2",
+	[ACCOUNT_AUTH_SCRAM_SHA_256_PLUS] = "SCRAM-SHA-256-PLUS",
+	[ACCOUNT_AUTH_SCRAM_SHA_256] = "SCRAM-SHA-256",
+	[ACCOUNT_AUTH_SCRAM_SHA_1] = "SCRAM-SHA-1",
+	[ACCOUNT_AUTH_CRAM_MD5] = "CRAM-MD5",
+	[ACCOUNT_AUTH_PLAIN] = "PLAIN",
+	[ACCOUNT_AUTH_USER] = "USER",
+};
+
+const char *
+account_auth_name(enum account_auth m)
+{
+	return m < ACCOUNT_AUTH_COUNT ? auth_names[m] : "?";
+}
+
+/* auth = NAME...: each a known method, none twice.  0 or -1. */
+static int
+parse_auth(struct account *a, const char *v, char *err, size_t errsize)
+{
+	char *copy, *tok, *save = NULL;
+	size_t i, k;
+
+	if ((copy = strdup(v)) == NULL) {
+		errmsg(err, errsize, "out of memory");
+		return -1;
+	}
+	for (tok = strtok_r(copy, " \t", &save); tok != NULL;
+	    tok = strtok_r(NULL, " \t", &save)) {
+		for (i = 0; i < ACCOUNT_AUTH_COUNT; i++)
+			if (strcasecmp(tok, auth_names[i]) == 0)
+				break;
+		for (k = 0; k < a->nauth && i < ACCOUNT_AUTH_COUNT; k++)
+			if (a->auth[k] == i)
+				break;
+		if (i == ACCOUNT_AUTH_COUNT || k < a->nauth) {
+			errmsg(err, errsize, "auth: '%.40s' is unknown or"
+			    " given twice (known: EXTERNAL OAUTHBEARER XOAUTH2"
+			    " SCRAM-SHA-256-PLUS SCRAM-SHA-256 SCRAM-SHA-1"
+			    " CRAM-MD5 PLAIN USER)", tok);
+			free(copy);
+			return -1;
+		}
+		a->auth[a->nauth++] = (uint8_t)i;
+	}
+	free(copy);
+	return 0;
+}
 
 static int
 parse_bool(const char *v, bool *b_r)
@@ -200,13 +254,16 @@ set_key(struct account *a, unsigned int bit, const char *v, char *err,
 		break;
 	case K_PWCMD:
 	case K_MDA:
+	case K_TOKENCMD:
 		if (account_command_split(v, NULL, NULL) == -1) {
 			errmsg(err, errsize, "%s wants 1..%d words",
-			    bit == K_MDA ? "mda" : "password_command",
+			    bit == K_MDA ? "mda" : bit == K_PWCMD ?
+			    "password_command" : "token_command",
 			    FETCH_MAX_COMMAND_ARGS);
 			return -1;
 		}
-		dst = bit == K_MDA ? &a->mda : &a->password_command;
+		dst = bit == K_MDA ? &a->mda : bit == K_PWCMD ?
+		    &a->password_command : &a->token_command;
 		break;
 	case K_PORT:
 		if (parse_u32(v, 65535, &port) != PARSE_OK || port == 0) {
@@ -269,6 +326,8 @@ set_key(struct account *a, unsigned int bit, const char *v, char *err,
 		return 0;
 	case K_PIN:
 		return parse_pin(a, v, err, errsize);
+	case K_AUTH:
+		return parse_auth(a, v, err, errsize);
 	case K_TLSMIN:
 		if (strcmp(v, "1.2") == 0)
 			a->tls_min = TLS1_2_VERSION;
@@ -618,25 +677,28 @@ account_command_split(const char *cmd, char **copy_r, char **argv)
 	return argc;
 }
 
+/* The first line of what cmd (key: password_command or token_command)
+ * prints, into out.  0, or -1 with err. */
 static int
-password_from_command(const struct account *a, char *pass, size_t size,
-    char *err, size_t errsize)
+first_line_of_command(const char *key, const char *cmd, char *out,
+    size_t size, char *err, size_t errsize)
 {
 	char *argv[FETCH_MAX_COMMAND_ARGS + 1], *copy;
-	char data[FETCH_MAX_PASSWORD + 2];
+	char data[FETCH_MAX_TOKEN + 2];
+	char *pass = out;
 	size_t argc, len = 0;
 	int pfd[2], status, r;
 	ssize_t n;
 	pid_t pid;
 
-	if ((argc = (size_t)account_command_split(a->password_command, &copy,
+	if ((argc = (size_t)account_command_split(cmd, &copy,
 	    argv)) == (size_t)-1) {
-		errmsg(err, errsize, "password_command: empty or more than"
-		    " %d words", FETCH_MAX_COMMAND_ARGS);
+		errmsg(err, errsize, "%s: empty or more than %d words",
+		    key, FETCH_MAX_COMMAND_ARGS);
 		return -1;
 	}
 	if (pipe2(pfd, O_CLOEXEC) == -1 || (pid = fork()) == -1) {
-		errmsg(err, errsize, "password_command: %s", strerror(errno));
+		errmsg(err, errsize, "%s: %s", key, strerror(errno));
 		free(copy);
 		return -1;
 	}
@@ -648,7 +710,7 @@ password_from_command(const struct account *a, char *pass, size_t size,
 		if (dup2(pfd[1], STDOUT_FILENO) == -1)
 			_exit(127);
 		execvp(argv[0], argv);
-		fprintf(stderr, "postern fetch: password_command %s: %s\n",
+		fprintf(stderr, "postern fetch: %s %s: %s\n", key,
 		    argv[0], strerror(errno));
 		_exit(127);
 	}
@@ -661,7 +723,7 @@ password_from_command(const struct account *a, char *pass, size_t size,
 			break;
 		len += (size_t)n;
 		if (len == sizeof(data))
-			break;	/* more is not a password: stop reading */
+			break;	/* more is not a secret: stop reading */
 	}
 	close(pfd[0]);
 	while (waitpid(pid, &status, 0) == -1 && errno == EINTR)
@@ -669,8 +731,8 @@ password_from_command(const struct account *a, char *pass, size_t size,
 	free(copy);
 	if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
 		explicit_bzero(data, sizeof(data));
-		errmsg(err, errsize, "password_command %s failed (%s %d)",
-		    a->password_command, WIFEXITED(status) ? "exit status" :
+		errmsg(err, errsize, "%s %s failed (%s %d)", key,
+		    cmd, WIFEXITED(status) ? "exit status" :
 		    "signal", WIFEXITED(status) ? WEXITSTATUS(status) :
 		    WTERMSIG(status));
 		return -1;
@@ -678,10 +740,25 @@ password_from_command(const struct account *a, char *pass, size_t size,
 	r = first_line(data, len, pass, size);
 	explicit_bzero(data, sizeof(data));
 	if (r == -1)
-		errmsg(err, errsize, "password_command %s: the first line"
-		    " of its output must hold a password of 1..%zu octets",
-		    a->password_command, size - 1);
+		errmsg(err, errsize, "%s %s: the first line of its output"
+		    " must hold 1..%zu octets", key, cmd, size - 1);
 	return r;
+}
+
+static int
+password_from_command(const struct account *a, char *pass, size_t size,
+    char *err, size_t errsize)
+{
+	return first_line_of_command("password_command", a->password_command,
+	    pass, size, err, errsize);
+}
+
+int
+account_token(const struct account *a, char *token, size_t size,
+    char *err, size_t errsize)
+{
+	return first_line_of_command("token_command", a->token_command,
+	    token, size, err, errsize);
 }
 
 static int (*prompt_fn)(const struct account *, char *, size_t);
@@ -697,8 +774,8 @@ account_password(const struct account *a, char *pass, size_t size,
     char *err, size_t errsize)
 {
 	if (a->password_file == NULL && a->password_command == NULL &&
-	    a->tls_cert != NULL) {
-		pass[0] = '\0';	/* tls_cert alone: EXTERNAL */
+	    (a->tls_cert != NULL || a->token_command != NULL)) {
+		pass[0] = '\0';	/* EXTERNAL, or a bearer token */
 		return 0;
 	}
 	if (a->password_file == NULL && a->password_command == NULL) {

@@ -24,6 +24,24 @@ enum account_tls {
 	ACCOUNT_TLS_NONE,	/* plain text: needs insecure = yes */
 };
 
+/* The login methods of auth = ...: SASL mechanisms, and USER (USER and
+ * PASS, RFC 1939). */
+enum account_auth {
+	ACCOUNT_AUTH_EXTERNAL,
+	ACCOUNT_AUTH_OAUTHBEARER,
+	ACCOUNT_AUTH_XOAUTH2,
+	ACCOUNT_AUTH_SCRAM_SHA_256_PLUS,
+	ACCOUNT_AUTH_SCRAM_SHA_256,
+	ACCOUNT_AUTH_SCRAM_SHA_1,
+	ACCOUNT_AUTH_CRAM_MD5,
+	ACCOUNT_AUTH_PLAIN,
+	ACCOUNT_AUTH_USER,
+	ACCOUNT_AUTH_COUNT
+};
+
+/* The name of a login method ("SCRAM-SHA-256", "USER"...). */
+const char *account_auth_name(enum account_auth);
+
 struct account {
 	char		*name;		/* [A-Za-z0-9._-], 1..FETCH_MAX_NAME */
 	unsigned int	 line;		/* of its "account" line */
@@ -39,6 +57,11 @@ struct account {
 	int		 tls_min;	/* TLS1_2_VERSION or TLS1_3_VERSION */
 	char		*tls_cert;	/* a client certificate and its key */
 	char		*tls_key;
+	char		*token_command;	/* OAUTHBEARER, XOAUTH2 */
+	/* auth = the login methods to try, in this order (account_auth
+	 * names), or none: strongest first. */
+	uint8_t		 auth[ACCOUNT_AUTH_COUNT];
+	size_t		 nauth;
 	char		*user;
 	char		*password_file;	/* at most one of these two; */
 	char		*password_command; /* none: tls_cert, or a prompt */
@@ -90,6 +113,14 @@ int	account_command_split(const char *cmd, char **copy_r, char **argv)
  * must exit 0.  0, or -1 with a reason in err.  The caller wipes pass.
  */
 int	account_password(const struct account *a, char *pass, size_t size,
+	    char *err, size_t errsize) ATTR_WARN_UNUSED;
+
+/*
+ * Runs the account's token_command (as password_command) for the
+ * OAuth 2.0 bearer token of OAUTHBEARER and XOAUTH2: the first line of
+ * its output, into token.  0, or -1 with err.  The caller wipes token.
+ */
+int	account_token(const struct account *a, char *token, size_t size,
 	    char *err, size_t errsize) ATTR_WARN_UNUSED;
 
 /*

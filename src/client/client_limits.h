@@ -67,6 +67,10 @@
 #define FETCH_MAX_EVERY_MS		(7ull * 24 * 3600 * 1000)
 #define FETCH_MAX_LOGIN_DELAY		86400
 
+/* The OAuth 2.0 bearer token token_command prints (a JWT is usually
+ * well under 2 KiB). */
+#define FETCH_MAX_TOKEN			8192
+
 /* tls_pin lines of one account. */
 #define FETCH_MAX_PINS			8
 

@@ -810,6 +810,7 @@ fetch_account(const struct account *a, const char *state_dir,
     size_t errsize)
 {
 	char pass[FETCH_MAX_PASSWORD + 1], path[4096], base[256];
+	char token[FETCH_MAX_TOKEN + 1];
 	char line[FETCH_MAX_LINE + 1];
 	struct run r = { .a = a, .maildir_fd = -1, .tmp_fd = -1,
 	    .new_fd = -1, .start = (int64_t)time(NULL) };
@@ -850,22 +851,28 @@ fetch_account(const struct account *a, const char *state_dir,
 	if (!check_only && a->maildir != NULL && maildir_prepare(&r, err,
 	    errsize) == -1)
 		goto out;
-	if (account_password(a, pass, sizeof(pass), err, errsize) == -1) {
+	token[0] = '\0';
+	if (account_password(a, pass, sizeof(pass), err, errsize) == -1 ||
+	    (a->token_command != NULL && account_token(a, token,
+	    sizeof(token), err, errsize) == -1)) {
 		explicit_bzero(pass, sizeof(pass));
+		explicit_bzero(token, sizeof(token));
 		status = FETCH_EXIT_PERM;
 		goto out;
 	}
 	if ((c = malloc(sizeof(*c))) == NULL) {
 		explicit_bzero(pass, sizeof(pass));
+		explicit_bzero(token, sizeof(token));
 		ferr(err, errsize, "out of memory");
 		goto out;
 	}
 	r.c = c;
 	if (pop3c_connect(c, a) == -1) {
 		explicit_bzero(pass, sizeof(pass));
+		explicit_bzero(token, sizeof(token));
 		goto net;
 	}
-	if (pop3c_login(c, pass) == -1)
+	if (pop3c_login(c, pass, token) == -1)
 		goto net;
 	st->method = c->method;
 	/* The user's own LOGIN-DELAY, when the site's was marked USER. */

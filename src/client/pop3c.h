@@ -63,12 +63,16 @@ int	pop3c_connect(struct pop3c *c, const struct account *a)
 	    ATTR_WARN_UNUSED;
 
 /*
- * Logs in with the strongest method both sides have (pop3c_login.c):
- * SCRAM-SHA-256-PLUS, SCRAM-SHA-256, SCRAM-SHA-1, CRAM-MD5, PLAIN (TLS
- * only), USER/PASS (TLS only, or to loopback with insecure = yes).
- * pass is wiped before return.  0 or -1.
+ * Logs in with the first method of the account's auth list (else, the
+ * strongest first: EXTERNAL with tls_cert, OAUTHBEARER and XOAUTH2 with
+ * a token, SCRAM-SHA-256-PLUS, SCRAM-SHA-256, SCRAM-SHA-1, CRAM-MD5,
+ * PLAIN, USER/PASS) that the server offers and the account can use:
+ * PLAIN, USER/PASS and the bearer tokens only over TLS, or to loopback
+ * with insecure = yes.  pass and token ("" when there is none) are wiped
+ * before return.  0 or -1.
  */
-int	pop3c_login(struct pop3c *c, char *pass) ATTR_WARN_UNUSED;
+int	pop3c_login(struct pop3c *c, char *pass, char *token)
+	    ATTR_WARN_UNUSED;
 
 /* Sends one command line (CRLF added). 0 or -1. */
 int	pop3c_send(struct pop3c *c, const char *fmt, ...) ATTR_PRINTF(2, 3)

@@ -1603,3 +1603,103 @@ def test_password_asked_on_the_terminal(tmp_path, plain_srv):
     assert st == EX_PERM
     assert "no password: the account has no password_file or" \
         " password_command" in err, err
+
+
+# ------------------------------------------- auth list, OAuth bearer tokens
+
+ISSUER = "https://issuer.fetch.test"
+AUDIENCE = "pop3-fetch-test"
+
+
+@pytest.fixture
+def oauth_srv(make_server):
+    import sasl_util as su
+    keys = su.jwt_keys()
+    s = make_server(tls=True, start=False, users={}, config={
+        "oauth_issuer": ["%s %s" % (ISSUER, keys.pub("rsa"))],
+        "oauth_audience": AUDIENCE,
+        "auth_mechanisms": "SCRAM-SHA-256 CRAM-MD5 PLAIN OAUTHBEARER"
+                           " XOAUTH2"})
+    s.add_user("alice", PW, extra=["--secret"])
+    fill(s)
+    s.start()
+    s.jwt_keys = keys
+    return s
+
+
+def token_file(tmp_path, keys, sub="alice", aud=AUDIENCE):
+    import sasl_util as su
+    path = str(tmp_path / ("token-%s-%s" % (sub, aud)))
+    with open(path, "w") as f:
+        f.write(su.make_jwt(keys, "rsa", su.claims(ISSUER, aud, sub)) +
+                "\n")
+    return path
+
+
+@pytest.mark.parametrize("mech", ["OAUTHBEARER", "XOAUTH2"])
+def test_bearer_token_from_token_command(tmp_path, oauth_srv, mech):
+    tok = token_file(tmp_path, oauth_srv.jwt_keys)
+    c = Client(tmp_path, oauth_srv)
+    c.write(c.account(tls="implicit", password_file=None,
+                      token_command="cat " + tok, auth=mech))
+    st, out, err = c.run()
+    assert st == EX_OK, err
+    assert "login %s\n" % mech in out, out
+    assert "method=%s " % mech in oauth_srv.log_text()
+    assert len(c.delivered()) == len(MESSAGES)
+
+
+def test_bearer_token_is_tried_first_and_refusal_is_77(tmp_path,
+                                                       oauth_srv):
+    c = Client(tmp_path, oauth_srv)
+    good = token_file(tmp_path, oauth_srv.jwt_keys)
+    c.write(c.account(tls="implicit", token_command="cat " + good))
+    st, out, err = c.run()
+    assert st == EX_OK, err
+    assert "login OAUTHBEARER\n" in out, out
+    bad = token_file(tmp_path, oauth_srv.jwt_keys, aud="someone-else")
+    c2 = Client(tmp_path / "bad", oauth_srv)
+    c2.write(c2.account(tls="implicit", password_file=None,
+                        token_command="cat " + bad))
+    st, out, err = c2.run()
+    assert st == EX_PERM, err
+    assert "(OAUTHBEARER) refused" in err, err
+    c3 = Client(tmp_path / "fail", oauth_srv)
+    c3.write(c3.account(tls="implicit", password_file=None,
+                        token_command="false"))
+    st, out, err = c3.run()
+    assert st == EX_PERM
+    assert "token_command false failed" in err, err
+
+
+@pytest.mark.parametrize("auth,want", [
+    ("CRAM-MD5", "CRAM-MD5"),
+    ("PLAIN SCRAM-SHA-256", "PLAIN"),
+    ("SCRAM-SHA-1 CRAM-MD5", "CRAM-MD5"),   # SCRAM-SHA-1 not offered
+])
+def test_auth_list_orders_and_restricts(tmp_path, oauth_srv, auth, want):
+    c = Client(tmp_path, oauth_srv)
+    c.write(c.account(tls="implicit", auth=auth))
+    st, out, err = c.run()
+    assert st == EX_OK, err
+    assert "login %s\n" % want in out, out
+    assert "method=%s " % want in oauth_srv.log_text()
+
+
+def test_auth_list_without_a_usable_method(tmp_path, oauth_srv):
+    c = Client(tmp_path, oauth_srv)
+    c.write(c.account(tls="implicit", auth="SCRAM-SHA-1 EXTERNAL"))
+    st, out, err = c.run()
+    assert st == EX_PERM
+    assert "offers no login method this account can use" in err, err
+    assert "among its auth list" in err, err
+    assert "login user=" not in oauth_srv.log_text()
+
+
+@pytest.mark.parametrize("value", ["APOP", "PLAIN PLAIN", "SCRAM-MD5"])
+def test_auth_list_errors(tmp_path, plain_srv, value):
+    c = Client(tmp_path, plain_srv)
+    c.write(c.account(auth=value))
+    st, out, err = c.run()
+    assert st == EX_USAGE
+    assert "is unknown or given twice" in err, err
