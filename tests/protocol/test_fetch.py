@@ -465,7 +465,7 @@ def test_kill_9_at_random_instants_while_mail_arrives(tmp_path, make_server):
         rounds += 1
     assert rounds == KILL_ROUNDS, "only %d runs in %d s" % (rounds,
                                                             KILL_SECONDS)
-    assert kills >= rounds // 2, kills
+    assert kills >= rounds // 3, kills
     # A killed session may keep the mailbox locked for a moment.
     for _ in range(50):
         st, out, err = c.run()
