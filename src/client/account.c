@@ -124,6 +124,7 @@ enum {
 	K_ONLYNEW = 1u << 12, K_MAXSIZE = 1u << 13, K_MDA = 1u << 14,
 	K_PIN = 1u << 15, K_TLSMIN = 1u << 16, K_TLSCERT = 1u << 17,
 	K_TLSKEY = 1u << 18, K_AUTH = 1u << 19, K_TOKENCMD = 1u << 20,
+	K_MAXACTION = 1u << 21,
 };
 
 /* Keys that may be given more than once. */
@@ -145,7 +146,7 @@ static const struct {
 	{ "mda", K_MDA }, { "tls_pin", K_PIN },
 	{ "tls_min_version", K_TLSMIN }, { "tls_cert", K_TLSCERT },
 	{ "tls_key", K_TLSKEY }, { "auth", K_AUTH },
-	{ "token_command", K_TOKENCMD },
+	{ "token_command", K_TOKENCMD }, { "max_size_action", K_MAXACTION },
 };
 
 static const char *const auth_names[ACCOUNT_AUTH_COUNT] = {
@@ -328,6 +329,17 @@ set_key(struct account *a, unsigned int bit, const char *v, char *err,
 		return parse_pin(a, v, err, errsize);
 	case K_AUTH:
 		return parse_auth(a, v, err, errsize);
+	case K_MAXACTION:
+		if (strcmp(v, "skip") == 0)
+			a->max_size_headers = false;
+		else if (strcmp(v, "headers") == 0)
+			a->max_size_headers = true;
+		else {
+			errmsg(err, errsize, "max_size_action wants skip or"
+			    " headers");
+			return -1;
+		}
+		return 0;
 	case K_TLSMIN:
 		if (strcmp(v, "1.2") == 0)
 			a->tls_min = TLS1_2_VERSION;
@@ -401,6 +413,11 @@ account_finish(struct account *a, unsigned int seen, char *err,
 	if ((seen & (K_PWFILE | K_PWCMD)) == (K_PWFILE | K_PWCMD)) {
 		errmsg(err, errsize, "account %s: password_file and"
 		    " password_command exclude each other", a->name);
+		return -1;
+	}
+	if ((seen & K_MAXACTION) != 0 && (seen & K_MAXSIZE) == 0) {
+		errmsg(err, errsize, "account %s: max_size_action needs"
+		    " max_size", a->name);
 		return -1;
 	}
 	if (((seen & K_TLSCERT) == 0) != ((seen & K_TLSKEY) == 0)) {

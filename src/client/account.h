@@ -69,6 +69,7 @@ struct account {
 	uint32_t	 keep_days;	/* with keep: delete after; 0 never */
 	bool		 only_new;	/* false: fetch journaled ones again */
 	uint64_t	 max_size;	/* skip larger (LIST size); 0 none */
+	bool		 max_size_headers; /* store their headers instead */
 	char		*maildir;	/* exactly one target: maildir, */
 	char		*mda;		/* or a command (split on blanks) */
 	uint64_t	 timeout_ms;

@@ -82,6 +82,9 @@ struct msg {
 	bool		 wanted;	/* not in the journal, or only_new = no */
 	bool		 again;		/* in the journal, fetched again */
 	bool		 skip;		/* larger than max_size: left alone */
+	bool		 headers;	/* larger: only its headers stored */
+	char		*jid;		/* its journal identity: uidl, or
+					 * FETCH_HEADERS_PREFIX... */
 	uint64_t	 size;		/* LIST size (with max_size), else 0 */
 	bool		 retr;		/* not in the Maildir either */
 	bool		 dele;		/* to be deleted by this run */
@@ -388,6 +391,24 @@ out:
 	return ret;
 }
 
+/* The journal identity of the headers of m (max_size_action =
+ * headers): FETCH_HEADERS_PREFIX and the SHA-256 of its identity.  0 or
+ * -1. */
+static int
+headers_id(struct msg *m)
+{
+	EVP_MD_CTX *ctx;
+	int r;
+
+	if ((ctx = EVP_MD_CTX_new()) == NULL)
+		return -1;
+	r = EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) == 1 &&
+	    EVP_DigestUpdate(ctx, m->uidl, strlen(m->uidl)) == 1 &&
+	    digest_id(ctx, FETCH_HEADERS_PREFIX, &m->jid) == 0 ? 0 : -1;
+	EVP_MD_CTX_free(ctx);
+	return r;
+}
+
 /* The server's messages and their identities: UIDL, or made up
  * (synthetic_ids) when the server has no UIDL.  0 or -1. */
 static int
@@ -425,8 +446,8 @@ cmp_str(const void *x, const void *y)
 static int
 cmp_msg(const void *x, const void *y)
 {
-	return strcmp(((const struct msg *)x)->uidl,
-	    ((const struct msg *)y)->uidl);
+	return strcmp(((const struct msg *)x)->jid,
+	    ((const struct msg *)y)->jid);
 }
 
 /* The base name of m in the Maildir: from its UIDL, or, fetched again
@@ -438,7 +459,7 @@ msg_base(const struct run *r, const struct msg *m, char *out, size_t size)
 	char key[FETCH_MAX_UIDL + 48];
 
 	if (!m->again)
-		return fetch_base_name(r->a->name, m->uidl, out, size);
+		return fetch_base_name(r->a->name, m->jid, out, size);
 	if (str_fmt(key, sizeof(key), "%s\n%lld.%ld", m->uidl,
 	    (long long)r->start, (long)getpid()) == -1)
 		return -1;
@@ -593,7 +614,8 @@ struct pending {
  * durable.  0, or -1 (the reason in r->c) with nothing left in tmp/.
  */
 static int
-retr_recv(struct run *r, const char *base, struct pending *pd)
+retr_recv(struct run *r, const char *base, const char *prefix,
+    struct pending *pd)
 {
 	char line[FETCH_MAX_LINE + 1];
 	struct put p = { .r = r, .fd = -1 };
@@ -603,7 +625,8 @@ retr_recv(struct run *r, const char *base, struct pending *pd)
 	if (str_fmt(pd->tmpname, sizeof(pd->tmpname), "%s.%ld", base,
 	    (long)getpid()) == -1)
 		return pop3c_error(r->c, POP3C_TEMP, "file name too long");
-	if (pop3c_status(r->c, "RETR", line, sizeof(line)) != 1)
+	if (pop3c_status(r->c, prefix != NULL ? "TOP" : "RETR", line,
+	    sizeof(line)) != 1)
 		return -1;
 	(void)unlinkat(r->tmp_fd, pd->tmpname, 0);
 	p.fd = openat(r->tmp_fd, pd->tmpname, O_WRONLY | O_CREAT | O_EXCL |
@@ -612,7 +635,9 @@ retr_recv(struct run *r, const char *base, struct pending *pd)
 		return pop3c_error(r->c, POP3C_TEMP, "maildir %s: tmp/%s: %s",
 		    r->a->maildir, pd->tmpname, strerror(errno));
 	wire_enc_init(&p.enc, false, WIRE_ALL_LINES);
-	if (pop3c_body(r->c, FETCH_MAX_MESSAGE_SIZE, put_data, &p) == -1)
+	if ((prefix != NULL && put_data(&p, (const uint8_t *)prefix,
+	    strlen(prefix)) == -1) ||
+	    pop3c_body(r->c, FETCH_MAX_MESSAGE_SIZE, put_data, &p) == -1)
 		goto fail;
 	(void)wire_enc_finish(&p.enc, NULL);
 	if (str_fmt(pd->name, sizeof(pd->name), "%s,S=%llu,W=%llu", base,
@@ -725,16 +750,19 @@ mda_data(void *arg, const uint8_t *data, size_t len)
  * too).
  */
 static int
-mda_recv(struct run *r, struct msg *m)
+mda_recv(struct run *r, struct msg *m, const char *prefix)
 {
 	char line[FETCH_MAX_LINE + 1], err[512];
 	struct mda_put p = { .r = r };
 
-	if (pop3c_status(r->c, "RETR", line, sizeof(line)) != 1)
+	if (pop3c_status(r->c, prefix != NULL ? "TOP" : "RETR", line,
+	    sizeof(line)) != 1)
 		return -1;
 	if (mda_start(&p.d, r->a, err, sizeof(err)) == -1)
 		return pop3c_error(r->c, POP3C_TEMP, "%s", err);
-	if (pop3c_body(r->c, FETCH_MAX_MESSAGE_SIZE, mda_data, &p) == -1) {
+	if ((prefix != NULL && mda_data(&p, (const uint8_t *)prefix,
+	    strlen(prefix)) == -1) ||
+	    pop3c_body(r->c, FETCH_MAX_MESSAGE_SIZE, mda_data, &p) == -1) {
 		mda_abort(&p.d);
 		return -1;
 	}
@@ -757,7 +785,7 @@ mda_recv(struct run *r, struct msg *m)
 	report_message(r->rep, m->uidl, p.stored);
 	if (m->again)
 		return 0;
-	if (journal_append(r->j, m->uidl, r->c->err, sizeof(r->c->err)) ==
+	if (journal_append(r->j, m->jid, r->c->err, sizeof(r->c->err)) ==
 	    -1) {
 		r->c->fail = POP3C_TEMP;
 		return -1;
@@ -819,6 +847,8 @@ fetch_account(const struct account *a, const char *state_dir,
 	unsigned int dropped;
 	bool quit_ok = false, *keep = NULL, changed;
 	struct pending pd[FETCH_PIPELINE_WINDOW];
+	char marker[128];
+	const char *prefix;
 	const char *ju[FETCH_PIPELINE_WINDOW];
 	size_t i, k, end, np = 0, nj;
 	bool pipe;
@@ -882,6 +912,8 @@ fetch_account(const struct account *a, const char *state_dir,
 	st->login_ms = report_now_ms();
 	if (list_messages(&r) == -1)
 		goto net;
+	for (k = 0; k < r.count; k++)
+		r.msgs[k].jid = r.msgs[k].uidl;
 	st->listed = (uint32_t)r.count;
 	for (k = 0; k < r.count; k++)
 		if (!journal_has(j, r.msgs[k].uidl))
@@ -908,6 +940,26 @@ fetch_account(const struct account *a, const char *state_dir,
 			if (m->size <= a->max_size || (a->only_new &&
 			    journal_has(j, m->uidl)))
 				continue;
+			if (a->max_size_headers) {
+				/* Its headers, once, under an identity of
+				 * their own; the message stays. */
+				if (headers_id(m) == -1) {
+					(void)pop3c_error(c, POP3C_TEMP, "out"
+					    " of memory");
+					goto net;
+				}
+				m->headers = true;
+				if (!journal_has(j, m->jid))
+					fprintf(stderr, "postern fetch:"
+					    " warning: %s: message %s (%llu"
+					    " octets) is larger than max_size"
+					    " (%llu); only its headers are"
+					    " stored, it stays on the"
+					    " server\n", a->name, m->uidl,
+					    (unsigned long long)m->size,
+					    (unsigned long long)a->max_size);
+				continue;
+			}
 			m->skip = true;
 			report_skipped(rep, m->uidl, m->size, "max_size");
 			fprintf(stderr, "postern fetch: warning: %s: message"
@@ -918,8 +970,8 @@ fetch_account(const struct account *a, const char *state_dir,
 		}
 	}
 	for (k = 0, nj = 0; k < r.count; k++)
-		if (!r.msgs[k].skip && (!a->only_new ||
-		    !journal_has(j, r.msgs[k].uidl)))
+		if (!r.msgs[k].skip && ((!a->only_new &&
+		    !r.msgs[k].headers) || !journal_has(j, r.msgs[k].jid)))
 			nj++;
 	report_expect(rep, (uint32_t)nj);
 	/* A window of messages is stored, journaled and deleted together;
@@ -937,9 +989,10 @@ fetch_account(const struct account *a, const char *state_dir,
 			/* Journaled: fetched again with only_new = no, or
 			 * if ambiguous and to be deleted now (it is never
 			 * deleted unless fetched by this very run). */
-			t = journal_time_of(j, m->uidl);
-			m->again = t >= 0 && (!a->only_new || (m->ambiguous &&
-			    (!a->keep || (a->keep_days > 0 && t <= expired))));
+			t = journal_time_of(j, m->jid);
+			m->again = t >= 0 && !m->headers && (!a->only_new ||
+			    (m->ambiguous && (!a->keep || (a->keep_days > 0 &&
+			    t <= expired))));
 			m->wanted = !m->skip && (m->again || t < 0);
 			m->retr = false;
 			if (!m->wanted)
@@ -954,7 +1007,8 @@ fetch_account(const struct account *a, const char *state_dir,
 			if (!m->again && have_base(&r, base))
 				continue;
 			m->retr = true;
-			if (pipe && pop3c_send(c, "RETR %u", m->num) == -1)
+			if (pipe && pop3c_send(c, m->headers ? "TOP %u 0" :
+			    "RETR %u", m->num) == -1)
 				goto net;
 		}
 		np = 0;
@@ -963,15 +1017,24 @@ fetch_account(const struct account *a, const char *state_dir,
 
 			if (!m->retr)
 				continue;
-			if (!pipe && pop3c_send(c, "RETR %u", m->num) == -1)
+			if (!pipe && pop3c_send(c, m->headers ? "TOP %u 0" :
+			    "RETR %u", m->num) == -1)
 				goto salvage;
+			prefix = NULL;
+			if (m->headers) {
+				(void)snprintf(marker, sizeof(marker),
+				    "X-Postern-Headers-Only: %llu octets,"
+				    " left on the server (max_size)\n",
+				    (unsigned long long)m->size);
+				prefix = marker;
+			}
 			if (a->mda != NULL) {
-				if (mda_recv(&r, m) == -1)
+				if (mda_recv(&r, m, prefix) == -1)
 					goto salvage;
 				continue;
 			}
 			if (msg_base(&r, m, base, sizeof(base)) == -1 ||
-			    retr_recv(&r, base, &pd[np]) == -1)
+			    retr_recv(&r, base, prefix, &pd[np]) == -1)
 				goto salvage;
 			pd[np++].m = m;
 		}
@@ -986,7 +1049,7 @@ fetch_account(const struct account *a, const char *state_dir,
 		for (k = i; k < end; k++)
 			if (r.msgs[k].wanted && !r.msgs[k].again &&
 			    !r.msgs[k].journaled && !r.msgs[k].refused)
-				ju[nj++] = r.msgs[k].uidl;
+				ju[nj++] = r.msgs[k].jid;
 		if (journal_append_all(j, ju, nj, c->err, sizeof(c->err)) ==
 		    -1) {
 			c->fail = POP3C_TEMP;
@@ -998,7 +1061,8 @@ fetch_account(const struct account *a, const char *state_dir,
 			struct msg *m = &r.msgs[k];
 
 			t = journal_time_of(j, m->uidl);
-			m->dele = !m->skip && !m->refused && t >= 0 &&
+			m->dele = !m->skip && !m->headers && !m->refused &&
+			    t >= 0 &&
 			    (!a->keep || (a->keep_days > 0 && t <= expired));
 			if (m->dele && pipe && pop3c_send(c, "DELE %u",
 			    m->num) == -1)
@@ -1026,7 +1090,7 @@ fetch_account(const struct account *a, const char *state_dir,
 	if (r.count > 0)
 		qsort(r.msgs, r.count, sizeof(*r.msgs), cmp_msg);
 	for (k = 0; k < journal_count(j); k++) {
-		struct msg key = { .uidl = (char *)(uintptr_t)
+		struct msg key = { .jid = (char *)(uintptr_t)
 		    journal_uidl(j, k) }, *m;
 
 		m = r.count > 0 ? bsearch(&key, r.msgs, r.count,
@@ -1058,7 +1122,7 @@ salvage:
 		nj = 0;
 		for (k = 0; k < np; k++)
 			if (!pd[k].m->again)
-				ju[nj++] = pd[k].m->uidl;
+				ju[nj++] = pd[k].m->jid;
 		if (journal_append_all(j, ju, nj, jerr, sizeof(jerr)) == -1)
 			fprintf(stderr, "postern fetch: warning: %s\n", jerr);
 	}
@@ -1072,8 +1136,11 @@ out:
 		free(c);
 	}
 	free(keep);
-	for (i = 0; i < r.count; i++)
+	for (i = 0; i < r.count; i++) {
+		if (r.msgs[i].jid != r.msgs[i].uidl)
+			free(r.msgs[i].jid);
 		free(r.msgs[i].uidl);
+	}
 	free(r.msgs);
 	for (i = 0; i < r.nhave; i++)
 		free(r.have[i]);

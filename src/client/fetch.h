@@ -36,6 +36,12 @@
  * recognised afterwards: a kill between the two hands that one message
  * to the command again); one it refuses stays on the server, unjournaled.
  *
+ * With max_size_action = headers, a message larger than max_size is
+ * stored as its headers (TOP n 0) after an X-Postern-Headers-Only line,
+ * once, journaled as FETCH_HEADERS_PREFIX and the SHA-256 of its
+ * identity, and never deleted: the message stays on the server, and is
+ * fetched whole once max_size lets it through.
+ *
  * Two options relax "once" on purpose: only_new = no retrieves the
  * journaled messages again (each copy under a name of its own), and
  * keep_days deletes a kept message once its record is that old.
@@ -58,6 +64,7 @@
 
 #define FETCH_DIGEST_PREFIX	"postern-digest-"
 #define FETCH_DUP_PREFIX	"postern-dup-"
+#define FETCH_HEADERS_PREFIX	"postern-headers-"
 
 struct report;
 

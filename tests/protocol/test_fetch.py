@@ -1703,3 +1703,61 @@ def test_auth_list_errors(tmp_path, plain_srv, value):
     st, out, err = c.run()
     assert st == EX_USAGE
     assert "is unknown or given twice" in err, err
+
+
+@pytest.mark.parametrize("target", ["maildir", "mda"])
+def test_max_size_headers_stores_the_headers_once(tmp_path, make_server,
+                                                  target):
+    big = b"Subject: big\nFrom: a@example.org\n\n" + b"z" * 20000 + b"\n"
+    small = [b"Subject: small %d\n\nbody\n" % i for i in range(2)]
+    s = make_server(start=False)
+    fill(s, [small[0], big, small[1]])
+    s.start()
+    c = Client(tmp_path, s)
+    out_dir = str(tmp_path / "mda")
+    os.makedirs(out_dir)
+    keys = {"keep": "no", "max_size": "10k", "max_size_action": "headers"}
+    if target == "mda":
+        keys.update(maildir=None, mda="%s %s" % (MDA, out_dir))
+
+    def got():
+        if target == "mda":
+            return mda_files(out_dir)
+        return sorted(c.delivered().values())
+    c.write(c.account(**keys))
+    st, out, err = c.run()
+    assert st == EX_OK, err
+    assert out.startswith("acct: 3 messages fetched"), out
+    assert "2 deleted, 1 on the server" in out, out
+    assert "only its headers are stored, it stays on the server" in err
+    head = (b"X-Postern-Headers-Only: %d octets, left on the server"
+            b" (max_size)\n" % harness.wire_size(big) +
+            b"Subject: big\nFrom: a@example.org\n\n")
+    assert got() == sorted(small + [head])
+    assert server_messages(s) == [big]
+    recs = journal_records(c)
+    assert len(recs) == 1 and list(recs)[0].startswith("postern-headers-")
+    # Not again, and no warning: its headers are journaled.
+    st, out, err = c.run()
+    assert (st, err) == (EX_OK, "")
+    assert out.startswith("acct: 0 messages fetched"), out
+    assert got() == sorted(small + [head])
+    assert journal_records(c) == recs
+    # Let it through: the whole message comes, and is deleted.
+    keys["max_size"] = "1M"
+    c.write(c.account(**keys))
+    st, out, err = c.run()
+    assert st == EX_OK, err
+    assert out.startswith("acct: 1 message fetched"), out
+    assert got() == sorted(small + [head, big])
+    assert s.message_files("alice") == {}
+
+
+def test_max_size_action_errors(tmp_path, plain_srv):
+    c = Client(tmp_path, plain_srv)
+    c.write(c.account(max_size_action="headers"))
+    st, out, err = c.run()
+    assert st == EX_USAGE and "max_size_action needs max_size" in err, err
+    c.write(c.account(max_size="1M", max_size_action="truncate"))
+    st, out, err = c.run()
+    assert st == EX_USAGE and "max_size_action wants skip or headers" in err
