@@ -57,7 +57,8 @@
 /* RFC 2449 section 6.6 PIPELINING: commands sent before their replies
  * are read.  Bounded so that a window of replies never has to fit in
  * memory (each RETR is streamed to disk in order) and a failure wastes
- * little. */
+ * little.  It is also the batch whose files, new/ and journal records
+ * are flushed together (fetch.h), and so the files open at once. */
 #define FETCH_PIPELINE_WINDOW		16
 
 /* --every: the shortest and longest poll interval; and the longest
