@@ -157,6 +157,7 @@ static const char *const auth_names[ACCOUNT_AUTH_COUNT] = {
 	[ACCOUNT_AUTH_SCRAM_SHA_256] = "SCRAM-SHA-256",
 	[ACCOUNT_AUTH_SCRAM_SHA_1] = "SCRAM-SHA-1",
 	[ACCOUNT_AUTH_CRAM_MD5] = "CRAM-MD5",
+	[ACCOUNT_AUTH_APOP] = "APOP",
 	[ACCOUNT_AUTH_PLAIN] = "PLAIN",
 	[ACCOUNT_AUTH_USER] = "USER",
 };
@@ -190,7 +191,7 @@ parse_auth(struct account *a, const char *v, char *err, size_t errsize)
 			errmsg(err, errsize, "auth: '%.40s' is unknown or"
 			    " given twice (known: EXTERNAL OAUTHBEARER XOAUTH2"
 			    " SCRAM-SHA-256-PLUS SCRAM-SHA-256 SCRAM-SHA-1"
-			    " CRAM-MD5 PLAIN USER)", tok);
+			    " CRAM-MD5 APOP PLAIN USER)", tok);
 			free(copy);
 			return -1;
 		}

@@ -24,8 +24,8 @@ enum account_tls {
 	ACCOUNT_TLS_NONE,	/* plain text: needs insecure = yes */
 };
 
-/* The login methods of auth = ...: SASL mechanisms, and USER (USER and
- * PASS, RFC 1939). */
+/* The login methods of auth = ...: SASL mechanisms, APOP and USER (USER
+ * and PASS), both RFC 1939; strongest first. */
 enum account_auth {
 	ACCOUNT_AUTH_EXTERNAL,
 	ACCOUNT_AUTH_OAUTHBEARER,
@@ -34,6 +34,7 @@ enum account_auth {
 	ACCOUNT_AUTH_SCRAM_SHA_256,
 	ACCOUNT_AUTH_SCRAM_SHA_1,
 	ACCOUNT_AUTH_CRAM_MD5,
+	ACCOUNT_AUTH_APOP,
 	ACCOUNT_AUTH_PLAIN,
 	ACCOUNT_AUTH_USER,
 	ACCOUNT_AUTH_COUNT

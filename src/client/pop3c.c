@@ -681,6 +681,25 @@ tls_start(struct pop3c *c)
 	}
 }
 
+/* RFC 1939 section 7: the greeting's timestamp "<...>" (no blank, no
+ * angle bracket inside) for APOP, if it has one. */
+static void
+apop_stamp(struct pop3c *c, const char *greeting)
+{
+	const char *lt = strchr(greeting, '<'), *gt;
+	size_t n;
+
+	c->apop_stamp[0] = '\0';
+	if (lt == NULL || (gt = strchr(lt, '>')) == NULL)
+		return;
+	n = (size_t)(gt - lt) + 1;
+	if (n < 3 || strcspn(lt + 1, "< \t") < n - 2 ||
+	    n >= sizeof(c->apop_stamp))
+		return;
+	memcpy(c->apop_stamp, lt, n);
+	c->apop_stamp[n] = '\0';
+}
+
 int
 pop3c_connect(struct pop3c *c, const struct account *a)
 {
@@ -696,6 +715,7 @@ pop3c_connect(struct pop3c *c, const struct account *a)
 		return -1;
 	if (pop3c_status(c, "greeting", line, sizeof(line)) != 1)
 		return -1;
+	apop_stamp(c, line);
 	if (pop3c_capa(c) == -1)
 		return -1;
 	if (a->tls != ACCOUNT_TLS_STARTTLS)

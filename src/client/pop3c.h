@@ -50,6 +50,7 @@ struct pop3c {
 	enum pop3c_fail	 fail;
 	char		 err[512];
 	const char	*method;	/* how it logged in, for the summary */
+	char		 apop_stamp[FETCH_MAX_LINE + 1]; /* <...>, or "" */
 	size_t		 rpos, rlen;
 	uint8_t		 rbuf[FETCH_READ_CHUNK];
 };
@@ -66,7 +67,7 @@ int	pop3c_connect(struct pop3c *c, const struct account *a)
  * Logs in with the first method of the account's auth list (else, the
  * strongest first: EXTERNAL with tls_cert, OAUTHBEARER and XOAUTH2 with
  * a token, SCRAM-SHA-256-PLUS, SCRAM-SHA-256, SCRAM-SHA-1, CRAM-MD5,
- * PLAIN, USER/PASS) that the server offers and the account can use:
+ * APOP, PLAIN, USER/PASS) that the server offers and the account can use:
  * PLAIN, USER/PASS and the bearer tokens only over TLS, or to loopback
  * with insecure = yes.  pass and token ("" when there is none) are wiped
  * before return.  0 or -1.

@@ -307,6 +307,37 @@ out:
 	return r;
 }
 
+/* APOP (RFC 1939 section 7): the MD5 of the greeting's timestamp and
+ * the password; the password itself is never sent. */
+static int
+apop_login(struct pop3c *c, const char *pass)
+{
+	char line[FETCH_MAX_LINE + 1], hex[2 * 16 + 1];
+	unsigned char md[EVP_MAX_MD_SIZE];
+	unsigned int mdlen = 0, i;
+	EVP_MD_CTX *ctx;
+	int r;
+
+	if ((ctx = EVP_MD_CTX_new()) == NULL)
+		return pop3c_error(c, POP3C_TEMP, "out of memory");
+	r = EVP_DigestInit_ex(ctx, EVP_md5(), NULL) == 1 &&
+	    EVP_DigestUpdate(ctx, c->apop_stamp, strlen(c->apop_stamp)) ==
+	    1 && EVP_DigestUpdate(ctx, pass, strlen(pass)) == 1 &&
+	    EVP_DigestFinal_ex(ctx, md, &mdlen) == 1 && mdlen == 16;
+	EVP_MD_CTX_free(ctx);
+	if (!r)
+		return pop3c_error(c, POP3C_TEMP, "APOP: MD5 failed");
+	for (i = 0; i < 16; i++)
+		(void)snprintf(hex + 2 * i, 3, "%02x", md[i]);
+	explicit_bzero(md, sizeof(md));
+	if (pop3c_send(c, "APOP %s %s", c->acct->user, hex) == -1)
+		return -1;
+	if ((r = pop3c_status(c, "login", line, sizeof(line))) != 1)
+		return r == 0 ? login_refused(c, line) : -1;
+	c->method = "APOP";
+	return 0;
+}
+
 /* The mechs[] entry of a SASL login method, or -1. */
 static int
 mech_index(enum account_auth id)
@@ -374,6 +405,11 @@ pop3c_login(struct pop3c *c, char *pass, char *token)
 				continue;
 			}
 			r = bearer_login(c, id, token);
+			goto out;
+		case ACCOUNT_AUTH_APOP:
+			if (pass[0] == '\0' || c->apop_stamp[0] == '\0')
+				continue;
+			r = apop_login(c, pass);
 			goto out;
 		case ACCOUNT_AUTH_USER:
 			if (pass[0] == '\0' || (c->capa.known &&

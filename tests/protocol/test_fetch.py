@@ -1696,7 +1696,7 @@ def test_auth_list_without_a_usable_method(tmp_path, oauth_srv):
     assert "login user=" not in oauth_srv.log_text()
 
 
-@pytest.mark.parametrize("value", ["APOP", "PLAIN PLAIN", "SCRAM-MD5"])
+@pytest.mark.parametrize("value", ["KERBEROS_V4", "PLAIN PLAIN", "SCRAM-MD5"])
 def test_auth_list_errors(tmp_path, plain_srv, value):
     c = Client(tmp_path, plain_srv)
     c.write(c.account(auth=value))
@@ -1761,3 +1761,41 @@ def test_max_size_action_errors(tmp_path, plain_srv):
     c.write(c.account(max_size="1M", max_size_action="truncate"))
     st, out, err = c.run()
     assert st == EX_USAGE and "max_size_action wants skip or headers" in err
+
+
+def test_apop_between_cram_md5_and_plain(tmp_path, make_server):
+    s = make_server(start=False, users={},
+                    config={"apop": "yes", "hostname": "pop.test.example",
+                            "auth_mechanisms": "PLAIN",
+                            "disable_plaintext_auth": False})
+    s.add_user("alice", PW, extra=["--secret"])
+    fill(s)
+    s.start()
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        with s.connect() as conn:
+            if "<" in conn.greeting:
+                break
+        time.sleep(0.05)
+    c = Client(tmp_path, s)
+    c.write(c.account())
+    st, out, err = c.run()
+    assert st == EX_OK, err
+    assert "login APOP\n" in out, out
+    assert "method=APOP " in s.log_text()
+    assert sorted(c.delivered().values()) == sorted(lf_form(m)
+                                                    for m in MESSAGES)
+    # auth = PLAIN passes over it.
+    c2 = Client(tmp_path / "plain", s)
+    c2.write(c2.account(auth="PLAIN"))
+    st, out, err = c2.run()
+    assert st == EX_OK, err
+    assert "login PLAIN\n" in out, out
+
+
+def test_apop_needs_the_greetings_timestamp(tmp_path, plain_srv):
+    c = Client(tmp_path, plain_srv)
+    c.write(c.account(auth="APOP"))
+    st, out, err = c.run()
+    assert st == EX_PERM
+    assert "offers no login method this account can use" in err, err
