@@ -68,10 +68,13 @@ json_end(void)
 static void
 bar_draw(struct report *r, bool force)
 {
-	int64_t now = report_now_ms(), ms;
+	int64_t now, ms;
 	double rate;
 
-	if (!r->bar || (!force && now - r->drawn_ms < BAR_INTERVAL_MS))
+	if (!r->bar)
+		return;
+	now = report_now_ms();
+	if (!force && now - r->drawn_ms < BAR_INTERVAL_MS)
 		return;
 	r->drawn_ms = now;
 	ms = now - r->start_ms;
