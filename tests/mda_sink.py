@@ -11,6 +11,7 @@ exits 0 at once (a broken MDA).
 import os
 import re
 import sys
+import time
 
 
 def main():
@@ -21,9 +22,9 @@ def main():
     m = re.search(rb"X-Mda-Exit: (\d+)", data)
     if m:
         return int(m.group(1))
-    name = "%d.%d" % (os.getpid(), len(os.listdir(out)))
+    name = "%d.%d" % (time.time_ns(), os.getpid())
     tmp = os.path.join(out, "." + name)
-    with open(tmp, "wb") as f:
+    with open(tmp, "xb") as f:
         f.write(data)
         f.flush()
         os.fsync(f.fileno())
