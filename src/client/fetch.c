@@ -697,8 +697,9 @@ window_commit(struct run *r, struct pending *pd, size_t n)
 	for (k = 0; k < n; k++) {
 		if (renameat2(r->tmp_fd, pd[k].tmpname, r->new_fd, pd[k].name,
 		    RENAME_NOREPLACE) == -1) {
-			(void)pop3c_error(r->c, POP3C_TEMP, "maildir %s: new/%s:"
-			    " %s", r->a->maildir, pd[k].name, strerror(errno));
+			(void)pop3c_error(r->c, POP3C_TEMP, "maildir %s:"
+			    " new/%s: %s", r->a->maildir, pd[k].name,
+			    strerror(errno));
 			goto fail;
 		}
 		pd[k].renamed = true;

@@ -76,7 +76,7 @@ struct fetch_stats {
 	uint32_t	 fresh;		/* listed, not in the journal */
 	const char	*method;	/* how we logged in */
 	uint32_t	 login_delay;	/* the server's LOGIN-DELAY (s) */
-	int64_t		 login_ms;	/* when we logged in (monotonic), or 0 */
+	int64_t		 login_ms;	/* when we logged in (monotonic); 0 */
 };
 
 /*

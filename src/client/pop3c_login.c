@@ -253,7 +253,8 @@ static int
 bearer_login(struct pop3c *c, enum account_auth id, const char *token)
 {
 	char msg[FETCH_MAX_TOKEN + 2 * FETCH_MAX_VALUE + 64];
-	char b64[4 * ((sizeof(msg) + 2) / 3) + 1], line[FETCH_MAX_SASL_LINE + 1];
+	char b64[4 * ((sizeof(msg) + 2) / 3) + 1];
+	char line[FETCH_MAX_SASL_LINE + 1];
 	const char *name = account_auth_name(id), *u;
 	size_t n = 0;
 	int r = -1;
@@ -379,8 +380,8 @@ pop3c_login(struct pop3c *c, char *pass, char *token)
 			def[n++] = ACCOUNT_AUTH_OAUTHBEARER;
 			def[n++] = ACCOUNT_AUTH_XOAUTH2;
 		}
-		for (i = ACCOUNT_AUTH_SCRAM_SHA_256_PLUS; i < ACCOUNT_AUTH_COUNT;
-		    i++)
+		for (i = ACCOUNT_AUTH_SCRAM_SHA_256_PLUS;
+		    i < ACCOUNT_AUTH_COUNT; i++)
 			def[n++] = (uint8_t)i;
 		order = def;
 	}
