@@ -795,6 +795,74 @@ mda_recv(struct run *r, struct msg *m, const char *prefix)
 	return 0;
 }
 
+/* The end of the window that starts at message i. */
+static size_t
+window_end(const struct run *r, size_t i)
+{
+	return r->count - i > FETCH_PIPELINE_WINDOW ?
+	    i + FETCH_PIPELINE_WINDOW : r->count;
+}
+
+/*
+ * Decides what of messages [i, end) to retrieve (m->wanted, m->again,
+ * m->retr) and, with PIPELINING, sends their RETRs (TOPs for headers)
+ * at once.  0 or -1 (the reason in r->c).
+ */
+static int
+window_send(struct run *r, size_t i, size_t end, bool pipe,
+    int64_t expired)
+{
+	const struct account *a = r->a;
+	char base[256];
+	int64_t t;
+	size_t k;
+
+	for (k = i; k < end; k++) {
+		struct msg *m = &r->msgs[k];
+
+		/* Journaled: fetched again with only_new = no, or if
+		 * ambiguous and to be deleted now (it is never deleted
+		 * unless fetched by this very run). */
+		t = journal_time_of(r->j, m->jid);
+		m->again = t >= 0 && !m->headers && (!a->only_new ||
+		    (m->ambiguous && (!a->keep || (a->keep_days > 0 &&
+		    t <= expired))));
+		m->wanted = !m->skip && (m->again || t < 0);
+		m->retr = false;
+		if (!m->wanted)
+			continue;
+		if (msg_base(r, m, base, sizeof(base)) == -1)
+			return pop3c_error(r->c, POP3C_TEMP, "file name too"
+			    " long");
+		/* Stored by a run that died before its journal record: do
+		 * not store it twice. */
+		if (!m->again && have_base(r, base))
+			continue;
+		m->retr = true;
+		if (pipe && pop3c_send(r->c, m->headers ? "TOP %u 0" :
+		    "RETR %u", m->num) == -1)
+			return -1;
+	}
+	return 0;
+}
+
+/* Reads the replies to the pipelined DELEs of messages [i, end). */
+static int
+deles_read(struct run *r, size_t i, size_t end)
+{
+	char line[FETCH_MAX_LINE + 1];
+	size_t k;
+
+	for (k = i; k < end; k++) {
+		if (!r->msgs[k].dele)
+			continue;
+		if (pop3c_status(r->c, "DELE", line, sizeof(line)) != 1)
+			return -1;
+		r->msgs[k].deleted = true;
+	}
+	return 0;
+}
+
 static int
 lock_account(const struct account *a, const char *dir, int *fd_r,
     char *err, size_t errsize)
@@ -851,7 +919,7 @@ fetch_account(const struct account *a, const char *state_dir,
 	char marker[128];
 	const char *prefix;
 	const char *ju[FETCH_PIPELINE_WINDOW];
-	size_t i, k, end, np = 0, nj;
+	size_t i, k, end, np = 0, nj, dele_from = 0, dele_to = 0;
 	bool pipe;
 	int status, lockfd = -1;
 	int64_t expired, t;
@@ -982,36 +1050,12 @@ fetch_account(const struct account *a, const char *state_dir,
 	/* keep_days: what was journaled before this is deleted. */
 	expired = (int64_t)time(NULL) - (int64_t)a->keep_days * 86400;
 	for (i = 0; i < r.count; i = end) {
-		end = r.count - i > FETCH_PIPELINE_WINDOW ?
-		    i + FETCH_PIPELINE_WINDOW : r.count;
-		for (k = i; k < end; k++) {
-			struct msg *m = &r.msgs[k];
-
-			/* Journaled: fetched again with only_new = no, or
-			 * if ambiguous and to be deleted now (it is never
-			 * deleted unless fetched by this very run). */
-			t = journal_time_of(j, m->jid);
-			m->again = t >= 0 && !m->headers && (!a->only_new ||
-			    (m->ambiguous && (!a->keep || (a->keep_days > 0 &&
-			    t <= expired))));
-			m->wanted = !m->skip && (m->again || t < 0);
-			m->retr = false;
-			if (!m->wanted)
-				continue;
-			if (msg_base(&r, m, base, sizeof(base)) == -1) {
-				(void)pop3c_error(c, POP3C_TEMP, "file name"
-				    " too long");
-				goto net;
-			}
-			/* Stored by a run that died before its journal
-			 * record: do not store it twice. */
-			if (!m->again && have_base(&r, base))
-				continue;
-			m->retr = true;
-			if (pipe && pop3c_send(c, m->headers ? "TOP %u 0" :
-			    "RETR %u", m->num) == -1)
-				goto net;
-		}
+		end = window_end(&r, i);
+		/* With PIPELINING, the RETRs of every window but the first
+		 * went out before the previous window was flushed. */
+		if ((i == 0 || !pipe) && window_send(&r, i, end, pipe,
+		    expired) == -1)
+			goto net;
 		np = 0;
 		for (k = i; k < end; k++) {
 			struct msg *m = &r.msgs[k];
@@ -1039,6 +1083,15 @@ fetch_account(const struct account *a, const char *state_dir,
 				goto salvage;
 			pd[np++].m = m;
 		}
+		/* The previous window's DELE replies come after this
+		 * window's RETR replies; then the next window's RETRs go
+		 * out, so that the server sends while this one is
+		 * flushed. */
+		if (pipe && (deles_read(&r, dele_from, dele_to) == -1 ||
+		    (end < r.count && window_send(&r, end, window_end(&r,
+		    end), pipe, expired) == -1)))
+			goto salvage;
+		dele_from = dele_to = 0;
 		if (window_commit(&r, pd, np) == -1)
 			goto net;
 		for (k = 0; k < np; k++) {
@@ -1065,20 +1118,22 @@ fetch_account(const struct account *a, const char *state_dir,
 			m->dele = !m->skip && !m->headers && !m->refused &&
 			    t >= 0 &&
 			    (!a->keep || (a->keep_days > 0 && t <= expired));
-			if (m->dele && pipe && pop3c_send(c, "DELE %u",
-			    m->num) == -1)
+			if (m->dele && pop3c_send(c, "DELE %u", m->num) == -1)
 				goto net;
+			if (m->dele && !pipe) {
+				if (pop3c_status(c, "DELE", line,
+				    sizeof(line)) != 1)
+					goto net;
+				m->deleted = true;
+			}
 		}
-		for (k = i; k < end; k++) {
-			if (!r.msgs[k].dele)
-				continue;
-			if ((!pipe && pop3c_send(c, "DELE %u", r.msgs[k].num) ==
-			    -1) || pop3c_status(c, "DELE", line,
-			    sizeof(line)) != 1)
-				goto net;
-			r.msgs[k].deleted = true;
+		if (pipe) {
+			dele_from = i;
+			dele_to = end;
 		}
 	}
+	if (deles_read(&r, dele_from, dele_to) == -1)
+		goto net;
 	if (pop3c_send(c, "QUIT") == -1 ||
 	    pop3c_status(c, "QUIT", line, sizeof(line)) != 1)
 		goto net;

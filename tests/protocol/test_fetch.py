@@ -635,6 +635,11 @@ def test_pipelining_window(tmp_path, fake, pipelining):
         # Up to a window of 16 RETRs out at once, never more.
         assert max(f.outstanding) >= 1
         assert max(f.outstanding) <= 15
+        # The second window's RETRs go out before the first window's
+        # DELEs (the server sends while the client flushes).
+        cmds = f.commands
+        assert cmds.index("RETR", cmds.index("RETR") + 16) < \
+            cmds.index("DELE"), cmds
     else:
         assert max(f.outstanding) == 0
 
