@@ -213,6 +213,16 @@ parse_bool(const char *v, bool *b_r)
 	return 0;
 }
 
+/* True if every % of an mda command starts %a, %u or %%. */
+static bool
+mda_percents_ok(const char *v)
+{
+	for (; *v != '\0'; v++)
+		if (*v == '%' && (*++v == '\0' || strchr("au%", *v) == NULL))
+			return false;
+	return true;
+}
+
 /* tls_pin = sha256:BASE64 (the 32 octets of a SHA-256).  0 or -1. */
 static int
 parse_pin(struct account *a, const char *v, char *err, size_t errsize)
@@ -262,6 +272,11 @@ set_key(struct account *a, unsigned int bit, const char *v, char *err,
 			    bit == K_MDA ? "mda" : bit == K_PWCMD ?
 			    "password_command" : "token_command",
 			    FETCH_MAX_COMMAND_ARGS);
+			return -1;
+		}
+		if (bit == K_MDA && !mda_percents_ok(v)) {
+			errmsg(err, errsize, "mda: %% must be followed by a"
+			    " (the account), u (the user) or %%");
 			return -1;
 		}
 		dst = bit == K_MDA ? &a->mda : bit == K_PWCMD ?

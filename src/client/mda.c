@@ -19,6 +19,7 @@
 #include "client/client_limits.h"
 #include "client/fetch.h"
 #include "client/mda.h"
+#include "lib/buf.h"
 
 static void merr(char *, size_t, const char *, ...) ATTR_PRINTF(3, 4);
 
@@ -41,24 +42,84 @@ now_ms(void)
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+/*
+ * One word of the command with %a (the account's name), %u (its user)
+ * and %% (a %) replaced; any other % is an error.  A new string, or
+ * NULL.
+ */
+static char *
+expand_word(const char *w, const struct account *a)
+{
+	struct buf b;
+	const char *p;
+	char *out = NULL;
+	int r = 0;
+
+	buf_init(&b, FETCH_MAX_VALUE * 4);
+	for (p = w; *p != '\0' && r == 0; p++) {
+		if (*p != '%') {
+			r = buf_add(&b, p, 1);
+			continue;
+		}
+		switch (*++p) {
+		case 'a':
+			r = buf_add(&b, a->name, strlen(a->name));
+			break;
+		case 'u':
+			r = buf_add(&b, a->user, strlen(a->user));
+			break;
+		case '%':
+			r = buf_add(&b, "%", 1);
+			break;
+		default:
+			r = -1;
+			p--;	/* stop here, even at the NUL */
+			break;
+		}
+	}
+	if (r == 0 && buf_add(&b, "", 1) == 0)
+		out = strdup(b.data);
+	buf_clear(&b);
+	return out;
+}
+
+static void
+free_words(char **argv, int argc)
+{
+	int i;
+
+	for (i = 0; i < argc; i++)
+		free(argv[i]);
+}
+
 int
 mda_start(struct mda *m, const struct account *a, char *err, size_t errsize)
 {
 	char *argv[FETCH_MAX_COMMAND_ARGS + 1], *copy;
-	int pfd[2];
+	int pfd[2], argc, i;
 
 	m->acct = a;
 	m->pid = -1;
 	m->fd = -1;
 	m->broken = false;
-	if (account_command_split(a->mda, &copy, argv) == -1) {
+	if ((argc = account_command_split(a->mda, &copy, argv)) == -1) {
 		merr(err, errsize, "mda: empty, too many words or out of"
 		    " memory");
 		return -1;
 	}
+	for (i = 0; i < argc; i++)
+		if ((argv[i] = expand_word(argv[i], a)) == NULL) {
+			merr(err, errsize, "mda: a %% other than %%a, %%u or"
+			    " %%%%, or out of memory");
+			while (i-- > 0)
+				free(argv[i]);
+			free(copy);
+			return -1;
+		}
+	free(copy);
 	if (pipe2(pfd, O_CLOEXEC) == -1) {
 		merr(err, errsize, "mda: pipe: %s", strerror(errno));
-		free(copy);
+		free_words(argv, argc);
 		return -1;
 	}
 	fflush(NULL);
@@ -66,7 +127,7 @@ mda_start(struct mda *m, const struct account *a, char *err, size_t errsize)
 		merr(err, errsize, "mda: fork: %s", strerror(errno));
 		close(pfd[0]);
 		close(pfd[1]);
-		free(copy);
+		free_words(argv, argc);
 		return -1;
 	}
 	if (m->pid == 0) {
@@ -82,7 +143,7 @@ mda_start(struct mda *m, const struct account *a, char *err, size_t errsize)
 		    strerror(errno));
 		_exit(127);
 	}
-	free(copy);
+	free_words(argv, argc);
 	close(pfd[0]);
 	m->fd = pfd[1];
 	if (fcntl(m->fd, F_SETFL, O_NONBLOCK) == -1) {

@@ -2,7 +2,8 @@
  * mda.h: delivering one message of `postern fetch` through the account's
  * mda command (mda = COMMAND ARGS... in fetch.conf).
  *
- * The command is split on blanks and run with execvp, never through a
+ * The command is split on blanks, %a (the account), %u (the user) and %%
+ * are replaced in each word, and it is run with execvp, never through a
  * shell; the message goes to its standard input in LF form (as the
  * Maildir target stores it); its standard output goes to our standard
  * error.  Its exit status decides: 0 delivered, 75 (EX_TEMPFAIL) try

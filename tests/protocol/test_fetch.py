@@ -1804,3 +1804,20 @@ def test_apop_needs_the_greetings_timestamp(tmp_path, plain_srv):
     st, out, err = c.run()
     assert st == EX_PERM
     assert "offers no login method this account can use" in err, err
+
+
+def test_mda_arguments_name_the_account_and_user(tmp_path, plain_srv):
+    c = Client(tmp_path, plain_srv)
+    base = tmp_path / "mda"
+    out_dir = base / "acct-alice-100%"
+    os.makedirs(out_dir)
+    c.write(c.account(maildir=None, mda="%s %s/%%a-%%u-100%%%%" %
+                      (MDA, base)))
+    st, out, err = c.run()
+    assert st == EX_OK, err
+    assert mda_files(str(out_dir)) == sorted(lf_form(m) for m in MESSAGES)
+    c.write(c.account(maildir=None, mda="%s %s/%%x" % (MDA, base)))
+    st, out, err = c.run()
+    assert st == EX_USAGE
+    assert "mda: % must be followed by a (the account), u (the user)" \
+        " or %" in err, err
