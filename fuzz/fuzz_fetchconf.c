@@ -1,7 +1,10 @@
 /*
  * fuzz_fetchconf.c: the parser of postern fetch's account file
  * (src/client/account.c) on arbitrary text.  It must accept or refuse
- * with a message, and what it accepts must be findable by name.
+ * with a message, and what it accepts must be findable by name and keep
+ * the rules of account.h: exactly one delivery target, at most one
+ * password source, tls_cert with tls_key, the TLS keys only with TLS,
+ * bounded pins and auth lists of known methods.
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -25,9 +28,23 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			abort();
 		return 0;
 	}
-	for (i = 0; i < fc.count; i++)
-		if (fetch_conf_find(&fc, fc.accounts[i].name) == NULL)
+	for (i = 0; i < fc.count; i++) {
+		const struct account *a = &fc.accounts[i];
+		size_t k;
+
+		if (fetch_conf_find(&fc, a->name) != a ||
+		    (a->maildir == NULL) == (a->mda == NULL) ||
+		    (a->password_file != NULL && a->password_command !=
+		    NULL) || (a->tls_cert == NULL) != (a->tls_key == NULL) ||
+		    a->npins > FETCH_MAX_PINS ||
+		    a->nauth > ACCOUNT_AUTH_COUNT ||
+		    (a->tls == ACCOUNT_TLS_NONE && (a->npins > 0 ||
+		    a->tls_cert != NULL || !a->insecure)))
 			abort();
+		for (k = 0; k < a->nauth; k++)
+			if (a->auth[k] >= ACCOUNT_AUTH_COUNT)
+				abort();
+	}
 	fetch_conf_free(&fc);
 	return 0;
 }

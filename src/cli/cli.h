@@ -65,4 +65,9 @@ const char *cli_config_path(const char *opt);
  */
 int	cli_read_password(char *pass, size_t size) ATTR_WARN_UNUSED;
 
+/* Asks once on /dev/tty, with echo off, showing prompt; an empty
+ * answer is refused.  0, or -1 after one line on stderr. */
+int	cli_prompt_secret(const char *prompt, char *pass, size_t size)
+	    ATTR_WARN_UNUSED;
+
 #endif

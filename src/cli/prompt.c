@@ -222,3 +222,30 @@ cli_read_password(char *pass, size_t size)
 	}
 	return 0;
 }
+
+int
+cli_prompt_secret(const char *prompt, char *pass, size_t size)
+{
+	enum read_rc rc;
+	int fd;
+
+	if (size < 2)
+		return -1;
+	fd = open("/dev/tty", O_RDWR | O_CLOEXEC | O_NOCTTY);
+	if (fd == -1) {
+		fprintf(stderr, "postern: cannot open /dev/tty to ask for"
+		    " the password: %s\n", strerror(errno));
+		return -1;
+	}
+	rc = tty_read(fd, prompt, pass, size);
+	close(fd);
+	if (report(rc, true, size) == -1) {
+		explicit_bzero(pass, size);
+		return -1;
+	}
+	if (pass[0] == '\0') {
+		fprintf(stderr, "postern: empty password refused\n");
+		return -1;
+	}
+	return 0;
+}

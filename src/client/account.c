@@ -15,9 +15,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
+
+#include <openssl/evp.h>
+#include <openssl/ssl.h>
 
 #include "client/account.h"
 #include "client/client_limits.h"
@@ -80,6 +84,10 @@ account_clear(struct account *a)
 	free(a->user);
 	free(a->password_file);
 	free(a->password_command);
+	free(a->mda);
+	free(a->tls_cert);
+	free(a->tls_key);
+	free(a->token_command);
 	free(a->maildir);
 	memset(a, 0, sizeof(*a));
 }
@@ -113,8 +121,17 @@ enum {
 	K_INSECURE = 1u << 3, K_CA = 1u << 4, K_USER = 1u << 5,
 	K_PWFILE = 1u << 6, K_PWCMD = 1u << 7, K_KEEP = 1u << 8,
 	K_MAILDIR = 1u << 9, K_TIMEOUT = 1u << 10, K_KEEPDAYS = 1u << 11,
-	K_ONLYNEW = 1u << 12, K_MAXSIZE = 1u << 13,
+	K_ONLYNEW = 1u << 12, K_MAXSIZE = 1u << 13, K_MDA = 1u << 14,
+	K_PIN = 1u << 15, K_TLSMIN = 1u << 16, K_TLSCERT = 1u << 17,
+	K_TLSKEY = 1u << 18, K_AUTH = 1u << 19, K_TOKENCMD = 1u << 20,
+	K_MAXACTION = 1u << 21,
 };
+
+/* Keys that may be given more than once. */
+#define K_REPEATABLE	K_PIN
+
+/* The delivery targets: an account has exactly one. */
+#define K_TARGETS	(K_MAILDIR | K_MDA)
 
 static const struct {
 	const char	*name;
@@ -126,7 +143,63 @@ static const struct {
 	{ "keep", K_KEEP }, { "maildir", K_MAILDIR },
 	{ "timeout", K_TIMEOUT }, { "keep_days", K_KEEPDAYS },
 	{ "only_new", K_ONLYNEW }, { "max_size", K_MAXSIZE },
+	{ "mda", K_MDA }, { "tls_pin", K_PIN },
+	{ "tls_min_version", K_TLSMIN }, { "tls_cert", K_TLSCERT },
+	{ "tls_key", K_TLSKEY }, { "auth", K_AUTH },
+	{ "token_command", K_TOKENCMD }, { "max_size_action", K_MAXACTION },
 };
+
+static const char *const auth_names[ACCOUNT_AUTH_COUNT] = {
+	[ACCOUNT_AUTH_EXTERNAL] = "EXTERNAL",
+	[ACCOUNT_AUTH_OAUTHBEARER] = "OAUTHBEARER",
+	[ACCOUNT_AUTH_XOAUTH2] = "XOAUTH2",
+	[ACCOUNT_AUTH_SCRAM_SHA_256_PLUS] = "SCRAM-SHA-256-PLUS",
+	[ACCOUNT_AUTH_SCRAM_SHA_256] = "SCRAM-SHA-256",
+	[ACCOUNT_AUTH_SCRAM_SHA_1] = "SCRAM-SHA-1",
+	[ACCOUNT_AUTH_CRAM_MD5] = "CRAM-MD5",
+	[ACCOUNT_AUTH_APOP] = "APOP",
+	[ACCOUNT_AUTH_PLAIN] = "PLAIN",
+	[ACCOUNT_AUTH_USER] = "USER",
+};
+
+const char *
+account_auth_name(enum account_auth m)
+{
+	return m < ACCOUNT_AUTH_COUNT ? auth_names[m] : "?";
+}
+
+/* auth = NAME...: each a known method, none twice.  0 or -1. */
+static int
+parse_auth(struct account *a, const char *v, char *err, size_t errsize)
+{
+	char *copy, *tok, *save = NULL;
+	size_t i, k;
+
+	if ((copy = strdup(v)) == NULL) {
+		errmsg(err, errsize, "out of memory");
+		return -1;
+	}
+	for (tok = strtok_r(copy, " \t", &save); tok != NULL;
+	    tok = strtok_r(NULL, " \t", &save)) {
+		for (i = 0; i < ACCOUNT_AUTH_COUNT; i++)
+			if (strcasecmp(tok, auth_names[i]) == 0)
+				break;
+		for (k = 0; k < a->nauth && i < ACCOUNT_AUTH_COUNT; k++)
+			if (a->auth[k] == i)
+				break;
+		if (i == ACCOUNT_AUTH_COUNT || k < a->nauth) {
+			errmsg(err, errsize, "auth: '%.40s' is unknown or"
+			    " given twice (known: EXTERNAL OAUTHBEARER XOAUTH2"
+			    " SCRAM-SHA-256-PLUS SCRAM-SHA-256 SCRAM-SHA-1"
+			    " CRAM-MD5 APOP PLAIN USER)", tok);
+			free(copy);
+			return -1;
+		}
+		a->auth[a->nauth++] = (uint8_t)i;
+	}
+	free(copy);
+	return 0;
+}
 
 static int
 parse_bool(const char *v, bool *b_r)
@@ -137,6 +210,42 @@ parse_bool(const char *v, bool *b_r)
 		*b_r = false;
 	else
 		return -1;
+	return 0;
+}
+
+/* True if every % of an mda command starts %a, %u or %%. */
+static bool
+mda_percents_ok(const char *v)
+{
+	for (; *v != '\0'; v++)
+		if (*v == '%' && (*++v == '\0' || strchr("au%", *v) == NULL))
+			return false;
+	return true;
+}
+
+/* tls_pin = sha256:BASE64 (the 32 octets of a SHA-256).  0 or -1. */
+static int
+parse_pin(struct account *a, const char *v, char *err, size_t errsize)
+{
+	unsigned char out[48];
+	size_t len = strlen(v) - (sizeof("sha256:") - 1);
+	int n;
+
+	if (a->npins == FETCH_MAX_PINS) {
+		errmsg(err, errsize, "more than %d tls_pin lines",
+		    FETCH_MAX_PINS);
+		return -1;
+	}
+	/* 32 octets are 44 base64 characters, the last one '='. */
+	if (strncmp(v, "sha256:", 7) != 0 || len != 44 || v[7 + 43] != '=' ||
+	    strchr(v + 7, '=') != v + 7 + 43 ||
+	    (n = EVP_DecodeBlock(out, (const unsigned char *)v + 7, 44)) !=
+	    33) {
+		errmsg(err, errsize, "tls_pin wants sha256: and the base64"
+		    " of a SHA-256 (44 characters)");
+		return -1;
+	}
+	memcpy(a->pins[a->npins++], out, 32);
 	return 0;
 }
 
@@ -156,7 +265,22 @@ set_key(struct account *a, unsigned int bit, const char *v, char *err,
 		dst = &a->user;
 		break;
 	case K_PWCMD:
-		dst = &a->password_command;
+	case K_MDA:
+	case K_TOKENCMD:
+		if (account_command_split(v, NULL, NULL) == -1) {
+			errmsg(err, errsize, "%s wants 1..%d words",
+			    bit == K_MDA ? "mda" : bit == K_PWCMD ?
+			    "password_command" : "token_command",
+			    FETCH_MAX_COMMAND_ARGS);
+			return -1;
+		}
+		if (bit == K_MDA && !mda_percents_ok(v)) {
+			errmsg(err, errsize, "mda: %% must be followed by a"
+			    " (the account), u (the user) or %%");
+			return -1;
+		}
+		dst = bit == K_MDA ? &a->mda : bit == K_PWCMD ?
+		    &a->password_command : &a->token_command;
 		break;
 	case K_PORT:
 		if (parse_u32(v, 65535, &port) != PARSE_OK || port == 0) {
@@ -217,11 +341,40 @@ set_key(struct account *a, unsigned int bit, const char *v, char *err,
 			return -1;
 		}
 		return 0;
+	case K_PIN:
+		return parse_pin(a, v, err, errsize);
+	case K_AUTH:
+		return parse_auth(a, v, err, errsize);
+	case K_MAXACTION:
+		if (strcmp(v, "skip") == 0)
+			a->max_size_headers = false;
+		else if (strcmp(v, "headers") == 0)
+			a->max_size_headers = true;
+		else {
+			errmsg(err, errsize, "max_size_action wants skip or"
+			    " headers");
+			return -1;
+		}
+		return 0;
+	case K_TLSMIN:
+		if (strcmp(v, "1.2") == 0)
+			a->tls_min = TLS1_2_VERSION;
+		else if (strcmp(v, "1.3") == 0)
+			a->tls_min = TLS1_3_VERSION;
+		else {
+			errmsg(err, errsize, "tls_min_version wants 1.2 or"
+			    " 1.3");
+			return -1;
+		}
+		return 0;
 	case K_CA:
 	case K_PWFILE:
 	case K_MAILDIR:
+	case K_TLSCERT:
+	case K_TLSKEY:
 		dst = bit == K_CA ? &a->ca_file : bit == K_PWFILE ?
-		    &a->password_file : &a->maildir;
+		    &a->password_file : bit == K_TLSCERT ? &a->tls_cert :
+		    bit == K_TLSKEY ? &a->tls_key : &a->maildir;
 		if (v[0] != '/' && strncmp(v, "~/", 2) != 0) {
 			errmsg(err, errsize, "a path must be absolute or"
 			    " start with ~/");
@@ -253,7 +406,6 @@ account_finish(struct account *a, unsigned int seen, char *err,
 		const char	*name;
 	} required[] = {
 		{ K_HOST, "host" }, { K_USER, "user" },
-		{ K_MAILDIR, "maildir" },
 	};
 	size_t i;
 
@@ -268,10 +420,31 @@ account_finish(struct account *a, unsigned int seen, char *err,
 			    required[i].name);
 			return -1;
 		}
-	if ((seen & (K_PWFILE | K_PWCMD)) == 0 ||
-	    (seen & (K_PWFILE | K_PWCMD)) == (K_PWFILE | K_PWCMD)) {
-		errmsg(err, errsize, "account %s needs exactly one of"
-		    " password_file and password_command", a->name);
+	if ((seen & K_TARGETS) == 0 || (seen & K_TARGETS & ((seen &
+	    K_TARGETS) - 1)) != 0) {
+		errmsg(err, errsize, "account %s needs exactly one delivery"
+		    " target: maildir or mda", a->name);
+		return -1;
+	}
+	if ((seen & (K_PWFILE | K_PWCMD)) == (K_PWFILE | K_PWCMD)) {
+		errmsg(err, errsize, "account %s: password_file and"
+		    " password_command exclude each other", a->name);
+		return -1;
+	}
+	if ((seen & K_MAXACTION) != 0 && (seen & K_MAXSIZE) == 0) {
+		errmsg(err, errsize, "account %s: max_size_action needs"
+		    " max_size", a->name);
+		return -1;
+	}
+	if (((seen & K_TLSCERT) == 0) != ((seen & K_TLSKEY) == 0)) {
+		errmsg(err, errsize, "account %s: tls_cert and tls_key go"
+		    " together", a->name);
+		return -1;
+	}
+	if ((seen & (K_PIN | K_TLSMIN | K_TLSCERT)) != 0 &&
+	    a->tls == ACCOUNT_TLS_NONE) {
+		errmsg(err, errsize, "account %s: tls_pin, tls_min_version"
+		    " and tls_cert need TLS", a->name);
 		return -1;
 	}
 	if (a->tls == ACCOUNT_TLS_NONE && !a->insecure) {
@@ -373,6 +546,7 @@ fetch_conf_parse(const char *path, const char *text, size_t len,
 			a->only_new = true;
 			a->tls = ACCOUNT_TLS_IMPLICIT;
 			a->timeout_ms = FETCH_DEFAULT_TIMEOUT_MS;
+			a->tls_min = TLS1_2_VERSION;
 			seen = 0;
 			if ((a->name = strdup(s)) == NULL) {
 				snprintf(why, sizeof(why), "out of memory");
@@ -400,7 +574,7 @@ fetch_conf_parse(const char *path, const char *text, size_t len,
 			    " section", key);
 			goto bad;
 		}
-		if (seen & keys[i].bit) {
+		if (seen & keys[i].bit & ~(unsigned int)K_REPEATABLE) {
 			snprintf(why, sizeof(why), "%s given twice", key);
 			goto bad;
 		}
@@ -508,33 +682,56 @@ password_from_file(const struct account *a, char *pass, size_t size,
 	return r;
 }
 
-static int
-password_from_command(const struct account *a, char *pass, size_t size,
-    char *err, size_t errsize)
+int
+account_command_split(const char *cmd, char **copy_r, char **argv)
 {
-	char *argv[FETCH_MAX_COMMAND_ARGS + 1], *copy, *tok, *save = NULL;
-	char data[FETCH_MAX_PASSWORD + 2];
-	size_t argc = 0, len = 0;
+	char *copy, *tok, *save = NULL;
+	int argc = 0;
+
+	if ((copy = strdup(cmd)) == NULL)
+		return -1;
+	for (tok = strtok_r(copy, " \t", &save); tok != NULL &&
+	    argc < FETCH_MAX_COMMAND_ARGS; tok = strtok_r(NULL, " \t",
+	    &save)) {
+		if (argv != NULL)
+			argv[argc] = tok;
+		argc++;
+	}
+	if (argc == 0 || tok != NULL) {
+		free(copy);
+		return -1;
+	}
+	if (argv != NULL)
+		argv[argc] = NULL;
+	if (copy_r != NULL)
+		*copy_r = copy;
+	else
+		free(copy);
+	return argc;
+}
+
+/* The first line of what cmd (key: password_command or token_command)
+ * prints, into out.  0, or -1 with err. */
+static int
+first_line_of_command(const char *key, const char *cmd, char *out,
+    size_t size, char *err, size_t errsize)
+{
+	char *argv[FETCH_MAX_COMMAND_ARGS + 1], *copy;
+	char data[FETCH_MAX_TOKEN + 2];
+	char *pass = out;
+	size_t argc, len = 0;
 	int pfd[2], status, r;
 	ssize_t n;
 	pid_t pid;
 
-	if ((copy = strdup(a->password_command)) == NULL) {
-		errmsg(err, errsize, "out of memory");
-		return -1;
-	}
-	for (tok = strtok_r(copy, " \t", &save); tok != NULL &&
-	    argc + 1 < N_ELEMENTS(argv); tok = strtok_r(NULL, " \t", &save))
-		argv[argc++] = tok;
-	argv[argc] = NULL;
-	if (argc == 0 || tok != NULL) {
-		errmsg(err, errsize, "password_command: empty or more than"
-		    " %zu words", N_ELEMENTS(argv) - 1);
-		free(copy);
+	if ((argc = (size_t)account_command_split(cmd, &copy,
+	    argv)) == (size_t)-1) {
+		errmsg(err, errsize, "%s: empty or more than %d words",
+		    key, FETCH_MAX_COMMAND_ARGS);
 		return -1;
 	}
 	if (pipe2(pfd, O_CLOEXEC) == -1 || (pid = fork()) == -1) {
-		errmsg(err, errsize, "password_command: %s", strerror(errno));
+		errmsg(err, errsize, "%s: %s", key, strerror(errno));
 		free(copy);
 		return -1;
 	}
@@ -546,7 +743,7 @@ password_from_command(const struct account *a, char *pass, size_t size,
 		if (dup2(pfd[1], STDOUT_FILENO) == -1)
 			_exit(127);
 		execvp(argv[0], argv);
-		fprintf(stderr, "postern fetch: password_command %s: %s\n",
+		fprintf(stderr, "postern fetch: %s %s: %s\n", key,
 		    argv[0], strerror(errno));
 		_exit(127);
 	}
@@ -559,7 +756,7 @@ password_from_command(const struct account *a, char *pass, size_t size,
 			break;
 		len += (size_t)n;
 		if (len == sizeof(data))
-			break;	/* more is not a password: stop reading */
+			break;	/* more is not a secret: stop reading */
 	}
 	close(pfd[0]);
 	while (waitpid(pid, &status, 0) == -1 && errno == EINTR)
@@ -567,8 +764,8 @@ password_from_command(const struct account *a, char *pass, size_t size,
 	free(copy);
 	if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
 		explicit_bzero(data, sizeof(data));
-		errmsg(err, errsize, "password_command %s failed (%s %d)",
-		    a->password_command, WIFEXITED(status) ? "exit status" :
+		errmsg(err, errsize, "%s %s failed (%s %d)", key,
+		    cmd, WIFEXITED(status) ? "exit status" :
 		    "signal", WIFEXITED(status) ? WEXITSTATUS(status) :
 		    WTERMSIG(status));
 		return -1;
@@ -576,16 +773,52 @@ password_from_command(const struct account *a, char *pass, size_t size,
 	r = first_line(data, len, pass, size);
 	explicit_bzero(data, sizeof(data));
 	if (r == -1)
-		errmsg(err, errsize, "password_command %s: the first line"
-		    " of its output must hold a password of 1..%zu octets",
-		    a->password_command, size - 1);
+		errmsg(err, errsize, "%s %s: the first line of its output"
+		    " must hold 1..%zu octets", key, cmd, size - 1);
 	return r;
+}
+
+static int
+password_from_command(const struct account *a, char *pass, size_t size,
+    char *err, size_t errsize)
+{
+	return first_line_of_command("password_command", a->password_command,
+	    pass, size, err, errsize);
+}
+
+int
+account_token(const struct account *a, char *token, size_t size,
+    char *err, size_t errsize)
+{
+	return first_line_of_command("token_command", a->token_command,
+	    token, size, err, errsize);
+}
+
+static int (*prompt_fn)(const struct account *, char *, size_t);
+
+void
+account_set_prompt(int (*fn)(const struct account *, char *, size_t))
+{
+	prompt_fn = fn;
 }
 
 int
 account_password(const struct account *a, char *pass, size_t size,
     char *err, size_t errsize)
 {
+	if (a->password_file == NULL && a->password_command == NULL &&
+	    (a->tls_cert != NULL || a->token_command != NULL)) {
+		pass[0] = '\0';	/* EXTERNAL, or a bearer token */
+		return 0;
+	}
+	if (a->password_file == NULL && a->password_command == NULL) {
+		if (prompt_fn != NULL && prompt_fn(a, pass, size) == 0)
+			return 0;
+		errmsg(err, errsize, "no password: the account has no"
+		    " password_file or password_command, and it could not be"
+		    " asked for on a terminal");
+		return -1;
+	}
 	if (a->password_file != NULL)
 		return password_from_file(a, pass, size, err, errsize);
 	return password_from_command(a, pass, size, err, errsize);

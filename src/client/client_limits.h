@@ -12,8 +12,15 @@
 #define FETCH_MAX_LINE			1024
 #define FETCH_MAX_SASL_LINE		16384
 
-/* RFC 1939 section 7: a UIDL is 1 to 70 octets in 0x21..0x7e. */
+/* RFC 1939 section 7: a UIDL is 1 to 70 octets in 0x21..0x7e.  The
+ * journal also holds the identities fetch makes up (fetch.h), which are
+ * longer than any UIDL so that they never equal one. */
 #define FETCH_MAX_UIDL			70
+#define FETCH_MAX_ID			80
+
+/* A server without UIDL: the headers (TOP n 0) of one message that go
+ * into its digest. */
+#define FETCH_MAX_HEADER_SIZE		(1024 * 1024)
 
 /* Messages one run looks at, and the size of one message it stores:
  * a bigger mailbox or message is an error, never an unbounded array or
@@ -50,8 +57,23 @@
 /* RFC 2449 section 6.6 PIPELINING: commands sent before their replies
  * are read.  Bounded so that a window of replies never has to fit in
  * memory (each RETR is streamed to disk in order) and a failure wastes
- * little. */
+ * little.  It is also the batch whose files, new/ and journal records
+ * are flushed together (fetch.h), and so the files open at once. */
 #define FETCH_PIPELINE_WINDOW		16
+
+/* --every: the shortest and longest poll interval; and the longest
+ * LOGIN-DELAY (RFC 2449) a server can make us wait, a value above it
+ * (or malformed) counting as it. */
+#define FETCH_MIN_EVERY_MS		1000
+#define FETCH_MAX_EVERY_MS		(7ull * 24 * 3600 * 1000)
+#define FETCH_MAX_LOGIN_DELAY		86400
+
+/* The OAuth 2.0 bearer token token_command prints (a JWT is usually
+ * well under 2 KiB). */
+#define FETCH_MAX_TOKEN			8192
+
+/* tls_pin lines of one account. */
+#define FETCH_MAX_PINS			8
 
 /* RETR reads the server in chunks of this size. */
 #define FETCH_READ_CHUNK		65536

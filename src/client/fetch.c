@@ -24,6 +24,8 @@
 
 #include "client/fetch.h"
 #include "client/journal.h"
+#include "client/mda.h"
+#include "client/report.h"
 #include "client/pop3c.h"
 #include "lib/buf.h"
 #include "lib/fsutil.h"
@@ -76,13 +78,19 @@ fetch_base_name(const char *account, const char *uidl, char *out,
 struct msg {
 	uint32_t	 num;
 	char		*uidl;
+	bool		 ambiguous;	/* its UIDL is listed more than once */
 	bool		 wanted;	/* not in the journal, or only_new = no */
 	bool		 again;		/* in the journal, fetched again */
 	bool		 skip;		/* larger than max_size: left alone */
+	bool		 headers;	/* larger: only its headers stored */
+	char		*jid;		/* its journal identity: uidl, or
+					 * FETCH_HEADERS_PREFIX... */
 	uint64_t	 size;		/* LIST size (with max_size), else 0 */
 	bool		 retr;		/* not in the Maildir either */
 	bool		 dele;		/* to be deleted by this run */
 	bool		 deleted;	/* DELE answered +OK */
+	bool		 journaled;	/* by this run, at its delivery (mda) */
+	bool		 refused;	/* by the mda: left on the server */
 };
 
 struct run {
@@ -95,6 +103,11 @@ struct run {
 	int			 maildir_fd;
 	int			 tmp_fd, new_fd;
 	int64_t			 start;		/* time of the run */
+	bool			 sized;		/* LIST was read */
+	struct journal		*j;
+	struct fetch_stats	*st;
+	struct report		*rep;
+	uint32_t		 refused;	/* messages the mda refused */
 };
 
 static bool
@@ -132,10 +145,8 @@ uidl_line(void *arg, char *line, size_t len)
 		return pop3c_error(r->c, POP3C_TEMP, "out of memory");
 	r->msgs = m;
 	m = &r->msgs[r->count];
+	memset(m, 0, sizeof(*m));
 	m->num = num;
-	m->deleted = false;
-	m->skip = false;
-	m->size = 0;
 	if ((m->uidl = strdup(sp)) == NULL)
 		return pop3c_error(r->c, POP3C_TEMP, "out of memory");
 	r->count++;
@@ -175,6 +186,257 @@ bad:
 	    r->a->host);
 }
 
+/* A line of LIST on a server without UIDL: the messages themselves. */
+static int
+list_new_line(void *arg, char *line, size_t len)
+{
+	struct run *r = arg;
+	struct msg *m;
+	char *sp;
+	uint32_t num;
+	uint64_t size;
+
+	(void)len;
+	if ((sp = strchr(line, ' ')) == NULL)
+		goto bad;
+	*sp++ = '\0';
+	if (parse_u32(line, UINT32_MAX, &num) != PARSE_OK || num == 0 ||
+	    parse_u64(sp, UINT64_MAX, &size) != PARSE_OK)
+		goto bad;
+	if (r->count == FETCH_MAX_MESSAGES)
+		return pop3c_error(r->c, POP3C_TEMP, "%s: more than %d"
+		    " messages", r->a->host, FETCH_MAX_MESSAGES);
+	if ((m = realloc(r->msgs, (r->count + 1) * sizeof(*m))) == NULL)
+		return pop3c_error(r->c, POP3C_TEMP, "out of memory");
+	r->msgs = m;
+	m = &r->msgs[r->count++];
+	memset(m, 0, sizeof(*m));
+	m->num = num;
+	m->size = size;
+	return 0;
+bad:
+	return pop3c_error(r->c, POP3C_TEMP, "%s: malformed LIST line",
+	    r->a->host);
+}
+
+static int
+digest_data(void *arg, const uint8_t *data, size_t len)
+{
+	return EVP_DigestUpdate(arg, data, len) == 1 ? 0 : -1;
+}
+
+/* prefix and the 64 hex digits of the SHA-256 of what ctx was fed, as
+ * a new string into *out.  0 or -1. */
+static int
+digest_id(EVP_MD_CTX *ctx, const char *prefix, char **out)
+{
+	unsigned char md[EVP_MAX_MD_SIZE];
+	unsigned int mdlen = 0, i;
+	char id[FETCH_MAX_ID + 1];
+	size_t n = strlen(prefix);
+
+	if (EVP_DigestFinal_ex(ctx, md, &mdlen) != 1 || mdlen != 32 ||
+	    n + 64 > FETCH_MAX_ID)
+		return -1;
+	memcpy(id, prefix, n);
+	for (i = 0; i < mdlen; i++)
+		(void)snprintf(id + n + 2 * i, 3, "%02x", md[i]);
+	return (*out = strdup(id)) == NULL ? -1 : 0;
+}
+
+/*
+ * A server without UIDL: every message is named by FETCH_DIGEST_PREFIX
+ * and the SHA-256 of its LIST size and its headers (TOP n 0, in LF
+ * form).  The TOPs go out a window at a time with PIPELINING.  0 or -1.
+ */
+static int
+synthetic_ids(struct run *r)
+{
+	struct pop3c *c = r->c;
+	char line[FETCH_MAX_LINE + 1], size[24];
+	EVP_MD_CTX *ctx;
+	size_t i, k, end;
+	bool pipe = c->capa.pipelining;
+	int rc, ret = -1;
+
+	fprintf(stderr, "postern fetch: warning: %s: %s has no UIDL; its"
+	    " messages are told apart by a digest of their headers and"
+	    " size\n", r->a->name, r->a->host);
+	if (pop3c_send(c, "LIST") == -1 ||
+	    pop3c_status(c, "LIST", line, sizeof(line)) != 1 ||
+	    pop3c_lines(c, list_new_line, r) == -1)
+		return -1;
+	r->sized = true;
+	if ((ctx = EVP_MD_CTX_new()) == NULL)
+		return pop3c_error(c, POP3C_TEMP, "out of memory");
+	for (i = 0; i < r->count; i = end) {
+		end = r->count - i > FETCH_PIPELINE_WINDOW ?
+		    i + FETCH_PIPELINE_WINDOW : r->count;
+		for (k = i; pipe && k < end; k++)
+			if (pop3c_send(c, "TOP %u 0", r->msgs[k].num) == -1)
+				goto out;
+		for (k = i; k < end; k++) {
+			struct msg *m = &r->msgs[k];
+
+			if (!pipe && pop3c_send(c, "TOP %u 0", m->num) == -1)
+				goto out;
+			if ((rc = pop3c_status(c, "TOP", line, sizeof(line))) ==
+			    -1)
+				goto out;
+			if (rc == 0) {
+				c->fail = POP3C_PERM;
+				(void)snprintf(c->err + strlen(c->err),
+				    sizeof(c->err) - strlen(c->err), " (without"
+				    " UIDL, fetch needs TOP to tell messages"
+				    " apart)");
+				goto out;
+			}
+			(void)snprintf(size, sizeof(size), "%llu\n",
+			    (unsigned long long)m->size);
+			if (EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) != 1 ||
+			    EVP_DigestUpdate(ctx, size, strlen(size)) != 1) {
+				(void)pop3c_error(c, POP3C_TEMP, "SHA-256"
+				    " failed");
+				goto out;
+			}
+			if (pop3c_body(c, FETCH_MAX_HEADER_SIZE, digest_data,
+			    ctx) == -1)
+				goto out;
+			if (digest_id(ctx, FETCH_DIGEST_PREFIX, &m->uidl) ==
+			    -1) {
+				(void)pop3c_error(c, POP3C_TEMP, "SHA-256"
+				    " failed");
+				goto out;
+			}
+		}
+	}
+	ret = 0;
+out:
+	EVP_MD_CTX_free(ctx);
+	return ret;
+}
+
+static int
+cmp_ident(const void *x, const void *y)
+{
+	const struct msg *a = *(const struct msg *const *)x;
+	const struct msg *b = *(const struct msg *const *)y;
+	int d = strcmp(a->uidl, b->uidl);
+
+	if (d != 0)
+		return d;
+	return a->num < b->num ? -1 : a->num > b->num;
+}
+
+/*
+ * Messages listed under the same identity (a server's duplicate UIDLs,
+ * or copies with the same headers and size on a server without UIDL)
+ * are ambiguous: the first (lowest number) keeps the identity, the n-th
+ * becomes FETCH_DUP_PREFIX and the SHA-256 of "identity\nn", so that
+ * each has a journal record of its own.  0 or -1.
+ */
+static int
+mark_duplicates(struct run *r)
+{
+	struct msg **v;
+	EVP_MD_CTX *ctx = NULL;
+	char nth[24], *id;
+	size_t i, k, n, dups = 0;
+	int ret = -1;
+
+	if (r->count < 2)
+		return 0;
+	if ((v = malloc(r->count * sizeof(*v))) == NULL)
+		return pop3c_error(r->c, POP3C_TEMP, "out of memory");
+	for (i = 0; i < r->count; i++)
+		v[i] = &r->msgs[i];
+	qsort(v, r->count, sizeof(*v), cmp_ident);
+	for (i = 0; i < r->count; i = k) {
+		for (k = i + 1; k < r->count && strcmp(v[k]->uidl,
+		    v[i]->uidl) == 0; k++)
+			continue;
+		if (k - i == 1)
+			continue;
+		if (ctx == NULL && (ctx = EVP_MD_CTX_new()) == NULL)
+			goto oom;
+		for (n = i; n < k; n++) {
+			v[n]->ambiguous = true;
+			if (n == i)
+				continue;
+			(void)snprintf(nth, sizeof(nth), "\n%zu", n - i + 1);
+			if (EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) != 1 ||
+			    EVP_DigestUpdate(ctx, v[i]->uidl,
+			    strlen(v[i]->uidl)) != 1 ||
+			    EVP_DigestUpdate(ctx, nth, strlen(nth)) != 1 ||
+			    digest_id(ctx, FETCH_DUP_PREFIX, &id) == -1)
+				goto oom;
+			dups++;
+			free(v[n]->uidl);
+			v[n]->uidl = id;
+		}
+	}
+	if (dups > 0)
+		fprintf(stderr, "postern fetch: warning: %s: %s lists %zu"
+		    " message%s under an identity another message has too;"
+		    " they are fetched, and deleted only once fetched by the"
+		    " same run\n", r->a->name, r->a->host, dups,
+		    dups == 1 ? "" : "s");
+	ret = 0;
+	goto out;
+oom:
+	(void)pop3c_error(r->c, POP3C_TEMP, "out of memory");
+out:
+	EVP_MD_CTX_free(ctx);
+	free(v);
+	return ret;
+}
+
+/* The journal identity of the headers of m (max_size_action =
+ * headers): FETCH_HEADERS_PREFIX and the SHA-256 of its identity.  0 or
+ * -1. */
+static int
+headers_id(struct msg *m)
+{
+	EVP_MD_CTX *ctx;
+	int r;
+
+	if ((ctx = EVP_MD_CTX_new()) == NULL)
+		return -1;
+	r = EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) == 1 &&
+	    EVP_DigestUpdate(ctx, m->uidl, strlen(m->uidl)) == 1 &&
+	    digest_id(ctx, FETCH_HEADERS_PREFIX, &m->jid) == 0 ? 0 : -1;
+	EVP_MD_CTX_free(ctx);
+	return r;
+}
+
+/* The server's messages and their identities: UIDL, or made up
+ * (synthetic_ids) when the server has no UIDL.  0 or -1. */
+static int
+list_messages(struct run *r)
+{
+	struct pop3c *c = r->c;
+	char line[FETCH_MAX_LINE + 1];
+	int rc;
+
+	if (pop3c_send(c, "UIDL") == -1 ||
+	    (rc = pop3c_status(c, "UIDL", line, sizeof(line))) == -1)
+		return -1;
+	if (rc == 1) {
+		if (pop3c_lines(c, uidl_line, r) == -1)
+			return -1;
+	} else {
+		/* A plain -ERR: no UIDL.  One with a response code
+		 * ([IN-USE], [SYS/TEMP]...) is a failure like any. */
+		if (strncmp(line, "-ERR [", 6) == 0)
+			return -1;
+		c->fail = POP3C_OK;
+		c->err[0] = '\0';
+		if (synthetic_ids(r) == -1)
+			return -1;
+	}
+	return mark_duplicates(r);
+}
+
 static int
 cmp_str(const void *x, const void *y)
 {
@@ -184,8 +446,8 @@ cmp_str(const void *x, const void *y)
 static int
 cmp_msg(const void *x, const void *y)
 {
-	return strcmp(((const struct msg *)x)->uidl,
-	    ((const struct msg *)y)->uidl);
+	return strcmp(((const struct msg *)x)->jid,
+	    ((const struct msg *)y)->jid);
 }
 
 /* The base name of m in the Maildir: from its UIDL, or, fetched again
@@ -197,7 +459,7 @@ msg_base(const struct run *r, const struct msg *m, char *out, size_t size)
 	char key[FETCH_MAX_UIDL + 48];
 
 	if (!m->again)
-		return fetch_base_name(r->a->name, m->uidl, out, size);
+		return fetch_base_name(r->a->name, m->jid, out, size);
 	if (str_fmt(key, sizeof(key), "%s\n%lld.%ld", m->uidl,
 	    (long long)r->start, (long)getpid()) == -1)
 		return -1;
@@ -332,69 +594,273 @@ put_data(void *arg, const uint8_t *data, size_t len)
 		    " %s", p->r->a->maildir, strerror(errno));
 	(void)wire_enc_feed(&p->enc, data, len, NULL);
 	p->stored += len;
+	report_progress(p->r->rep, len);
 	return 0;
 }
 
+/* A message of the window on its way into new/. */
+struct pending {
+	struct msg	*m;
+	char		 tmpname[256];
+	char		 name[300];	/* in new/, with S= and W= */
+	int		 fd;		/* open in tmp/, -1 once closed */
+	bool		 renamed;	/* in new/ */
+	uint64_t	 stored;
+};
+
 /*
- * The reply to a RETR (sent already) into the Maildir as base: tmp/,
- * fsync, rename into new/ (never over a file), fsync of new/.  0, or -1
- * (the reason in r->c) with nothing left in new/.
+ * The reply to a RETR (sent already) into tmp/ as base.  The file stays
+ * open and its writeback is started at once; window_commit makes it
+ * durable.  0, or -1 (the reason in r->c) with nothing left in tmp/.
  */
 static int
-retr_recv(struct run *r, const char *base, uint64_t *octets_r)
+retr_recv(struct run *r, const char *base, const char *prefix,
+    struct pending *pd)
 {
-	char line[FETCH_MAX_LINE + 1], tmpname[256], name[300];
+	char line[FETCH_MAX_LINE + 1];
 	struct put p = { .r = r, .fd = -1 };
 
-	if (str_fmt(tmpname, sizeof(tmpname), "%s.%ld", base,
+	pd->fd = -1;
+	pd->renamed = false;
+	if (str_fmt(pd->tmpname, sizeof(pd->tmpname), "%s.%ld", base,
 	    (long)getpid()) == -1)
 		return pop3c_error(r->c, POP3C_TEMP, "file name too long");
-	if (pop3c_status(r->c, "RETR", line, sizeof(line)) != 1)
+	if (pop3c_status(r->c, prefix != NULL ? "TOP" : "RETR", line,
+	    sizeof(line)) != 1)
 		return -1;
-	(void)unlinkat(r->tmp_fd, tmpname, 0);
-	p.fd = openat(r->tmp_fd, tmpname, O_WRONLY | O_CREAT | O_EXCL |
+	(void)unlinkat(r->tmp_fd, pd->tmpname, 0);
+	p.fd = openat(r->tmp_fd, pd->tmpname, O_WRONLY | O_CREAT | O_EXCL |
 	    O_CLOEXEC | O_NOFOLLOW, 0600);
 	if (p.fd == -1)
 		return pop3c_error(r->c, POP3C_TEMP, "maildir %s: tmp/%s: %s",
-		    r->a->maildir, tmpname, strerror(errno));
+		    r->a->maildir, pd->tmpname, strerror(errno));
 	wire_enc_init(&p.enc, false, WIRE_ALL_LINES);
-	if (pop3c_body(r->c, FETCH_MAX_MESSAGE_SIZE, put_data, &p) == -1)
+	if ((prefix != NULL && put_data(&p, (const uint8_t *)prefix,
+	    strlen(prefix)) == -1) ||
+	    pop3c_body(r->c, FETCH_MAX_MESSAGE_SIZE, put_data, &p) == -1)
 		goto fail;
 	(void)wire_enc_finish(&p.enc, NULL);
-	if (fsync(p.fd) == -1 || close(p.fd) == -1) {
-		p.fd = -1;
-		(void)pop3c_error(r->c, POP3C_TEMP, "maildir %s: fsync: %s",
-		    r->a->maildir, strerror(errno));
-		goto fail;
-	}
-	p.fd = -1;
-	if (str_fmt(name, sizeof(name), "%s,S=%llu,W=%llu", base,
+	if (str_fmt(pd->name, sizeof(pd->name), "%s,S=%llu,W=%llu", base,
 	    (unsigned long long)p.stored,
 	    (unsigned long long)p.enc.octets) == -1) {
 		(void)pop3c_error(r->c, POP3C_TEMP, "file name too long");
 		goto fail;
 	}
-	if (renameat2(r->tmp_fd, tmpname, r->new_fd, name,
-	    RENAME_NOREPLACE) == -1) {
-		(void)pop3c_error(r->c, POP3C_TEMP, "maildir %s: new/%s: %s",
-		    r->a->maildir, name, strerror(errno));
-		goto fail;
-	}
-	if (fsync(r->new_fd) == -1) {
-		(void)pop3c_error(r->c, POP3C_TEMP, "maildir %s: fsync of"
-		    " new/: %s", r->a->maildir, strerror(errno));
-		/* Not known to be on disk: take it back so that the next
-		 * run stores it again. */
-		(void)unlinkat(r->new_fd, name, 0);
-		return -1;
-	}
-	*octets_r = p.stored;
+	/* Only a hint: the fsync in window_commit is what counts. */
+	(void)sync_file_range(p.fd, 0, 0, SYNC_FILE_RANGE_WRITE);
+	pd->fd = p.fd;
+	pd->stored = p.stored;
 	return 0;
 fail:
-	if (p.fd != -1)
-		close(p.fd);
-	(void)unlinkat(r->tmp_fd, tmpname, 0);
+	close(p.fd);
+	(void)unlinkat(r->tmp_fd, pd->tmpname, 0);
 	return -1;
+}
+
+/* Forgets what of the window is not in new/: closes and removes its
+ * tmp/ files. */
+static void
+window_drop(struct run *r, struct pending *pd, size_t n)
+{
+	size_t k;
+
+	for (k = 0; k < n; k++) {
+		if (pd[k].fd != -1)
+			close(pd[k].fd);
+		pd[k].fd = -1;
+		if (!pd[k].renamed)
+			(void)unlinkat(r->tmp_fd, pd[k].tmpname, 0);
+	}
+}
+
+/*
+ * Makes the n messages of a window durable in new/: fsync of each file,
+ * rename into new/ (never over a file), one fsync of new/.  The journal
+ * records come after, and the DELEs after them: the order of fetch.h,
+ * one window at a time.  0, or -1 (the reason in r->c) with nothing of
+ * the window known to be in new/.
+ */
+static int
+window_commit(struct run *r, struct pending *pd, size_t n)
+{
+	size_t k;
+
+	for (k = 0; k < n; k++) {
+		if (fsync(pd[k].fd) == -1 || close(pd[k].fd) == -1) {
+			pd[k].fd = -1;
+			(void)pop3c_error(r->c, POP3C_TEMP, "maildir %s: fsync:"
+			    " %s", r->a->maildir, strerror(errno));
+			goto fail;
+		}
+		pd[k].fd = -1;
+	}
+	for (k = 0; k < n; k++) {
+		if (renameat2(r->tmp_fd, pd[k].tmpname, r->new_fd, pd[k].name,
+		    RENAME_NOREPLACE) == -1) {
+			(void)pop3c_error(r->c, POP3C_TEMP, "maildir %s:"
+			    " new/%s: %s", r->a->maildir, pd[k].name,
+			    strerror(errno));
+			goto fail;
+		}
+		pd[k].renamed = true;
+	}
+	if (n > 0 && fsync(r->new_fd) == -1) {
+		(void)pop3c_error(r->c, POP3C_TEMP, "maildir %s: fsync of"
+		    " new/: %s", r->a->maildir, strerror(errno));
+		goto fail;
+	}
+	return 0;
+fail:
+	/* Not known to be on disk: take back what was renamed, so that
+	 * the next run stores it again. */
+	for (k = 0; k < n; k++)
+		if (pd[k].renamed) {
+			(void)unlinkat(r->new_fd, pd[k].name, 0);
+			pd[k].renamed = false;
+		}
+	window_drop(r, pd, n);
+	return -1;
+}
+
+/* A message on its way to the mda. */
+struct mda_put {
+	struct run	*r;
+	struct mda	 d;
+	uint64_t	 stored;
+};
+
+static int
+mda_data(void *arg, const uint8_t *data, size_t len)
+{
+	struct mda_put *p = arg;
+	char err[512];
+
+	if (mda_write(&p->d, data, len, err, sizeof(err)) == -1)
+		return pop3c_error(p->r->c, POP3C_TEMP, "%s", err);
+	p->stored += len;
+	report_progress(p->r->rep, len);
+	return 0;
+}
+
+/*
+ * The reply to a RETR (sent already) through the account's mda, then,
+ * once it is delivered, its journal record (a delivery through an mda
+ * cannot be undone or recognised, so it is journaled at once, not with
+ * its window).  0 delivered, 1 refused by the mda (left on the server,
+ * counted in r->refused), -1 (the reason in r->c; exit 75 of the mda
+ * too).
+ */
+static int
+mda_recv(struct run *r, struct msg *m, const char *prefix)
+{
+	char line[FETCH_MAX_LINE + 1], err[512];
+	struct mda_put p = { .r = r };
+
+	if (pop3c_status(r->c, prefix != NULL ? "TOP" : "RETR", line,
+	    sizeof(line)) != 1)
+		return -1;
+	if (mda_start(&p.d, r->a, err, sizeof(err)) == -1)
+		return pop3c_error(r->c, POP3C_TEMP, "%s", err);
+	if ((prefix != NULL && mda_data(&p, (const uint8_t *)prefix,
+	    strlen(prefix)) == -1) ||
+	    pop3c_body(r->c, FETCH_MAX_MESSAGE_SIZE, mda_data, &p) == -1) {
+		mda_abort(&p.d);
+		return -1;
+	}
+	switch (mda_finish(&p.d, err, sizeof(err))) {
+	case MDA_DELIVERED:
+		break;
+	case MDA_TEMP:
+		return pop3c_error(r->c, POP3C_TEMP, "message %s: %s; it"
+		    " stays on the server", m->uidl, err);
+	case MDA_REFUSED:
+		fprintf(stderr, "postern fetch: %s: message %s: %s; left on"
+		    " the server\n", r->a->name, m->uidl, err);
+		report_refused(r->rep, m->uidl, err);
+		m->refused = true;
+		r->refused++;
+		return 1;
+	}
+	r->st->fetched++;
+	r->st->octets += p.stored;
+	report_message(r->rep, m->uidl, p.stored);
+	if (m->again)
+		return 0;
+	if (journal_append(r->j, m->jid, r->c->err, sizeof(r->c->err)) ==
+	    -1) {
+		r->c->fail = POP3C_TEMP;
+		return -1;
+	}
+	m->journaled = true;
+	return 0;
+}
+
+/* The end of the window that starts at message i. */
+static size_t
+window_end(const struct run *r, size_t i)
+{
+	return r->count - i > FETCH_PIPELINE_WINDOW ?
+	    i + FETCH_PIPELINE_WINDOW : r->count;
+}
+
+/*
+ * Decides what of messages [i, end) to retrieve (m->wanted, m->again,
+ * m->retr) and, with PIPELINING, sends their RETRs (TOPs for headers)
+ * at once.  0 or -1 (the reason in r->c).
+ */
+static int
+window_send(struct run *r, size_t i, size_t end, bool pipe,
+    int64_t expired)
+{
+	const struct account *a = r->a;
+	char base[256];
+	int64_t t;
+	size_t k;
+
+	for (k = i; k < end; k++) {
+		struct msg *m = &r->msgs[k];
+
+		/* Journaled: fetched again with only_new = no, or if
+		 * ambiguous and to be deleted now (it is never deleted
+		 * unless fetched by this very run). */
+		t = journal_time_of(r->j, m->jid);
+		m->again = t >= 0 && !m->headers && (!a->only_new ||
+		    (m->ambiguous && (!a->keep || (a->keep_days > 0 &&
+		    t <= expired))));
+		m->wanted = !m->skip && (m->again || t < 0);
+		m->retr = false;
+		if (!m->wanted)
+			continue;
+		if (msg_base(r, m, base, sizeof(base)) == -1)
+			return pop3c_error(r->c, POP3C_TEMP, "file name too"
+			    " long");
+		/* Stored by a run that died before its journal record: do
+		 * not store it twice. */
+		if (!m->again && have_base(r, base))
+			continue;
+		m->retr = true;
+		if (pipe && pop3c_send(r->c, m->headers ? "TOP %u 0" :
+		    "RETR %u", m->num) == -1)
+			return -1;
+	}
+	return 0;
+}
+
+/* Reads the replies to the pipelined DELEs of messages [i, end). */
+static int
+deles_read(struct run *r, size_t i, size_t end)
+{
+	char line[FETCH_MAX_LINE + 1];
+	size_t k;
+
+	for (k = i; k < end; k++) {
+		if (!r->msgs[k].dele)
+			continue;
+		if (pop3c_status(r->c, "DELE", line, sizeof(line)) != 1)
+			return -1;
+		r->msgs[k].deleted = true;
+	}
+	return 0;
 }
 
 static int
@@ -437,18 +903,24 @@ status_of(const struct pop3c *c)
 
 int
 fetch_account(const struct account *a, const char *state_dir,
-    bool check_only, struct fetch_stats *st, char *err, size_t errsize)
+    bool check_only, struct report *rep, struct fetch_stats *st, char *err,
+    size_t errsize)
 {
 	char pass[FETCH_MAX_PASSWORD + 1], path[4096], base[256];
+	char token[FETCH_MAX_TOKEN + 1];
 	char line[FETCH_MAX_LINE + 1];
 	struct run r = { .a = a, .maildir_fd = -1, .tmp_fd = -1,
 	    .new_fd = -1, .start = (int64_t)time(NULL) };
 	struct journal *j = NULL;
 	struct pop3c *c = NULL;
 	unsigned int dropped;
-	uint64_t octets = 0;
 	bool quit_ok = false, *keep = NULL, changed;
-	size_t i, k, end, window;
+	struct pending pd[FETCH_PIPELINE_WINDOW];
+	char marker[128];
+	const char *prefix;
+	const char *ju[FETCH_PIPELINE_WINDOW];
+	size_t i, k, end, np = 0, nj, dele_from = 0, dele_to = 0;
+	bool pipe;
 	int status, lockfd = -1;
 	int64_t expired, t;
 
@@ -472,42 +944,45 @@ fetch_account(const struct account *a, const char *state_dir,
 		fprintf(stderr, "postern fetch: warning: journal %s: %u"
 		    " damaged line%s dropped (a run was interrupted while"
 		    " writing it)\n", path, dropped, dropped == 1 ? "" : "s");
-	if (!check_only && maildir_prepare(&r, err, errsize) == -1)
+	r.j = j;
+	r.st = st;
+	r.rep = rep;
+	if (!check_only && a->maildir != NULL && maildir_prepare(&r, err,
+	    errsize) == -1)
 		goto out;
-	if (account_password(a, pass, sizeof(pass), err, errsize) == -1) {
+	token[0] = '\0';
+	if (account_password(a, pass, sizeof(pass), err, errsize) == -1 ||
+	    (a->token_command != NULL && account_token(a, token,
+	    sizeof(token), err, errsize) == -1)) {
 		explicit_bzero(pass, sizeof(pass));
+		explicit_bzero(token, sizeof(token));
 		status = FETCH_EXIT_PERM;
 		goto out;
 	}
 	if ((c = malloc(sizeof(*c))) == NULL) {
 		explicit_bzero(pass, sizeof(pass));
+		explicit_bzero(token, sizeof(token));
 		ferr(err, errsize, "out of memory");
 		goto out;
 	}
 	r.c = c;
 	if (pop3c_connect(c, a) == -1) {
 		explicit_bzero(pass, sizeof(pass));
+		explicit_bzero(token, sizeof(token));
 		goto net;
 	}
-	if (pop3c_login(c, pass) == -1)
+	if (pop3c_login(c, pass, token) == -1)
 		goto net;
 	st->method = c->method;
-	if (pop3c_send(c, "UIDL") == -1)
+	/* The user's own LOGIN-DELAY, when the site's was marked USER. */
+	if (c->capa.login_delay_user && pop3c_capa(c) == -1)
 		goto net;
-	switch (pop3c_status(c, "UIDL", line, sizeof(line))) {
-	case 1:
-		break;
-	case 0:
-		c->fail = POP3C_PERM;
-		(void)snprintf(c->err + strlen(c->err), sizeof(c->err) -
-		    strlen(c->err), " (fetch needs UIDL to fetch each"
-		    " message once)");
+	st->login_delay = c->capa.login_delay;
+	st->login_ms = report_now_ms();
+	if (list_messages(&r) == -1)
 		goto net;
-	default:
-		goto net;
-	}
-	if (pop3c_lines(c, uidl_line, &r) == -1)
-		goto net;
+	for (k = 0; k < r.count; k++)
+		r.msgs[k].jid = r.msgs[k].uidl;
 	st->listed = (uint32_t)r.count;
 	for (k = 0; k < r.count; k++)
 		if (!journal_has(j, r.msgs[k].uidl))
@@ -524,9 +999,9 @@ fetch_account(const struct account *a, const char *state_dir,
 	/* RFC 2449 section 6.6: with PIPELINING, a window of RETRs (and
 	 * then DELEs) goes out before their replies are read, in order. */
 	if (a->max_size > 0) {
-		if (pop3c_send(c, "LIST") == -1 ||
+		if (!r.sized && (pop3c_send(c, "LIST") == -1 ||
 		    pop3c_status(c, "LIST", line, sizeof(line)) != 1 ||
-		    pop3c_lines(c, list_line, &r) == -1)
+		    pop3c_lines(c, list_line, &r) == -1))
 			goto net;
 		for (k = 0; k < r.count; k++) {
 			struct msg *m = &r.msgs[k];
@@ -534,7 +1009,28 @@ fetch_account(const struct account *a, const char *state_dir,
 			if (m->size <= a->max_size || (a->only_new &&
 			    journal_has(j, m->uidl)))
 				continue;
+			if (a->max_size_headers) {
+				/* Its headers, once, under an identity of
+				 * their own; the message stays. */
+				if (headers_id(m) == -1) {
+					(void)pop3c_error(c, POP3C_TEMP, "out"
+					    " of memory");
+					goto net;
+				}
+				m->headers = true;
+				if (!journal_has(j, m->jid))
+					fprintf(stderr, "postern fetch:"
+					    " warning: %s: message %s (%llu"
+					    " octets) is larger than max_size"
+					    " (%llu); only its headers are"
+					    " stored, it stays on the"
+					    " server\n", a->name, m->uidl,
+					    (unsigned long long)m->size,
+					    (unsigned long long)a->max_size);
+				continue;
+			}
 			m->skip = true;
+			report_skipped(rep, m->uidl, m->size, "max_size");
 			fprintf(stderr, "postern fetch: warning: %s: message"
 			    " %s (%llu octets) is larger than max_size (%llu);"
 			    " left on the server\n", a->name, m->uidl,
@@ -542,50 +1038,76 @@ fetch_account(const struct account *a, const char *state_dir,
 			    (unsigned long long)a->max_size);
 		}
 	}
-	window = c->capa.pipelining ? FETCH_PIPELINE_WINDOW : 1;
+	for (k = 0, nj = 0; k < r.count; k++)
+		if (!r.msgs[k].skip && ((!a->only_new &&
+		    !r.msgs[k].headers) || !journal_has(j, r.msgs[k].jid)))
+			nj++;
+	report_expect(rep, (uint32_t)nj);
+	/* A window of messages is stored, journaled and deleted together;
+	 * with PIPELINING its RETRs (and then its DELEs) go out at once,
+	 * before their replies are read, in order. */
+	pipe = c->capa.pipelining;
 	/* keep_days: what was journaled before this is deleted. */
 	expired = (int64_t)time(NULL) - (int64_t)a->keep_days * 86400;
 	for (i = 0; i < r.count; i = end) {
-		end = r.count - i > window ? i + window : r.count;
+		end = window_end(&r, i);
+		/* With PIPELINING, the RETRs of every window but the first
+		 * went out before the previous window was flushed. */
+		if ((i == 0 || !pipe) && window_send(&r, i, end, pipe,
+		    expired) == -1)
+			goto net;
+		np = 0;
 		for (k = i; k < end; k++) {
 			struct msg *m = &r.msgs[k];
 
-			m->again = !a->only_new && journal_has(j, m->uidl);
-			m->wanted = !m->skip && (m->again ||
-			    !journal_has(j, m->uidl));
-			m->retr = false;
-			if (!m->wanted)
+			if (!m->retr)
 				continue;
-			if (msg_base(&r, m, base, sizeof(base)) == -1) {
-				(void)pop3c_error(c, POP3C_TEMP, "file name"
-				    " too long");
-				goto net;
+			if (!pipe && pop3c_send(c, m->headers ? "TOP %u 0" :
+			    "RETR %u", m->num) == -1)
+				goto salvage;
+			prefix = NULL;
+			if (m->headers) {
+				(void)snprintf(marker, sizeof(marker),
+				    "X-Postern-Headers-Only: %llu octets,"
+				    " left on the server (max_size)\n",
+				    (unsigned long long)m->size);
+				prefix = marker;
 			}
-			/* Stored by a run that died before its journal
-			 * record: do not store it twice. */
-			if (!m->again && have_base(&r, base))
+			if (a->mda != NULL) {
+				if (mda_recv(&r, m, prefix) == -1)
+					goto salvage;
 				continue;
-			m->retr = true;
-			if (pop3c_send(c, "RETR %u", m->num) == -1)
-				goto net;
+			}
+			if (msg_base(&r, m, base, sizeof(base)) == -1 ||
+			    retr_recv(&r, base, prefix, &pd[np]) == -1)
+				goto salvage;
+			pd[np++].m = m;
 		}
-		for (k = i; k < end; k++) {
-			struct msg *m = &r.msgs[k];
-
-			if (!m->wanted)
-				continue;
-			if (m->retr) {
-				if (msg_base(&r, m, base, sizeof(base)) == -1 ||
-				    retr_recv(&r, base, &octets) == -1)
-					goto net;
-				st->fetched++;
-				st->octets += octets;
-			}
-			if (!m->again && journal_append(j, m->uidl, c->err,
-			    sizeof(c->err)) == -1) {
-				c->fail = POP3C_TEMP;
-				goto net;
-			}
+		/* The previous window's DELE replies come after this
+		 * window's RETR replies; then the next window's RETRs go
+		 * out, so that the server sends while this one is
+		 * flushed. */
+		if (pipe && (deles_read(&r, dele_from, dele_to) == -1 ||
+		    (end < r.count && window_send(&r, end, window_end(&r,
+		    end), pipe, expired) == -1)))
+			goto salvage;
+		dele_from = dele_to = 0;
+		if (window_commit(&r, pd, np) == -1)
+			goto net;
+		for (k = 0; k < np; k++) {
+			st->fetched++;
+			st->octets += pd[k].stored;
+			report_message(rep, pd[k].m->uidl, pd[k].stored);
+		}
+		nj = 0;
+		for (k = i; k < end; k++)
+			if (r.msgs[k].wanted && !r.msgs[k].again &&
+			    !r.msgs[k].journaled && !r.msgs[k].refused)
+				ju[nj++] = r.msgs[k].jid;
+		if (journal_append_all(j, ju, nj, c->err, sizeof(c->err)) ==
+		    -1) {
+			c->fail = POP3C_TEMP;
+			goto net;
 		}
 		/* Every UIDL of the window is journaled: now DELE, all
 		 * of them with keep = no, the expired ones with keep_days. */
@@ -593,19 +1115,25 @@ fetch_account(const struct account *a, const char *state_dir,
 			struct msg *m = &r.msgs[k];
 
 			t = journal_time_of(j, m->uidl);
-			m->dele = !m->skip && (!a->keep || (a->keep_days > 0 &&
-			    t >= 0 && t <= expired));
+			m->dele = !m->skip && !m->headers && !m->refused &&
+			    t >= 0 &&
+			    (!a->keep || (a->keep_days > 0 && t <= expired));
 			if (m->dele && pop3c_send(c, "DELE %u", m->num) == -1)
 				goto net;
+			if (m->dele && !pipe) {
+				if (pop3c_status(c, "DELE", line,
+				    sizeof(line)) != 1)
+					goto net;
+				m->deleted = true;
+			}
 		}
-		for (k = i; k < end; k++) {
-			if (!r.msgs[k].dele)
-				continue;
-			if (pop3c_status(c, "DELE", line, sizeof(line)) != 1)
-				goto net;
-			r.msgs[k].deleted = true;
+		if (pipe) {
+			dele_from = i;
+			dele_to = end;
 		}
 	}
+	if (deles_read(&r, dele_from, dele_to) == -1)
+		goto net;
 	if (pop3c_send(c, "QUIT") == -1 ||
 	    pop3c_status(c, "QUIT", line, sizeof(line)) != 1)
 		goto net;
@@ -618,7 +1146,7 @@ fetch_account(const struct account *a, const char *state_dir,
 	if (r.count > 0)
 		qsort(r.msgs, r.count, sizeof(*r.msgs), cmp_msg);
 	for (k = 0; k < journal_count(j); k++) {
-		struct msg key = { .uidl = (char *)(uintptr_t)
+		struct msg key = { .jid = (char *)(uintptr_t)
 		    journal_uidl(j, k) }, *m;
 
 		m = r.count > 0 ? bsearch(&key, r.msgs, r.count,
@@ -633,7 +1161,27 @@ fetch_account(const struct account *a, const char *state_dir,
 	if (changed && journal_compact(j, keep, err, errsize) == -1)
 		fprintf(stderr, "postern fetch: warning: %s\n", err);
 	err[0] = '\0';
+	if (r.refused > 0) {
+		/* Left on the server: fix the mda, the next run retries. */
+		status = FETCH_EXIT_PERM;
+		ferr(err, errsize, "the mda refused %u message%s (left on"
+		    " the server)", r.refused, r.refused == 1 ? "" : "s");
+	}
 	goto out;
+salvage:
+	/* The connection failed inside a window: what came in whole is
+	 * still stored and journaled (and not deleted), so that the next
+	 * run need not retrieve it again. */
+	if (window_commit(&r, pd, np) == 0) {
+		char jerr[256];
+
+		nj = 0;
+		for (k = 0; k < np; k++)
+			if (!pd[k].m->again)
+				ju[nj++] = pd[k].m->jid;
+		if (journal_append_all(j, ju, nj, jerr, sizeof(jerr)) == -1)
+			fprintf(stderr, "postern fetch: warning: %s\n", jerr);
+	}
 net:
 	status = status_of(c);
 	ferr(err, errsize, "%s", c->err[0] != '\0' ? c->err :
@@ -644,8 +1192,11 @@ out:
 		free(c);
 	}
 	free(keep);
-	for (i = 0; i < r.count; i++)
+	for (i = 0; i < r.count; i++) {
+		if (r.msgs[i].jid != r.msgs[i].uidl)
+			free(r.msgs[i].jid);
 		free(r.msgs[i].uidl);
+	}
 	free(r.msgs);
 	for (i = 0; i < r.nhave; i++)
 		free(r.have[i]);

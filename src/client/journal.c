@@ -161,7 +161,7 @@ uidl_valid(const char *s, size_t len)
 {
 	size_t i;
 
-	if (len == 0 || len > FETCH_MAX_UIDL)
+	if (len == 0 || len > FETCH_MAX_ID)
 		return false;
 	for (i = 0; i < len; i++)
 		if ((unsigned char)s[i] < 0x21 || (unsigned char)s[i] > 0x7e)
@@ -387,26 +387,48 @@ int
 journal_append(struct journal *j, const char *uidl, char *err,
     size_t errsize)
 {
-	char line[FETCH_JOURNAL_MAX_LINE];
-	size_t len = strlen(uidl);
-	int64_t now = (int64_t)time(NULL);
+	return journal_append_all(j, &uidl, 1, err, errsize);
+}
 
-	if (!uidl_valid(uidl, len) || format_record(uidl, now, line,
-	    sizeof(line)) == -1) {
-		jerr(err, errsize, "journal %s: invalid UIDL", j->path);
-		return -1;
+int
+journal_append_all(struct journal *j, const char *const *uidls, size_t n,
+    char *err, size_t errsize)
+{
+	char line[FETCH_JOURNAL_MAX_LINE];
+	int64_t now = (int64_t)time(NULL);
+	struct buf b;
+	size_t i;
+	int r = 0;
+
+	if (n == 0)
+		return 0;
+	buf_init(&b, FETCH_JOURNAL_MAX_SIZE);
+	for (i = 0; i < n && r == 0; i++) {
+		if (!uidl_valid(uidls[i], strlen(uidls[i])) ||
+		    format_record(uidls[i], now, line, sizeof(line)) == -1) {
+			jerr(err, errsize, "journal %s: invalid UIDL",
+			    j->path);
+			r = -1;
+		} else if (buf_add(&b, line, strlen(line)) == -1) {
+			jerr(err, errsize, "journal %s: out of memory",
+			    j->path);
+			r = -1;
+		}
 	}
-	if (write_full(j->fd, line, strlen(line)) == -1 ||
-	    fdatasync(j->fd) == -1) {
+	if (r == 0 && (write_full(j->fd, b.data, b.len) == -1 ||
+	    fdatasync(j->fd) == -1)) {
 		jerr(err, errsize, "journal %s: appending: %s", j->path,
 		    strerror(errno));
-		return -1;
+		r = -1;
 	}
-	if (insert(j, uidl, len, now) == -1) {
-		jerr(err, errsize, "journal %s: out of memory", j->path);
-		return -1;
-	}
-	return 0;
+	buf_clear(&b);
+	for (i = 0; i < n && r == 0; i++)
+		if (insert(j, uidls[i], strlen(uidls[i]), now) == -1) {
+			jerr(err, errsize, "journal %s: out of memory",
+			    j->path);
+			r = -1;
+		}
+	return r;
 }
 
 int

@@ -26,6 +26,7 @@
 #include <openssl/x509v3.h>
 
 #include "client/pop3c.h"
+#include "lib/strnum.h"
 #include "tls/tls.h"
 
 int
@@ -277,34 +278,107 @@ pop3c_lines(struct pop3c *c, int (*fn)(void *, char *, size_t), void *arg)
 
 enum body_state { B_BOL, B_DOT, B_DOT_CR, B_MID, B_CR };
 
+/* The output of pop3c_body: LF-form octets gathered for fn. */
+struct body_out {
+	int		(*fn)(void *, const uint8_t *, size_t);
+	void		*arg;
+	uint64_t	 max, total;
+	size_t		 o;
+	uint8_t		 buf[FETCH_READ_CHUNK];
+};
+
+static int
+body_flush(struct pop3c *c, struct body_out *b)
+{
+	if (b->o == 0)
+		return 0;
+	if ((b->total += b->o) > b->max)
+		return pop3c_error(c, POP3C_TEMP, "%s: a message is larger"
+		    " than %llu octets", c->acct->host,
+		    (unsigned long long)b->max);
+	if (b->fn(b->arg, b->buf, b->o) == -1)
+		return -1;
+	b->o = 0;
+	return 0;
+}
+
+static int
+body_put(struct pop3c *c, struct body_out *b, const uint8_t *p, size_t n)
+{
+	size_t k;
+
+	while (n > 0) {
+		if (b->o == sizeof(b->buf) && body_flush(c, b) == -1)
+			return -1;
+		k = sizeof(b->buf) - b->o;
+		if (k > n)
+			k = n;
+		memcpy(b->buf + b->o, p, k);
+		b->o += k;
+		p += k;
+		n -= k;
+	}
+	return 0;
+}
+
+/*
+ * The body is read a buffer at a time.  Inside a line (B_MID) the next
+ * LF is found with memchr and the octets before it are copied in one
+ * piece; only the first octets of a line, where a dot may be stuffed or
+ * end the body, and a CR at the end of a buffer go through the states
+ * one octet at a time.
+ */
 int
 pop3c_body(struct pop3c *c, uint64_t max,
     int (*fn)(void *, const uint8_t *, size_t), void *arg)
 {
+	static const uint8_t lf = '\n', cr = '\r';
 	enum body_state st = B_BOL;
-	uint8_t out[8192];
-	size_t o = 0, i;
-	uint64_t total = 0;
-	const uint8_t *p;
+	struct body_out *b;
+	const uint8_t *p, *q;
+	size_t i, n, run;
 	uint8_t ch;
+	int ret = -1;
 
-#define PUT(x) do {							\
-	if (o == sizeof(out)) {						\
-		if ((total += o) > max)					\
-			goto too_big;					\
-		if (fn(arg, out, o) == -1)				\
-			return -1;					\
-		o = 0;							\
-	}								\
-	out[o++] = (x);							\
-} while (0)
-
+	if ((b = malloc(sizeof(*b))) == NULL)
+		return pop3c_error(c, POP3C_TEMP, "out of memory");
+	b->fn = fn;
+	b->arg = arg;
+	b->max = max;
+	b->total = 0;
+	b->o = 0;
 	for (;;) {
 		if (c->rlen == 0 && fill(c) == -1)
-			return -1;
+			goto out;
 		p = c->rbuf + c->rpos;
-		for (i = 0; i < c->rlen; i++) {
-			ch = p[i];
+		n = c->rlen;
+		for (i = 0; i < n;) {
+			if (st == B_MID) {
+				q = memchr(p + i, '\n', n - i);
+				if (q == NULL) {
+					/* A CR last in the buffer may be the
+					 * first half of a CRLF. */
+					run = n - i;
+					if (p[n - 1] == '\r') {
+						run--;
+						st = B_CR;
+					}
+					if (body_put(c, b, p + i, run) == -1)
+						goto out;
+					i = n;
+					continue;
+				}
+				run = (size_t)(q - (p + i));
+				if (run > 0 && q[-1] == '\r')
+					run--;	/* CRLF becomes LF */
+				if (body_put(c, b, p + i, run) == -1 ||
+				    body_put(c, b, &lf, 1) == -1)
+					goto out;
+				i = (size_t)(q - p) + 1;
+				st = B_BOL;
+				continue;
+			}
+			ch = p[i++];
 			switch (st) {
 			case B_BOL:
 				if (ch == '.') {
@@ -323,15 +397,20 @@ pop3c_body(struct pop3c *c, uint64_t max,
 			case B_DOT_CR:
 				if (ch == '\n')
 					goto end;
-				PUT('\r');	/* ".\rx": keep the CR */
+				/* ".\rx": keep the CR */
+				if (body_put(c, b, &cr, 1) == -1)
+					goto out;
 				break;
 			case B_CR:
 				if (ch == '\n') {
-					PUT('\n');
+					if (body_put(c, b, &lf, 1) == -1)
+						goto out;
 					st = B_BOL;
 					continue;
 				}
-				PUT('\r');	/* a bare CR is data */
+				/* a bare CR is data */
+				if (body_put(c, b, &cr, 1) == -1)
+					goto out;
 				break;
 			case B_MID:
 				break;
@@ -339,30 +418,25 @@ pop3c_body(struct pop3c *c, uint64_t max,
 			if (ch == '\r')
 				st = B_CR;
 			else if (ch == '\n') {
-				PUT('\n');
+				if (body_put(c, b, &lf, 1) == -1)
+					goto out;
 				st = B_BOL;
 			} else {
-				PUT(ch);
+				if (body_put(c, b, &ch, 1) == -1)
+					goto out;
 				st = B_MID;
 			}
 		}
-		c->rpos += c->rlen;
+		c->rpos += n;
 		c->rlen = 0;
 	}
 end:
-	c->rpos += i + 1;
-	c->rlen -= i + 1;
-	if (o > 0) {
-		if ((total += o) > max)
-			goto too_big;
-		if (fn(arg, out, o) == -1)
-			return -1;
-	}
-	return 0;
-too_big:
-	return pop3c_error(c, POP3C_TEMP, "%s: a message is larger than %llu"
-	    " octets", c->acct->host, (unsigned long long)max);
-#undef PUT
+	c->rpos += i;
+	c->rlen -= i;
+	ret = body_flush(c, b);
+out:
+	free(b);
+	return ret;
 }
 
 static int
@@ -382,7 +456,19 @@ capa_line(void *arg, char *line, size_t len)
 		k->uidl = true;
 	else if (strcasecmp(line, "PIPELINING") == 0)
 		k->pipelining = true;
-	else if (strcasecmp(line, "SASL") == 0 && sp != NULL)
+	else if (strcasecmp(line, "LOGIN-DELAY") == 0 && sp != NULL) {
+		char *sp2 = strchr(sp, ' ');
+
+		if (sp2 != NULL)
+			*sp2++ = '\0';
+		/* A malformed value is not trusted to be small: the
+		 * ceiling, not zero. */
+		if (parse_u32(sp, FETCH_MAX_LOGIN_DELAY, &k->login_delay) !=
+		    PARSE_OK)
+			k->login_delay = FETCH_MAX_LOGIN_DELAY;
+		k->login_delay_user = sp2 != NULL &&
+		    strcasecmp(sp2, "USER") == 0;
+	} else if (strcasecmp(line, "SASL") == 0 && sp != NULL)
 		(void)snprintf(k->sasl, sizeof(k->sasl), "%s", sp);
 	return 0;
 }
@@ -484,6 +570,45 @@ tcp_connect(struct pop3c *c)
 	return 0;
 }
 
+/*
+ * tls_pin: the SHA-256 of the server's certificate (DER) or of its
+ * public key (SubjectPublicKeyInfo, DER) must be one of the account's
+ * pins.  Checked after, not instead of, the verification.  0 or -1.
+ */
+static int
+check_pins(struct pop3c *c)
+{
+	const struct account *a = c->acct;
+	unsigned char md[2][EVP_MAX_MD_SIZE], *der = NULL;
+	unsigned int mdlen[2] = { 0, 0 };
+	X509 *cert;
+	size_t i;
+	int len;
+
+	if (a->npins == 0)
+		return 0;
+	if ((cert = SSL_get1_peer_certificate(c->ssl)) == NULL)
+		return pop3c_error(c, POP3C_PERM, "TLS: %s sent no"
+		    " certificate", a->host);
+	if (X509_digest(cert, EVP_sha256(), md[0], &mdlen[0]) != 1 ||
+	    (len = i2d_X509_PUBKEY(X509_get_X509_PUBKEY(cert), &der)) <= 0 ||
+	    EVP_Digest(der, (size_t)len, md[1], &mdlen[1], EVP_sha256(),
+	    NULL) != 1 || mdlen[0] != 32 || mdlen[1] != 32) {
+		OPENSSL_free(der);
+		X509_free(cert);
+		return pop3c_error(c, POP3C_TEMP, "TLS: cannot hash the"
+		    " certificate of %s", a->host);
+	}
+	OPENSSL_free(der);
+	X509_free(cert);
+	for (i = 0; i < a->npins; i++)
+		if (memcmp(a->pins[i], md[0], 32) == 0 ||
+		    memcmp(a->pins[i], md[1], 32) == 0)
+			return 0;
+	return pop3c_error(c, POP3C_PERM, "TLS verification of %s failed:"
+	    " its certificate matches no tls_pin", a->host);
+}
+
 static int
 tls_start(struct pop3c *c)
 {
@@ -494,9 +619,16 @@ tls_start(struct pop3c *c)
 
 	ERR_clear_error();
 	if ((c->ctx = SSL_CTX_new(TLS_client_method())) == NULL ||
-	    SSL_CTX_set_min_proto_version(c->ctx, TLS1_2_VERSION) != 1)
+	    SSL_CTX_set_min_proto_version(c->ctx, a->tls_min) != 1)
 		return pop3c_error(c, POP3C_TEMP, "TLS: %s",
 		    tls_last_error(ebuf, sizeof(ebuf)));
+	if (a->tls_cert != NULL && (SSL_CTX_use_certificate_chain_file(c->ctx,
+	    a->tls_cert) != 1 || SSL_CTX_use_PrivateKey_file(c->ctx,
+	    a->tls_key, SSL_FILETYPE_PEM) != 1 ||
+	    SSL_CTX_check_private_key(c->ctx) != 1))
+		return pop3c_error(c, POP3C_PERM, "tls_cert %s, tls_key %s:"
+		    " %s", a->tls_cert, a->tls_key, tls_last_error(ebuf,
+		    sizeof(ebuf)));
 	SSL_CTX_set_verify(c->ctx, SSL_VERIFY_PEER, NULL);
 	if (a->ca_file != NULL) {
 		if (SSL_CTX_load_verify_locations(c->ctx, a->ca_file, NULL) !=
@@ -513,7 +645,7 @@ tls_start(struct pop3c *c)
 	for (;;) {
 		ERR_clear_error();
 		if ((r = SSL_connect(c->ssl)) == 1)
-			return 0;
+			return check_pins(c);
 		vr = SSL_get_verify_result(c->ssl);
 		if (vr != X509_V_OK)
 			return pop3c_error(c, POP3C_PERM, "TLS verification"
@@ -532,6 +664,25 @@ tls_start(struct pop3c *c)
 	}
 }
 
+/* RFC 1939 section 7: the greeting's timestamp "<...>" (no blank, no
+ * angle bracket inside) for APOP, if it has one. */
+static void
+apop_stamp(struct pop3c *c, const char *greeting)
+{
+	const char *lt = strchr(greeting, '<'), *gt;
+	size_t n;
+
+	c->apop_stamp[0] = '\0';
+	if (lt == NULL || (gt = strchr(lt, '>')) == NULL)
+		return;
+	n = (size_t)(gt - lt) + 1;
+	if (n < 3 || strcspn(lt + 1, "< \t") < n - 2 ||
+	    n >= sizeof(c->apop_stamp))
+		return;
+	memcpy(c->apop_stamp, lt, n);
+	c->apop_stamp[n] = '\0';
+}
+
 int
 pop3c_connect(struct pop3c *c, const struct account *a)
 {
@@ -547,6 +698,7 @@ pop3c_connect(struct pop3c *c, const struct account *a)
 		return -1;
 	if (pop3c_status(c, "greeting", line, sizeof(line)) != 1)
 		return -1;
+	apop_stamp(c, line);
 	if (pop3c_capa(c) == -1)
 		return -1;
 	if (a->tls != ACCOUNT_TLS_STARTTLS)

@@ -32,6 +32,10 @@ enum pop3c_fail {
 struct pop3c_capa {
 	bool	 known;		/* CAPA answered +OK */
 	bool	 stls, user, uidl, pipelining;
+	/* RFC 2449 section 6.5: seconds between logins; USER: another
+	 * value may follow after login. */
+	uint32_t login_delay;
+	bool	 login_delay_user;
 	char	 sasl[512];	/* the SASL line's mechanisms, or "" */
 };
 
@@ -46,6 +50,7 @@ struct pop3c {
 	enum pop3c_fail	 fail;
 	char		 err[512];
 	const char	*method;	/* how it logged in, for the summary */
+	char		 apop_stamp[FETCH_MAX_LINE + 1]; /* <...>, or "" */
 	size_t		 rpos, rlen;
 	uint8_t		 rbuf[FETCH_READ_CHUNK];
 };
@@ -59,12 +64,16 @@ int	pop3c_connect(struct pop3c *c, const struct account *a)
 	    ATTR_WARN_UNUSED;
 
 /*
- * Logs in with the strongest method both sides have (pop3c_login.c):
- * SCRAM-SHA-256-PLUS, SCRAM-SHA-256, SCRAM-SHA-1, CRAM-MD5, PLAIN (TLS
- * only), USER/PASS (TLS only, or to loopback with insecure = yes).
- * pass is wiped before return.  0 or -1.
+ * Logs in with the first method of the account's auth list (else, the
+ * strongest first: EXTERNAL with tls_cert, OAUTHBEARER and XOAUTH2 with
+ * a token, SCRAM-SHA-256-PLUS, SCRAM-SHA-256, SCRAM-SHA-1, CRAM-MD5,
+ * APOP, PLAIN, USER/PASS) that the server offers and the account can use:
+ * PLAIN, USER/PASS and the bearer tokens only over TLS, or to loopback
+ * with insecure = yes.  pass and token ("" when there is none) are wiped
+ * before return.  0 or -1.
  */
-int	pop3c_login(struct pop3c *c, char *pass) ATTR_WARN_UNUSED;
+int	pop3c_login(struct pop3c *c, char *pass, char *token)
+	    ATTR_WARN_UNUSED;
 
 /* Sends one command line (CRLF added). 0 or -1. */
 int	pop3c_send(struct pop3c *c, const char *fmt, ...) ATTR_PRINTF(2, 3)

@@ -222,56 +222,243 @@ userpass_login(struct pop3c *c, const char *pass)
 	return 0;
 }
 
-int
-pop3c_login(struct pop3c *c, char *pass)
+static int
+external_login(struct pop3c *c)
 {
-	bool secure = c->ssl != NULL ||
-	    (c->loopback && c->acct->insecure);
-	Gsasl *ctx = NULL;
-	size_t m;
+	char line[FETCH_MAX_LINE + 1], b64[4 * ((FETCH_MAX_VALUE + 2) / 3) +
+	    1];
+	size_t n = strlen(c->acct->user);
+	int r;
+
+	/* The authorisation identity is the account's user: the server
+	 * must agree that the certificate is that user's. */
+	if (n > FETCH_MAX_VALUE)
+		return pop3c_error(c, POP3C_PERM, "user name too long");
+	(void)EVP_EncodeBlock((unsigned char *)b64,
+	    (const unsigned char *)c->acct->user, (int)n);
+	if (pop3c_send(c, "AUTH EXTERNAL %s", b64) == -1)
+		return -1;
+	if ((r = pop3c_status(c, "login", line, sizeof(line))) != 1)
+		return r == 0 ? login_refused(c, line) : -1;
+	c->method = "EXTERNAL";
+	return 0;
+}
+
+/*
+ * OAUTHBEARER (RFC 7628) or XOAUTH2 with an OAuth 2.0 bearer token: one
+ * initial response; a server that refuses sends an error challenge,
+ * answered as each mechanism wants before its -ERR.  0 or -1.
+ */
+static int
+bearer_login(struct pop3c *c, enum account_auth id, const char *token)
+{
+	char msg[FETCH_MAX_TOKEN + 2 * FETCH_MAX_VALUE + 64];
+	char b64[4 * ((sizeof(msg) + 2) / 3) + 1];
+	char line[FETCH_MAX_SASL_LINE + 1];
+	const char *name = account_auth_name(id), *u;
+	size_t n = 0;
 	int r = -1;
 
-	if (strchr(c->acct->user, ' ') != NULL ||
-	    strpbrk(pass, "\r\n") != NULL) {
-		r = pop3c_error(c, POP3C_PERM, "the user name holds a blank"
-		    " or the password a line break");
+	if (id == ACCOUNT_AUTH_OAUTHBEARER) {
+		/* The GS2 header, with ',' and '=' of the user escaped. */
+		n = (size_t)snprintf(msg, sizeof(msg), "n,a=");
+		for (u = c->acct->user; *u != '\0' && n + 4 < sizeof(msg); u++)
+			n += (size_t)snprintf(msg + n, sizeof(msg) - n, "%s",
+			    *u == ',' ? "=2C" : *u == '=' ? "=3D" :
+			    (char[]){ *u, '\0' });
+		n += (size_t)snprintf(msg + n, sizeof(msg) - n,
+		    ",\001auth=Bearer %s\001\001", token);
+	} else
+		n = (size_t)snprintf(msg, sizeof(msg),
+		    "user=%s\001auth=Bearer %s\001\001", c->acct->user, token);
+	if (n >= sizeof(msg)) {
+		r = pop3c_error(c, POP3C_PERM, "token_command: token too"
+		    " long");
 		goto out;
 	}
-	for (m = 0; m < N_ELEMENTS(mechs); m++) {
-		if (!offered(c->capa.sasl, mechs[m].name))
-			continue;
-		if (mechs[m].plain && !secure)
-			continue;
-		if (gsasl_init(&ctx) != GSASL_OK) {
-			r = pop3c_error(c, POP3C_TEMP, "GNU SASL: cannot"
-			    " start");
+	(void)EVP_EncodeBlock((unsigned char *)b64, (unsigned char *)msg,
+	    (int)n);
+	if (pop3c_send(c, "AUTH %s %s", name, b64) == -1)
+		goto out;
+	if (pop3c_line(c, line, sizeof(line), FETCH_MAX_SASL_LINE) == -1)
+		goto out;
+	if (line[0] == '+' && (line[1] == ' ' || line[1] == '\0')) {
+		/* The error challenge: RFC 7628 section 3.2.3 wants %x01,
+		 * XOAUTH2 an empty response. */
+		if (pop3c_send(c, "%s", id == ACCOUNT_AUTH_OAUTHBEARER ?
+		    "AQ==" : "") == -1 ||
+		    pop3c_line(c, line, sizeof(line), FETCH_MAX_SASL_LINE) ==
+		    -1)
+			goto out;
+	}
+	if (strncmp(line, "+OK", 3) == 0) {
+		c->method = name;
+		r = 0;
+		goto out;
+	}
+	for (char *p = line; *p != '\0'; p++)
+		if ((unsigned char)*p < 0x20 || (unsigned char)*p > 0x7e)
+			*p = '?';
+	(void)pop3c_error(c, POP3C_PERM, "%s: login as %s (%s) refused:"
+	    " %.200s", c->acct->host, c->acct->user, name, line);
+	r = login_refused(c, line);
+out:
+	explicit_bzero(msg, sizeof(msg));
+	explicit_bzero(b64, sizeof(b64));
+	return r;
+}
+
+/* APOP (RFC 1939 section 7): the MD5 of the greeting's timestamp and
+ * the password; the password itself is never sent. */
+static int
+apop_login(struct pop3c *c, const char *pass)
+{
+	char line[FETCH_MAX_LINE + 1], hex[2 * 16 + 1];
+	unsigned char md[EVP_MAX_MD_SIZE];
+	unsigned int mdlen = 0, i;
+	EVP_MD_CTX *ctx;
+	int r;
+
+	if ((ctx = EVP_MD_CTX_new()) == NULL)
+		return pop3c_error(c, POP3C_TEMP, "out of memory");
+	r = EVP_DigestInit_ex(ctx, EVP_md5(), NULL) == 1 &&
+	    EVP_DigestUpdate(ctx, c->apop_stamp, strlen(c->apop_stamp)) ==
+	    1 && EVP_DigestUpdate(ctx, pass, strlen(pass)) == 1 &&
+	    EVP_DigestFinal_ex(ctx, md, &mdlen) == 1 && mdlen == 16;
+	EVP_MD_CTX_free(ctx);
+	if (!r)
+		return pop3c_error(c, POP3C_TEMP, "APOP: MD5 failed");
+	for (i = 0; i < 16; i++)
+		(void)snprintf(hex + 2 * i, 3, "%02x", md[i]);
+	explicit_bzero(md, sizeof(md));
+	if (pop3c_send(c, "APOP %s %s", c->acct->user, hex) == -1)
+		return -1;
+	if ((r = pop3c_status(c, "login", line, sizeof(line))) != 1)
+		return r == 0 ? login_refused(c, line) : -1;
+	c->method = "APOP";
+	return 0;
+}
+
+/* The mechs[] entry of a SASL login method, or -1. */
+static int
+mech_index(enum account_auth id)
+{
+	size_t m;
+
+	for (m = 0; m < N_ELEMENTS(mechs); m++)
+		if (strcmp(mechs[m].name, account_auth_name(id)) == 0)
+			return (int)m;
+	return -1;
+}
+
+int
+pop3c_login(struct pop3c *c, char *pass, char *token)
+{
+	const struct account *a = c->acct;
+	bool secure = c->ssl != NULL || (c->loopback && a->insecure);
+	bool unsafe = false;	/* a method left out for want of TLS */
+	uint8_t def[ACCOUNT_AUTH_COUNT];
+	const uint8_t *order;
+	Gsasl *ctx = NULL;
+	size_t i, n = 0;
+	int m, r = -1;
+
+	if (strchr(a->user, ' ') != NULL || strpbrk(pass, "\r\n") != NULL ||
+	    strpbrk(token, "\r\n\001") != NULL) {
+		r = pop3c_error(c, POP3C_PERM, "the user name holds a blank"
+		    " or the password or token a line break");
+		goto out;
+	}
+	if (a->nauth > 0) {
+		order = a->auth;
+		n = a->nauth;
+	} else {
+		/* Strongest first, of what the account has. */
+		if (a->tls_cert != NULL)
+			def[n++] = ACCOUNT_AUTH_EXTERNAL;
+		if (token[0] != '\0') {
+			def[n++] = ACCOUNT_AUTH_OAUTHBEARER;
+			def[n++] = ACCOUNT_AUTH_XOAUTH2;
+		}
+		for (i = ACCOUNT_AUTH_SCRAM_SHA_256_PLUS;
+		    i < ACCOUNT_AUTH_COUNT; i++)
+			def[n++] = (uint8_t)i;
+		order = def;
+	}
+	for (i = 0; i < n; i++) {
+		enum account_auth id = order[i];
+		const char *name = account_auth_name(id);
+
+		switch (id) {
+		case ACCOUNT_AUTH_EXTERNAL:
+			/* RFC 4422 appendix A: the client certificate. */
+			if (a->tls_cert == NULL || c->ssl == NULL ||
+			    !offered(c->capa.sasl, name))
+				continue;
+			r = external_login(c);
+			goto out;
+		case ACCOUNT_AUTH_OAUTHBEARER:
+		case ACCOUNT_AUTH_XOAUTH2:
+			if (token[0] == '\0' || !offered(c->capa.sasl, name))
+				continue;
+			if (!secure) {
+				unsafe = true;
+				continue;
+			}
+			r = bearer_login(c, id, token);
+			goto out;
+		case ACCOUNT_AUTH_APOP:
+			if (pass[0] == '\0' || c->apop_stamp[0] == '\0')
+				continue;
+			r = apop_login(c, pass);
+			goto out;
+		case ACCOUNT_AUTH_USER:
+			if (pass[0] == '\0' || (c->capa.known &&
+			    !c->capa.user))
+				continue;
+			if (!secure) {
+				unsafe = true;
+				continue;
+			}
+			r = userpass_login(c, pass);
+			goto out;
+		default:
+			if (pass[0] == '\0' || (m = mech_index(id)) == -1 ||
+			    !offered(c->capa.sasl, name))
+				continue;
+			if (mechs[m].plain && !secure) {
+				unsafe = true;
+				continue;
+			}
+			if (gsasl_init(&ctx) != GSASL_OK) {
+				r = pop3c_error(c, POP3C_TEMP, "GNU SASL:"
+				    " cannot start");
+				goto out;
+			}
+			gsasl_callback_set(ctx, cb_none);
+			if (!gsasl_client_support_p(ctx, name)) {
+				gsasl_done(ctx);
+				ctx = NULL;
+				continue;
+			}
+			r = sasl_login(c, ctx, (size_t)m, pass);
 			goto out;
 		}
-		gsasl_callback_set(ctx, cb_none);
-		if (!gsasl_client_support_p(ctx, mechs[m].name)) {
-			gsasl_done(ctx);
-			ctx = NULL;
-			continue;
-		}
-		r = sasl_login(c, ctx, m, pass);
-		goto out;
 	}
-	if (!secure) {
+	if (unsafe)
 		r = pop3c_error(c, POP3C_PERM, "%s offers no login that keeps"
 		    " the password secret without TLS; use tls = implicit or"
-		    " starttls", c->acct->host);
-		goto out;
-	}
-	if (c->capa.known && !c->capa.user) {
+		    " starttls", a->host);
+	else
 		r = pop3c_error(c, POP3C_PERM, "%s offers no login method"
-		    " this client has (SASL: %s)", c->acct->host,
-		    c->capa.sasl[0] != '\0' ? c->capa.sasl : "none");
-		goto out;
-	}
-	r = userpass_login(c, pass);
+		    " this account can use (SASL: %s%s)%s", a->host,
+		    c->capa.sasl[0] != '\0' ? c->capa.sasl : "none",
+		    c->capa.user ? ", USER" : "", a->nauth > 0 ?
+		    " among its auth list" : "");
 out:
 	if (ctx != NULL)
 		gsasl_done(ctx);
 	explicit_bzero(pass, strlen(pass));
+	explicit_bzero(token, strlen(token));
 	return r;
 }

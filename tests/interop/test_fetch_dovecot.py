@@ -6,7 +6,9 @@ PKI.  Byte-exact delivery of the messages put in Dovecot's Maildir (LF
 form, as Dovecot stores them), keep = yes and no, a second run fetching
 nothing, STLS and implicit TLS verified against the test CA, a wrong CA
 refused (exit 77 naming the host), --check counting without fetching,
-max_size by Dovecot's LIST sizes, and each SASL mechanism Dovecot offers
+max_size by Dovecot's LIST sizes (skip, and headers by TOP with --json
+events), an MDA byte for byte, tls_pin right and wrong, and each SASL
+mechanism Dovecot offers
 that fetch supports (Dovecot restricted to that one mechanism, its log's
 method= and fetch's "login" word both checked).
 
@@ -259,7 +261,8 @@ class Client:
         keys.update(kw)
         with open(self.conf, "w") as f:
             f.write("account dove\n" + "".join(
-                "%s = %s\n" % (k, v) for k, v in keys.items()))
+                "%s = %s\n" % (k, v) for k, v in keys.items()
+                if v is not None))
 
     def run(self, *args):
         env = dict(os.environ, HOME=self.home)
@@ -404,3 +407,65 @@ def test_max_size_skips_by_dovecots_list_size(tmp_path, dovecot):
     assert "larger than max_size (2048); left on the server" in err
     assert c.delivered() == sorted(small)
     assert dovecot.count() == 1
+
+
+MDA = os.path.join(harness.REPO, "tests", "mda_sink.py")
+
+
+def test_mda_byte_exact_from_dovecot(tmp_path, dovecot):
+    c = Client(tmp_path, dovecot)
+    out_dir = str(tmp_path / "mda")
+    os.makedirs(out_dir)
+    c.write(keep="no", maildir=None, mda="%s %s" % (MDA, out_dir))
+    st, out, err = c.run()
+    assert st == EX_OK, err
+    got = []
+    for fn in os.listdir(out_dir):
+        with open(os.path.join(out_dir, fn), "rb") as f:
+            got.append(f.read())
+    assert sorted(got) == sorted(MESSAGES)
+    assert dovecot.count() == 0
+
+
+def test_tls_pin_against_dovecot(tmp_path, dovecot):
+    import base64
+    import hashlib
+    der = subprocess.run(["openssl", "x509", "-in", dovecot.pki.cert,
+                          "-outform", "DER"], capture_output=True,
+                         check=True).stdout
+    pin = "sha256:" + base64.b64encode(hashlib.sha256(der).digest()).decode()
+    c = Client(tmp_path, dovecot)
+    c.write(tls="implicit", tls_pin=pin, tls_min_version="1.2")
+    st, out, err = c.run()
+    assert st == EX_OK, err
+    assert c.delivered() == sorted(MESSAGES)
+    c2 = Client(tmp_path / "wrong", dovecot)
+    c2.write(tls="starttls", tls_pin="sha256:" + base64.b64encode(
+        hashlib.sha256(b"not it").digest()).decode())
+    st, out, err = c2.run()
+    assert st == EX_PERM
+    assert "TLS verification of localhost failed: its certificate" \
+        " matches no tls_pin" in err, err
+    assert c2.delivered() == []
+
+
+def test_max_size_headers_and_json_against_dovecot(tmp_path, dovecot):
+    import json
+    c = Client(tmp_path, dovecot)
+    c.write(keep="no", max_size="2k", max_size_action="headers")
+    st, out, err = c.run("--json")
+    assert st == EX_OK, err
+    ev = [json.loads(ln) for ln in out.splitlines()]
+    assert [e["event"] for e in ev] == ["account"] + \
+        ["message"] * len(MESSAGES) + ["done", "summary"], ev
+    assert ev[-2]["deleted"] == len(MESSAGES) - 1
+    big = [m for m in MESSAGES if len(m) >= 2048][0]
+    head = big.split(b"\n\n", 1)[0] + b"\n\n"
+    got = c.delivered()
+    assert len(got) == len(MESSAGES)
+    marked = [m for m in got if m.startswith(b"X-Postern-Headers-Only: ")]
+    assert len(marked) == 1 and marked[0].endswith(head), marked
+    assert dovecot.count() == 1
+    st, out, err = c.run("--json")
+    assert st == EX_OK, err
+    assert json.loads(out.splitlines()[-2])["fetched"] == 0

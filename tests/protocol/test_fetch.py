@@ -1,13 +1,13 @@
 """
-`postern fetch [-f FILE] [--quiet] [NAME...]` against a live posternd:
+`postern fetch` against a live posternd and scripted servers:
 plain text to loopback (insecure = yes), STLS and implicit TLS verified
 against the test CA; a wrong CA and a server without STLS are refused
 (exit 77, never a fall-back); keep = yes and no; a second run fetches
 nothing; the delivered files are byte for byte the server's messages in
 LF form; SCRAM-SHA-256(-PLUS) and USER/PASS logins (the server log's
-method=); the account lock; a damaged journal; and a run killed with
-SIGKILL at random instants, again and again, after which every message
-of the server is delivered exactly once; --check, which counts the new
+method=); the account lock; a damaged journal; and 200 runs killed with
+SIGKILL at random instants while new mail keeps arriving, after which
+every message the server had is delivered exactly once; --check, which counts the new
 messages and sends nothing but UIDL and QUIT; the journal's times
 (version 2, version 1 still read), keep_days, only_new and max_size.
 """
@@ -16,6 +16,7 @@ import fcntl
 import os
 import random
 import signal
+import ssl
 import stat
 import subprocess
 import time
@@ -402,33 +403,58 @@ def test_server_unreachable_is_exit_75(tmp_path, plain_srv):
     assert "connecting to 127.0.0.1" in err, err
 
 
-def test_kill_9_at_random_instants_loses_and_duplicates_nothing(
-        tmp_path, make_server):
+# Runs killed by test_kill_9_...: the issue asks for at least 200; the
+# sanitizer build, several times slower, runs a fifth of them.
+KILL_ROUNDS = 40 if harness.sanitizer_build() else 200
+KILL_SECONDS = 300
+
+
+def test_kill_9_at_random_instants_while_mail_arrives(tmp_path, make_server):
+    """postern fetch (keep = no) is started again and again and killed
+    with SIGKILL at random instants, while new messages keep arriving on
+    the server between runs; afterwards every message the server ever
+    had is delivered exactly once, byte for byte, and the server is
+    empty."""
     s = make_server(start=False)
-    msgs = [b"Subject: message %d\n\n%s\n" % (i, b"line\n" * (i % 40))
-            for i in range(300)]
-    fill(s, msgs)
+    rnd = random.Random(1939)
+    serial = [0]
+
+    def new_messages(n):
+        out = []
+        for _ in range(n):
+            i = serial[0]
+            serial[0] += 1
+            # Mostly small, now and then large enough for a kill to
+            # land inside its body.
+            body = (b"line %d\n" % i) * (rnd.choice((1, 5, 40, 3000))
+                                         if i % 7 else 20000)
+            out.append(b"Subject: message %d\n\n.dot %d\n%s" % (i, i, body))
+        return out
+
+    sent = new_messages(30)
+    fill(s, sent)
     s.start()
     c = Client(tmp_path, s)
     c.write(c.account(keep="no"))
-    rnd = random.Random(1939)
-    kills = 0
     new = c.maildir() + "/new"
-    for n in range(30):
+    kills = rounds = 0
+    deadline = time.monotonic() + KILL_SECONDS
+    while rounds < KILL_ROUNDS and time.monotonic() < deadline:
+        more = new_messages(rnd.randint(0, 4))
+        fill(s, more)
+        sent += more
         p = c.popen()
-        if n % 2 == 0:
-            time.sleep(rnd.uniform(0.0, 0.4))
+        if rounds % 2 == 0:
+            time.sleep(rnd.uniform(0.0, 0.08))
         else:
-            # Aim at the deliveries: wait for a few more files, then
-            # kill within the next message or two.
-            want = len(os.listdir(new)) if os.path.isdir(new) else 0
-            want += rnd.randint(1, 10)
-            deadline = time.monotonic() + 5
-            while p.poll() is None and time.monotonic() < deadline and (
-                    not os.path.isdir(new) or
-                    len(os.listdir(new)) < want):
+            # Aim at the deliveries: wait for one more file in new/,
+            # then kill within the next few milliseconds.
+            have = len(os.listdir(new)) if os.path.isdir(new) else 0
+            until = time.monotonic() + 2
+            while p.poll() is None and time.monotonic() < until and (
+                    not os.path.isdir(new) or len(os.listdir(new)) <= have):
                 time.sleep(0.0005)
-            time.sleep(rnd.uniform(0.0, 0.004))
+            time.sleep(rnd.uniform(0.0, 0.003))
         if p.poll() is None:
             p.send_signal(signal.SIGKILL)
             kills += 1
@@ -436,14 +462,21 @@ def test_kill_9_at_random_instants_loses_and_duplicates_nothing(
         harness.check_sanitizer_output(
             p.stderr.read().decode("utf-8", "replace"), "postern fetch")
         p.stderr.close()
-        if not s.message_files("alice"):
+        rounds += 1
+    assert rounds == KILL_ROUNDS, "only %d runs in %d s" % (rounds,
+                                                            KILL_SECONDS)
+    assert kills >= rounds // 3, kills
+    # A killed session may keep the mailbox locked for a moment.
+    for _ in range(50):
+        st, out, err = c.run()
+        if st != EX_TEMP:
             break
-    st, out, err = c.run()
+        time.sleep(0.2)
     assert st == EX_OK, err
-    assert kills > 0
     assert s.message_files("alice") == {}
     got = sorted(c.delivered().values())
-    assert got == sorted(lf_form(m) for m in msgs)
+    assert len(got) == len(sent)
+    assert got == sorted(lf_form(m) for m in sent)
     # What killed runs left in tmp/ is gone after the clean run.
     assert os.listdir(c.maildir() + "/tmp") == []
 
@@ -455,10 +488,18 @@ class FakePop3:
     msgs, answers PASS with pass_reply, and records for each RETR how
     many more RETRs were already waiting behind it (pipelining)."""
 
-    def __init__(self, msgs, capa=("USER", "UIDL"), pass_reply="+OK"):
+    def __init__(self, msgs, capa=("USER", "UIDL"), pass_reply="+OK",
+                 drop_at_retr=None, uidls=None, tls_ctx=None):
         import socket
         import threading
-        self.msgs = msgs
+        self.msgs = list(msgs)
+        # uidls: the UIDL of each message (default u0, u1...); False: the
+        # server has no UIDL command.
+        self.uidls = uidls
+        self.tls_ctx = tls_ctx
+        self.drop_at_retr = drop_at_retr
+        self.retrs = []
+        self.deleted = []
         self.capa = capa
         self.pass_reply = pass_reply
         self.outstanding = []
@@ -476,13 +517,19 @@ class FakePop3:
                 conn, _ = self.sock.accept()
             except OSError:
                 return
-            with conn:
-                try:
-                    self.session(conn)
-                except OSError:
-                    pass
+            try:
+                if self.tls_ctx is not None:
+                    conn.settimeout(10)
+                    conn = self.tls_ctx.wrap_socket(conn, server_side=True)
+                    conn.settimeout(None)
+                self.session(conn)
+            except OSError:
+                pass
+            finally:
+                conn.close()
 
     def session(self, conn):
+        marked = len(self.deleted)
         conn.sendall(b"+OK fake ready\r\n")
         buf = b""
         while True:
@@ -501,25 +548,48 @@ class FakePop3:
                 conn.sendall(b"+OK\r\n")
             elif cmd[0] == "PASS":
                 conn.sendall(self.pass_reply.encode() + b"\r\n")
+            elif cmd[0] == "UIDL" and self.uidls is False:
+                conn.sendall(b"-ERR unknown command\r\n")
             elif cmd[0] == "UIDL":
+                u = self.uidls or ["u%d" % i for i in range(len(self.msgs))]
                 conn.sendall(b"+OK\r\n" + b"".join(
-                    b"%d u%d\r\n" % (i + 1, i)
-                    for i in range(len(self.msgs))) + b".\r\n")
+                    b"%d %s\r\n" % (i + 1, u[i].encode())
+                    for i in range(len(self.msgs)) if self.msgs[i]
+                    is not None) + b".\r\n")
+            elif cmd[0] == "LIST":
+                conn.sendall(b"+OK\r\n" + b"".join(
+                    b"%d %d\r\n" % (i + 1, harness.wire_size(m))
+                    for i, m in enumerate(self.msgs) if m is not None) +
+                    b".\r\n")
+            elif cmd[0] == "TOP" and "TOP" in self.capa:
+                self.tops = getattr(self, "tops", 0) + 1
+                m = self.msgs[int(cmd[1]) - 1]
+                conn.sendall(b"+OK\r\n" + harness.multiline_body(m, top=0))
+            elif cmd[0] == "RETR" and int(cmd[1]) == self.drop_at_retr:
+                self.drop_at_retr = None
+                conn.sendall(b"+OK\r\nSubject: cut")
+                return
             elif cmd[0] == "RETR":
+                self.retrs.append(int(cmd[1]))
                 # Give a pipelining client time to send more.
                 time.sleep(0.05)
                 conn.setblocking(False)
                 try:
                     buf += conn.recv(65536)
-                except BlockingIOError:
+                except (BlockingIOError, ssl.SSLWantReadError):
                     pass
                 conn.setblocking(True)
                 self.outstanding.append(buf.count(b"RETR "))
                 m = self.msgs[int(cmd[1]) - 1]
                 conn.sendall(b"+OK\r\n" + harness.multiline_body(m))
             elif cmd[0] == "DELE":
+                self.deleted.append(int(cmd[1]))
                 conn.sendall(b"+OK\r\n")
             elif cmd[0] == "QUIT":
+                # UPDATE: what this session deleted is gone (the other
+                # messages keep their numbers, a simplification).
+                for n in self.deleted[marked:]:
+                    self.msgs[n - 1] = None
                 conn.sendall(b"+OK bye\r\n")
                 return
             else:
@@ -565,8 +635,127 @@ def test_pipelining_window(tmp_path, fake, pipelining):
         # Up to a window of 16 RETRs out at once, never more.
         assert max(f.outstanding) >= 1
         assert max(f.outstanding) <= 15
+        # The second window's RETRs go out before the first window's
+        # DELEs (the server sends while the client flushes).
+        cmds = f.commands
+        assert cmds.index("RETR", cmds.index("RETR") + 16) < \
+            cmds.index("DELE"), cmds
     else:
         assert max(f.outstanding) == 0
+
+
+@pytest.mark.parametrize("pipelining", [True, False])
+def test_connection_lost_inside_a_window_keeps_what_came_whole(
+        tmp_path, fake, pipelining):
+    msgs = [b"Subject: %d\n\nbody\n" % i for i in range(20)]
+    capa = ("USER", "UIDL") + (("PIPELINING",) if pipelining else ())
+    f = fake(msgs, capa=capa, drop_at_retr=5)
+    c = Client(tmp_path, FakeSrv(f.port))
+    c.write(c.account(keep="no"))
+    st, out, err = c.run()
+    assert st == EX_TEMP, err
+    assert "closed the connection" in err, err
+    # Messages 1 to 4 came whole: stored and journaled, not deleted.
+    assert sorted(c.delivered().values()) == sorted(msgs[:4])
+    assert sorted(journal_records(c)) == ["u0", "u1", "u2", "u3"]
+    assert "DELE" not in f.commands
+    assert os.listdir(c.maildir() + "/tmp") == []
+    f.retrs.clear()
+    st, out, err = c.run()
+    assert st == EX_OK, err
+    assert sorted(f.retrs) == list(range(5, 21))
+    assert f.commands.count("DELE") == len(msgs)
+    assert sorted(c.delivered().values()) == sorted(msgs)
+
+
+def test_server_without_uidl_gets_digest_identities(tmp_path, fake):
+    """No UIDL: each message is known by a digest of its headers and
+    size, with one warning per run; two copies alike in headers and
+    size are both delivered; nothing is fetched twice."""
+    msgs = [b"Subject: a\n\nfirst\n", b"Subject: b\n\n.second\n",
+            b"Subject: a\n\nfirsT\n", b"Subject: a\n\nlonger one\n",
+            b"Subject: c\r\n\r\nthird\r\n"]
+    f = fake(msgs, capa=("USER", "TOP", "PIPELINING"), uidls=False)
+    c = Client(tmp_path, FakeSrv(f.port))
+    c.write(c.account(keep="yes"))
+    st, out, err = c.run()
+    assert st == EX_OK, err
+    assert out.startswith("acct: 5 messages fetched"), out
+    assert err.count("has no UIDL") == 1, err
+    assert "1 message under an identity another message has" in err, err
+    assert sorted(c.delivered().values()) == sorted(lf_form(m)
+                                                    for m in msgs)
+    ids = journal_records(c)
+    assert len(ids) == 5
+    assert all(u.startswith("postern-digest-") or
+               u.startswith("postern-dup-") for u in ids)
+    assert all(len(u) > 70 for u in ids)
+    assert sum(u.startswith("postern-dup-") for u in ids) == 1
+    # A second run: the same identities, nothing new.
+    st, out, err = c.run()
+    assert st == EX_OK, err
+    assert out.startswith("acct: 0 messages fetched"), out
+    assert sorted(journal_records(c)) == sorted(ids)
+    # A new message arrives: only it is fetched.
+    f.msgs.append(b"Subject: d\n\nnew\n")
+    st, out, err = c.run()
+    assert st == EX_OK, err
+    assert out.startswith("acct: 1 message fetched"), out
+    assert len(c.delivered()) == 6
+
+
+def test_server_without_uidl_or_top_is_refused(tmp_path, fake):
+    f = fake([b"Subject: a\n\nx\n"], capa=("USER",), uidls=False)
+    c = Client(tmp_path, FakeSrv(f.port))
+    c.write(c.account(keep="no"))
+    st, out, err = c.run()
+    assert st == EX_PERM, err
+    assert "without UIDL, fetch needs TOP" in err, err
+    assert c.delivered() == {} and "DELE" not in f.commands
+
+
+def test_duplicate_uidls_are_all_fetched_then_deleted(tmp_path, fake):
+    msgs = [b"Subject: %d\n\nbody %d\n" % (i, i) for i in range(5)]
+    f = fake(msgs, capa=("USER", "UIDL", "PIPELINING"),
+             uidls=["x", "y", "x", "z", "x"])
+    c = Client(tmp_path, FakeSrv(f.port))
+    c.write(c.account(keep="yes"))
+    st, out, err = c.run()
+    assert st == EX_OK, err
+    assert "2 messages under an identity another message has" in err, err
+    assert sorted(c.delivered().values()) == sorted(msgs)
+    ids = journal_records(c)
+    assert {"x", "y", "z"} <= set(ids) and len(ids) == 5
+    st, out, err = c.run()
+    assert st == EX_OK and out.startswith("acct: 0 messages fetched"), out
+    # keep = no now: the ambiguous ones were stored by an earlier run,
+    # so they are fetched again before they are deleted; the others are
+    # deleted without being fetched again.
+    c.write(c.account(keep="no"))
+    f.retrs.clear()
+    st, out, err = c.run()
+    assert st == EX_OK, err
+    assert sorted(f.retrs) == [1, 3, 5]
+    assert sorted(f.deleted) == [1, 2, 3, 4, 5]
+    got = list(c.delivered().values())
+    assert len(got) == 8
+    assert all(got.count(msgs[i]) == 2 for i in (0, 2, 4))
+    assert all(got.count(msgs[i]) == 1 for i in (1, 3))
+
+
+def test_duplicate_uidls_never_delete_what_this_run_did_not_store(
+        tmp_path, fake):
+    """A message listed under a UIDL another one has is deleted (keep =
+    no) only after this run stored it."""
+    msgs = [b"Subject: %d\n\nbody %d\n" % (i, i) for i in range(3)]
+    f = fake(msgs, capa=("USER", "UIDL"), uidls=["x", "x", "y"])
+    c = Client(tmp_path, FakeSrv(f.port))
+    c.write(c.account(keep="no"))
+    st, out, err = c.run()
+    assert st == EX_OK, err
+    assert sorted(f.retrs) == [1, 2, 3]
+    assert sorted(f.deleted) == [1, 2, 3]
+    assert sorted(c.delivered().values()) == sorted(msgs)
 
 
 @pytest.mark.parametrize("reply,status", [
@@ -938,3 +1127,697 @@ def test_max_size_config_errors(tmp_path, plain_srv, value):
     st, out, err = c.run()
     assert st == EX_USAGE
     assert "max_size wants a size from 1 to 1G" in err, err
+
+
+# ------------------------------------------------------ delivery via an MDA
+
+MDA = os.path.join(harness.REPO, "tests", "mda_sink.py")
+
+
+def mda_files(d):
+    out = []
+    for fn in os.listdir(d):
+        if not fn.startswith("."):
+            with open(os.path.join(d, fn), "rb") as f:
+                out.append(f.read())
+    return sorted(out)
+
+
+def test_mda_gets_each_message_byte_exact_then_nothing_new(tmp_path,
+                                                           plain_srv):
+    c = Client(tmp_path, plain_srv)
+    out_dir = str(tmp_path / "mda")
+    os.makedirs(out_dir)
+    c.write(c.account(maildir=None, keep="no",
+                      mda="%s %s" % (MDA, out_dir)))
+    st, out, err = c.run()
+    assert (st, err) == (EX_OK, ""), err
+    assert out.startswith("acct: %d messages fetched" % len(MESSAGES)), out
+    assert mda_files(out_dir) == sorted(lf_form(m) for m in MESSAGES)
+    assert plain_srv.message_files("alice") == {}
+    assert not os.path.exists(c.maildir())
+    st, out, err = c.run()
+    assert st == EX_OK and out.startswith("acct: 0 messages fetched"), out
+    assert len(mda_files(out_dir)) == len(MESSAGES)
+
+
+def test_mda_refusal_leaves_the_message_and_goes_on(tmp_path, make_server):
+    good = [b"Subject: good %d\n\nbody\n" % i for i in range(3)]
+    refused = b"Subject: refused\nX-Mda-Exit: 67\n\nno\n"
+    unread = b"Subject: unread\nX-Mda-Stop: yes\n\n" + b"u" * 200000 + b"\n"
+    s = make_server(start=False)
+    fill(s, [good[0], refused, good[1], unread, good[2]])
+    s.start()
+    c = Client(tmp_path, s)
+    out_dir = str(tmp_path / "mda")
+    os.makedirs(out_dir)
+    c.write(c.account(maildir=None, keep="no",
+                      mda="%s %s" % (MDA, out_dir)))
+    st, out, err = c.run()
+    assert st == EX_PERM, err
+    assert "exited 67; left on the server" in err, err
+    assert "exited 0 without reading the whole message" in err, err
+    assert "acct: the mda refused 2 messages (left on the server)" in err
+    assert mda_files(out_dir) == sorted(good)
+    left = sorted(server_messages(s))
+    assert left == sorted([refused, unread])
+    # Refused again next time, never lost, never deleted.
+    st, out, err = c.run()
+    assert st == EX_PERM, err
+    assert sorted(server_messages(s)) == left
+    assert mda_files(out_dir) == sorted(good)
+
+
+def test_mda_temporary_failure_stops_the_account_with_75(tmp_path,
+                                                         make_server):
+    first = b"Subject: first\n\nbody\n"
+    later = b"Subject: later\n\nbody\n"
+    temp = b"Subject: temp\nX-Mda-Exit: 75\n\nbody\n"
+    s = make_server(start=False)
+    fill(s, [first, temp, later])
+    s.start()
+    c = Client(tmp_path, s)
+    out_dir = str(tmp_path / "mda")
+    os.makedirs(out_dir)
+    c.write(c.account(maildir=None, keep="no",
+                      mda="%s %s" % (MDA, out_dir)))
+    st, out, err = c.run()
+    assert st == EX_TEMP, err
+    assert "exited 75 (temporary failure); it stays on the server" in err
+    assert mda_files(out_dir) == [first]
+    # Nothing deleted: the run stopped before its window's DELEs; the
+    # first message is journaled and deleted by the next run.
+    assert len(server_messages(s)) == 3
+    assert len(journal_records(c)) == 1
+
+
+@pytest.mark.parametrize("keys", [
+    {"mda": "/bin/cat"},
+    {"maildir": None},
+])
+def test_exactly_one_delivery_target(tmp_path, plain_srv, keys):
+    c = Client(tmp_path, plain_srv)
+    c.write(c.account(**keys))
+    st, out, err = c.run()
+    assert st == EX_USAGE
+    assert "account acct needs exactly one delivery target: maildir or" \
+        " mda" in err, err
+
+
+# ----------------------------------------------------------------- output
+
+def json_events(out):
+    import json
+    return [json.loads(line) for line in out.splitlines()]
+
+
+def test_json_events_and_summary(tmp_path, make_server):
+    big = b"Subject: big\n\n" + b"z" * 20000 + b"\n"
+    s = make_server(start=False)
+    fill(s, MESSAGES[:3] + [big])
+    s.start()
+    c = Client(tmp_path, s)
+    c.write(c.account(keep="no", max_size="10k"),
+            c.account("bad", port=harness.free_port()))
+    st, out, err = c.run("--json")
+    assert st == EX_TEMP, err
+    ev = json_events(out)
+    kinds = [e["event"] for e in ev]
+    assert kinds == ["account", "skipped"] + ["message"] * 3 + \
+        ["done", "account", "error", "summary"], kinds
+    assert ev[0] == {"event": "account", "account": "acct",
+                     "host": "127.0.0.1"}
+    assert ev[1]["reason"] == "max_size"
+    assert ev[1]["octets"] == harness.wire_size(big)
+    stored = {lf_form(m) for m in MESSAGES[:3]}
+    assert {e["octets"] for e in ev[2:5]} == {len(m) for m in stored}
+    jr = set(e["id"] for e in ev[2:5])
+    assert len(jr) == 3
+    done = ev[5]
+    assert (done["fetched"], done["deleted"], done["listed"],
+            done["new"]) == (3, 3, 4, 4)
+    assert done["octets"] == sum(len(m) for m in stored)
+    assert done["login"] == "SCRAM-SHA-256" and done["seconds"] >= 0
+    assert ev[7]["account"] == "bad" and ev[7]["status"] == EX_TEMP
+    assert "connecting to 127.0.0.1" in ev[7]["reason"]
+    sm = ev[8]
+    assert (sm["accounts"], sm["failed"], sm["fetched"], sm["deleted"],
+            sm["status"]) == (2, 1, 3, 3, EX_TEMP)
+    # The error is on stderr as well, as one line.
+    assert "postern fetch: bad: connecting to" in err
+    # --check with --json.
+    st, out, err = c.run("--json", "--check", "acct")
+    assert st == EX_OK, err
+    ev = json_events(out)
+    assert [e["event"] for e in ev] == ["account", "check", "summary"]
+    assert (ev[1]["new"], ev[1]["listed"]) == (1, 1)
+
+
+def test_json_strings_are_escaped(tmp_path, fake):
+    f = fake([b"Subject: a\n\nx\n"], uidls=['we"ird\\uid'])
+    c = Client(tmp_path, FakeSrv(f.port))
+    c.write(c.account())
+    st, out, err = c.run("--json")
+    assert st == EX_OK, err
+    ev = json_events(out)
+    assert ev[1]["id"] == 'we"ird\\uid'
+
+
+def test_no_mail_status_is_opt_in(tmp_path, plain_srv):
+    c = Client(tmp_path, plain_srv)
+    c.write(c.account(keep="yes"))
+    assert c.run("--no-mail-status")[0] == EX_OK      # new mail fetched
+    assert c.run()[0] == EX_OK                         # nothing new: 0
+    st, out, err = c.run("--no-mail-status")
+    assert (st, err) == (2, "")
+    assert c.run("--check", "--no-mail-status")[0] == 2
+    plain_srv.add_message("alice", b"Subject: late\n\nx\n")
+    assert c.run("--check", "-n")[0] == EX_OK
+    assert c.run("-n")[0] == EX_OK
+    # A failure is never hidden behind 2.
+    c.write(c.account(port=harness.free_port()))
+    assert c.run("--no-mail-status")[0] == EX_TEMP
+
+
+def run_on_a_terminal(c, *args):
+    """Runs postern fetch with stderr (and stdout) on a pseudo-terminal;
+    returns (status, what the terminal showed)."""
+    import pty
+    import select
+    master, slave = pty.openpty()
+    p = subprocess.Popen([postern_path(), "fetch", "-f", c.conf] +
+                         list(args), env=c.env(), stdout=slave,
+                         stderr=slave, stdin=subprocess.DEVNULL)
+    os.close(slave)
+    got = b""
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        r, _, _ = select.select([master], [], [], 0.5)
+        if r:
+            try:
+                d = os.read(master, 65536)
+            except OSError:
+                break
+            if not d:
+                break
+            got += d
+        elif p.poll() is not None:
+            break
+    os.close(master)
+    return p.wait(timeout=30), got.decode("utf-8", "replace")
+
+
+def test_progress_bar_only_on_a_terminal(tmp_path, plain_srv):
+    c = Client(tmp_path, plain_srv)
+    c.write(c.account(keep="yes"))
+    st, shown = run_on_a_terminal(c)
+    assert st == EX_OK, shown
+    n = len(MESSAGES)
+    assert "\racct: %d/%d messages, " % (n, n) in shown, repr(shown)
+    assert " MB/s\x1b[K" in shown and "\r\x1b[K" in shown, repr(shown)
+    assert "acct: %d messages fetched" % n in shown
+    # Not with --quiet, nor --json, nor when stderr is not a terminal.
+    for name in ("q", "j"):
+        c2 = Client(tmp_path / name, plain_srv)
+        c2.write(c2.account(keep="yes"))
+        st, shown = run_on_a_terminal(c2, "--quiet" if name == "q" else
+                                      "--json")
+        assert st == EX_OK and "MB/s" not in shown, repr(shown)
+    c3 = Client(tmp_path / "p", plain_srv)
+    c3.write(c3.account(keep="yes"))
+    st, out, err = c3.run()
+    assert st == EX_OK and err == "" and "\r" not in out
+
+
+# ------------------------------------------------------------------ --every
+
+@pytest.mark.parametrize("args,why", [
+    (["--every", "0"], "--every wants a duration from 1s to 7d"),
+    (["--every", "500ms"], "--every wants a duration from 1s to 7d"),
+    (["--every", "5x"], "--every wants a duration from 1s to 7d"),
+    (["--every", "8d"], "--every wants a duration from 1s to 7d"),
+    (["--every", "5m", "--no-mail-status"], "exclude each other"),
+])
+def test_every_usage_errors(tmp_path, plain_srv, args, why):
+    c = Client(tmp_path, plain_srv)
+    c.write(c.account())
+    st, out, err = c.run(*args)
+    assert st == EX_USAGE
+    assert why in err, err
+    assert c.delivered() == {}
+
+
+def poll_for(c, seconds, *args):
+    """Runs postern fetch --every ... for about seconds, then SIGTERM;
+    returns (status, stdout, stderr)."""
+    p = subprocess.Popen([postern_path(), "fetch", "-f", c.conf] +
+                         list(args), env=c.env(), stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE)
+    time.sleep(seconds)
+    p.send_signal(signal.SIGTERM)
+    out, err = p.communicate(timeout=30)
+    err = err.decode("utf-8", "replace")
+    harness.check_sanitizer_output(err, "postern fetch")
+    return p.returncode, out.decode(), err
+
+
+def test_every_polls_until_sigterm(tmp_path, plain_srv):
+    c = Client(tmp_path, plain_srv)
+    c.write(c.account(keep="yes"))
+    late = b"Subject: late\n\narrives while polling\n"
+    p = subprocess.Popen([postern_path(), "fetch", "-f", c.conf,
+                          "--every", "1s"], env=c.env(),
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 30
+    while len(c.delivered()) < len(MESSAGES) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    plain_srv.add_message("alice", late)
+    while len(c.delivered()) < len(MESSAGES) + 1 and \
+            time.monotonic() < deadline:
+        time.sleep(0.05)
+    time.sleep(1.5)
+    assert p.poll() is None      # still polling
+    t0 = time.monotonic()
+    p.send_signal(signal.SIGTERM)
+    out, err = p.communicate(timeout=30)
+    assert time.monotonic() - t0 < 10
+    harness.check_sanitizer_output(err.decode(), "postern fetch")
+    assert p.returncode == EX_OK, err
+    lines = out.decode().splitlines()
+    assert lines[0].startswith("acct: %d messages fetched" % len(MESSAGES))
+    assert any(ln.startswith("acct: 1 message fetched") for ln in lines)
+    assert len(lines) >= 3, lines
+    assert sorted(c.delivered().values()) == \
+        sorted([lf_form(m) for m in MESSAGES] + [late])
+
+
+def test_every_honours_the_servers_login_delay(tmp_path, make_server):
+    s = make_server(start=False, config={"login_delay": "3s"})
+    fill(s)
+    s.start()
+    c = Client(tmp_path, s)
+    c.write(c.account(keep="yes"))
+    st, out, err = poll_for(c, 5.5, "--every", "1s")
+    assert st == EX_OK, err
+    # Polled every second, but logged in only when LOGIN-DELAY (3 s,
+    # plus a second of margin) allowed: never refused by the server.
+    assert "LOGIN-DELAY" not in err, err
+    logins = out.splitlines()
+    assert 1 <= len(logins) <= 2, out
+    assert s.log_text().count("login user=alice") == len(logins)
+
+
+# ------------------------------------------------- TLS options per account
+
+def sha256_pins(cert):
+    """(pin of the certificate, pin of its public key) as tls_pin wants."""
+    import base64
+    import hashlib
+    der = subprocess.run(["openssl", "x509", "-in", cert, "-outform", "DER"],
+                         capture_output=True, check=True).stdout
+    spki = subprocess.run(["openssl", "x509", "-in", cert, "-pubkey",
+                           "-noout"], capture_output=True,
+                          check=True).stdout
+    spki_der = subprocess.run(["openssl", "pkey", "-pubin", "-outform",
+                               "DER"], input=spki, capture_output=True,
+                              check=True).stdout
+    return tuple("sha256:" + base64.b64encode(hashlib.sha256(d).digest())
+                 .decode() for d in (der, spki_der))
+
+
+def test_tls_pin_of_the_certificate_or_its_key(tmp_path, tls_srv):
+    cert_pin, spki_pin = sha256_pins(tls_srv.pki.cert)
+    other_pin, _ = sha256_pins(tls_srv.pki.other_cert)
+    for pins in ([cert_pin], [other_pin, spki_pin]):
+        c = Client(tmp_path / str(len(pins)), tls_srv)
+        c.write(c.account(tls="implicit") +
+                "".join("tls_pin = %s\n" % p for p in pins))
+        st, out, err = c.run()
+        assert st == EX_OK, err
+        assert len(c.delivered()) == len(MESSAGES)
+    c = Client(tmp_path / "wrong", tls_srv)
+    c.write(c.account(tls="starttls") + "tls_pin = %s\n" % other_pin)
+    logins = tls_srv.log_text().count("login user=")
+    st, out, err = c.run()
+    assert st == EX_PERM
+    assert "TLS verification of localhost failed: its certificate matches" \
+        " no tls_pin" in err, err
+    assert c.delivered() == {}
+    assert tls_srv.log_text().count("login user=") == logins
+
+
+@pytest.mark.parametrize("line,why", [
+    ("tls_pin = sha1:AAAA", "tls_pin wants sha256:"),
+    ("tls_pin = sha256:" + "A" * 44, "tls_pin wants sha256:"),
+    ("tls_pin = sha256:" + "A" * 42 + "==", "tls_pin wants sha256:"),
+    ("tls_min_version = 1.1", "tls_min_version wants 1.2 or 1.3"),
+    ("tls_cert = /x.pem", "tls_cert and tls_key go together"),
+])
+def test_tls_option_errors(tmp_path, tls_srv, line, why):
+    c = Client(tmp_path, tls_srv)
+    c.write(c.account(tls="implicit") + line + "\n")
+    st, out, err = c.run()
+    assert st == EX_USAGE
+    assert why in err, err
+
+
+def test_tls_options_need_tls(tmp_path, plain_srv):
+    c = Client(tmp_path, plain_srv)
+    c.write(c.account() + "tls_min_version = 1.3\n")
+    st, out, err = c.run()
+    assert st == EX_USAGE
+    assert "need TLS" in err, err
+
+
+def test_tls_min_version(tmp_path, fake, tls_srv):
+    import ssl
+    pki = tls_srv.pki
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(pki.cert, pki.key)
+    ctx.maximum_version = ssl.TLSVersion.TLSv1_2
+    f = fake([b"Subject: a\n\nx\n"], tls_ctx=ctx)
+    srv = FakeSrv(None)
+    srv.tls_port = f.port
+    srv.ca_file = pki.ca_cert
+    c = Client(tmp_path, srv)
+    c.write(c.account(tls="implicit", tls_min_version="1.3"))
+    st, out, err = c.run()
+    assert st in (EX_TEMP, EX_PERM), err
+    assert "TLS handshake with localhost failed" in err, err
+    assert c.delivered() == {}
+    c.write(c.account(tls="implicit", tls_min_version="1.2"))
+    st, out, err = c.run()
+    assert st == EX_OK, err
+    assert len(c.delivered()) == 1
+    # posternd speaks TLS 1.3.
+    c2 = Client(tmp_path / "pd", tls_srv)
+    c2.write(c2.account(tls="implicit", tls_min_version="1.3"))
+    st, out, err = c2.run()
+    assert st == EX_OK, err
+
+
+def test_client_certificate_logs_in_with_external(tmp_path, make_server):
+    pki = harness.tls_pki()
+    s = make_server(tls=True, start=False,
+                    config={"tls_client_cert": True,
+                            "tls_client_ca": pki.ca_cert})
+    fill(s)
+    s.start()
+    cert, key = pki.issue_client("alice")
+    c = Client(tmp_path, s)
+    c.write(c.account(tls="implicit", password_file=None, tls_cert=cert,
+                      tls_key=key))
+    st, out, err = c.run()
+    assert st == EX_OK, err
+    assert "login EXTERNAL" in out, out
+    assert "method=EXTERNAL " in s.log_text()
+    assert len(c.delivered()) == len(MESSAGES)
+    # Another user's certificate is refused for alice.
+    cert, key = pki.issue_client("bob")
+    c2 = Client(tmp_path / "bob", s)
+    c2.write(c2.account(tls="implicit", password_file=None, tls_cert=cert,
+                        tls_key=key))
+    st, out, err = c2.run()
+    assert st == EX_PERM, err
+    # Without a password, a server without EXTERNAL is refused.
+    c3 = Client(tmp_path / "nopw", s)
+    c3.write(c3.account(tls="starttls", host="127.0.0.1",
+                        password_file=None, tls_cert=pki.wrong_key,
+                        tls_key=pki.wrong_key))
+    st, out, err = c3.run()
+    assert st == EX_PERM, err
+    assert "tls_cert" in err, err
+
+
+# ------------------------------------------------------- password prompt
+
+def run_with_a_controlling_terminal(c, answer, *args):
+    """Runs postern fetch on a new pseudo-terminal (its controlling
+    terminal), answers answer to a password prompt; returns (status,
+    what the terminal showed)."""
+    import pty
+    import select
+    pid, master = pty.fork()
+    if pid == 0:
+        try:
+            os.execve(postern_path(), [postern_path(), "fetch", "-f",
+                                       c.conf] + list(args), c.env())
+        finally:
+            os._exit(127)
+    got = b""
+    sent = False
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        r, _, _ = select.select([master], [], [], 0.5)
+        if not r:
+            continue
+        try:
+            d = os.read(master, 65536)
+        except OSError:
+            break
+        if not d:
+            break
+        got += d
+        if not sent and b"Password for" in got:
+            os.write(master, answer + b"\n")
+            sent = True
+    os.close(master)
+    _, status = os.waitpid(pid, 0)
+    return os.waitstatus_to_exitcode(status), got.decode("utf-8", "replace")
+
+
+def test_password_asked_on_the_terminal(tmp_path, plain_srv):
+    c = Client(tmp_path, plain_srv)
+    c.write(c.account(password_file=None))
+    st, shown = run_with_a_controlling_terminal(c, PW.encode())
+    assert st == EX_OK, shown
+    assert "Password for alice@127.0.0.1 (account acct): " in shown
+    assert PW not in shown          # no echo
+    assert len(c.delivered()) == len(MESSAGES)
+    # A wrong answer is a refused login, exit 77.
+    c2 = Client(tmp_path / "wrong", plain_srv)
+    c2.write(c2.account(password_file=None))
+    st, shown = run_with_a_controlling_terminal(c2, b"not it")
+    assert st == EX_PERM, shown
+    # No terminal to ask on (a new session has none): a clear error,
+    # exit 77.
+    r = subprocess.run([postern_path(), "fetch", "-f", c2.conf],
+                       env=c2.env(), capture_output=True, timeout=60,
+                       stdin=subprocess.DEVNULL, start_new_session=True)
+    st, err = r.returncode, r.stderr.decode()
+    assert st == EX_PERM
+    assert "no password: the account has no password_file or" \
+        " password_command" in err, err
+
+
+# ------------------------------------------- auth list, OAuth bearer tokens
+
+ISSUER = "https://issuer.fetch.test"
+AUDIENCE = "pop3-fetch-test"
+
+
+@pytest.fixture
+def oauth_srv(make_server):
+    import sasl_util as su
+    keys = su.jwt_keys()
+    s = make_server(tls=True, start=False, users={}, config={
+        "oauth_issuer": ["%s %s" % (ISSUER, keys.pub("rsa"))],
+        "oauth_audience": AUDIENCE,
+        "auth_mechanisms": "SCRAM-SHA-256 CRAM-MD5 PLAIN OAUTHBEARER"
+                           " XOAUTH2"})
+    s.add_user("alice", PW, extra=["--secret"])
+    fill(s)
+    s.start()
+    s.jwt_keys = keys
+    return s
+
+
+def token_file(tmp_path, keys, sub="alice", aud=AUDIENCE):
+    import sasl_util as su
+    path = str(tmp_path / ("token-%s-%s" % (sub, aud)))
+    with open(path, "w") as f:
+        f.write(su.make_jwt(keys, "rsa", su.claims(ISSUER, aud, sub)) +
+                "\n")
+    return path
+
+
+@pytest.mark.parametrize("mech", ["OAUTHBEARER", "XOAUTH2"])
+def test_bearer_token_from_token_command(tmp_path, oauth_srv, mech):
+    tok = token_file(tmp_path, oauth_srv.jwt_keys)
+    c = Client(tmp_path, oauth_srv)
+    c.write(c.account(tls="implicit", password_file=None,
+                      token_command="cat " + tok, auth=mech))
+    st, out, err = c.run()
+    assert st == EX_OK, err
+    assert "login %s\n" % mech in out, out
+    assert "method=%s " % mech in oauth_srv.log_text()
+    assert len(c.delivered()) == len(MESSAGES)
+
+
+def test_bearer_token_is_tried_first_and_refusal_is_77(tmp_path,
+                                                       oauth_srv):
+    c = Client(tmp_path, oauth_srv)
+    good = token_file(tmp_path, oauth_srv.jwt_keys)
+    c.write(c.account(tls="implicit", token_command="cat " + good))
+    st, out, err = c.run()
+    assert st == EX_OK, err
+    assert "login OAUTHBEARER\n" in out, out
+    bad = token_file(tmp_path, oauth_srv.jwt_keys, aud="someone-else")
+    c2 = Client(tmp_path / "bad", oauth_srv)
+    c2.write(c2.account(tls="implicit", password_file=None,
+                        token_command="cat " + bad))
+    st, out, err = c2.run()
+    assert st == EX_PERM, err
+    assert "(OAUTHBEARER) refused" in err, err
+    c3 = Client(tmp_path / "fail", oauth_srv)
+    c3.write(c3.account(tls="implicit", password_file=None,
+                        token_command="false"))
+    st, out, err = c3.run()
+    assert st == EX_PERM
+    assert "token_command false failed" in err, err
+
+
+@pytest.mark.parametrize("auth,want", [
+    ("CRAM-MD5", "CRAM-MD5"),
+    ("PLAIN SCRAM-SHA-256", "PLAIN"),
+    ("SCRAM-SHA-1 CRAM-MD5", "CRAM-MD5"),   # SCRAM-SHA-1 not offered
+])
+def test_auth_list_orders_and_restricts(tmp_path, oauth_srv, auth, want):
+    c = Client(tmp_path, oauth_srv)
+    c.write(c.account(tls="implicit", auth=auth))
+    st, out, err = c.run()
+    assert st == EX_OK, err
+    assert "login %s\n" % want in out, out
+    assert "method=%s " % want in oauth_srv.log_text()
+
+
+def test_auth_list_without_a_usable_method(tmp_path, oauth_srv):
+    c = Client(tmp_path, oauth_srv)
+    c.write(c.account(tls="implicit", auth="SCRAM-SHA-1 EXTERNAL"))
+    st, out, err = c.run()
+    assert st == EX_PERM
+    assert "offers no login method this account can use" in err, err
+    assert "among its auth list" in err, err
+    assert "login user=" not in oauth_srv.log_text()
+
+
+@pytest.mark.parametrize("value", ["KERBEROS_V4", "PLAIN PLAIN", "SCRAM-MD5"])
+def test_auth_list_errors(tmp_path, plain_srv, value):
+    c = Client(tmp_path, plain_srv)
+    c.write(c.account(auth=value))
+    st, out, err = c.run()
+    assert st == EX_USAGE
+    assert "is unknown or given twice" in err, err
+
+
+@pytest.mark.parametrize("target", ["maildir", "mda"])
+def test_max_size_headers_stores_the_headers_once(tmp_path, make_server,
+                                                  target):
+    big = b"Subject: big\nFrom: a@example.org\n\n" + b"z" * 20000 + b"\n"
+    small = [b"Subject: small %d\n\nbody\n" % i for i in range(2)]
+    s = make_server(start=False)
+    fill(s, [small[0], big, small[1]])
+    s.start()
+    c = Client(tmp_path, s)
+    out_dir = str(tmp_path / "mda")
+    os.makedirs(out_dir)
+    keys = {"keep": "no", "max_size": "10k", "max_size_action": "headers"}
+    if target == "mda":
+        keys.update(maildir=None, mda="%s %s" % (MDA, out_dir))
+
+    def got():
+        if target == "mda":
+            return mda_files(out_dir)
+        return sorted(c.delivered().values())
+    c.write(c.account(**keys))
+    st, out, err = c.run()
+    assert st == EX_OK, err
+    assert out.startswith("acct: 3 messages fetched"), out
+    assert "2 deleted, 1 on the server" in out, out
+    assert "only its headers are stored, it stays on the server" in err
+    head = (b"X-Postern-Headers-Only: %d octets, left on the server"
+            b" (max_size)\n" % harness.wire_size(big) +
+            b"Subject: big\nFrom: a@example.org\n\n")
+    assert got() == sorted(small + [head])
+    assert server_messages(s) == [big]
+    recs = journal_records(c)
+    assert len(recs) == 1 and list(recs)[0].startswith("postern-headers-")
+    # Not again, and no warning: its headers are journaled.
+    st, out, err = c.run()
+    assert (st, err) == (EX_OK, "")
+    assert out.startswith("acct: 0 messages fetched"), out
+    assert got() == sorted(small + [head])
+    assert journal_records(c) == recs
+    # Let it through: the whole message comes, and is deleted.
+    keys["max_size"] = "1M"
+    c.write(c.account(**keys))
+    st, out, err = c.run()
+    assert st == EX_OK, err
+    assert out.startswith("acct: 1 message fetched"), out
+    assert got() == sorted(small + [head, big])
+    assert s.message_files("alice") == {}
+
+
+def test_max_size_action_errors(tmp_path, plain_srv):
+    c = Client(tmp_path, plain_srv)
+    c.write(c.account(max_size_action="headers"))
+    st, out, err = c.run()
+    assert st == EX_USAGE and "max_size_action needs max_size" in err, err
+    c.write(c.account(max_size="1M", max_size_action="truncate"))
+    st, out, err = c.run()
+    assert st == EX_USAGE and "max_size_action wants skip or headers" in err
+
+
+def test_apop_between_cram_md5_and_plain(tmp_path, make_server):
+    s = make_server(start=False, users={},
+                    config={"apop": "yes", "hostname": "pop.test.example",
+                            "auth_mechanisms": "PLAIN",
+                            "disable_plaintext_auth": False})
+    s.add_user("alice", PW, extra=["--secret"])
+    fill(s)
+    s.start()
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        with s.connect() as conn:
+            if "<" in conn.greeting:
+                break
+        time.sleep(0.05)
+    c = Client(tmp_path, s)
+    c.write(c.account())
+    st, out, err = c.run()
+    assert st == EX_OK, err
+    assert "login APOP\n" in out, out
+    assert "method=APOP " in s.log_text()
+    assert sorted(c.delivered().values()) == sorted(lf_form(m)
+                                                    for m in MESSAGES)
+    # auth = PLAIN passes over it.
+    c2 = Client(tmp_path / "plain", s)
+    c2.write(c2.account(auth="PLAIN"))
+    st, out, err = c2.run()
+    assert st == EX_OK, err
+    assert "login PLAIN\n" in out, out
+
+
+def test_apop_needs_the_greetings_timestamp(tmp_path, plain_srv):
+    c = Client(tmp_path, plain_srv)
+    c.write(c.account(auth="APOP"))
+    st, out, err = c.run()
+    assert st == EX_PERM
+    assert "offers no login method this account can use" in err, err
+
+
+def test_mda_arguments_name_the_account_and_user(tmp_path, plain_srv):
+    c = Client(tmp_path, plain_srv)
+    base = tmp_path / "mda"
+    out_dir = base / "acct-alice-100%"
+    os.makedirs(out_dir)
+    c.write(c.account(maildir=None, mda="%s %s/%%a-%%u-100%%%%" %
+                      (MDA, base)))
+    st, out, err = c.run()
+    assert st == EX_OK, err
+    assert mda_files(str(out_dir)) == sorted(lf_form(m) for m in MESSAGES)
+    c.write(c.account(maildir=None, mda="%s %s/%%x" % (MDA, base)))
+    st, out, err = c.run()
+    assert st == EX_USAGE
+    assert "mda: % must be followed by a (the account), u (the user)" \
+        " or %" in err, err

@@ -165,10 +165,16 @@ test_refusals(void **state)
 	parse_err("account .a\n", 1, "account name");
 	parse_err("account\n", 1, "expected");
 	/* The checks at the end of a section name its account line. */
-	parse_err("\naccount a\nhost = h\nuser = u\nmaildir = /m\n", 2,
-	    "exactly one of password_file and password_command");
+	parse_err("\naccount a\nhost = h\nuser = u\npassword_file = /p\n",
+	    2, "exactly one delivery target: maildir or mda");
+	parse_err("account a\nhost = h\nuser = u\nmaildir = /m\nmda = x\n"
+	    "password_file = /p\n", 1, "exactly one delivery target");
 	parse_err("account a\nhost = h\nuser = u\nmaildir = /m\n"
-	    "password_file = /p\npassword_command = x\n", 1, "exactly one");
+	    "password_file = /p\npassword_command = x\n", 1,
+	    "password_file and password_command exclude each other");
+	parse_err(MIN_ACCOUNT "tls_cert = /c\n", 1,
+	    "tls_cert and tls_key go together");
+	parse_err(MIN_ACCOUNT "tls_pin = sha256:x\n", 6, "tls_pin wants");
 	parse_err("account a\nuser = u\npassword_file = /p\nmaildir = /m\n"
 	    "account b\n", 1, "account a has no host");
 	parse_err(MIN_ACCOUNT "tls = none\n", 1, "insecure = yes");

@@ -2,7 +2,8 @@
  * test_journal.c: the fetch journal (client/journal.h): records survive
  * a reopen, a cut-short or corrupted line is dropped and the file
  * rewritten so that later appends stay intact, a foreign file is
- * refused, compaction keeps exactly what it is told.
+ * refused, compaction keeps exactly what it is told, a batch of records
+ * is appended whole or not at all.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -17,6 +18,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "client/client_limits.h"
 #include "client/journal.h"
 #include "lib/buf.h"
 #include "lib/fsutil.h"
@@ -237,15 +239,15 @@ test_invalid_uidl_refused(void **state)
 {
 	struct fx *f = *state;
 	struct journal *j = open_ok(f, 0);
-	char err[512], longer[80];
+	char err[512], longer[FETCH_MAX_ID + 2];
 
 	assert_int_equal(journal_append(j, "has space", err, sizeof(err)),
 	    -1);
 	assert_int_equal(journal_append(j, "", err, sizeof(err)), -1);
-	memset(longer, 'u', 71);
-	longer[71] = '\0';
+	memset(longer, 'u', FETCH_MAX_ID + 1);
+	longer[FETCH_MAX_ID + 1] = '\0';
 	assert_int_equal(journal_append(j, longer, err, sizeof(err)), -1);
-	longer[70] = '\0';
+	longer[FETCH_MAX_ID] = '\0';
 	append_ok(j, longer);
 	journal_close(&j);
 }
@@ -288,6 +290,34 @@ test_compact(void **state)
 	buf_clear(&b);
 }
 
+/* A batch is one write: all its records, or (one invalid) none. */
+static void
+test_append_all(void **state)
+{
+	struct fx *f = *state;
+	const char *good[] = { "b-2", "a-1", "c-3" };
+	const char *bad[] = { "d-4", "has space", "e-5" };
+	struct journal *j = open_ok(f, 0);
+	char err[512];
+	struct buf b;
+
+	assert_int_equal(journal_append_all(j, good, 3, err, sizeof(err)), 0);
+	assert_int_equal(journal_append_all(j, good, 0, err, sizeof(err)), 0);
+	assert_int_equal(journal_append_all(j, bad, 3, err, sizeof(err)), -1);
+	assert_non_null(strstr(err, "invalid UIDL"));
+	assert_int_equal(journal_count(j), 3);
+	assert_false(journal_has(j, "d-4"));
+	journal_close(&j);
+	j = open_ok(f, 0);
+	assert_int_equal(journal_count(j), 3);
+	assert_string_equal(journal_uidl(j, 0), "a-1");
+	assert_string_equal(journal_uidl(j, 2), "c-3");
+	journal_close(&j);
+	file_text(f, &b);
+	assert_null(strstr(b.data, "d-4"));
+	buf_clear(&b);
+}
+
 int
 main(void)
 {
@@ -309,6 +339,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_invalid_uidl_refused,
 		    setup, teardown),
 		cmocka_unit_test_setup_teardown(test_compact, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_append_all, setup,
 		    teardown),
 	};
 
