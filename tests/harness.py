@@ -31,6 +31,8 @@ Wire form (the Python reference of src/pop3/wire.h)
     unstuff(raw)                a raw multi-line body (through ".\\r\\n")
                                 back to the wire form; raises ValueError on a
                                 malformed body
+    split_mbox(data)            the messages of an mbox file, mboxrd-unquoted
+                                (the reference parser of the tests)
     expected_uidl(base)         the UIDL SPEC.md gives a Maildir base name
 
 Matching
@@ -325,6 +327,35 @@ def unstuff(raw):
             line = line[1:]
         out.append(line + b"\r\n")
     return b"".join(out)
+
+
+def split_mbox(data):
+    """The messages of an mbox file (unquoted), the reference parser."""
+    msgs = []
+    lines = data.split(b"\n")
+    if lines and lines[-1] == b"":
+        lines.pop()
+    cur = None
+    prev_blank = True
+    for line in lines:
+        if prev_blank and line.startswith(b"From "):
+            if cur is not None:
+                if cur and cur[-1] in (b"", b"\r"):
+                    cur.pop()
+                msgs.append(cur)
+            cur = []
+        elif cur is not None:
+            cur.append(line)
+        prev_blank = line in (b"", b"\r")
+    if cur is not None:
+        if cur and cur[-1] in (b"", b"\r"):
+            cur.pop()
+        msgs.append(cur)
+    out = []
+    for m in msgs:
+        body = [l[1:] if re.match(rb"^>+From ", l) else l for l in m]
+        out.append(b"".join(l + b"\n" for l in body))
+    return out
 
 
 def expected_uidl(base):

@@ -89,6 +89,7 @@ account_clear(struct account *a)
 	free(a->tls_key);
 	free(a->token_command);
 	free(a->maildir);
+	free(a->mbox);
 	memset(a, 0, sizeof(*a));
 }
 
@@ -124,14 +125,14 @@ enum {
 	K_ONLYNEW = 1u << 12, K_MAXSIZE = 1u << 13, K_MDA = 1u << 14,
 	K_PIN = 1u << 15, K_TLSMIN = 1u << 16, K_TLSCERT = 1u << 17,
 	K_TLSKEY = 1u << 18, K_AUTH = 1u << 19, K_TOKENCMD = 1u << 20,
-	K_MAXACTION = 1u << 21,
+	K_MAXACTION = 1u << 21, K_MBOX = 1u << 22,
 };
 
 /* Keys that may be given more than once. */
 #define K_REPEATABLE	K_PIN
 
 /* The delivery targets: an account has exactly one. */
-#define K_TARGETS	(K_MAILDIR | K_MDA)
+#define K_TARGETS	(K_MAILDIR | K_MBOX | K_MDA)
 
 static const struct {
 	const char	*name;
@@ -140,7 +141,7 @@ static const struct {
 	{ "host", K_HOST }, { "port", K_PORT }, { "tls", K_TLS },
 	{ "insecure", K_INSECURE }, { "ca_file", K_CA }, { "user", K_USER },
 	{ "password_file", K_PWFILE }, { "password_command", K_PWCMD },
-	{ "keep", K_KEEP }, { "maildir", K_MAILDIR },
+	{ "keep", K_KEEP }, { "maildir", K_MAILDIR }, { "mbox", K_MBOX },
 	{ "timeout", K_TIMEOUT }, { "keep_days", K_KEEPDAYS },
 	{ "only_new", K_ONLYNEW }, { "max_size", K_MAXSIZE },
 	{ "mda", K_MDA }, { "tls_pin", K_PIN },
@@ -370,11 +371,13 @@ set_key(struct account *a, unsigned int bit, const char *v, char *err,
 	case K_CA:
 	case K_PWFILE:
 	case K_MAILDIR:
+	case K_MBOX:
 	case K_TLSCERT:
 	case K_TLSKEY:
 		dst = bit == K_CA ? &a->ca_file : bit == K_PWFILE ?
 		    &a->password_file : bit == K_TLSCERT ? &a->tls_cert :
-		    bit == K_TLSKEY ? &a->tls_key : &a->maildir;
+		    bit == K_TLSKEY ? &a->tls_key : bit == K_MBOX ? &a->mbox :
+		    &a->maildir;
 		if (v[0] != '/' && strncmp(v, "~/", 2) != 0) {
 			errmsg(err, errsize, "a path must be absolute or"
 			    " start with ~/");
@@ -423,7 +426,7 @@ account_finish(struct account *a, unsigned int seen, char *err,
 	if ((seen & K_TARGETS) == 0 || (seen & K_TARGETS & ((seen &
 	    K_TARGETS) - 1)) != 0) {
 		errmsg(err, errsize, "account %s needs exactly one delivery"
-		    " target: maildir or mda", a->name);
+		    " target: maildir, mbox or mda", a->name);
 		return -1;
 	}
 	if ((seen & (K_PWFILE | K_PWCMD)) == (K_PWFILE | K_PWCMD)) {

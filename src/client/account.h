@@ -72,6 +72,8 @@ struct account {
 	uint64_t	 max_size;	/* skip larger (LIST size); 0 none */
 	bool		 max_size_headers; /* store their headers instead */
 	char		*maildir;	/* exactly one target: maildir, */
+	char		*mbox;		/* an mbox file (locked as the
+					 * server locks it), */
 	char		*mda;		/* or a command (split on blanks) */
 	uint64_t	 timeout_ms;
 };

@@ -27,6 +27,10 @@
  * file. */
 #define FETCH_MAX_MESSAGES		1000000
 #define FETCH_MAX_MESSAGE_SIZE		(1024ull * 1024 * 1024)
+/* The intent file of an mbox target holds the record of the message
+ * being appended (one line of an identity, a size and a digest), more
+ * only after a crash; a larger file is not ours. */
+#define FETCH_MAX_INTENT_BYTES		(1024 * 1024)
 
 /* The network timeout of one read or write (timeout = in fetch.conf),
  * and its ceiling. */

@@ -20,6 +20,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <event2/buffer.h>
 #include <openssl/evp.h>
 
 #include "client/fetch.h"
@@ -31,6 +32,7 @@
 #include "lib/fsutil.h"
 #include "lib/strnum.h"
 #include "pop3/wire.h"
+#include "store/store.h"
 
 static void ferr(char *, size_t, const char *, ...) ATTR_PRINTF(3, 4);
 
@@ -108,6 +110,8 @@ struct run {
 	struct fetch_stats	*st;
 	struct report		*rep;
 	uint32_t		 refused;	/* messages the mda refused */
+	char			*mbox_loc;	/* "mbox:" and the mbox target */
+	int			 intent_fd;	/* the mbox intent file, or -1 */
 };
 
 static bool
@@ -795,6 +799,357 @@ mda_recv(struct run *r, struct msg *m, const char *prefix)
 	return 0;
 }
 
+/*
+ * The mbox target.  An append cannot be recognised by a file name as a
+ * Maildir delivery can, so that a run killed between the append (which
+ * the store fsyncs) and the journal record does not store the message a
+ * second time, each message is first recorded in the account's intent
+ * file (STATE/ACCOUNT.mbox-intent: "IDENTITY WIRESIZE SHA256" a line,
+ * fsync'd), then appended, then journaled.  At the start of the next run,
+ * an intent whose identity is not in the journal is looked for in the
+ * mbox (a message of that wire size and digest, the mboxrd quoting
+ * undone) and journaled when it is there; the intent file is then
+ * emptied.  A half-written append is cut away by the store when it next
+ * locks the mbox, so it is never found.
+ */
+
+/* SHA-256 of a message's wire form (CRLF, no byte-stuffing). */
+struct wdigest {
+	struct wire_enc	 enc;
+	struct evbuffer	*buf;
+	EVP_MD_CTX	*md;
+};
+
+static int
+wdigest_init(struct wdigest *w, bool mboxrd)
+{
+	wire_enc_init(&w->enc, false, WIRE_ALL_LINES);
+	if (mboxrd)
+		wire_enc_mboxrd(&w->enc);
+	w->buf = evbuffer_new();
+	w->md = EVP_MD_CTX_new();
+	if (w->buf == NULL || w->md == NULL ||
+	    EVP_DigestInit_ex(w->md, EVP_sha256(), NULL) != 1)
+		return -1;
+	return 0;
+}
+
+static void
+wdigest_free(struct wdigest *w)
+{
+	if (w->buf != NULL)
+		evbuffer_free(w->buf);
+	EVP_MD_CTX_free(w->md);
+	w->buf = NULL;
+	w->md = NULL;
+}
+
+static int
+wdigest_drain(struct wdigest *w)
+{
+	struct evbuffer_iovec v[8];
+	size_t len;
+	int i, n;
+
+	while ((len = evbuffer_get_length(w->buf)) > 0) {
+		n = evbuffer_peek(w->buf, -1, NULL, v, 8);
+		if (n > 8)
+			n = 8;
+		len = 0;
+		for (i = 0; i < n; i++) {
+			if (EVP_DigestUpdate(w->md, v[i].iov_base,
+			    v[i].iov_len) != 1)
+				return -1;
+			len += v[i].iov_len;
+		}
+		if (evbuffer_drain(w->buf, len) == -1)
+			return -1;
+	}
+	return 0;
+}
+
+static int
+wdigest_feed(struct wdigest *w, const void *data, size_t len)
+{
+	if (wire_enc_feed(&w->enc, data, len, w->buf) == -1)
+		return -1;
+	return wdigest_drain(w);
+}
+
+/* hex gets 64 hex digits and a NUL. */
+static int
+wdigest_final(struct wdigest *w, char hex[65], uint64_t *size_r)
+{
+	unsigned char d[EVP_MAX_MD_SIZE];
+	unsigned int dl = 0, i;
+
+	if (wire_enc_finish(&w->enc, w->buf) == -1 || wdigest_drain(w) == -1 ||
+	    EVP_DigestFinal_ex(w->md, d, &dl) != 1 || dl != 32)
+		return -1;
+	for (i = 0; i < dl; i++)
+		(void)snprintf(hex + 2 * i, 3, "%02x", d[i]);
+	*size_r = w->enc.octets;
+	return 0;
+}
+
+/* A message on its way into the mbox. */
+struct mbox_put {
+	struct run	*r;
+	struct delivery	*d;
+	struct wdigest	 w;
+	uint64_t	 stored;
+};
+
+static int
+mbox_data(void *arg, const uint8_t *data, size_t len)
+{
+	struct mbox_put *p = arg;
+	char err[512];
+
+	if (mailbox_deliver_write(p->d, data, len, err, sizeof(err)) !=
+	    STORE_OK) {
+		mailbox_deliver_abort(&p->d);
+		return pop3c_error(p->r->c, POP3C_TEMP, "%s", err);
+	}
+	if (wdigest_feed(&p->w, data, len) == -1)
+		return pop3c_error(p->r->c, POP3C_TEMP, "out of memory");
+	p->stored += len;
+	report_progress(p->r->rep, len);
+	return 0;
+}
+
+static int
+mbox_store_error(struct run *r, enum store_rc rc, const char *err)
+{
+	return pop3c_error(r->c, rc == STORE_PERM ? POP3C_PERM : POP3C_TEMP,
+	    "%s%s", err, rc == STORE_IN_USE ? " (another program holds the"
+	    " mbox's locks; try again later)" : "");
+}
+
+/*
+ * The reply to a RETR (sent already) into the account's mbox: recorded
+ * in the intent file, appended and fsync'd, then journaled at once.  0,
+ * or -1 (the reason in r->c).
+ */
+static int
+mbox_recv(struct run *r, struct msg *m, const char *prefix)
+{
+	char line[FETCH_MAX_LINE + 1], err[512], hex[65];
+	char rec[FETCH_MAX_ID + 96];
+	struct mbox_put p = { .r = r };
+	struct delivery_info info;
+	enum store_rc rc;
+	uint64_t wsize;
+	int n, ret = -1;
+
+	if (pop3c_status(r->c, prefix != NULL ? "TOP" : "RETR", line,
+	    sizeof(line)) != 1)
+		return -1;
+	if (wdigest_init(&p.w, false) == -1) {
+		(void)pop3c_error(r->c, POP3C_TEMP, "out of memory");
+		goto out;
+	}
+	if ((rc = mailbox_deliver_begin(r->mbox_loc, UINT64_MAX, &p.d, err,
+	    sizeof(err))) != STORE_OK) {
+		(void)mbox_store_error(r, rc, err);
+		goto out;
+	}
+	if ((prefix != NULL && mbox_data(&p, (const uint8_t *)prefix,
+	    strlen(prefix)) == -1) ||
+	    pop3c_body(r->c, FETCH_MAX_MESSAGE_SIZE, mbox_data, &p) == -1)
+		goto out;
+	if (wdigest_final(&p.w, hex, &wsize) == -1) {
+		(void)pop3c_error(r->c, POP3C_TEMP, "out of memory");
+		goto out;
+	}
+	n = snprintf(rec, sizeof(rec), "%s %llu %s\n", m->jid,
+	    (unsigned long long)wsize, hex);
+	if (n < 0 || (size_t)n >= sizeof(rec) ||
+	    write_full(r->intent_fd, rec, (size_t)n) == -1 ||
+	    fdatasync(r->intent_fd) == -1) {
+		(void)pop3c_error(r->c, POP3C_TEMP, "%s: writing the intent"
+		    " file: %s", r->a->name, strerror(errno));
+		goto out;
+	}
+	if ((rc = mailbox_deliver_commit(&p.d, &info, err, sizeof(err))) !=
+	    STORE_OK) {
+		(void)mbox_store_error(r, rc, err);
+		goto out;
+	}
+	r->st->fetched++;
+	r->st->octets += p.stored;
+	report_message(r->rep, m->uidl, p.stored);
+	ret = 0;
+	if (!m->again) {
+		if (journal_append(r->j, m->jid, r->c->err,
+		    sizeof(r->c->err)) == -1) {
+			r->c->fail = POP3C_TEMP;
+			ret = -1;
+		} else
+			m->journaled = true;
+	}
+	/* The journal has it: the intent is done with.  (A truncation lost
+	 * in a crash leaves a journaled intent, which is skipped.) */
+	if (ret == 0 && ftruncate(r->intent_fd, 0) == -1) {
+		(void)pop3c_error(r->c, POP3C_TEMP, "%s: the intent file: %s",
+		    r->a->name, strerror(errno));
+		ret = -1;
+	}
+out:
+	mailbox_deliver_abort(&p.d);
+	wdigest_free(&p.w);
+	return ret;
+}
+
+/* The wire size and digest of message idx of mb into hex.  0, 1 gone,
+ * -1 error (err set). */
+static int
+mbox_msg_digest(struct mailbox *mb, uint32_t idx, char hex[65],
+    char *err, size_t errsize)
+{
+	const struct msg_info *mi = mailbox_msg(mb, idx);
+	struct wdigest w = { 0 };
+	uint8_t chunk[65536];
+	uint64_t left = mi->stored_size, wsize;
+	enum store_rc rc;
+	ssize_t n;
+	int fd, ret = -1;
+
+	if ((rc = mailbox_msg_open(mb, idx, &fd)) == STORE_GONE)
+		return 1;
+	if (rc != STORE_OK) {
+		ferr(err, errsize, "reading the mbox failed");
+		return -1;
+	}
+	if (wdigest_init(&w, (mi->flags & MSG_MBOXRD) != 0) == -1)
+		goto nomem;
+	while (left > 0) {
+		n = read(fd, chunk, left < sizeof(chunk) ? (size_t)left :
+		    sizeof(chunk));
+		if (n == -1 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			ferr(err, errsize, "reading the mbox: %s", n == 0 ?
+			    "short" : strerror(errno));
+			goto out;
+		}
+		if (wdigest_feed(&w, chunk, (size_t)n) == -1)
+			goto nomem;
+		left -= (uint64_t)n;
+	}
+	if (wdigest_final(&w, hex, &wsize) == -1)
+		goto nomem;
+	ret = 0;
+	goto out;
+nomem:
+	ferr(err, errsize, "out of memory");
+out:
+	(void)close(fd);
+	wdigest_free(&w);
+	return ret;
+}
+
+/*
+ * Opens the intent file of the mbox target and settles what a killed
+ * run left in it (see above).  0, or -1 with err set.
+ */
+static int
+mbox_prepare(struct run *r, const char *state_dir, char *err,
+    size_t errsize)
+{
+	char path[4096], why[256];
+	struct mailbox_opts opts = { .create = false };
+	struct mailbox *mb = NULL;
+	struct buf b;
+	enum store_rc rc;
+	char *line, *next, *end, *jid, *sz, *hex, dhex[65];
+	uint64_t wsize;
+	uint32_t i, count;
+	int ret = -1, g;
+
+	if ((r->mbox_loc = malloc(strlen(r->a->mbox) + 6)) == NULL) {
+		ferr(err, errsize, "out of memory");
+		return -1;
+	}
+	(void)snprintf(r->mbox_loc, strlen(r->a->mbox) + 6, "mbox:%s",
+	    r->a->mbox);
+	if (str_fmt(path, sizeof(path), "%s/%s.mbox-intent", state_dir,
+	    r->a->name) == -1) {
+		ferr(err, errsize, "state directory path too long");
+		return -1;
+	}
+	buf_init(&b, FETCH_MAX_INTENT_BYTES);
+	if (read_file(path, FETCH_MAX_INTENT_BYTES, &b) == -1 &&
+	    errno != ENOENT) {
+		ferr(err, errsize, "%s: %s%s", path, strerror(errno),
+		    errno == EFBIG ? " (not written by postern fetch?"
+		    " remove it)" : "");
+		goto out;
+	}
+	r->intent_fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC |
+	    O_NOFOLLOW, 0600);
+	if (r->intent_fd == -1) {
+		ferr(err, errsize, "%s: %s", path, strerror(errno));
+		goto out;
+	}
+	for (line = b.data; line != NULL && line < b.data + b.len;
+	    line = next) {
+		end = memchr(line, '\n', (size_t)(b.data + b.len - line));
+		if (end == NULL)
+			break;		/* cut short by a kill: never acted on */
+		*end = '\0';
+		next = end + 1;
+		jid = line;
+		if ((sz = strchr(jid, ' ')) == NULL)
+			continue;
+		*sz++ = '\0';
+		if ((hex = strchr(sz, ' ')) == NULL)
+			continue;
+		*hex++ = '\0';
+		if (strlen(hex) != 64 ||
+		    parse_u64(sz, UINT64_MAX, &wsize) != PARSE_OK ||
+		    journal_has(r->j, jid))
+			continue;
+		if (mb == NULL) {
+			if ((rc = mailbox_open(r->mbox_loc, &opts, &mb, why,
+			    sizeof(why))) != STORE_OK) {
+				ferr(err, errsize, "%s%s", why,
+				    rc == STORE_IN_USE ? " (the mbox is"
+				    " locked; try again later)" : "");
+				goto out;
+			}
+		}
+		count = mailbox_count(mb);
+		for (i = count; i-- > 0;) {
+			if (mailbox_msg(mb, i)->size != wsize)
+				continue;
+			if ((g = mbox_msg_digest(mb, i, dhex, err, errsize)) ==
+			    -1)
+				goto out;
+			if (g == 0 && strcmp(dhex, hex) == 0)
+				break;
+		}
+		if (i == UINT32_MAX)
+			continue;	/* not stored: fetched again */
+		if (journal_append(r->j, jid, err, errsize) == -1)
+			goto out;
+		fprintf(stderr, "postern fetch: %s: message %s was stored in"
+		    " %s before an interrupted run could record it; recorded"
+		    " now, not stored again\n", r->a->name, jid, r->a->mbox);
+	}
+	/* Everything in it is settled: start afresh. */
+	if (ftruncate(r->intent_fd, 0) == -1 || fsync(r->intent_fd) == -1) {
+		ferr(err, errsize, "%s: %s", path, strerror(errno));
+		goto out;
+	}
+	ret = 0;
+out:
+	if (mb != NULL)
+		mailbox_close(&mb);
+	buf_clear(&b);
+	return ret;
+}
+
 /* The end of the window that starts at message i. */
 static size_t
 window_end(const struct run *r, size_t i)
@@ -910,7 +1265,7 @@ fetch_account(const struct account *a, const char *state_dir,
 	char token[FETCH_MAX_TOKEN + 1];
 	char line[FETCH_MAX_LINE + 1];
 	struct run r = { .a = a, .maildir_fd = -1, .tmp_fd = -1,
-	    .new_fd = -1, .start = (int64_t)time(NULL) };
+	    .new_fd = -1, .intent_fd = -1, .start = (int64_t)time(NULL) };
 	struct journal *j = NULL;
 	struct pop3c *c = NULL;
 	unsigned int dropped;
@@ -949,6 +1304,9 @@ fetch_account(const struct account *a, const char *state_dir,
 	r.rep = rep;
 	if (!check_only && a->maildir != NULL && maildir_prepare(&r, err,
 	    errsize) == -1)
+		goto out;
+	if (!check_only && a->mbox != NULL && mbox_prepare(&r, state_dir,
+	    err, errsize) == -1)
 		goto out;
 	token[0] = '\0';
 	if (account_password(a, pass, sizeof(pass), err, errsize) == -1 ||
@@ -1073,8 +1431,9 @@ fetch_account(const struct account *a, const char *state_dir,
 				    (unsigned long long)m->size);
 				prefix = marker;
 			}
-			if (a->mda != NULL) {
-				if (mda_recv(&r, m, prefix) == -1)
+			if (a->mda != NULL || a->mbox != NULL) {
+				if ((a->mda != NULL ? mda_recv(&r, m, prefix) :
+				    mbox_recv(&r, m, prefix)) == -1)
 					goto salvage;
 				continue;
 			}
@@ -1207,6 +1566,9 @@ out:
 		close(r.new_fd);
 	if (r.maildir_fd != -1)
 		close(r.maildir_fd);
+	if (r.intent_fd != -1)
+		close(r.intent_fd);
+	free(r.mbox_loc);
 	journal_close(&j);
 	if (lockfd != -1)
 		close(lockfd);

@@ -71,35 +71,6 @@ def read_mbox(srv, user):
         return f.read()
 
 
-def split_mbox(data):
-    """The messages of an mbox file (unquoted), the reference parser."""
-    msgs = []
-    lines = data.split(b"\n")
-    if lines and lines[-1] == b"":
-        lines.pop()
-    cur = None
-    prev_blank = True
-    for line in lines:
-        if prev_blank and line.startswith(b"From "):
-            if cur is not None:
-                if cur and cur[-1] in (b"", b"\r"):
-                    cur.pop()
-                msgs.append(cur)
-            cur = []
-        elif cur is not None:
-            cur.append(line)
-        prev_blank = line in (b"", b"\r")
-    if cur is not None:
-        if cur and cur[-1] in (b"", b"\r"):
-            cur.pop()
-        msgs.append(cur)
-    out = []
-    for m in msgs:
-        body = [l[1:] if re.match(rb"^>+From ", l) else l for l in m]
-        out.append(b"".join(l + b"\n" for l in body))
-    return out
-
-
 def msg(i, extra=b""):
     return (b"Subject: message %d\nMessage-ID: <%d@test>\n\n" % (i, i) +
             b"body of message %d\n" % i + extra)
@@ -182,7 +153,7 @@ def test_autodetect_regular_file_is_mbox(make_server):
         check_retr_all(c, [msg(1), msg(2)])
         assert c.command("DELE 1").startswith("+OK")
         c.quit()
-    assert split_mbox(read_mbox(srv, "alice")) == [msg(2)]
+    assert harness.split_mbox(read_mbox(srv, "alice")) == [msg(2)]
     with srv.login("bob") as c:
         check_retr_all(c, [msg(3)])
         c.quit()
@@ -400,7 +371,7 @@ def test_lock_session_second_session_in_use(make_server):
         assert c.command("DELE 1").startswith("+OK")
         assert c.quit().startswith("+OK")
     assert not os.path.exists(mbox_path(srv, "alice") + ".lock")
-    assert split_mbox(read_mbox(srv, "alice")) == [msg(2)]
+    assert harness.split_mbox(read_mbox(srv, "alice")) == [msg(2)]
 
 
 def deliver(srv, user, data, *args):
@@ -552,7 +523,7 @@ def test_expire_on_mbox(make_server):
     with srv.login("alice") as c:
         assert c.retr(2) == wire_form(msg(2))
         assert c.quit().startswith("+OK")
-    assert split_mbox(read_mbox(srv, "alice")) == [msg(1), msg(3)]
+    assert harness.split_mbox(read_mbox(srv, "alice")) == [msg(1), msg(3)]
     srv.set_config(expire=5)
     srv.reload()
     time.sleep(0.5)
@@ -564,7 +535,7 @@ def test_expire_on_mbox(make_server):
         lines = [l.split(b" ") for l in f.read().split(b"\n")
                  if l.startswith(b"m ")]
     assert int(lines[0][8]) > 0 and int(lines[1][8]) == 0
-    assert split_mbox(read_mbox(srv, "alice")) == [msg(1), msg(3)]
+    assert harness.split_mbox(read_mbox(srv, "alice")) == [msg(1), msg(3)]
 
 
 def test_login_delay_on_mbox(make_server):
@@ -637,7 +608,7 @@ def test_killed_deliveries_leave_no_partial_message(mbox_server):
         for k, want in enumerate(done, 1):
             assert c.retr(k) == wire_form(want)
         c.quit()
-    assert split_mbox(read_mbox(srv, "alice")) == done
+    assert harness.split_mbox(read_mbox(srv, "alice")) == done
     cut = srv.log_text().count("removing a delivery that did not finish")
     print("mbox deliveries: %d killed, %d cut back by the next session"
           % (kills, cut))
@@ -693,8 +664,8 @@ def test_crash_during_rewrite(mbox_server):
             now_uidl = c.uidl()
             c.quit()
         new = read_mbox(srv, "alice")
-        old_msgs = split_mbox(old)
-        new_msgs = split_mbox(new)
+        old_msgs = harness.split_mbox(old)
+        new_msgs = harness.split_mbox(new)
         # The old or the new mailbox, never a torn one.
         assert new == old or (len(new_msgs) == len(old_msgs) - 1 and
                               new == b"".join(
