@@ -427,6 +427,21 @@ def test_mda_byte_exact_from_dovecot(tmp_path, dovecot):
     assert dovecot.count() == 0
 
 
+def test_mbox_byte_exact_from_dovecot(tmp_path, dovecot):
+    c = Client(tmp_path, dovecot)
+    mbox = str(tmp_path / "inbox.mbox")
+    c.write(keep="no", maildir=None, mbox=mbox)
+    st, out, err = c.run()
+    assert st == EX_OK, err
+    with open(mbox, "rb") as f:
+        got = harness.split_mbox(f.read())
+    assert sorted(got) == sorted(MESSAGES)
+    assert dovecot.count() == 0
+    st, out, err = c.run()
+    assert st == EX_OK, err
+    assert out.startswith("dove: 0 messages fetched"), out
+
+
 def test_tls_pin_against_dovecot(tmp_path, dovecot):
     import base64
     import hashlib
