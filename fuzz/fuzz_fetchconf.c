@@ -33,7 +33,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		size_t k;
 
 		if (fetch_conf_find(&fc, a->name) != a ||
-		    (a->maildir == NULL) == (a->mda == NULL) ||
+		    (a->maildir != NULL) + (a->mbox != NULL) +
+		    (a->mda != NULL) != 1 ||
 		    (a->password_file != NULL && a->password_command !=
 		    NULL) || (a->tls_cert == NULL) != (a->tls_key == NULL) ||
 		    a->npins > FETCH_MAX_PINS ||
