@@ -83,6 +83,11 @@ Server(config=None, users=None, start=False, tls=False, pki=None,
       running()
       worker_pids(kind="pop3"|"auth"|None) -> live child pids
       kill_worker(kind="pop3", all=False) -> [pids killed with SIGKILL]
+      mount_small_mail_root(size="1m") -> None, or why it cannot (not
+                                  root, no tmpfs): a tmpfs of that size on
+                                  mail_root, for full-disk tests; call
+                                  before start(); then
+      unmount_mail_root()         stops the server and unmounts it
       crash()                     SIGKILL to the master and every process of
                                   this instance at once; start() again after
       log_text(), log_lines(), wait_log(regex, timeout=5, start=0) -> match
@@ -1342,6 +1347,26 @@ class Server:
                 os.kill(p, signal.SIGKILL)
             except ProcessLookupError:
                 pass
+
+    def mount_small_mail_root(self, size="1m"):
+        if not is_root():
+            return "mounting a small tmpfs for a full disk needs root"
+        r = subprocess.run(["mount", "-t", "tmpfs", "-o",
+                            "size=%s,mode=0755" % size, "postern-test",
+                            self.mail_root],
+                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        if r.returncode != 0:
+            return "cannot mount a tmpfs: %s" % r.stdout.decode().strip()
+        self.chown_mail_root()
+        return None
+
+    def unmount_mail_root(self):
+        self.stop()
+        for _ in range(20):
+            if subprocess.run(["umount", self.mail_root]).returncode == 0:
+                return
+            time.sleep(0.1)
+        subprocess.run(["umount", "-l", self.mail_root])
 
     def crash(self):
         """SIGKILL to the master and to every process of this instance

@@ -23,7 +23,6 @@ import shutil
 
 import pytest
 
-import harness
 from harness import postern
 from test_fetch_dovecot import PASSWORD, USER, Dovecot
 

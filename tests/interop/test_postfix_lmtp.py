@@ -19,7 +19,6 @@ import pytest
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(
     __file__))))
 
-import harness  # noqa: E402
 import postfix  # noqa: E402
 from harness import wire_form  # noqa: E402
 

@@ -17,7 +17,6 @@ import os
 import random
 import signal
 import ssl
-import stat
 import subprocess
 import time
 

@@ -13,13 +13,12 @@ import os
 import random
 import socket
 import stat
-import subprocess
 import time
 
 import pytest
 
 import harness
-from harness import (is_root, lmtp_data, lmtp_headers, wire_size)
+from harness import (is_root, lmtp_data, lmtp_headers)
 
 SENDER = "sender@example.org"
 
@@ -538,16 +537,11 @@ def test_restarted_after_sigkill(make_lmtp_server):
 
 
 def test_full_disk_is_451(make_lmtp_server):
-    if not is_root():
-        pytest.skip("mounting a small tmpfs for a full disk needs root")
     srv = make_lmtp_server(start=False)
-    r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m,mode=0755",
-                        "postern-lmtp", srv.mail_root],
-                       stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    if r.returncode != 0:
-        pytest.skip("cannot mount a tmpfs: %s" % r.stdout.decode().strip())
+    why = srv.mount_small_mail_root()
+    if why:
+        pytest.skip(why)
     try:
-        srv.chown_mail_root()
         srv.start()
         small = b"Subject: small\r\n\r\nfits\r\n"
         c = srv.lmtp_connect()
@@ -585,13 +579,7 @@ def test_full_disk_is_451(make_lmtp_server):
         assert lmtp_data(c, small, 1)[0][0] == 250
         c.quit()
     finally:
-        srv.stop()
-        for attempt in range(20):
-            if subprocess.run(["umount", srv.mail_root]).returncode == 0:
-                break
-            time.sleep(0.1)
-        else:
-            subprocess.run(["umount", "-l", srv.mail_root])
+        srv.unmount_mail_root()
 
 
 def test_lmtp_process_is_confined(make_lmtp_server):

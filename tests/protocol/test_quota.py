@@ -11,10 +11,7 @@ them.
 
 import os
 
-import pytest
-
-import harness
-from harness import lmtp_data, lmtp_headers, postern, wire_size
+from harness import lmtp_data, lmtp_headers, postern
 
 SENDER = "q@example.org"
 EX_OK = 0
