@@ -532,7 +532,9 @@ class Soak:
             for m in ms:
                 if m.state == "pending":
                     m.state = "dropped"
-                    STATS.add("deliveries without reply")
+                    STATS.add("deliveries without reply" if m in accepted
+                              and phase != "DATA" else
+                              "deliveries cut off before the end of DATA")
             return False
 
     def deliverer(self, idx):
@@ -974,7 +976,10 @@ class Soak:
             code, text = c.mail("soak@" + DOMAIN)
             if code == 250:
                 phase = "RCPT"
-                n = sum(1 for a in rcpts if c.rcpt(a)[0] == 250)
+                n = 0
+                for a in rcpts:
+                    code, text = c.rcpt(a)
+                    n += code == 250
                 if n:
                     phase = "DATA"
                     code, text = c.docmd("DATA")
@@ -1679,8 +1684,10 @@ def summary(soak, elapsed):
         % (c["lmtp transactions"], c["lmtp recipients"]))
     row("deliveries acknowledged (250)", c["deliveries acknowledged"])
     row("deliveries failed (4xx)", c["deliveries failed (4xx)"])
-    row("deliveries without reply (connection lost)",
+    row("deliveries without reply after DATA (connection lost)",
         c["deliveries without reply"])
+    row("deliveries cut off before the end of DATA",
+        c["deliveries cut off before the end of DATA"])
     row("deliveries refused (5xx)", c["deliveries refused (5xx)"])
     row("stored but unacknowledged (no reply / 4xx)", "%d / %d"
         % (c["stored but unacknowledged (no reply)"],
