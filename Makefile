@@ -66,10 +66,11 @@ build-fuzz: deps
 fuzz: build-fuzz
 	scripts/fuzz $(FUZZ_DIR) $(FUZZ_SECONDS)
 
-# Soak: posternd under mixed load (Maildir deliveries, fetch-and-delete,
-# storm sessions, abrupt disconnects) with faults (SIGKILL of workers,
-# SIGHUP, a full disk) for SOAK_MINUTES (default 30, at least 2); fails on
-# any lost, duplicated or damaged message.  Not part of `make test`.
+# Soak: posternd under mixed load (deliveries over LMTP, fetch-and-delete,
+# storm sessions, abrupt disconnects) with faults (SIGKILL of pop3, auth
+# and lmtp processes, SIGHUP, a full disk) for SOAK_MINUTES (default 30, at
+# least 2); fails on any lost, duplicated or damaged message.  Not part of
+# `make test`.
 SOAK_MINUTES ?=	30
 
 .PHONY: soak

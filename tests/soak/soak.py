@@ -17,6 +17,7 @@ import random
 import re
 import shutil
 import signal
+import smtplib
 import socket
 import ssl
 import struct
@@ -31,7 +32,8 @@ sys.path.insert(0, os.path.dirname(HERE))
 
 import harness  # noqa: E402
 from harness import (Closed, Pop3Conn, Server, Timeout,  # noqa: E402
-                     expected_uidl, tls_client_context, unstuff, wire_form)
+                     expected_uidl, lmtp_headers, tls_client_context,
+                     unstuff, wire_form)
 
 HOST = "127.0.0.1"
 CLIENT_TIMEOUT = 20.0           # a reply slower than this is a stall
@@ -40,6 +42,9 @@ FETCH_USERS = ["fetch0", "fetch1", "fetch2", "fetch3"]
 STORM_USER = "storm"
 STORM_MESSAGES = 30
 STORE_CAP = 16 << 20            # deliveries pause above this many octets
+DELIVERERS = 2                  # LMTP client threads
+WORKERS = {"pop3": 2, "auth": 2, "lmtp": 1}     # processes of each kind
+DOMAIN = "postern.test"
 TMPFS_SIZE_MIB = 64
 DRAIN_TIMEOUT = 90.0
 SETTLE_S = 3.0
@@ -109,17 +114,26 @@ def exc_kind(e):
 
 # ----------------------------------------------------------------- ledger
 
-class Msg:
-    __slots__ = ("msgid", "user", "base", "wire_sha", "size", "state",
-                 "seq")
+def msg_key(msgid, user):
+    return "%s %s" % (msgid, user)
 
-    def __init__(self, msgid, user, base, wire_sha, size, seq):
+
+class Msg:
+    """One message for one recipient (an LMTP transaction with several
+    recipients makes one Msg per recipient, with the same Message-ID)."""
+    __slots__ = ("key", "msgid", "user", "uidl", "wire_sha", "size",
+                 "state", "seq")
+
+    def __init__(self, msgid, user, uidl, wire_sha, size, seq):
+        self.key = msg_key(msgid, user)
         self.msgid = msgid
         self.user = user
-        self.base = base
+        self.uidl = uidl        # None until a RETR shows it (LMTP)
         self.wire_sha = wire_sha
         self.size = size
-        self.state = "pending"  # -> acked | failed | unacked
+        # pending -> acked (250) | failed (a 4xx reply) | dropped (the
+        # connection ended before its reply)
+        self.state = "pending"
         self.seq = seq
 
 
@@ -143,8 +157,8 @@ class Sess:
 class Ledger:
     def __init__(self):
         self.lock = threading.Lock()
-        self.msgs = {}          # msgid -> Msg
-        self.by_base = {}       # (user, base) -> msgid
+        self.msgs = {}          # key -> Msg
+        self.by_uidl = {}       # (user, UIDL) -> key
         self.sessions = []      # Sess of the fetch users
         self.seq = 0
 
@@ -156,8 +170,19 @@ class Ledger:
 
     def register(self, m):
         with self.lock:
-            self.msgs[m.msgid] = m
-            self.by_base[(m.user, m.base)] = m.msgid
+            self.msgs[m.key] = m
+            if m.uidl is not None:
+                self.by_uidl[(m.user, m.uidl)] = m.key
+
+    def seen_at(self, m, uidl):
+        """Records the UIDL a message was retrieved under; returns the
+        one recorded before when it differs (stored twice), else None."""
+        with self.lock:
+            if m.uidl is None:
+                m.uidl = uidl
+                self.by_uidl[(m.user, uidl)] = m.key
+                return None
+            return m.uidl if m.uidl != uidl else None
 
     def add_session(self, s):
         with self.lock:
@@ -195,8 +220,9 @@ def make_body(rng, size):
     return lines
 
 
-def make_message(rng, user, seq, size):
-    """(stored bytes, msgid, wire form) of a new message."""
+def make_message(rng, rcpts, seq, size):
+    """(message bytes, msgid) of a new message; line ends CRLF or LF,
+    sometimes none after the last line."""
     msgid = "<soak.%d.%s@postern.test>" % (seq, os.urandom(6).hex())
     body_lines = make_body(rng, size)
     eol = "\r\n" if rng.random() < 0.3 else "\n"
@@ -205,18 +231,24 @@ def make_message(rng, user, seq, size):
         body += eol             # else: no final line end
     body_wire = wire_form(body.encode())
     headers = [
-        "Return-Path: <soak@postern.test>",
-        "Delivered-To: %s@postern.test" % user,
         "From: Soak <soak@postern.test>",
-        "To: %s@postern.test" % user,
+        "To: %s" % ", ".join(rcpts),
         "Subject: soak message %d" % seq,
         "Date: %s" % time.strftime("%a, %d %b %Y %H:%M:%S +0000",
                                    time.gmtime()),
         "Message-ID: %s" % msgid,
         "X-Soak-Body-SHA256: %s" % hashlib.sha256(body_wire).hexdigest(),
     ]
-    stored = (eol.join(headers) + eol + eol + body).encode()
-    return stored, msgid, wire_form(stored)
+    return (eol.join(headers) + eol + eol + body).encode(), msgid
+
+
+def lmtp_payload(msg):
+    """msg as DATA sends it: dot-stuffed, the last line ended, then the
+    final dot.  Bare LF lines are sent as they are (the lmtp process
+    stores them with CRLF)."""
+    if not msg.endswith(b"\n"):
+        msg += b"\r\n"
+    return re.sub(rb"(?m)^\.", b"..", msg) + b".\r\n"
 
 
 def parse_message(wire):
@@ -290,7 +322,8 @@ class Soak:
             "auth_fail_delay_max": "400ms",
             "greeting": "Postern soak gen 0.",
         }
-        self.srv = Server(config=cfg, tls=True, pki=self.pki)
+        self.srv = Server(config=cfg, tls=True, pki=self.pki, lmtp=True,
+                          lmtp_socket=True)
         if os.geteuid() == 0 and not self.args.no_disk_full:
             r = subprocess.run(["mount", "-t", "tmpfs", "-o",
                                 "size=%dm,mode=0755" % TMPFS_SIZE_MIB,
@@ -321,7 +354,7 @@ class Soak:
         for i in range(STORM_MESSAGES):
             size = rng.choice((300, 2000, 9000, 40000)) if i % 15 else \
                 1 << 20
-            if not self.deliver_one(rng, STORM_USER, size):
+            if not self.deliver_direct(rng, STORM_USER, size):
                 raise RuntimeError("cannot deliver the storm mailbox")
         self.srv.start()
         # A ClientHello to cut short.
@@ -335,60 +368,36 @@ class Soak:
         except ssl.SSLWantReadError:
             pass
         self.hello = out.read()
-        log("posternd pid %d, plain port %d, TLS port %d, dir %s%s"
-            % (self.srv.pid, self.srv.port, self.srv.tls_port, self.srv.dir,
+        log("posternd pid %d, plain port %d, TLS port %d, LMTP port %d "
+            "and %s, dir %s%s"
+            % (self.srv.pid, self.srv.port, self.srv.tls_port,
+               self.srv.lmtp_port, self.srv.lmtp_socket, self.srv.dir,
                ", mail root on a %d MiB tmpfs" % TMPFS_SIZE_MIB
                if self.tmpfs else ""))
 
-    # -- delivery (the way an MTA writes a Maildir)
+    # -- the storm mailbox, written before the start as an MTA does
 
-    def deliver_one(self, rng, user, size):
-        """True when acknowledged, False on a temporary failure."""
+    def deliver_direct(self, rng, user, size):
+        """True when the message is in new/ and flushed."""
         seq = LEDGER.next_seq()
-        stored, msgid, wire = make_message(rng, user, seq, size)
+        msg, msgid = make_message(rng, ["%s@%s" % (user, DOMAIN)], seq,
+                                  size)
+        stored = lmtp_headers("soak@" + DOMAIN, "%s@%s" % (user, DOMAIN)) + \
+            msg
+        wire = wire_form(stored)
         name = unique_name()
         md = self.srv.maildir(user)
-        m = Msg(msgid, user, name, hashlib.sha256(wire).hexdigest(),
-                len(wire), seq)
-        LEDGER.register(m)
+        m = Msg(msgid, user, expected_uidl(name),
+                hashlib.sha256(wire).hexdigest(), len(wire), seq)
         tmp = os.path.join(md, "tmp", name)
         try:
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        except OSError as e:
-            m.state = "failed"
-            STATS.add("deliveries failed")
-            STATS.error("deliver: open: %s" % exc_kind(e))
-            return False
-        try:
-            view = memoryview(stored)
-            while view:
-                view = view[os.write(fd, view):]
-            os.fsync(fd)
-            if self.mail_ids:
-                os.fchown(fd, *self.mail_ids)
-        except OSError as e:
-            os.close(fd)
-            try:
-                os.unlink(tmp)
-            except OSError as e2:
-                STATS.violation("deliver: cannot remove %s: %s" % (tmp, e2))
-            m.state = "failed"
-            STATS.add("deliveries failed")
-            STATS.error("deliver: write: %s" % exc_kind(e))
-            return False
-        os.close(fd)
-        try:
+            with open(tmp, "xb") as f:
+                f.write(stored)
+                f.flush()
+                os.fsync(f.fileno())
+                if self.mail_ids:
+                    os.fchown(f.fileno(), *self.mail_ids)
             os.rename(tmp, os.path.join(md, "new", name))
-        except OSError as e:
-            try:
-                os.unlink(tmp)
-            except OSError:
-                pass
-            m.state = "failed"
-            STATS.add("deliveries failed")
-            STATS.error("deliver: rename: %s" % exc_kind(e))
-            return False
-        try:
             dfd = os.open(os.path.join(md, "new"), os.O_RDONLY |
                           os.O_DIRECTORY)
             try:
@@ -396,20 +405,142 @@ class Soak:
             finally:
                 os.close(dfd)
         except OSError as e:
-            # In new/ but not acknowledged: the MTA would retry.
-            m.state = "unacked"
-            STATS.add("deliveries unacknowledged")
-            STATS.error("deliver: fsync new/: %s" % exc_kind(e))
+            log("cannot write the storm mailbox: %s" % e)
             return False
         m.state = "acked"
-        if user != STORM_USER:
-            with self.store_lock:
-                self.store_bytes += len(stored)
-        STATS.add("deliveries acknowledged")
+        LEDGER.register(m)
         return True
 
-    def deliverer(self):
-        rng = random.Random(self.args.seed + 2)
+    # -- deliveries over LMTP
+
+    def lmtp_open(self, rng):
+        """A greeted LMTP client (TCP, or now and then the Unix socket)
+        after LHLO, or None."""
+        unix = rng.random() < 0.2
+        how = "unix" if unix else "tcp"
+        try:
+            c = self.srv.lmtp_connect(timeout=CLIENT_TIMEOUT, unix=unix)
+        except smtplib.SMTPConnectError as e:
+            # 421 4.3.2 from the master while the lmtp process restarts.
+            STATS.error("lmtp: greeting %s" % reply_kind(
+                "%s %s" % (e.smtp_code, e.smtp_error.decode("latin-1"))))
+            return None
+        except (smtplib.SMTPException, OSError) as e:
+            self.lmtp_exc("connect", e)
+            return None
+        STATS.add("lmtp sessions %s" % how)
+        try:
+            code, text = c.ehlo("soak.%s" % DOMAIN)
+        except (smtplib.SMTPException, OSError) as e:
+            self.lmtp_exc("LHLO", e)
+            c.close()
+            return None
+        if code != 250:
+            STATS.error("lmtp: LHLO %s" % reply_kind(
+                "%d %s" % (code, text.decode("latin-1"))))
+            c.close()
+            return None
+        return c
+
+    def lmtp_exc(self, phase, e):
+        """Counts a failed LMTP client call; a stall is a violation."""
+        text = str(e)
+        if isinstance(e, (socket.timeout, TimeoutError)) or \
+                "timed out" in text:
+            STATS.error("lmtp: timeout during %s" % phase)
+            STATS.violation("lmtp: no reply within %.0fs during %s"
+                            % (CLIENT_TIMEOUT, phase))
+        elif isinstance(e, smtplib.SMTPServerDisconnected):
+            STATS.error("lmtp: connection closed during %s" % phase)
+        else:
+            STATS.error("lmtp: %s during %s" % (exc_kind(e), phase))
+
+    def lmtp_reply(self, what, m, code, text):
+        """Records the reply of one recipient."""
+        if code == 250:
+            m.state = "acked"
+            STATS.add("deliveries acknowledged")
+            with self.store_lock:
+                self.store_bytes += m.size
+            return
+        m.state = "failed"
+        k = reply_kind("%d %s" % (code, text.decode("latin-1")))
+        if 400 <= code < 500:
+            STATS.add("deliveries failed (4xx)")
+            STATS.error("lmtp: %s %s" % (what, k))
+        else:
+            STATS.add("deliveries refused (5xx)")
+            STATS.violation("lmtp: %s for %s: %s" % (what, m.user, k))
+
+    def lmtp_transaction(self, c, rng):
+        """One transaction of 1 to 3 recipients; False when the
+        connection is gone."""
+        users = rng.sample(FETCH_USERS, rng.choice((1, 1, 1, 2, 2, 3)))
+        rcpts = ["%s@%s" % (u, DOMAIN) for u in users]
+        sender = "" if rng.random() < 0.1 else "soak@" + DOMAIN
+        r = rng.random()
+        size = (rng.randint(200, 8000) if r < 0.7 else
+                rng.randint(8000, 64000) if r < 0.95 else
+                rng.randint(128000, 512000))
+        seq = LEDGER.next_seq()
+        msg, msgid = make_message(rng, rcpts, seq, size)
+        body = wire_form(msg)
+        ms = []
+        for u, a in zip(users, rcpts):
+            wire = lmtp_headers(sender, a) + body
+            m = Msg(msgid, u, None, hashlib.sha256(wire).hexdigest(),
+                    len(wire), seq)
+            LEDGER.register(m)
+            ms.append(m)
+        STATS.add("lmtp transactions")
+        STATS.add("lmtp recipients", len(ms))
+        payload = lmtp_payload(msg)
+        phase = "MAIL"
+        accepted = []
+        try:
+            opts = ["SIZE=%d" % len(payload)] if rng.random() < 0.5 else []
+            code, text = c.mail(sender, opts)
+            if code != 250:
+                for m in ms:
+                    self.lmtp_reply("MAIL", m, code, text)
+                c.rset()
+                return True
+            phase = "RCPT"
+            for m, a in zip(ms, rcpts):
+                code, text = c.rcpt(a)
+                if code == 250:
+                    accepted.append(m)
+                else:
+                    self.lmtp_reply("RCPT", m, code, text)
+            if not accepted:
+                c.rset()
+                return True
+            phase = "DATA"
+            code, text = c.docmd("DATA")
+            if code != 354:
+                for m in accepted:
+                    self.lmtp_reply("DATA", m, code, text)
+                return True
+            c.send(payload)
+            phase = "the replies after DATA"
+            while accepted:
+                code, text = c.getreply()
+                self.lmtp_reply("after DATA", accepted.pop(0), code, text)
+            return True
+        except (smtplib.SMTPException, OSError) as e:
+            self.lmtp_exc(phase, e)
+            for m in ms:
+                if m.state == "pending":
+                    m.state = "dropped"
+                    STATS.add("deliveries without reply" if m in accepted
+                              and phase != "DATA" else
+                              "deliveries cut off before the end of DATA")
+            return False
+
+    def deliverer(self, idx):
+        rng = random.Random(self.args.seed + 2 + 1000 * idx)
+        c = None
+        left = 0
         while not self.stop_deliver.is_set():
             with self.store_lock:
                 full = self.store_bytes > STORE_CAP
@@ -417,12 +548,32 @@ class Soak:
                 STATS.add("delivery pauses (store cap)")
                 self.stop_deliver.wait(0.5)
                 continue
-            r = rng.random()
-            size = (rng.randint(200, 8000) if r < 0.7 else
-                    rng.randint(8000, 64000) if r < 0.95 else
-                    rng.randint(128000, 512000))
-            self.deliver_one(rng, rng.choice(FETCH_USERS), size)
-            self.stop_deliver.wait(rng.uniform(0.0, 0.12))
+            if c is None:
+                c = self.lmtp_open(rng)
+                left = rng.randint(1, 8)
+                if c is None:
+                    self.stop_deliver.wait(0.2)
+                    continue
+            ok = self.lmtp_transaction(c, rng)
+            left -= 1
+            if not ok or left <= 0:
+                if ok and rng.random() < 0.9:
+                    try:
+                        c.quit()
+                    except (smtplib.SMTPException, OSError) as e:
+                        self.lmtp_exc("QUIT", e)
+                else:
+                    if ok:
+                        STATS.add("disconnects lmtp without QUIT")
+                c.close()
+                c = None
+            self.stop_deliver.wait(rng.uniform(0.0, 0.15))
+        if c is not None:
+            try:
+                c.quit()
+            except (smtplib.SMTPException, OSError):
+                pass
+            c.close()
 
     def forget_bytes(self, n):
         with self.store_lock:
@@ -461,8 +612,17 @@ class Soak:
     def check_retr(self, where, user, uidl, size, data):
         """Verifies one retrieved message; returns its Msg or None."""
         msgid, body_ok = parse_message(data)
-        m = LEDGER.msgs.get(msgid) if msgid else None
+        m = LEDGER.msgs.get(msg_key(msgid, user)) if msgid else None
         if m is None:
+            others = [k for k in (msg_key(msgid, u)
+                                  for u in FETCH_USERS + [STORM_USER])
+                      if k in LEDGER.msgs] if msgid else []
+            if others:
+                STATS.violation("%s: %s: message %s (UIDL %s) was not sent "
+                                "to this user but to %s"
+                                % (where, user, msgid, uidl,
+                                   ", ".join(k.split()[1] for k in others)))
+                return None
             STATS.violation("%s: %s: message UIDL %s is not one we "
                             "delivered (partial or foreign): %d octets, "
                             "starts %r" % (where, user, uidl, len(data),
@@ -476,13 +636,10 @@ class Soak:
                        "(%d received, %d delivered)" % (len(data), m.size))
         if size is not None and size != len(data):
             bad.append("LIST size %d but RETR sent %d" % (size, len(data)))
-        if m.user != user:
-            bad.append("delivered to %s" % m.user)
-        if uidl != expected_uidl(m.base):
-            bad.append("UIDL %s, expected %s" % (uidl, expected_uidl(m.base)))
-        if m.state == "failed":
-            bad.append("its delivery had failed and its tmp/ file was "
-                       "removed")
+        before = LEDGER.seen_at(m, uidl)
+        if before is not None:
+            bad.append("stored twice: UIDL %s, and %s before" % (uidl,
+                                                                before))
         if bad:
             STATS.violation("%s: %s: message %s: %s" % (where, user, msgid,
                                                         "; ".join(bad)))
@@ -535,11 +692,11 @@ class Soak:
                                     data)
                 if m is None:
                     continue
-                s.retrieved.append(m.msgid)
+                s.retrieved.append(m.key)
                 phase = "DELE"
                 st = c.command("DELE %d" % n)
                 if st.startswith("+OK"):
-                    s.deleted.append(m.msgid)
+                    s.deleted.append(m.key)
                 else:
                     STATS.error("fetch: DELE: " + reply_kind(st))
             phase = "QUIT"
@@ -783,12 +940,59 @@ class Soak:
                 self.abrupt_retr(rng, ctx, STORM_USER)
             elif r < 0.45:
                 self.abrupt_retr(rng, ctx, rng.choice(FETCH_USERS))
+            elif r < 0.55:
+                c = self.lmtp_partial(rng)
+                if c is not None:
+                    self.rst_close(c.sock, rng)
+                    c.close()
+                    STATS.add("disconnects mid-DATA lmtp")
             else:
                 self.abrupt_tls(rng, rng.choice(
                     ("tls-nothing", "tls-partial", "stls-nothing",
                      "stls-partial")))
             STATS.add("sessions abrupt")
             self.stop_load.wait(rng.uniform(0.05, 0.5))
+
+    def lmtp_partial(self, rng):
+        """An LMTP client in the middle of sending a message to one or
+        two recipients (which can never be stored: it is not whole), or
+        None."""
+        c = self.lmtp_open(rng)
+        if c is None:
+            return None
+        users = rng.sample(FETCH_USERS, rng.choice((1, 2)))
+        rcpts = ["%s@%s" % (u, DOMAIN) for u in users]
+        seq = LEDGER.next_seq()
+        msg, msgid = make_message(rng, rcpts, seq, rng.randint(2000, 60000))
+        body = wire_form(msg)
+        for u, a in zip(users, rcpts):
+            wire = lmtp_headers("soak@" + DOMAIN, a) + body
+            m = Msg(msgid, u, None, hashlib.sha256(wire).hexdigest(),
+                    len(wire), seq)
+            m.state = "dropped"
+            LEDGER.register(m)
+        phase = "MAIL"
+        try:
+            code, text = c.mail("soak@" + DOMAIN)
+            if code == 250:
+                phase = "RCPT"
+                n = 0
+                for a in rcpts:
+                    code, text = c.rcpt(a)
+                    n += code == 250
+                if n:
+                    phase = "DATA"
+                    code, text = c.docmd("DATA")
+                    if code == 354:
+                        payload = lmtp_payload(msg)
+                        c.send(payload[:rng.randint(0, len(payload) - 4)])
+                        return c
+            STATS.error("lmtp: partial: %s %s" % (phase, reply_kind(
+                "%d %s" % (code, text.decode("latin-1")))))
+        except (smtplib.SMTPException, OSError) as e:
+            self.lmtp_exc("partial " + phase, e)
+        c.close()
+        return None
 
     def staller(self):
         """A client that stops mid-handshake must be dropped after
@@ -892,6 +1096,9 @@ class Soak:
             held = self.held_session(rng, ctx)
             if held is not None and held[2] in pids:
                 pid = held[2]
+        held_lmtp = None
+        if kind == "lmtp" and rng.random() < 0.7:
+            held_lmtp = self.lmtp_partial(rng)
         start = len(self.srv.log_text())
         os.kill(pid, signal.SIGKILL)
         STATS.add("kills %s" % kind)
@@ -899,7 +1106,23 @@ class Soak:
             kind, pid, "" if held is None or held[2] != pid else
             " (holding a %s session of %s mid-RETR)"
             % (held[1].mode if held[1] else "storm",
-               held[1].user if held[1] else STORM_USER)))
+               held[1].user if held[1] else STORM_USER)) +
+            ("" if held_lmtp is None else " (a session in the middle of "
+             "DATA open)"))
+        if held_lmtp is not None:
+            t = now()
+            try:
+                held_lmtp.sock.settimeout(10)
+                while held_lmtp.sock.recv(4096):
+                    if now() - t > 10:
+                        raise socket.timeout()
+                STATS.add("held sessions killed with their worker")
+            except socket.timeout:
+                STATS.violation("an LMTP session of killed lmtp process "
+                                "%d was still open 10s later" % pid)
+            except OSError:
+                STATS.add("held sessions killed with their worker")
+            held_lmtp.close()
         if held is not None:
             c = held[0]
             if held[2] == pid:
@@ -920,10 +1143,11 @@ class Soak:
             STATS.violation("the master logged no restart within 10s after "
                             "SIGKILL of %s worker %d" % (kind, pid))
             return
-        if not self.wait_workers(kind, 2, 10):
-            STATS.violation("%s workers not back to 2 within 10s after "
-                            "SIGKILL of %d: %s" % (kind, pid,
-                                                   self.current_workers(kind)))
+        if not self.wait_workers(kind, WORKERS[kind], 10):
+            STATS.violation("%s workers not back to %d within 10s after "
+                            "SIGKILL of %d: %s"
+                            % (kind, WORKERS[kind], pid,
+                               self.current_workers(kind)))
 
     def fault_reload(self, gen):
         start = len(self.srv.log_text())
@@ -944,8 +1168,8 @@ class Soak:
                             "SIGHUP %d: %s" % (gen, self.srv.log_text()[
                                 start:][-500:]))
             return
-        for kind in ("pop3", "auth"):
-            if not self.wait_workers(kind, 2, 10):
+        for kind in WORKERS:
+            if not self.wait_workers(kind, WORKERS[kind], 10):
                 STATS.violation("after SIGHUP %d: %s workers of the new "
                                 "generation: %s" % (gen, kind,
                                                     self.current_workers(
@@ -987,7 +1211,7 @@ class Soak:
     def faulter(self, end_t):
         rng = random.Random(self.args.seed + 400)
         ctx = tls_client_context(self.pki.ca_cert)
-        kinds = ["kill pop3", "kill auth", "reload"]
+        kinds = ["kill pop3", "kill auth", "kill lmtp", "reload"]
         if self.tmpfs:
             kinds.append("disk full")
         first = kinds[:]
@@ -1010,7 +1234,8 @@ class Soak:
             if first:
                 kind = first.pop()
             else:
-                kind = rng.choices(kinds, weights=(3, 2, 2, 1)[:len(kinds)])[0]
+                kind = rng.choices(kinds,
+                                   weights=(3, 2, 2, 2, 1)[:len(kinds)])[0]
             if kind == "disk full" and (full_until is not None or
                                         t - last_full < 40 or
                                         end_t - t < 25):
@@ -1019,6 +1244,8 @@ class Soak:
                 self.fault_kill("pop3", rng, ctx)
             elif kind == "kill auth":
                 self.fault_kill("auth", rng, ctx)
+            elif kind == "kill lmtp":
+                self.fault_kill("lmtp", rng, ctx)
             elif kind == "reload":
                 gen += 1
                 self.fault_reload(gen)
@@ -1044,7 +1271,8 @@ class Soak:
         out = {}
         kinds = {}
         text = self.srv.log_text()
-        for k, p in re.findall(r"started (pop3|auth) worker pid=(\d+)", text):
+        for k, p in re.findall(r"started (pop3|auth|lmtp) worker pid=(\d+)",
+                               text):
             kinds[int(p)] = k
         for p in [self.srv.pid] + harness.children_of(self.srv.pid):
             try:
@@ -1074,7 +1302,8 @@ class Soak:
                        sum(v for k, v in c.items()
                            if k.startswith("sessions fetch ") and
                            k.endswith(" completed")),
-                       c["kills pop3"] + c["kills auth"], c["reloads"],
+                       c["kills pop3"] + c["kills auth"] + c["kills lmtp"],
+                       c["reloads"],
                        c["disk-full periods"], sum(v for _, v in m.values()),
                        len(STATS.violations)))
 
@@ -1124,7 +1353,8 @@ class Soak:
         log("memory at start: %s" % fmt_mem(self.mem_start))
         end_t = now() + load_s
         mon = self.thread("monitor", self.monitor)
-        dlv = self.thread("deliver", self.deliverer)
+        dlv = [self.thread("deliver-%d" % i, self.deliverer, i)
+               for i in range(DELIVERERS)]
         fetchers = [self.thread("fetch-%s" % u, self.fetcher, i, u)
                     for i, u in enumerate(FETCH_USERS)]
         load = [self.thread("storm-%d" % i, self.stormer, i)
@@ -1140,7 +1370,7 @@ class Soak:
         self.stop_deliver.set()
         self.stop_load.set()
         hung = []
-        for t in load + [dlv]:
+        for t in load + dlv:
             t.join(max(0.1, 2 * CLIENT_TIMEOUT + 15 - (now() -
                                                       self.stop_deliver_t)))
             if t.is_alive():
@@ -1176,13 +1406,18 @@ class Soak:
         for u in FETCH_USERS:
             left = self.srv.message_files(u)
             if left:
-                names = ["%s (%s)" % (b, LEDGER.by_base.get((u, b)))
+                names = ["%s (%s)" % (b, LEDGER.by_uidl.get(
+                    (u, expected_uidl(b))))
                          for b in sorted(left)[:10]]
                 STATS.violation("%s: %d message(s) still in the store after "
                                 "draining: %s" % (u, len(left),
                                                   ", ".join(names)))
             tmp = os.listdir(os.path.join(self.srv.maildir(u), "tmp"))
-            if tmp:
+            if tmp and STATS.counts["kills lmtp"]:
+                # A SIGKILL between the write to tmp/ and the rename
+                # leaves the file; it was never visible nor acknowledged.
+                STATS.add("tmp/ files left (lmtp killed)", len(tmp))
+            elif tmp:
                 STATS.violation("%s: files left in tmp/: %s"
                                 % (u, tmp[:10]))
         n = len(self.srv.message_files(STORM_USER))
@@ -1207,7 +1442,8 @@ class Soak:
             if len(ts) > 1:
                 STATS.violation("message %s (%s) fetched and deleted by %d "
                                 "completed sessions" %
-                                (mid, LEDGER.msgs[mid].user, len(ts)))
+                                (LEDGER.msgs[mid].msgid,
+                                 LEDGER.msgs[mid].user, len(ts)))
         # Seen again by a session that logged in after the QUIT.
         first_done = {mid: min(ts) for mid, ts in done.items()}
         reappeared = 0
@@ -1215,7 +1451,7 @@ class Soak:
             if s.pass_t is None:
                 continue
             for uidl in s.seen:
-                mid = LEDGER.by_base.get((s.user, uidl))
+                mid = LEDGER.by_uidl.get((s.user, uidl))
                 if mid is None:
                     continue
                 t = first_done.get(mid)
@@ -1225,17 +1461,26 @@ class Soak:
                         STATS.violation(
                             "message %s of %s reappeared in a %s session "
                             "(%s) %.3fs after a completed session deleted it"
-                            % (mid, s.user, s.kind, s.mode, s.pass_t - t))
+                            % (LEDGER.msgs[mid].msgid, s.user, s.kind,
+                               s.mode, s.pass_t - t))
         left = set()
         for u in FETCH_USERS:
             for b in self.srv.message_files(u):
-                mid = LEDGER.by_base.get((u, b))
+                mid = LEDGER.by_uidl.get((u, expected_uidl(b)))
                 if mid:
                     left.add(mid)
         lost = []
         acked = 0
+        unacked = collections.Counter()
         for mid, m in LEDGER.msgs.items():
-            if m.user == STORM_USER or m.state != "acked":
+            if m.user == STORM_USER:
+                continue
+            if m.state != "acked":
+                # Stored although its recipient never got a 250: allowed
+                # (the MTA delivers it again) if whole and there once,
+                # which check_retr and the counts below see to.
+                if m.uidl is not None or mid in left:
+                    unacked[m.state] += 1
                 continue
             acked += 1
             if mid in done or mid in uncertain or mid in left:
@@ -1243,10 +1488,10 @@ class Soak:
             lost.append(m)
         for m in lost[:20]:
             how = ("DELE'd only in dropped sessions"
-                   if m.msgid in broken_dele else "never retrieved")
-            STATS.violation("LOST: message %s (seq %d, %s, %s) was "
+                   if m.key in broken_dele else "never retrieved")
+            STATS.violation("LOST: message %s (seq %d, %s, UIDL %s) was "
                             "acknowledged and is gone (%s)"
-                            % (m.msgid, m.seq, m.user, m.base, how))
+                            % (m.msgid, m.seq, m.user, m.uidl, how))
         if len(lost) > 20:
             STATS.violation("... %d lost messages in all" % len(lost))
         STATS.counts["fetched (completed sessions)"] = len(done)
@@ -1254,6 +1499,10 @@ class Soak:
             uncertain - set(done))
         STATS.counts["acknowledged deliveries checked"] = acked
         STATS.counts["lost"] = len(lost)
+        STATS.counts["stored but unacknowledged (no reply)"] = \
+            unacked["dropped"]
+        STATS.counts["stored but unacknowledged (4xx reply)"] = \
+            unacked["failed"] + unacked["pending"]
         STATS.counts["duplicated"] = sum(1 for ts in done.values()
                                          if len(ts) > 1)
         STATS.counts["reappeared after deletion"] = reappeared
@@ -1392,7 +1641,8 @@ def fmt_mem(m):
     return "total %d KiB (%s)" % (
         sum(v for _, v in m.values()),
         ", ".join("%s %s" % (k, "+".join(str(v) for v in by[k]))
-                  for k in ("master", "pop3", "auth", "?") if k in by))
+                  for k in ("master", "pop3", "auth", "lmtp", "?")
+                  if k in by))
 
 
 def log_kinds(text):
@@ -1423,18 +1673,34 @@ def summary(soak, elapsed):
 
     row("run time", "%.0fs (%s min asked)" % (elapsed, soak.minutes))
     row("sessions", c["sessions fetch"] + c["sessions storm"] +
-        c["sessions abrupt"])
+        c["sessions abrupt"] + c["lmtp sessions tcp"] +
+        c["lmtp sessions unix"])
     for k in sorted(c):
         if k.startswith("sessions "):
             row("  " + k[len("sessions "):], c[k])
-    row("deliveries acknowledged", c["deliveries acknowledged"])
-    row("deliveries failed (temporary)", c["deliveries failed"])
-    row("deliveries unacknowledged", c["deliveries unacknowledged"])
+    row("  lmtp tcp / unix", "%d / %d" % (c["lmtp sessions tcp"],
+                                          c["lmtp sessions unix"]))
+    row("lmtp transactions / recipients", "%d / %d"
+        % (c["lmtp transactions"], c["lmtp recipients"]))
+    row("deliveries acknowledged (250)", c["deliveries acknowledged"])
+    row("deliveries failed (4xx)", c["deliveries failed (4xx)"])
+    row("deliveries without reply after DATA (connection lost)",
+        c["deliveries without reply"])
+    row("deliveries cut off before the end of DATA",
+        c["deliveries cut off before the end of DATA"])
+    row("deliveries refused (5xx)", c["deliveries refused (5xx)"])
+    row("stored but unacknowledged (no reply / 4xx)", "%d / %d"
+        % (c["stored but unacknowledged (no reply)"],
+           c["stored but unacknowledged (4xx reply)"]))
     row("fetched (completed sessions)", c["fetched (completed sessions)"])
     row("fetched (QUIT failed or unanswered)",
         c["fetched (QUIT failed or unanswered)"])
     row("RETR verified", c["RETR (fetch)"] + c["RETR (storm)"])
-    row("kills pop3 / auth", "%d / %d" % (c["kills pop3"], c["kills auth"]))
+    row("kills pop3 / auth / lmtp", "%d / %d / %d"
+        % (c["kills pop3"], c["kills auth"], c["kills lmtp"]))
+    if c["tmp/ files left (lmtp killed)"]:
+        row("tmp/ files left (lmtp killed)",
+            c["tmp/ files left (lmtp killed)"])
     row("reloads", c["reloads"])
     row("disk-full periods (seconds)", "%d (%d)"
         % (c["disk-full periods"], c["disk-full seconds"]))
