@@ -1219,8 +1219,8 @@ def test_exactly_one_delivery_target(tmp_path, plain_srv, keys):
     c.write(c.account(**keys))
     st, out, err = c.run()
     assert st == EX_USAGE
-    assert "account acct needs exactly one delivery target: maildir or" \
-        " mda" in err, err
+    assert "account acct needs exactly one delivery target: maildir," \
+        " mbox or mda" in err, err
 
 
 # ----------------------------------------------------------------- output

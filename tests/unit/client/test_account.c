@@ -166,7 +166,7 @@ test_refusals(void **state)
 	parse_err("account\n", 1, "expected");
 	/* The checks at the end of a section name its account line. */
 	parse_err("\naccount a\nhost = h\nuser = u\npassword_file = /p\n",
-	    2, "exactly one delivery target: maildir or mda");
+	    2, "exactly one delivery target: maildir, mbox or mda");
 	parse_err("account a\nhost = h\nuser = u\nmaildir = /m\nmda = x\n"
 	    "password_file = /p\n", 1, "exactly one delivery target");
 	parse_err("account a\nhost = h\nuser = u\nmaildir = /m\n"
