@@ -140,7 +140,8 @@ def run_rounds(srv, kill, rounds):
 
 
 def test_pop3_worker_killed_during_update(make_server):
-    srv = make_server(config={"workers": 1})
+    # The killed worker is back at once, not after the default second.
+    srv = make_server(config={"workers": 1, "restart_interval": "50ms"})
     rounds = 25 if harness.sanitizer_build() else 70
     kills, partial = run_rounds(
         srv, lambda: srv.kill_worker("pop3", all=True), rounds)
