@@ -408,6 +408,39 @@ KILL_ROUNDS = 40 if harness.sanitizer_build() else 200
 KILL_SECONDS = 300
 
 
+def kill_runs(c, rnd, rounds, seconds, arrive, progress):
+    """Starts client c's `postern fetch` again and again, at most rounds
+    times within seconds, calling arrive() before each run, and kills it
+    with SIGKILL: every other run at a random instant of its first 80
+    ms, the others just after progress() (the stored messages, say)
+    grew.  Returns (runs, kills)."""
+    kills = done = 0
+    deadline = time.monotonic() + seconds
+    while done < rounds and time.monotonic() < deadline:
+        arrive()
+        p = c.popen()
+        if done % 2 == 0:
+            time.sleep(rnd.uniform(0.0, 0.08))
+        else:
+            # Aim at a delivery: wait for it, then kill within the next
+            # few milliseconds.
+            have = progress()
+            until = time.monotonic() + 2
+            while p.poll() is None and time.monotonic() < until and \
+                    progress() <= have:
+                time.sleep(0.0005)
+            time.sleep(rnd.uniform(0.0, 0.003))
+        if p.poll() is None:
+            p.send_signal(signal.SIGKILL)
+            kills += 1
+        p.wait()
+        harness.check_sanitizer_output(
+            p.stderr.read().decode("utf-8", "replace"), "postern fetch")
+        p.stderr.close()
+        done += 1
+    return done, kills
+
+
 def test_kill_9_at_random_instants_while_mail_arrives(tmp_path, make_server):
     """postern fetch (keep = no) is started again and again and killed
     with SIGKILL at random instants, while new messages keep arriving on
@@ -436,32 +469,15 @@ def test_kill_9_at_random_instants_while_mail_arrives(tmp_path, make_server):
     c = Client(tmp_path, s)
     c.write(c.account(keep="no"))
     new = c.maildir() + "/new"
-    kills = rounds = 0
-    deadline = time.monotonic() + KILL_SECONDS
-    while rounds < KILL_ROUNDS and time.monotonic() < deadline:
+
+    def arrive():
         more = new_messages(rnd.randint(0, 4))
         fill(s, more)
-        sent += more
-        p = c.popen()
-        if rounds % 2 == 0:
-            time.sleep(rnd.uniform(0.0, 0.08))
-        else:
-            # Aim at the deliveries: wait for one more file in new/,
-            # then kill within the next few milliseconds.
-            have = len(os.listdir(new)) if os.path.isdir(new) else 0
-            until = time.monotonic() + 2
-            while p.poll() is None and time.monotonic() < until and (
-                    not os.path.isdir(new) or len(os.listdir(new)) <= have):
-                time.sleep(0.0005)
-            time.sleep(rnd.uniform(0.0, 0.003))
-        if p.poll() is None:
-            p.send_signal(signal.SIGKILL)
-            kills += 1
-        p.wait()
-        harness.check_sanitizer_output(
-            p.stderr.read().decode("utf-8", "replace"), "postern fetch")
-        p.stderr.close()
-        rounds += 1
+        sent.extend(more)
+
+    rounds, kills = kill_runs(
+        c, rnd, KILL_ROUNDS, KILL_SECONDS, arrive,
+        lambda: len(os.listdir(new)) if os.path.isdir(new) else 0)
     assert rounds == KILL_ROUNDS, "only %d runs in %d s" % (rounds,
                                                             KILL_SECONDS)
     assert kills >= rounds // 3, kills

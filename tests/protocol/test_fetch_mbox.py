@@ -12,12 +12,11 @@ message appended just before the kill.
 
 import os
 import random
-import signal
 import time
 
 import harness
 from .test_fetch import (EX_OK, EX_TEMP, EX_USAGE, MESSAGES, Client, fill,
-                        lf_form)
+                         kill_runs, lf_form)
 
 FROM_LINES = [
     b"Subject: from lines\n\nFrom the start of a line\n>From quoted once\n"
@@ -133,34 +132,16 @@ def test_kill_9_while_mail_arrives_stores_each_message_once(tmp_path,
     c = Client(tmp_path, s)
     os.makedirs(os.path.dirname(mbox_of(c)))
     c.write(c.account(maildir=None, mbox=mbox_of(c), keep="no"))
-    kills = rounds = 0
-    deadline = time.monotonic() + KILL_SECONDS
-    while rounds < KILL_ROUNDS and time.monotonic() < deadline:
+
+    def arrive():
         more = new_messages(rnd.randint(0, 3))
         fill(s, more)
-        sent += more
-        p = c.popen()
-        if rounds % 2 == 0:
-            time.sleep(rnd.uniform(0.0, 0.08))
-        else:
-            # Aim at an append: wait for the mbox to grow, then kill
-            # within a few milliseconds.
-            size = os.path.getsize(mbox_of(c)) \
-                if os.path.exists(mbox_of(c)) else 0
-            until = time.monotonic() + 2
-            while p.poll() is None and time.monotonic() < until and (
-                    not os.path.exists(mbox_of(c)) or
-                    os.path.getsize(mbox_of(c)) <= size):
-                time.sleep(0.0005)
-            time.sleep(rnd.uniform(0.0, 0.003))
-        if p.poll() is None:
-            p.send_signal(signal.SIGKILL)
-            kills += 1
-        p.wait()
-        harness.check_sanitizer_output(
-            p.stderr.read().decode("utf-8", "replace"), "postern fetch")
-        p.stderr.close()
-        rounds += 1
+        sent.extend(more)
+
+    rounds, kills = kill_runs(
+        c, rnd, KILL_ROUNDS, KILL_SECONDS, arrive,
+        lambda: os.path.getsize(mbox_of(c))
+        if os.path.exists(mbox_of(c)) else 0)
     assert rounds >= min(KILL_ROUNDS, 20), rounds
     assert kills >= rounds // 3, kills
     for _ in range(50):
