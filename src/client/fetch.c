@@ -127,6 +127,44 @@ uidl_ok(const char *s)
 	return true;
 }
 
+/* A new message numbered num at the end of r's list, or NULL (the
+ * reason in r->c). */
+static struct msg *
+msg_append(struct run *r, uint32_t num)
+{
+	struct msg *m;
+
+	if (r->count == FETCH_MAX_MESSAGES) {
+		(void)pop3c_error(r->c, POP3C_TEMP, "%s: more than %d"
+		    " messages", r->a->host, FETCH_MAX_MESSAGES);
+		return NULL;
+	}
+	if ((m = realloc(r->msgs, (r->count + 1) * sizeof(*m))) == NULL) {
+		(void)pop3c_error(r->c, POP3C_TEMP, "out of memory");
+		return NULL;
+	}
+	r->msgs = m;
+	m = &r->msgs[r->count++];
+	memset(m, 0, sizeof(*m));
+	m->num = num;
+	return m;
+}
+
+/* "NUM SIZE", a line of LIST (RFC 1939 section 5).  0 or -1. */
+static int
+list_fields(char *line, uint32_t *num_r, uint64_t *size_r)
+{
+	char *sp;
+
+	if ((sp = strchr(line, ' ')) == NULL)
+		return -1;
+	*sp++ = '\0';
+	if (parse_u32(line, UINT32_MAX, num_r) != PARSE_OK || *num_r == 0 ||
+	    parse_u64(sp, UINT64_MAX, size_r) != PARSE_OK)
+		return -1;
+	return 0;
+}
+
 static int
 uidl_line(void *arg, char *line, size_t len)
 {
@@ -142,18 +180,10 @@ uidl_line(void *arg, char *line, size_t len)
 	if (parse_u32(line, UINT32_MAX, &num) != PARSE_OK || num == 0 ||
 	    !uidl_ok(sp))
 		goto bad;
-	if (r->count == FETCH_MAX_MESSAGES)
-		return pop3c_error(r->c, POP3C_TEMP, "%s: more than %d"
-		    " messages", r->a->host, FETCH_MAX_MESSAGES);
-	if ((m = realloc(r->msgs, (r->count + 1) * sizeof(*m))) == NULL)
-		return pop3c_error(r->c, POP3C_TEMP, "out of memory");
-	r->msgs = m;
-	m = &r->msgs[r->count];
-	memset(m, 0, sizeof(*m));
-	m->num = num;
+	if ((m = msg_append(r, num)) == NULL)
+		return -1;
 	if ((m->uidl = strdup(sp)) == NULL)
 		return pop3c_error(r->c, POP3C_TEMP, "out of memory");
-	r->count++;
 	return 0;
 bad:
 	return pop3c_error(r->c, POP3C_TEMP, "%s: malformed UIDL line",
@@ -165,17 +195,12 @@ static int
 list_line(void *arg, char *line, size_t len)
 {
 	struct run *r = arg;
-	char *sp;
 	uint32_t num;
 	uint64_t size;
 	size_t i;
 
 	(void)len;
-	if ((sp = strchr(line, ' ')) == NULL)
-		goto bad;
-	*sp++ = '\0';
-	if (parse_u32(line, UINT32_MAX, &num) != PARSE_OK || num == 0 ||
-	    parse_u64(sp, UINT64_MAX, &size) != PARSE_OK)
+	if (list_fields(line, &num, &size) == -1)
 		goto bad;
 	/* Usually message n is the n-th of the UIDL list. */
 	if (num <= r->count && r->msgs[num - 1].num == num)
@@ -196,26 +221,14 @@ list_new_line(void *arg, char *line, size_t len)
 {
 	struct run *r = arg;
 	struct msg *m;
-	char *sp;
 	uint32_t num;
 	uint64_t size;
 
 	(void)len;
-	if ((sp = strchr(line, ' ')) == NULL)
+	if (list_fields(line, &num, &size) == -1)
 		goto bad;
-	*sp++ = '\0';
-	if (parse_u32(line, UINT32_MAX, &num) != PARSE_OK || num == 0 ||
-	    parse_u64(sp, UINT64_MAX, &size) != PARSE_OK)
-		goto bad;
-	if (r->count == FETCH_MAX_MESSAGES)
-		return pop3c_error(r->c, POP3C_TEMP, "%s: more than %d"
-		    " messages", r->a->host, FETCH_MAX_MESSAGES);
-	if ((m = realloc(r->msgs, (r->count + 1) * sizeof(*m))) == NULL)
-		return pop3c_error(r->c, POP3C_TEMP, "out of memory");
-	r->msgs = m;
-	m = &r->msgs[r->count++];
-	memset(m, 0, sizeof(*m));
-	m->num = num;
+	if ((m = msg_append(r, num)) == NULL)
+		return -1;
 	m->size = size;
 	return 0;
 bad:
