@@ -6,8 +6,10 @@ comes back over POP3 byte-exact apart from the trace fields added on
 the way (Postfix's Received, posternd's Return-Path and Delivered-To,
 which are checked exactly).  A recipient posternd does not know gets
 550 5.1.1 from the LMTP listener, which Postfix turns into a bounce to
-the sender.  Skipped only when Postfix cannot run here (not root, or
-not installed).
+the sender.  XTND XMIT closes the loop: a message sent over POP3 goes
+through Postfix and back over LMTP to its recipients, Bcc included and
+removed.  Skipped only when Postfix cannot run here (not root, or not
+installed).
 """
 
 import os
@@ -64,6 +66,9 @@ def setup(request, make_server):
         # runs as the postfix user.
         srv.update_config({"lmtp_socket_mode": "0666"})
     pf = postfix.Postfix(transports={DOMAIN: nexthop})
+    # XTND XMIT hands messages to this Postfix's sendmail.
+    srv.update_config({"xmit": True, "xmit_domain": DOMAIN,
+                       "xmit_command": pf.sendmail_command("-i")})
     for u in USERS:
         srv.ensure_maildir(u)
     srv.start()
@@ -139,4 +144,31 @@ def test_unknown_recipient_bounces_with_550_5_1_1(setup):
     [dsn] = mailbox(srv, "carol")
     assert b"Undelivered Mail Returned to Sender" in dsn
     assert b"nobody@example.test" in dsn
+    assert mailbox(srv, "alice") == []
+
+
+def test_xtnd_xmit_comes_back_over_lmtp(setup):
+    srv, pf = setup
+    bcc = b"Bcc: Carol <carol@example.test>\r\n"
+    sent = (b"From: Alice <alice@example.test>\r\n"
+            b"To: Bob <bob@example.test>\r\n" + bcc +
+            b"Subject: round trip\r\n"
+            b"Date: Sun, 22 Nov 2026 10:00:00 +0000\r\n"
+            b"Message-ID: <round-trip@example.test>\r\n"
+            b"\r\n"
+            b".a line that starts with a dot\r\n")
+    with srv.login("alice") as c:
+        assert c.command("XTND XMIT") == "+OK Start sending message."
+        c.send(wire_form(sent, stuff=True) + b".\r\n")
+        assert c.status(timeout=60) == "+OK Message sent successfully"
+        c.quit()
+    pf.wait_queue_empty(timeout=60)
+    expect = sent.replace(bcc, b"")
+    for user in ("bob", "carol"):
+        [got] = mailbox(srv, user)
+        trace, rest = postfix.split_trace(got)
+        assert rest == wire_form(expect), user
+        assert trace[0] == b"Return-Path: <alice@example.test>", trace
+        assert trace[1] == b"Delivered-To: %s@%s" % (user.encode(),
+                                                     DOMAIN.encode())
     assert mailbox(srv, "alice") == []
