@@ -838,13 +838,23 @@ time_ok(const struct index_time *t)
 	    t->nsec <= 999999999;
 }
 
+/* The last line of postern.index and postern.uidls: the record count
+ * and the checksum of everything from offset start.  0 or -1. */
+static int
+end_line(struct buf *out, size_t start, size_t n)
+{
+	uint64_t sum = index_fnv1a64(FNV64_OFFSET, out->data + start,
+	    out->len - start);
+
+	return buf_addf(out, "end %zu %016llx\n", n, (unsigned long long)sum);
+}
+
 int
 index_serialize(const struct index *idx, struct buf *out)
 {
 	char line[32 + UIDL_MAX_LEN + 5 * 24 + FIELD_MAX];
 	struct index_time mt = idx->cur_mtime, sc = idx->scanned;
 	size_t start = out->len, i, o;
-	uint64_t sum;
 
 	if (!time_ok(&mt) || !time_ok(&sc)) {
 		/* Never trusted: the readdir shortcut needs real values. */
@@ -898,11 +908,8 @@ index_serialize(const struct index *idx, struct buf *out)
 		if (buf_add(out, line, o) == -1)
 			goto fail;
 	}
-	sum = index_fnv1a64(FNV64_OFFSET, out->data + start, out->len - start);
-	if (buf_addf(out, "end %zu %016llx\n", idx->n,
-	    (unsigned long long)sum) == -1)
-		goto fail;
-	return 0;
+	if (end_line(out, start, idx->n) == 0)
+		return 0;
 fail:
 	out->len = start;
 	return -1;
@@ -1166,7 +1173,6 @@ uidl_map_serialize(const struct uidl_map *m, struct buf *out)
 {
 	char line[UIDL_MAX_LEN + 2 + FIELD_MAX + 1];
 	size_t start = out->len, i, o, ul;
-	uint64_t sum;
 
 	if (buf_addf(out, "%s %d\n", UIDL_MAP_MAGIC, UIDL_MAP_VERSION) == -1)
 		return -1;
@@ -1181,11 +1187,8 @@ uidl_map_serialize(const struct uidl_map *m, struct buf *out)
 		if (buf_add(out, line, o) == -1)
 			goto fail;
 	}
-	sum = index_fnv1a64(FNV64_OFFSET, out->data + start, out->len - start);
-	if (buf_addf(out, "end %zu %016llx\n", m->n,
-	    (unsigned long long)sum) == -1)
-		goto fail;
-	return 0;
+	if (end_line(out, start, m->n) == 0)
+		return 0;
 fail:
 	out->len = start;
 	return -1;

@@ -52,14 +52,8 @@ def retr_all(srv, user):
 
 
 def new_and_cur(srv, user):
-    md = srv.maildir(user)
-    out = []
-    for sub in ("new", "cur"):
-        d = os.path.join(md, sub)
-        if os.path.isdir(d):
-            out += [os.path.join(d, f) for f in os.listdir(d)
-                    if not f.startswith(".")]
-    return sorted(out)
+    """The paths of the messages in the user's new/ and cur/."""
+    return sorted(srv.message_files(user).values())
 
 
 class Raw:
