@@ -5,9 +5,11 @@ Deterministic: the same seed and sizes give the same bytes.  Messages
 look like real mail: Received chains, MIME multipart/alternative and
 multipart/mixed parts, base64 attachments, quoted-printable bodies, and
 lines starting with '.' (a lone "." too), stored with LF line ends as
-Maildir delivery agents write them.  File names carry S= and W= (stored
-and wire size), as Dovecot's own delivery writes them, so that Dovecot
-gets its fastest path.
+Maildir delivery agents write them; the bulk mailbox also exists with
+CRLF line ends, as posternd's LMTP stores mail (its wire form before
+byte-stuffing).  File names carry S= and W= (stored and wire size), as
+Dovecot's own delivery writes them, so that Dovecot gets its fastest
+path.
 
 Layout under OUT:
   mail/<user>/{cur,new,tmp}   Maildirs, messages in new/
@@ -19,6 +21,7 @@ Layout under OUT:
 Users (the password of NAME is "pw-NAME"):
   s0000..         storm users, {PLAIN}
   bulk            the bulk mailbox
+  bulkcrlf        the same messages with CRLF line ends
   big             the big mailbox
   l0000..         login-storm users, yescrypt (hashed by `postern user
                   add`, the same hash given to Dovecot as {CRYPT})
@@ -188,9 +191,15 @@ class Maildir:
         self.octets = 0
         self.wire = 0
 
-    def add(self, text, stamp):
+    def add(self, text, stamp, crlf=False):
         data = text.encode("utf-8")
-        wire = len(data) + data.count(b"\n")
+        if crlf:
+            # As posternd's LMTP stores a message: its wire form
+            # before byte-stuffing.
+            data = data.replace(b"\n", b"\r\n")
+            wire = len(data)
+        else:
+            wire = len(data) + data.count(b"\n")
         name = "%d.M%06dP4242Q%d.bench,S=%d,W=%d" % (
             stamp, self.n % 1000000, self.n, len(data), wire)
         with open(os.path.join(self.path, "new", name), "wb") as f:
@@ -258,12 +267,15 @@ def main():
         manifest.append((user, md.n, md.octets, md.wire))
 
     md = Maildir(mail, "bulk")
+    crlf = Maildir(mail, "bulkcrlf")
     with open(os.path.join(out, "ceiling.bin"), "wb") as ceil:
         for i in range(a.bulk_msgs):
-            ceil.write(md.add(attachment_message(rng, pool, "bulk", i,
-                                                 a.bulk_size), stamp))
+            text = attachment_message(rng, pool, "bulk", i, a.bulk_size)
+            ceil.write(md.add(text, stamp))
+            crlf.add(text, stamp, crlf=True)
             stamp += 1
     manifest.append(("bulk", md.n, md.octets, md.wire))
+    manifest.append(("bulkcrlf", crlf.n, crlf.octets, crlf.wire))
 
     md = Maildir(mail, "big")
     for i in range(a.big_msgs):
@@ -280,7 +292,7 @@ def main():
     storm = ["s%04d" % u for u in range(a.storm_users)]
     with open(os.path.join(out, "users.postern"), "w") as pf, \
             open(os.path.join(out, "users.dovecot"), "w") as df:
-        for name in storm + ["bulk", "big"]:
+        for name in storm + ["bulk", "bulkcrlf", "big"]:
             pf.write("%s:{PLAIN}pw-%s\n" % (name, name))
             df.write("%s:{PLAIN}pw-%s\n" % (name, name))
         for name in logins:

@@ -1,8 +1,10 @@
 /*
  * fuzz_wire.c: the wire encoder on arbitrary stored messages.  Checks
  * that the size equals the un-stuffed output length, that chunked and
- * one-shot encoding agree, that every output line ends in CRLF, and that
- * a TOP never sends more than the whole message.
+ * one-shot encoding agree, that every output line ends in CRLF, that a
+ * TOP never sends more than the whole message, and that the sendfile
+ * form (wire_dot_lines: the stored runs with a '.' put before the lines
+ * it lists) is exactly what the encoder sends.
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -33,6 +35,37 @@ encode(const uint8_t *d, size_t n, size_t step, uint64_t top,
 		abort();
 	*octets_r = e.octets;
 	return evbuffer_get_length(out);
+}
+
+/* Rebuilds the reply from the stored runs as RETR's sendfile path does
+ * and compares it with the encoder's output wire[0..wlen). */
+static void
+check_dot_lines(const uint8_t *d, size_t n, const uint8_t *wire, size_t wlen,
+    uint64_t octets)
+{
+	uint64_t dots[8], from = 0;
+	size_t o = 0;
+	long k, i;
+
+	k = wire_dot_lines(d, n, dots, 8);
+	if (k < 0)
+		return;
+	/* In that form the stored octets are the size. */
+	if (octets != n || wlen != n + (size_t)k)
+		abort();
+	for (i = 0; i <= k; i++) {
+		uint64_t to = i < k ? dots[i] : n;
+
+		if (to < from || (i < k && d[to] != '.') ||
+		    memcmp(wire + o, d + from, (size_t)(to - from)) != 0)
+			abort();
+		o += (size_t)(to - from);
+		if (i < k && wire[o++] != '.')
+			abort();
+		from = to;
+	}
+	if (o != wlen)
+		abort();
 }
 
 int
@@ -76,6 +109,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			abort();
 		if (clean && (oa != size || memcmp(p, data, size) != 0))
 			abort();
+		check_dot_lines(data, size, p, la, oa);
 	} else if (oa > wire_size(data, size, NULL))
 		abort();
 	evbuffer_free(a);

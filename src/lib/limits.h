@@ -135,11 +135,19 @@
 
 /* RETR streaming: refill output when it drops below the low mark. */
 #define RETR_CHUNK			(64 * 1024)
+/* A message stored in wire form goes out by sendfile in runs between the
+ * lines that start with '.' (pop3/wire.h wire_dot_lines); one with more
+ * such lines than this goes through the encoder instead. */
+#define SENDFILE_MAX_DOT_LINES		64
 #define OUTPUT_LOW_WATERMARK		(64 * 1024)
 
 /* Pipelined commands are taken only while less than this much output is
  * queued. */
 #define OUTPUT_HIGH_WATERMARK		(256 * 1024)
+/* The most one write to a client's socket (or one round of TLS records)
+ * takes from the output buffer; libevent's own default is 16 KiB, which
+ * cut every streamed reply into many write calls. */
+#define OUTPUT_MAX_SINGLE_WRITE		OUTPUT_HIGH_WATERMARK
 
 /* Input a session may buffer before reading from the socket pauses.  Not
  * a setting: the line reader needs a whole line in the buffer, so this

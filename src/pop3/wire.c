@@ -374,3 +374,68 @@ wire_size_fd(int fd, uint64_t *size_r, uint64_t *stored_r, bool *clean_r)
 		*clean_r = e.all_clean;
 	return 0;
 }
+
+void
+wire_dots_init(struct wire_dots *d, uint64_t *dots, size_t max)
+{
+	d->off = 0;
+	d->dots = dots;
+	d->max = max;
+	d->n = 0;
+	d->bol = true;
+	d->cr = false;
+	d->bad = false;
+}
+
+void
+wire_dots_feed(struct wire_dots *d, const uint8_t *in, size_t len)
+{
+	const uint8_t *p = in, *end = in + len, *nl;
+
+	while (p < end && !d->bad) {
+		if (d->bol) {
+			d->bol = false;
+			if (*p == '.') {
+				if (d->n == d->max) {
+					d->bad = true;
+					break;
+				}
+				d->dots[d->n++] = d->off + (uint64_t)(p - in);
+			}
+		}
+		nl = memchr(p, '\n', (size_t)(end - p));
+		if (nl == NULL) {
+			d->cr = end[-1] == '\r';
+			break;
+		}
+		/* The octet before this LF is in this chunk or was the last
+		 * one of the previous chunk. */
+		if (nl > in ? nl[-1] != '\r' : !d->cr) {
+			d->bad = true;
+			break;
+		}
+		p = nl + 1;
+		d->bol = true;
+		d->cr = false;
+	}
+	d->off += len;
+}
+
+long
+wire_dots_end(const struct wire_dots *d)
+{
+	/* A last line without its CRLF is not in wire form. */
+	if (d->bad || !d->bol)
+		return -1;
+	return (long)d->n;
+}
+
+long
+wire_dot_lines(const uint8_t *in, size_t len, uint64_t *dots, size_t max)
+{
+	struct wire_dots d;
+
+	wire_dots_init(&d, dots, max);
+	wire_dots_feed(&d, in, len);
+	return wire_dots_end(&d);
+}

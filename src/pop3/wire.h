@@ -76,4 +76,35 @@ uint64_t wire_size(const uint8_t *in, size_t len, bool *clean_r);
 int	wire_size_fd(int fd, uint64_t *size_r, uint64_t *stored_r,
 	    bool *clean_r);
 
+/*
+ * Stored bytes that are the wire form before byte-stuffing (every LF
+ * follows a CR, and the last line ends with CRLF) can go out as they are
+ * apart from the stuffing: the kernel sends the runs between the lines
+ * that start with '.', and a '.' is put before each of those lines.
+ * wire_dots checks stored bytes, fed in chunks of any size, for that
+ * form and collects the offsets of the lines that start with '.', in
+ * order, into dots[0..max).
+ */
+struct wire_dots {
+	uint64_t	 off;		/* stored octets fed so far */
+	uint64_t	*dots;
+	size_t		 max;
+	size_t		 n;		/* offsets in dots */
+	bool		 bol;		/* the next octet starts a line */
+	bool		 cr;		/* the last octet fed was a CR */
+	bool		 bad;		/* not that form, or over max */
+};
+
+void	wire_dots_init(struct wire_dots *, uint64_t *dots, size_t max);
+void	wire_dots_feed(struct wire_dots *, const uint8_t *in, size_t len);
+
+/* At the end of the input: how many lines start with '.', or -1 when the
+ * bytes are not in that form or more than max lines start with '.'.  An
+ * empty input has no lines: 0. */
+long	wire_dots_end(const struct wire_dots *);
+
+/* The same over one buffer. */
+long	wire_dot_lines(const uint8_t *in, size_t len, uint64_t *dots,
+	    size_t max);
+
 #endif

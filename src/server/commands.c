@@ -12,6 +12,8 @@
 #include <string.h>
 #include <strings.h>
 #include <time.h>
+#include <sys/sendfile.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <event2/buffer.h>
@@ -780,6 +782,189 @@ nomem:
 	return 0;
 }
 
+/*
+ * Finds the lines of a message stored in wire form (but for byte-
+ * stuffing) that start with '.'.  The file is read once, which also
+ * checks the form, so a file that is not what its sizes say goes through
+ * the encoder.  The count, or -1.
+ */
+static long
+stored_dot_lines(int fd, uint64_t size, uint64_t *dots, size_t max)
+{
+	static uint8_t buf[RETR_CHUNK];
+	struct wire_dots d;
+	uint64_t off = 0;
+	ssize_t n;
+
+	wire_dots_init(&d, dots, max);
+	while (off < size && !d.bad) {
+		n = pread(fd, buf, size - off < sizeof(buf) ?
+		    (size_t)(size - off) : sizeof(buf), (off_t)off);
+		if (n == -1 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return -1;
+		wire_dots_feed(&d, buf, (size_t)n);
+		off += (uint64_t)n;
+	}
+	return wire_dots_end(&d);
+}
+
+/*
+ * Sends what is left of a stored-wire reply (see send_stored_wire) on the
+ * socket while it takes it, and queues the rest.  The parts: runs of the
+ * file [from, to) from the stored offsets, each but the first preceded
+ * by one stuffed '.', then the terminator.  0, or -1 when the output
+ * buffer cannot take the rest.
+ */
+struct wire_reply {
+	int		 fd;
+	uint64_t	 size;
+	const uint64_t	*dots;
+	long		 ndots;
+	long		 part;		/* the next run */
+	uint64_t	 from;		/* the next octet of the file */
+	bool		 dot_due;	/* run part's '.' not yet sent */
+};
+
+static ssize_t
+try_send(int sock, const void *p, size_t n, bool more)
+{
+	ssize_t r;
+
+	do {
+		r = send(sock, p, n, MSG_NOSIGNAL | MSG_DONTWAIT |
+		    (more ? MSG_MORE : 0));
+	} while (r == -1 && errno == EINTR);
+	return r;
+}
+
+static void
+reply_direct(struct wire_reply *w, int sock)
+{
+	ssize_t r;
+
+	for (; w->part <= w->ndots; w->part++, w->dot_due = true) {
+		uint64_t to = w->part < w->ndots ? w->dots[w->part] : w->size;
+
+		if (w->dot_due) {
+			if (try_send(sock, ".", 1, true) != 1)
+				return;
+			w->dot_due = false;
+		}
+		while (w->from < to) {
+			off_t o = (off_t)w->from;
+
+			r = sendfile(sock, w->fd, &o, (size_t)(to - w->from));
+			if (r == -1 && errno == EINTR)
+				continue;
+			if (r <= 0)
+				return;	/* full, or an error the queue meets */
+			w->from += (uint64_t)r;
+		}
+	}
+}
+
+static int
+reply_queue(struct wire_reply *w, struct evbuffer *out)
+{
+	struct evbuffer_file_segment *seg;
+	int rc = 0;
+
+	seg = evbuffer_file_segment_new(w->fd, 0, (ev_off_t)w->size,
+	    EVBUF_FS_CLOSE_ON_FREE);
+	if (seg == NULL) {
+		(void)close(w->fd);
+		return -1;
+	}
+	for (; w->part <= w->ndots; w->part++, w->dot_due = true) {
+		uint64_t to = w->part < w->ndots ? w->dots[w->part] : w->size;
+
+		if (w->dot_due && evbuffer_add(out, ".", 1) == -1)
+			rc = -1;
+		if (rc == 0 && to > w->from && evbuffer_add_file_segment(out,
+		    seg, (ev_off_t)w->from, (ev_off_t)(to - w->from)) == -1)
+			rc = -1;
+		if (rc == -1)
+			break;
+		w->from = to;
+	}
+	evbuffer_file_segment_free(seg);
+	return rc;
+}
+
+/*
+ * RETR of a message whose stored octets are its wire form before
+ * byte-stuffing (its wire size equals its stored size, mbox quoting
+ * aside; the descriptor reads a Maildir file from offset 0): the status
+ * line, the file by sendfile in runs between the lines that start with
+ * '.', a '.' before each of those lines, and the terminator.  When no
+ * earlier reply is waiting, the parts go straight to the socket, the
+ * status line held back (MSG_MORE) to leave with the first run; what the
+ * socket does not take is queued.  1: sent or queued, fd is consumed;
+ * 0: not that form, nothing sent, fd is still the caller's; -1: out of
+ * memory half-way, the session is closed (s may be gone).
+ */
+static int
+send_stored_wire(struct session *s, const struct msg_info *mi, int fd)
+{
+	struct evbuffer *out = bufferevent_get_output(s->bev);
+	uint64_t dots[SENDFILE_MAX_DOT_LINES];
+	struct wire_reply w;
+	char line[64];
+	int len;
+	ssize_t r;
+
+	if (mi->size != mi->stored_size || mi->stored_size == 0 ||
+	    (mi->flags & MSG_MBOXRD) ||
+	    mi->stored_size > (uint64_t)EV_SSIZE_MAX)
+		return 0;
+	w.fd = fd;
+	w.size = mi->stored_size;
+	w.dots = dots;
+	w.part = 0;
+	w.from = 0;
+	w.dot_due = false;
+	if (mi->flags & MSG_WIRE_CLEAN)
+		w.ndots = 0;	/* checked when it was indexed */
+	else if ((w.ndots = stored_dot_lines(fd, mi->stored_size, dots,
+	    SENDFILE_MAX_DOT_LINES)) < 0)
+		return 0;
+	len = snprintf(line, sizeof(line), "+OK %" PRIu64 " octets\r\n",
+	    mi->size);
+	r = 0;
+	if (evbuffer_get_length(out) == 0 && !s->closing) {
+		r = try_send(s->fd, line, (size_t)len, true);
+		if (r == len)
+			reply_direct(&w, s->fd);
+		else if (r < 0)
+			r = 0;
+	}
+	if (r < len && evbuffer_add(out, line + r, (size_t)(len - r)) == -1)
+		goto nomem;
+	s->bytes_out += mi->stored_size;
+	if (w.part > w.ndots) {
+		/* All of the message went out: so may the terminator. */
+		r = try_send(s->fd, ".\r\n", 3, false);
+		(void)close(fd);
+		if (r < 0)
+			r = 0;
+		if (r < 3 && evbuffer_add(out, ".\r\n" + r, (size_t)(3 - r)) ==
+		    -1)
+			goto closed;
+		return 1;
+	}
+	if (reply_queue(&w, out) == -1 || evbuffer_add(out, ".\r\n", 3) == -1)
+		goto closed;
+	return 1;
+nomem:
+	(void)close(fd);
+closed:
+	/* Part of the reply may be out: it cannot be taken back. */
+	session_close(s, "no-memory");
+	return -1;
+}
+
 static void
 send_message(struct session *s, uint32_t idx, uint64_t top_lines)
 {
@@ -797,21 +982,13 @@ send_message(struct session *s, uint32_t idx, uint64_t top_lines)
 		return;
 	}
 	if (top_lines == WIRE_ALL_LINES) {
-		session_reply(s, "+OK %" PRIu64 " octets", mi->size);
 		s->retrieved[idx] = true;
 		s->n_retr++;
+		if (!s->tls && send_stored_wire(s, mi, fd) != 0)
+			return;
+		session_reply(s, "+OK %" PRIu64 " octets", mi->size);
 	} else
 		session_reply(s, "+OK");
-	if (top_lines == WIRE_ALL_LINES && (mi->flags & MSG_WIRE_CLEAN) &&
-	    mi->stored_size > 0 && !s->tls) {
-		/* Stored in wire form: the kernel sends the file. */
-		if (evbuffer_add_file(bufferevent_get_output(s->bev), fd, 0,
-		    (ev_off_t)mi->stored_size) == 0) {
-			s->bytes_out += mi->stored_size;
-			session_raw(s, ".\r\n", 3);
-			return;
-		}
-	}
 	s->msg_fd = fd;
 	s->msg_left = mi->stored_size;
 	s->next_idx = idx;

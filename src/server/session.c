@@ -105,6 +105,7 @@ setup_bev(struct session *s)
 	bufferevent_setcb(s->bev, on_read, on_write, on_event, s);
 	bufferevent_setwatermark(s->bev, EV_READ, 0, INPUT_HIGH_WATERMARK);
 	bufferevent_setwatermark(s->bev, EV_WRITE, OUTPUT_LOW_WATERMARK, 0);
+	(void)bufferevent_set_max_single_write(s->bev, OUTPUT_MAX_SINGLE_WRITE);
 	bufferevent_enable(s->bev, EV_READ | EV_WRITE);
 }
 

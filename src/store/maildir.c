@@ -619,9 +619,13 @@ size_file(struct maildir *mb, struct newfile *nf)
 		(void)close(fd);
 		return 0;
 	}
-	if (trusted_name_size(nf->name, fd, &st, &nf->size)) {
-		/* Whether the bytes need no conversion is unknown without
-		 * reading them: RETR goes through the encoder. */
+	if (trusted_name_size(nf->name, fd, &st, &nf->size) &&
+	    nf->size != (uint64_t)st.st_size) {
+		/* Not in wire form (its LFs become CRLF): RETR goes through
+		 * the encoder, and nothing else needs reading.  A name that
+		 * says wire form (W = S) is read all the same, to learn
+		 * whether any line starts with '.': without one, RETR sends
+		 * the file as it is. */
 		nf->stored = (uint64_t)st.st_size;
 		nf->clean = false;
 	} else if (wire_size_fd(fd, &nf->size, &nf->stored, &nf->clean) ==

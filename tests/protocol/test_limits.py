@@ -134,17 +134,22 @@ def test_pipelined_mix_with_long_replies(make_server, tls):
     by sendfile) and TLS."""
     s = make_server(config={"max_pipelined_commands": 2, "log_debug": True},
                     tls=tls)
-    # Odd ones need byte-stuffing; even ones are stored in wire form
-    # (CRLF, no line starting with '.'), which RETR sends with sendfile.
+    # Stored with LF and a line that needs byte-stuffing (the encoder);
+    # in wire form (CRLF, no line starting with '.'), which RETR sends
+    # by sendfile; and in wire form with lines starting with '.', sent
+    # by sendfile in runs with a '.' put between them.
     msgs = []
     for i in range(1, 7):
         body = b"".join(b"line %d of message %d\n" % (k, i)
                         for k in range(i * 1000))
-        if i % 2:
+        if i % 3 == 1:
             msgs.append(b"Subject: m%d\n\n.dot line\n" % i + body)
-        else:
+        elif i % 3 == 2:
             msgs.append((b"Subject: m%d\n\n" % i + body).replace(
                 b"\n", b"\r\n"))
+        else:
+            msgs.append((b"Subject: m%d\n\n.dot\n" % i + body +
+                         b"..\n.\n").replace(b"\n", b"\r\n"))
     for m in msgs:
         s.add_message("alice", m)
     rng = random.Random(2449)

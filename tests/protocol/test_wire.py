@@ -40,6 +40,20 @@ CORPUS = {
     "trailing-cr": b"Subject: t\n\nlast line ends in CR\r",
     "only-cr": b"\r",
     "cr-before-blank": b"Subject: x\r\r\n\r\nbody\n",
+    # Stored in wire form but for byte-stuffing: plain RETR sends the
+    # runs between the lines that start with '.' by sendfile, up to 64
+    # such lines (more go through the encoder).
+    "crlf-dot-only": b".\r\n",
+    "crlf-dot-first-and-last": b".x: y\r\n\r\nbody\r\n..\r\n.\r\n",
+    "crlf-lone-cr-dots": b"S: x\r\n\r\na\rb\r\n.\rc\r\n\r\r\n.\r\n",
+    "crlf-64-dots": b"S: x\r\n\r\n" + b"".join(b".%d\r\nz\r\n" % i
+                                               for i in range(64)),
+    "crlf-65-dots": b"S: x\r\n\r\n" + b"".join(b".%d\r\nz\r\n" % i
+                                               for i in range(65)),
+    "crlf-bare-lf-at-end": b"S: x\r\n\r\n.a\r\nb\n",
+    "crlf-big-dots": b"S: x\r\n\r\n" + b"".join(
+        (b".%05d" if i % 997 == 0 else b"l%05d") % i + b"y" * 70 + b"\r\n"
+        for i in range(6000)),
 }
 
 
@@ -195,3 +209,27 @@ def test_ten_megabyte_retr(big, kind):
         assert raw == multiline_body(stored, top=5)
         assert_ok = c.command("NOOP")
         assert assert_ok.startswith("+OK")
+
+
+def test_sizes_from_names_never_send_bare_lf(make_server):
+    """A file named with ,S= and ,W= is sized from its name without being
+    read.  W equal to S says it is stored in wire form, which RETR sends
+    by sendfile; RETR checks that form first, so a name that lies about
+    it still gives CRLF on the wire, never a bare LF."""
+    s = make_server()
+    good = b"S: x\r\n\r\n.a\r\nb\r\n..\r\n"
+    liar = b"S: x\r\n\r\n.a\nb\n..\n"
+    names = {}
+    for key, data in (("good", good), ("liar", liar)):
+        names[key] = s.add_message(
+            "alice", data, name="1700000001.%s,S=%d,W=%d" % (
+                key, len(data), len(data)))
+    with s.login("alice") as c:
+        nums = c.uidl_map()
+        st, raw = c.retr_raw(nums[names["good"]])
+        assert st == "+OK %d octets" % len(good)
+        assert raw == multiline_body(good)
+        st, raw = c.retr_raw(nums[names["liar"]])
+        assert st.startswith("+OK"), st
+        assert b"\n" not in raw.replace(b"\r\n", b"")
+        assert unstuff(raw) == wire_form(liar)

@@ -416,6 +416,47 @@ test_large_clean(void **state)
 	free(in);
 }
 
+/* The sendfile form: CRLF throughout, with the lines that start with
+ * '.' listed; anything else is refused. */
+static void
+test_dot_lines(void **state)
+{
+	static const struct {
+		const char	*in;
+		long		 want;
+		uint64_t	 at[3];
+	} c[] = {
+		{ "", 0, { 0 } },
+		{ "a\r\n", 0, { 0 } },
+		{ ".\r\n", 1, { 0 } },
+		{ "a\r\n.b\r\n\r\n..\r\n", 2, { 3, 9 } },
+		{ "x.\r\n a.\r\n", 0, { 0 } },
+		{ "a\rb\r\n", 0, { 0 } },		/* a lone CR is an octet */
+		{ "a\n", -1, { 0 } },		/* bare LF */
+		{ "a\r\nb\n", -1, { 0 } },
+		{ "\n", -1, { 0 } },
+		{ "a\r\nb", -1, { 0 } },		/* last line unfinished */
+		{ "a\r\nb\r", -1, { 0 } },
+		{ ".1\r\n.2\r\n.3\r\n", 3, { 0, 4, 8 } },
+		{ ".1\r\n.2\r\n.3\r\n.4\r\n", -1, { 0 } },	/* over max */
+	};
+	uint64_t at[3];
+	size_t i;
+	long j, n;
+
+	(void)state;
+	for (i = 0; i < sizeof(c) / sizeof(c[0]); i++) {
+		n = wire_dot_lines((const uint8_t *)c[i].in, strlen(c[i].in),
+		    at, 3);
+		assert_int_equal(n, c[i].want);
+		for (j = 0; j < n; j++)
+			assert_int_equal(at[j], c[i].at[j]);
+		if (n >= 0)	/* that form is its own wire size */
+			assert_int_equal(wire_size((const uint8_t *)c[i].in,
+			    strlen(c[i].in), NULL), strlen(c[i].in));
+	}
+}
+
 int
 main(void)
 {
@@ -428,6 +469,7 @@ main(void)
 		cmocka_unit_test(test_clean_split),
 		cmocka_unit_test(test_size_fd),
 		cmocka_unit_test(test_large_clean),
+		cmocka_unit_test(test_dot_lines),
 		cmocka_unit_test(test_model_all_splits),
 		cmocka_unit_test(test_model_random),
 	};
