@@ -949,7 +949,7 @@ send_stored_wire(struct session *s, const struct msg_info *mi, int fd)
 		(void)close(fd);
 		if (r < 0)
 			r = 0;
-		if (r < 3 && evbuffer_add(out, ".\r\n" + r, (size_t)(3 - r)) ==
+		if (r < 3 && evbuffer_add(out, &".\r\n"[r], (size_t)(3 - r)) ==
 		    -1)
 			goto closed;
 		return 1;

@@ -73,15 +73,28 @@ index_fnv1a64(uint64_t h, const void *data, size_t len)
 }
 
 /*
- * The map's hash: FNV-1a, then a 64-bit finalizer (MurmurHash3 fmix64),
- * because FNV's low bits, which pick the slot, are weak for names that
- * differ only in a few digits, and linear probing then builds long runs.
+ * The map's hash: eight octets at a time (then the rest), each word mixed
+ * in with a multiplication, and a 64-bit finalizer (MurmurHash3 fmix64)
+ * so that the low bits, which pick the slot, depend on every octet:
+ * names that differ only in a few digits must not build long runs under
+ * linear probing.  Not stored anywhere, so it may change.
  */
 static uint64_t
 map_hash(const char *key, size_t len)
 {
-	uint64_t h = index_fnv1a64(FNV64_OFFSET, key, len);
+	uint64_t h = FNV64_OFFSET ^ len, w;
+	size_t i = 0;
 
+	for (; i + 8 <= len; i += 8) {
+		memcpy(&w, key + i, 8);
+		h = (h ^ w) * 0x9e3779b97f4a7c15ull;
+		h ^= h >> 29;
+	}
+	if (i < len) {
+		w = 0;
+		memcpy(&w, key + i, len - i);
+		h = (h ^ w) * 0x9e3779b97f4a7c15ull;
+	}
 	h ^= h >> 33;
 	h *= 0xff51afd7ed558ccdull;
 	h ^= h >> 33;
@@ -452,16 +465,10 @@ map_put(struct index_map_slot *slots, size_t mask, size_t start,
 	slots[i] = *s;
 }
 
-int
-index_map_add(struct index_map *m, const char *key, size_t len, uint32_t val)
+/* Doubles the table when one more key would fill more than half. */
+static int
+map_room(struct index_map *m)
 {
-	struct index_map_slot s;
-	uint64_t h;
-
-	if (len > UINT32_MAX) {
-		errno = EINVAL;
-		return -1;
-	}
 	if ((m->n + 1) * 2 > m->mask + 1) {
 		size_t ncap = (m->mask + 1) * 2, i;
 		struct index_map_slot *ns = calloc(ncap, sizeof(*ns));
@@ -477,6 +484,21 @@ index_map_add(struct index_map *m, const char *key, size_t len, uint32_t val)
 		m->slots = ns;
 		m->mask = ncap - 1;
 	}
+	return 0;
+}
+
+int
+index_map_add(struct index_map *m, const char *key, size_t len, uint32_t val)
+{
+	struct index_map_slot s;
+	uint64_t h;
+
+	if (len > UINT32_MAX) {
+		errno = EINVAL;
+		return -1;
+	}
+	if (map_room(m) == -1)
+		return -1;
 	h = map_hash(key, len);
 	s.key = key;
 	s.len = (uint32_t)len;
@@ -485,6 +507,40 @@ index_map_add(struct index_map *m, const char *key, size_t len, uint32_t val)
 	map_put(m->slots, m->mask, (size_t)h, &s);
 	m->n++;
 	return 0;
+}
+
+int
+index_map_add_unique(struct index_map *m, const char *key, size_t len,
+    uint32_t val)
+{
+	struct index_map_slot *s;
+	uint64_t h;
+	uint32_t hi;
+	size_t i;
+
+	if (len > UINT32_MAX) {
+		errno = EINVAL;
+		return -1;
+	}
+	if (map_room(m) == -1)
+		return -1;
+	h = map_hash(key, len);
+	hi = (uint32_t)(h >> 32);
+	/* At most half full: the probe ends on an empty slot. */
+	for (i = (size_t)h & m->mask;; i = (i + 1) & m->mask) {
+		s = &m->slots[i];
+		if (s->key == NULL)
+			break;
+		if (s->hash == hi && s->len == len &&
+		    memcmp(s->key, key, len) == 0)
+			return 0;
+	}
+	s->key = key;
+	s->len = (uint32_t)len;
+	s->val = val;
+	s->hash = hi;
+	m->n++;
+	return 1;
 }
 
 bool
@@ -650,7 +706,6 @@ parse_entry(const char *line, size_t len, struct index *idx,
 	struct field f[7];
 	uint64_t seq, size, stored, rt, flags;
 	char *uidl, *name;
-	size_t it = 0;
 	uint32_t v;
 
 	if (split_fields(line, len, f, 7) == -1)
@@ -670,14 +725,25 @@ parse_entry(const char *line, size_t len, struct index *idx,
 	    (flags & ~(uint64_t)INDEX_KNOWN_FLAGS) != 0 ||
 	    ((flags & MSG_WIRE_CLEAN) && size != stored))
 		return "bad flags";
-	if (index_map_find(uidls, f[1].p, f[1].len, &it, &v))
+	/* The maps' keys: the UIDL in the file's text, which outlives
+	 * them, and the decoded name, which the entry keeps (on a failure
+	 * the parse ends and the maps are freed unread). */
+	v = (uint32_t)idx->n;
+	switch (index_map_add_unique(uidls, f[1].p, f[1].len, v)) {
+	case 0:
 		return "duplicate UIDL";
+	case -1:
+		return "out of memory";
+	}
 	if ((name = name_decode(&f[6])) == NULL)
 		return "bad file name";
-	it = 0;
-	if (index_map_find(names, name, strlen(name), &it, &v)) {
+	switch (index_map_add_unique(names, name, strlen(name), v)) {
+	case 0:
 		free(name);
 		return "duplicate file name";
+	case -1:
+		free(name);
+		return "out of memory";
 	}
 	if ((uidl = strndup(f[1].p, f[1].len)) == NULL) {
 		free(name);
@@ -689,10 +755,6 @@ parse_entry(const char *line, size_t len, struct index *idx,
 		free(name);
 		return "out of memory";
 	}
-	v = (uint32_t)(idx->n - 1);
-	if (index_map_add(uidls, uidl, f[1].len, v) == -1 ||
-	    index_map_add(names, name, strlen(name), v) == -1)
-		return "out of memory";
 	return NULL;
 }
 

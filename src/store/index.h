@@ -148,6 +148,10 @@ struct index_map {
 int	index_map_init(struct index_map *, size_t expected) ATTR_WARN_UNUSED;
 int	index_map_add(struct index_map *, const char *key, size_t len,
 	    uint32_t val) ATTR_WARN_UNUSED;
+/* Adds key unless it is there already: 1 added, 0 there (nothing
+ * added), -1 out of memory. */
+int	index_map_add_unique(struct index_map *, const char *key, size_t len,
+	    uint32_t val) ATTR_WARN_UNUSED;
 /* Values stored under key: start with *it = 0; false when no more. */
 bool	index_map_find(const struct index_map *, const char *key,
 	    size_t len, size_t *it, uint32_t *val_r);

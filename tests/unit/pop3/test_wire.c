@@ -457,6 +457,47 @@ test_dot_lines(void **state)
 	}
 }
 
+/* Fed in two pieces cut anywhere, wire_dots finds what it finds in one:
+ * the CR of a CRLF and the '.' of a line may each sit at a cut. */
+static void
+test_dot_lines_split(void **state)
+{
+	static const char *const in[] = {
+		"S: x\r\n\r\n.a\r\nb\r\n..\r\n\r\n.\r\n",
+		"S: x\r\n\r\n.a\r\nb\n.\r\n",
+		"\r\n.\r\n\r\r\n.x\ry\r\n",
+		".\r\n.\r\n.\r\n",
+		"a\r\nb",
+	};
+	uint64_t whole[8], parts[8];
+	struct wire_dots d;
+	size_t i, cut, len;
+	long n, m, j;
+
+	(void)state;
+	for (i = 0; i < sizeof(in) / sizeof(in[0]); i++) {
+		len = strlen(in[i]);
+		n = wire_dot_lines((const uint8_t *)in[i], len, whole, 8);
+		for (cut = 0; cut <= len; cut++) {
+			wire_dots_init(&d, parts, 8);
+			wire_dots_feed(&d, (const uint8_t *)in[i], cut);
+			wire_dots_feed(&d, (const uint8_t *)in[i] + cut,
+			    len - cut);
+			m = wire_dots_end(&d);
+			assert_int_equal(m, n);
+			for (j = 0; j < n; j++)
+				assert_int_equal(parts[j], whole[j]);
+		}
+	}
+	/* The first three: 3 such lines, not that form (a bare LF), 2. */
+	assert_int_equal(wire_dot_lines((const uint8_t *)in[0],
+	    strlen(in[0]), whole, 8), 3);
+	assert_int_equal(wire_dot_lines((const uint8_t *)in[1],
+	    strlen(in[1]), whole, 8), -1);
+	assert_int_equal(wire_dot_lines((const uint8_t *)in[2],
+	    strlen(in[2]), whole, 8), 2);
+}
+
 int
 main(void)
 {
@@ -470,6 +511,7 @@ main(void)
 		cmocka_unit_test(test_size_fd),
 		cmocka_unit_test(test_large_clean),
 		cmocka_unit_test(test_dot_lines),
+		cmocka_unit_test(test_dot_lines_split),
 		cmocka_unit_test(test_model_all_splits),
 		cmocka_unit_test(test_model_random),
 	};

@@ -524,6 +524,47 @@ test_map(void **state)
 	index_map_free(&m);
 }
 
+/* add_unique: one key once, whatever its length (the hash takes eight
+ * octets at a time, then the rest), also across the table's growth. */
+static void
+test_map_unique(void **state)
+{
+	struct index_map m;
+	static char keys[3000][40];
+	size_t i, it;
+	uint32_t v;
+
+	(void)state;
+	assert_int_equal(index_map_init(&m, 0), 0);
+	for (i = 0; i < 3000; i++)
+		snprintf(keys[i], sizeof(keys[i]), "%.*s%zu",
+		    (int)(i % 24), "1700000000.M123P4242Q8.h", i % 1500);
+	for (i = 0; i < 3000; i++) {
+		int r = index_map_add_unique(&m, keys[i], strlen(keys[i]),
+		    (uint32_t)i);
+
+		/* The 3000 keys all differ: keys[i] and keys[i + 1500]
+		 * have prefixes of different lengths (1500 % 24 == 12). */
+		assert_int_equal(r, 1);
+	}
+	for (i = 0; i < 3000; i++) {
+		assert_int_equal(index_map_add_unique(&m, keys[i],
+		    strlen(keys[i]), 9), 0);
+		it = 0;
+		assert_true(index_map_find(&m, keys[i], strlen(keys[i]), &it,
+		    &v));
+		assert_int_equal(v, i);
+		assert_false(index_map_find(&m, keys[i], strlen(keys[i]), &it,
+		    &v));
+	}
+	assert_int_equal(m.n, 3000);
+	/* A key that is a prefix of another is a key of its own. */
+	it = 0;
+	assert_false(index_map_find(&m, keys[2999], strlen(keys[2999]) - 1,
+	    &it, &v));
+	index_map_free(&m);
+}
+
 static void
 test_index_name_sizes(void **state)
 {
@@ -577,6 +618,7 @@ main(void)
 		cmocka_unit_test(test_uidl_for),
 		cmocka_unit_test(test_assign_uidls),
 		cmocka_unit_test(test_map),
+		cmocka_unit_test(test_map_unique),
 		cmocka_unit_test(test_index_name_sizes),
 	};
 
