@@ -402,11 +402,24 @@ def test_max_connections_total(make_server):
 
 # ------------------------------------------- one worker, many sessions
 
-def test_slow_reader_does_not_block_others(make_server):
+# Stored with LF (the encoder streams it) and in wire form with lines
+# that start with '.' (sendfile in runs, straight to the socket until it
+# is full, then queued).
+SLOW_BODIES = {
+    "lf": (b"x" * 99 + b"\n") * 80000,
+    "crlf-dots": b"".join(b"x" * 98 + b"\r\n" if i % 9000 else
+                          b"." + b"y" * 97 + b"\r\n" for i in range(80000)),
+}
+
+
+@pytest.mark.parametrize("form", sorted(SLOW_BODIES))
+def test_slow_reader_does_not_block_others(make_server, form):
     """A client that does not read its 8 MB RETR must not stall the other
-    sessions of the same worker (one event loop per worker)."""
+    sessions of the same worker (one event loop per worker), and gets
+    all of it, byte for byte, once it reads."""
     s = make_server(config={"workers": 1})
-    s.add_message("alice", (b"x" * 99 + b"\n") * 80000)
+    body = SLOW_BODIES[form]
+    s.add_message("alice", body)
     s.add_message("bob", msg(1))
     slow = s.login("alice")
     slow.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
@@ -419,8 +432,29 @@ def test_slow_reader_does_not_block_others(make_server):
     assert time.monotonic() - t0 < 3
     # the slow one was not dropped: its reply is coming
     assert_glob(slow.status(), "+OK*")
-    assert slow.readline() == b"x" * 99 + b"\r\n"
+    want = multiline_body(body)
+    assert slow.readline() == want[:want.index(b"\n") + 1]
     slow.close()
+
+
+@pytest.mark.parametrize("form", sorted(SLOW_BODIES))
+def test_paused_reader_gets_every_octet(make_server, form):
+    """Two pipelined RETRs of 16 MB, then NOOP, read only after a pause:
+    the socket fills up part-way through the first reply (in wire form,
+    part-way through a sendfile run), the rest waits in the queue, and
+    every octet arrives in order once the client reads."""
+    s = make_server()
+    body = SLOW_BODIES[form] * 2
+    s.add_message("alice", body)
+    with s.login("alice", timeout=60) as c:
+        c.send("RETR 1\r\nRETR 1\r\nNOOP\r\n")
+        time.sleep(1)
+        want = multiline_body(body)
+        for _ in range(2):
+            assert_glob(c.status(60), "+OK*")
+            assert c.read_multiline(timeout=60) == want
+        assert_glob(c.status(), "+OK*")
+        c.quit()
 
 
 def test_auth_delay_does_not_block_others(make_server):
