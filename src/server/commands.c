@@ -811,11 +811,10 @@ stored_dot_lines(int fd, uint64_t size, uint64_t *dots, size_t max)
 }
 
 /*
- * Sends what is left of a stored-wire reply (see send_stored_wire) on the
- * socket while it takes it, and queues the rest.  The parts: runs of the
- * file [from, to) from the stored offsets, each but the first preceded
- * by one stuffed '.', then the terminator.  0, or -1 when the output
- * buffer cannot take the rest.
+ * A stored-wire reply (send_stored_wire) in progress.  Its parts: runs
+ * of the file, [0, dots[0]), [dots[0], dots[1]), ..., [dots[ndots - 1],
+ * size), each but the first preceded by one stuffed '.'.  The
+ * terminator follows.
  */
 struct wire_reply {
 	int		 fd;
@@ -839,6 +838,7 @@ try_send(int sock, const void *p, size_t n, bool more)
 	return r;
 }
 
+/* Sends parts on the socket while it takes them, without waiting. */
 static void
 reply_direct(struct wire_reply *w, int sock)
 {
@@ -865,6 +865,8 @@ reply_direct(struct wire_reply *w, int sock)
 	}
 }
 
+/* Queues the parts not yet sent as file segments (which own the fd
+ * from now on).  0, or -1 when the output buffer cannot take them. */
 static int
 reply_queue(struct wire_reply *w, struct evbuffer *out)
 {
