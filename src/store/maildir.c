@@ -44,8 +44,11 @@
  *
  * Sizes come from reading each new file, except when its name carries
  * ",S=<stored>,W=<wire>" (mailbox_deliver writes them) and the file
- * bears them out (trusted_name_size): then the first session after a
- * delivery reads no message at all.
+ * bears them out (trusted_name_size), with W != S: then the first
+ * session after a delivery reads no message at all.  A file in wire form
+ * (W = S, as LMTP stores mail) is read once, to learn whether any line
+ * starts with '.'; one without such a line is marked MSG_WIRE_CLEAN and
+ * RETR sends it with sendfile as it is.
  */
 #include <dirent.h>
 #include <errno.h>
