@@ -70,10 +70,18 @@ int
 write_atomic(const char *path, const void *data, size_t len, mode_t mode)
 {
 	char tmp[MAX_PATH_LEN];
-	int fd, saved;
 
 	if (str_fmt(tmp, sizeof(tmp), "%s.tmp.%ld", path, (long)getpid()) == -1)
 		return -1;
+	return write_atomic_via(path, tmp, data, len, mode);
+}
+
+int
+write_atomic_via(const char *path, const char *tmp, const void *data,
+    size_t len, mode_t mode)
+{
+	int fd, saved;
+
 	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC,
 	    mode);
 	if (fd == -1)

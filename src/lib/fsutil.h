@@ -26,6 +26,12 @@ int	fsync_parent(const char *path) ATTR_WARN_UNUSED;
 int	write_atomic(const char *path, const void *data, size_t len,
 	    mode_t mode) ATTR_WARN_UNUSED;
 
+/* The same through the temporary name tmp, for a caller whose lock
+ * keeps other writers of path out: a file left at tmp by a process that
+ * died is overwritten by the next write, not left behind for good. */
+int	write_atomic_via(const char *path, const char *tmp,
+	    const void *data, size_t len, mode_t mode) ATTR_WARN_UNUSED;
+
 /* Appends the whole file at path to b, failing with EFBIG past max
  * octets.  0 or -1 (errno set). */
 int	read_file(const char *path, size_t max, struct buf *b) ATTR_WARN_UNUSED;

@@ -5,7 +5,9 @@
  * the files beside an mbox FILE in its directory DIR:
  *
  *	FILE.lock			the dotlock (with the fcntl lock)
+ *	DIR/.FILE.postern-lock		what our dotlock is a hard link of
  *	DIR/.FILE.postern-index		offsets, sizes and UIDLs (mbox_parse.c)
+ *	DIR/.FILE.postern-index.new	the next index, before its rename
  *	DIR/.FILE.postern-session	lock_session's lock
  *	DIR/.FILE.postern-append	the offset of an append under way
  *	DIR/.FILE.postern-new		a rewrite under way
@@ -16,10 +18,12 @@
  * the mbox under the same two locks.
  *
  * Locking.  Every read-modify-write of the mbox holds both an fcntl
- * write lock on the whole file and the dotlock FILE.lock (created with
- * O_EXCL), as Postfix local, procmail and mutt take them.  The fcntl lock
- * is an open-file-description lock: it conflicts with the POSIX locks
- * of other programs, and two sessions of one worker conflict as well.
+ * write lock on the whole file and the dotlock FILE.lock, as Postfix
+ * local, procmail and mutt take them.  Ours is made by link(2), which
+ * fails if FILE.lock exists, from a file already locked and marked (see
+ * dotlock_try).  The fcntl lock is an open-file-description lock: it
+ * conflicts with the POSIX locks of other programs, and two sessions of
+ * one worker conflict as well.
  * Both are tried without blocking, again every MBOX_LOCK_POLL_MS, until
  * the timeout (STORE_IN_USE).  A dotlock whose mtime is older than the
  * stale time is removed; so is one that Postern made (it holds the
@@ -86,10 +90,12 @@
 #include "store/store.h"
 
 #define SUFFIX_INDEX		".postern-index"
+#define SUFFIX_INDEX_NEW	".postern-index.new"
 #define SUFFIX_SESSION		".postern-session"
 #define SUFFIX_APPEND		".postern-append"
 #define SUFFIX_NEW		".postern-new"
 #define DOTLOCK_SUFFIX		".lock"
+#define SUFFIX_DOTLOCK_LINK	".postern-lock"
 #define DOTLOCK_MARKER		"postern\n"
 #define MBOX_LOCK_POLL_MS	50
 #define COPY_BUF		65536
@@ -286,45 +292,87 @@ dotlock_break_stale(struct mbox_lock *lk, const char *dotname)
 	return stale;
 }
 
-/* One try at the dotlock: 0 held, -1 with errno (EAGAIN: busy). */
+/*
+ * One try at the dotlock: 0 held, -1 with errno (EAGAIN: busy).
+ *
+ * FILE.lock appears only as a hard link of .FILE.postern-lock, which is
+ * OFD-locked and marked before the link is made: at no instant is there
+ * a Postern dotlock that is not marked, so a dotlock whose maker was
+ * killed at any point is seen as stale.  .FILE.postern-lock stays (as
+ * .FILE.postern-session does); its lock says which Postern process may
+ * link it, so a dotlock that already is that file is ours once we hold
+ * the lock (the holder was killed between the link and the unlink).
+ */
 static int
 dotlock_try(struct mbox_lock *lk)
 {
-	char dotname[NAME_MAX + 8];
+	char dotname[NAME_MAX + 8], linkname[NAME_MAX + 24];
+	struct stat st, dst;
 	int fd, saved;
 
 	if (str_fmt(dotname, sizeof(dotname), "%s%s", lk->name,
-	    DOTLOCK_SUFFIX) == -1) {
+	    DOTLOCK_SUFFIX) == -1 || side_name(lk, SUFFIX_DOTLOCK_LINK,
+	    linkname, sizeof(linkname)) == -1) {
 		errno = ENAMETOOLONG;
 		return -1;
 	}
+	fd = openat(lk->dirfd, linkname, O_RDWR | O_CREAT | O_CLOEXEC |
+	    O_NOFOLLOW | O_NOCTTY | O_NONBLOCK, 0600);
+	if (fd == -1)
+		return -1;
+	if (fstat(fd, &st) == -1) {
+		saved = errno;
+		goto fail;
+	}
+	if (!S_ISREG(st.st_mode)) {
+		saved = EPERM;
+		goto fail;
+	}
+	if (ofd_lock(fd, false) == -1) {
+		saved = errno;
+		goto fail;
+	}
+	/* Locked, but the name may since have been given to another file. */
+	if (fstatat(lk->dirfd, linkname, &dst, AT_SYMLINK_NOFOLLOW) == -1 ||
+	    dst.st_ino != st.st_ino || dst.st_dev != st.st_dev) {
+		saved = EAGAIN;
+		goto fail;
+	}
+	/* The marker, and a new mtime: the link must not look old. */
+	if (pwrite(fd, DOTLOCK_MARKER, strlen(DOTLOCK_MARKER), 0) !=
+	    (ssize_t)strlen(DOTLOCK_MARKER) || (st.st_size !=
+	    (off_t)strlen(DOTLOCK_MARKER) && ftruncate(fd,
+	    (off_t)strlen(DOTLOCK_MARKER)) == -1) ||
+	    futimens(fd, NULL) == -1) {
+		saved = errno;
+		goto fail;
+	}
 	for (int tries = 0; tries < 2; tries++) {
-		fd = openat(lk->dirfd, dotname, O_RDWR | O_CREAT | O_EXCL |
-		    O_CLOEXEC | O_NOFOLLOW | O_NOCTTY, 0600);
-		if (fd != -1)
-			break;
-		if (errno != EEXIST)
-			return -1;
+		if (linkat(lk->dirfd, linkname, lk->dirfd, dotname, 0) == 0) {
+			lk->dotfd = fd;
+			lk->dotst = st;
+			return 0;
+		}
+		saved = errno;
+		/* Made already (by us before a kill), or NFS lost the reply. */
+		if (fstatat(lk->dirfd, dotname, &dst, AT_SYMLINK_NOFOLLOW) ==
+		    0 && dst.st_ino == st.st_ino && dst.st_dev == st.st_dev) {
+			lk->dotfd = fd;
+			lk->dotst = st;
+			return 0;
+		}
+		if (saved != EEXIST)
+			goto fail;
 		if (!dotlock_break_stale(lk, dotname)) {
-			errno = EAGAIN;
-			return -1;
+			saved = EAGAIN;
+			goto fail;
 		}
 	}
-	if (fd == -1) {
-		errno = EAGAIN;
-		return -1;
-	}
-	/* Lock, then mark: a marked dotlock that is unlocked is stale. */
-	if (ofd_lock(fd, false) == -1 || write_full(fd, DOTLOCK_MARKER,
-	    strlen(DOTLOCK_MARKER)) == -1 || fstat(fd, &lk->dotst) == -1) {
-		saved = errno;
-		(void)unlinkat(lk->dirfd, dotname, 0);
-		(void)close(fd);
-		errno = saved;
-		return -1;
-	}
-	lk->dotfd = fd;
-	return 0;
+	saved = EAGAIN;
+fail:
+	(void)close(fd);
+	errno = saved;
+	return -1;
 }
 
 static void
@@ -776,18 +824,19 @@ static enum store_rc
 write_index(struct mbox_lock *lk, const struct mbox_index *idx, char *err,
     size_t errsize)
 {
-	char path[MAX_PATH_LEN];
+	char path[MAX_PATH_LEN], tmp[MAX_PATH_LEN];
 	struct buf b;
 	int saved;
 
 	if (mbox_side_file(lk->path, SUFFIX_INDEX, path, sizeof(path)) ==
-	    -1) {
+	    -1 || mbox_side_file(lk->path, SUFFIX_INDEX_NEW, tmp,
+	    sizeof(tmp)) == -1) {
 		errf(err, errsize, "mbox %s: path too long", lk->path);
 		return STORE_PERM;
 	}
 	buf_init(&b, INDEX_MAX_BYTES);
 	if (mbox_index_serialize(idx, &b) == -1 ||
-	    write_atomic(path, b.data, b.len, 0600) == -1) {
+	    write_atomic_via(path, tmp, b.data, b.len, 0600) == -1) {
 		saved = errno;
 		buf_clear(&b);
 		errf(err, errsize, "mbox %s: writing the index: %s", lk->path,

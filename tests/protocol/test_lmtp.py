@@ -167,6 +167,40 @@ def test_single_and_multi_recipient_byte_exact(make_lmtp_server):
     assert "Hello." not in log, "message content in the log"
 
 
+def test_delivery_into_mbox_under_the_sandbox(make_lmtp_server):
+    """With mailbox_path = mbox:%u the confined lmtp process takes both
+    mbox locks (its dotlock is a link of .FILE.postern-lock, made in the
+    mail directory) and appends; a foreign dotlock held past
+    mbox_lock_timeout gives a temporary failure, and the mail comes once
+    it is gone."""
+    srv = make_lmtp_server(config={"mailbox_path": "mbox:%u",
+                                   "mbox_lock_timeout": "1s"},
+                           start=False)
+    srv.chown_mail_root()
+    srv.start()
+    c = srv.lmtp_connect()
+    for msg in MESSAGES[:2]:
+        start_txn(c, "alice")
+        assert lmtp_data(c, msg, 1)[0][0] == 250
+    box = os.path.join(srv.mail_root, "alice")
+    assert os.path.isfile(box)
+    assert not os.path.exists(box + ".lock")
+    assert os.path.isfile(os.path.join(srv.mail_root, ".alice.postern-lock"))
+    with open(box + ".lock", "wb"):
+        pass
+    try:
+        start_txn(c, "alice")
+        code, text = lmtp_data(c, MESSAGES[2], 1)[0]
+        assert 400 <= code < 500, (code, text)
+    finally:
+        os.unlink(box + ".lock")
+    start_txn(c, "alice")
+    assert lmtp_data(c, MESSAGES[2], 1)[0][0] == 250
+    c.quit()
+    assert retr_all(srv, "alice") == [lmtp_headers(SENDER, "alice") + m
+                                      for m in MESSAGES[:3]]
+
+
 def test_null_sender_and_unstuffing_on_the_wire(make_lmtp_server):
     srv = make_lmtp_server()
     r = Raw(srv)
