@@ -74,6 +74,7 @@
 #define LOCK_FILE		"postern.lock"
 #define SESSION_LOCK_FILE	"postern.session.lock"
 #define UIDL_MAP_FILE		"postern.uidls"
+#define NEW_SUFFIX		".new"	/* the next INDEX_FILE, UIDL_MAP_FILE */
 #define INFO_SUFFIX		":2,"
 #define TRUST_MARGIN_SEC	2
 
@@ -488,17 +489,19 @@ static enum store_rc
 write_index(struct maildir *mb, const struct index *idx, char *err,
     size_t errsize)
 {
-	char path[MAX_PATH_LEN];
+	char path[MAX_PATH_LEN], tmp[MAX_PATH_LEN];
 	struct buf b;
 	int saved;
 
 	buf_init(&b, INDEX_MAX_BYTES);
-	if (str_fmt(path, sizeof(path), "%s/%s", mb->path, INDEX_FILE) == -1) {
+	if (str_fmt(path, sizeof(path), "%s/%s", mb->path, INDEX_FILE) == -1 ||
+	    str_fmt(tmp, sizeof(tmp), "%s%s", path, NEW_SUFFIX) == -1) {
 		errf(err, errsize, "mailbox %s: path too long", mb->path);
 		return STORE_PERM;
 	}
+	/* Under LOCK_FILE, so one fixed temporary name. */
 	if (index_serialize(idx, &b) == -1 ||
-	    write_atomic(path, b.data, b.len, 0600) == -1) {
+	    write_atomic_via(path, tmp, b.data, b.len, 0600) == -1) {
 		saved = errno;
 		buf_clear(&b);
 		errf(err, errsize, "mailbox %s: writing %s: %s", mb->path,
@@ -1941,18 +1944,19 @@ static enum store_rc
 write_uidl_map(struct maildir *mb, const struct uidl_map *map, char *err,
     size_t errsize)
 {
-	char path[MAX_PATH_LEN];
+	char path[MAX_PATH_LEN], tmp[MAX_PATH_LEN];
 	struct buf b;
 	int saved;
 
 	if (str_fmt(path, sizeof(path), "%s/%s", mb->path, UIDL_MAP_FILE) ==
-	    -1) {
+	    -1 || str_fmt(tmp, sizeof(tmp), "%s%s", path, NEW_SUFFIX) == -1) {
 		errf(err, errsize, "mailbox %s: path too long", mb->path);
 		return STORE_PERM;
 	}
 	buf_init(&b, INDEX_MAX_BYTES);
+	/* Under LOCK_FILE, so one fixed temporary name. */
 	if (uidl_map_serialize(map, &b) == -1 ||
-	    write_atomic(path, b.data, b.len, 0600) == -1) {
+	    write_atomic_via(path, tmp, b.data, b.len, 0600) == -1) {
 		saved = errno;
 		buf_clear(&b);
 		errf(err, errsize, "mailbox %s: writing %s: %s", mb->path,

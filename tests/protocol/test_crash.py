@@ -8,7 +8,9 @@ checks the storage invariants of doc/design.md:
   - every message left is byte for byte what was delivered, and LIST
     gives its exact wire size;
   - the UIDLs of the survivors are unchanged;
-  - no message appears that was not delivered.
+  - no message appears that was not delivered;
+  - the Maildir holds no file a killed process left behind, apart from
+    the index's next version under its one fixed name.
 
 A message marked for deletion may be gone or still there: the kill may
 land before, during or after the unlinks.  The kill instants are spread
@@ -17,6 +19,7 @@ The rounds are bounded in count and in time; under the sanitizer build
 there are fewer of them.
 """
 
+import os
 import random
 import time
 
@@ -24,6 +27,10 @@ import harness
 from harness import expected_uidl, wire_form, wire_size
 
 MAILBOX = 80            # messages kept in the mailbox before each round
+# What a Maildir's root may hold after any kill: the index's next
+# version has one fixed name, so a kill never leaves one file per process.
+MAILDIR_ROOT = {"cur", "new", "tmp", "postern.index", "postern.index.new",
+                "postern.lock", "postern.login"}
 TIME_LIMIT = 30.0       # seconds, per test
 
 
@@ -134,6 +141,8 @@ def run_rounds(srv, kill, rounds):
         with wait_login(srv) as c2:
             kept = box.check(c2, marked)
             c2.quit()
+        left = set(os.listdir(srv.maildir("alice"))) - MAILDIR_ROOT
+        assert not left, "a kill left %r behind" % (sorted(left),)
         if 0 < kept < len(marked):
             partial += 1
     return kills, partial
