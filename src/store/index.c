@@ -487,19 +487,28 @@ map_room(struct index_map *m)
 	return 0;
 }
 
-int
-index_map_add(struct index_map *m, const char *key, size_t len, uint32_t val)
+/* Room for one more key of len octets, and its hash in *h.  0 or -1. */
+static int
+map_prepare(struct index_map *m, const char *key, size_t len, uint64_t *h)
 {
-	struct index_map_slot s;
-	uint64_t h;
-
 	if (len > UINT32_MAX) {
 		errno = EINVAL;
 		return -1;
 	}
 	if (map_room(m) == -1)
 		return -1;
-	h = map_hash(key, len);
+	*h = map_hash(key, len);
+	return 0;
+}
+
+int
+index_map_add(struct index_map *m, const char *key, size_t len, uint32_t val)
+{
+	struct index_map_slot s;
+	uint64_t h;
+
+	if (map_prepare(m, key, len, &h) == -1)
+		return -1;
 	s.key = key;
 	s.len = (uint32_t)len;
 	s.val = val;
@@ -518,13 +527,8 @@ index_map_add_unique(struct index_map *m, const char *key, size_t len,
 	uint32_t hi;
 	size_t i;
 
-	if (len > UINT32_MAX) {
-		errno = EINVAL;
+	if (map_prepare(m, key, len, &h) == -1)
 		return -1;
-	}
-	if (map_room(m) == -1)
-		return -1;
-	h = map_hash(key, len);
 	hi = (uint32_t)(h >> 32);
 	/* At most half full: the probe ends on an empty slot. */
 	for (i = (size_t)h & m->mask;; i = (i + 1) & m->mask) {
