@@ -2,7 +2,8 @@
  * fuzz_wire.c: the wire encoder on arbitrary stored messages.  Checks
  * that the size equals the un-stuffed output length, that chunked and
  * one-shot encoding agree, that every output line ends in CRLF, that a
- * TOP never sends more than the whole message, and that the sendfile
+ * TOP never sends more than the whole message, that RETR's one-pass
+ * copy and the general encoder send the same octets, and that the sendfile
  * form (wire_dot_lines: the stored runs with a '.' put before the lines
  * it lists) is exactly what the encoder sends.
  */
@@ -105,6 +106,16 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (la != oa + dots)
 		abort();
 	if (top == WIRE_ALL_LINES) {
+		/* RETR's one-pass copy against the general encoder, which a
+		 * TOP budget too large to run out selects. */
+		struct evbuffer *c = evbuffer_new();
+		uint64_t oc;
+
+		if (c == NULL || encode(data, size, 1 + size % 5,
+		    WIRE_ALL_LINES - 1, c, &oc) != la || oc != oa ||
+		    (la > 0 && memcmp(p, evbuffer_pullup(c, -1), la) != 0))
+			abort();
+		evbuffer_free(c);
 		if (wire_size(data, size, &clean) != oa)
 			abort();
 		if (clean && (oa != size || memcmp(p, data, size) != 0))

@@ -215,6 +215,67 @@ test_model_random(void **state)
 	}
 }
 
+/*
+ * Random messages of realistic lines (0 to 99 octets, mostly letters),
+ * so that runs of 16 and more octets, the unit of RETR's one-pass copy,
+ * meet LF, CRLF, lone CRs and leading dots at every offset, and chunk
+ * edges fall inside and between them.
+ */
+static void
+test_model_long_lines(void **state)
+{
+	char in[2048];
+	unsigned int seed = 777;
+	int round;
+	size_t i, len;
+
+	(void)state;
+	for (round = 0; round < 400; round++) {
+		len = 0;
+		seed = seed * 1103515245u + 12345u;
+		while (len < sizeof(in) - 200 && (seed >> 16) % 40 != 0) {
+			size_t n, j;
+
+			seed = seed * 1103515245u + 12345u;
+			n = (seed >> 16) % 100;
+			for (j = 0; j < n; j++) {
+				unsigned int r;
+
+				seed = seed * 1103515245u + 12345u;
+				r = (seed >> 16) % 64;
+				in[len++] = r == 0 ? '\r' : r == 1 && j == 0 ?
+				    '.' : (char)('a' + r % 26);
+			}
+			seed = seed * 1103515245u + 12345u;
+			switch ((seed >> 16) % 6) {
+			case 0:
+				in[len++] = '\r';
+				in[len++] = '\n';
+				break;
+			case 1:
+				in[len++] = '\r';
+				break;
+			case 2:
+				break;
+			default:
+				in[len++] = '\n';
+				break;
+			}
+		}
+		check_one(in, len, true, WIRE_ALL_LINES, NULL, 0);
+		for (i = 0; i < 24; i++) {
+			size_t cuts[2];
+
+			seed = seed * 1103515245u + 12345u;
+			cuts[0] = (seed >> 8) % (len + 1);
+			seed = seed * 1103515245u + 12345u;
+			cuts[1] = cuts[0] + (seed >> 8) % (len - cuts[0] + 1);
+			check_one(in, len, true, WIRE_ALL_LINES, cuts, 2);
+			check_one(in, len, false, WIRE_ALL_LINES, cuts, 1);
+		}
+	}
+}
+
 static void
 expect(const char *in, bool stuff, uint64_t top, const char *want)
 {
@@ -514,6 +575,7 @@ main(void)
 		cmocka_unit_test(test_dot_lines_split),
 		cmocka_unit_test(test_model_all_splits),
 		cmocka_unit_test(test_model_random),
+		cmocka_unit_test(test_model_long_lines),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
