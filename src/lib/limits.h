@@ -133,13 +133,23 @@
 #define HARD_QUOTA_BYTES		(1ull << 50)
 #define HARD_QUOTA_MESSAGES		4294967295ull
 
-/* RETR streaming: refill output when it drops below the low mark. */
+/* RETR streaming: the stored octets read and encoded in one step. */
 #define RETR_CHUNK			(64 * 1024)
 /* A message stored in wire form goes out by sendfile in runs between the
  * lines that start with '.' (pop3/wire.h wire_dot_lines); one with more
  * such lines than this goes through the encoder instead. */
 #define SENDFILE_MAX_DOT_LINES		64
+/* The write callback runs once a write leaves at most this much queued. */
 #define OUTPUT_LOW_WATERMARK		(64 * 1024)
+/*
+ * A multi-line reply (RETR, TOP, LIST, UIDL) is produced step by step
+ * until this much output is queued, then waits for the socket to take
+ * it.  With a quarter of a megabyte queued in all (one more step, at
+ * most 2 * RETR_CHUNK + 8 octets, lands on top of the mark), one write
+ * carries a whole 100 KB message or more, instead of one write and one
+ * pass of the event loop for each 64 KiB.
+ */
+#define OUTPUT_FILL_MARK		(OUTPUT_HIGH_WATERMARK - 2 * RETR_CHUNK)
 
 /* Pipelined commands are taken only while less than this much output is
  * queued. */

@@ -673,17 +673,6 @@ uidl_cont(struct session *s)
 }
 
 static void
-start_cont(struct session *s, session_cont_fn *fn)
-{
-	s->in_multiline = true;
-	if (fn(s) == 1) {
-		s->in_multiline = false;
-		return;
-	}
-	s->cont = fn;
-}
-
-static void
 cmd_list(struct session *s, char **argv, int argc)
 {
 	uint32_t idx;
@@ -697,7 +686,7 @@ cmd_list(struct session *s, char **argv, int argc)
 	session_reply(s, "+OK %" PRIu32 " messages (%" PRIu64 " octets)",
 	    s->live_count, s->live_octets);
 	s->next_idx = 0;
-	start_cont(s, list_cont);
+	session_start_cont(s, list_cont);
 }
 
 static void
@@ -713,7 +702,7 @@ cmd_uidl(struct session *s, char **argv, int argc)
 	}
 	session_reply(s, "+OK");
 	s->next_idx = 0;
-	start_cont(s, uidl_cont);
+	session_start_cont(s, uidl_cont);
 }
 
 static int
@@ -997,7 +986,7 @@ send_message(struct session *s, uint32_t idx, uint64_t top_lines)
 	wire_enc_init(&s->enc, true, top_lines);
 	if (mi->flags & MSG_MBOXRD)
 		wire_enc_mboxrd(&s->enc);
-	start_cont(s, retr_cont);
+	session_start_cont(s, retr_cont);
 }
 
 static void

@@ -300,7 +300,9 @@ session_close(struct session *s, const char *reason)
 	s->close_reason = reason;
 	s->cont = NULL;
 	bufferevent_disable(s->bev, EV_READ);
-	if (session_output_len(s) == 0 || s->handshaking) {
+	/* A step of a streamed reply may close its session; the loop that
+	 * runs the steps frees it (session_run_cont). */
+	if ((session_output_len(s) == 0 || s->handshaking) && !s->in_cont) {
 		session_free(s);
 		return;
 	}
@@ -411,6 +413,44 @@ session_input(struct session *s)
 	}
 }
 
+/*
+ * Runs the steps of the multi-line reply in progress until it is complete
+ * or OUTPUT_FILL_MARK octets are queued.  False when a step closed the
+ * session and it is gone.
+ */
+static bool
+session_run_cont(struct session *s)
+{
+	while (s->cont != NULL && session_output_len(s) < OUTPUT_FILL_MARK) {
+		int done;
+
+		s->in_cont = true;
+		done = s->cont(s);
+		s->in_cont = false;
+		if (s->closing) {
+			if (session_output_len(s) > 0)
+				return true;	/* freed once that is out */
+			session_free(s);
+			return false;
+		}
+		if (done == 1) {
+			s->cont = NULL;
+			s->in_multiline = false;
+		}
+	}
+	return true;
+}
+
+void
+session_start_cont(struct session *s, session_cont_fn *fn)
+{
+	s->in_multiline = true;
+	s->cont = fn;
+	/* The status line is queued, so a step that closes the session
+	 * leaves it to the write callback to free. */
+	(void)session_run_cont(s);
+}
+
 static void
 on_read(struct bufferevent *bev, void *arg)
 {
@@ -432,15 +472,8 @@ on_write(struct bufferevent *bev, void *arg)
 			session_start_tls(s);
 		return;
 	}
-	while (s->cont != NULL &&
-	    session_output_len(s) < OUTPUT_LOW_WATERMARK) {
-		if (s->cont(s) == 1) {
-			s->cont = NULL;
-			s->in_multiline = false;
-		}
-		if (s->closing)
-			return;
-	}
+	if (!session_run_cont(s) || s->closing)
+		return;
 	session_input(s);
 }
 

@@ -94,6 +94,7 @@ struct session {
 	/* The reply in progress. */
 	session_cont_fn		*cont;
 	bool			 in_multiline;	/* started, '.' not yet sent */
+	bool			 in_cont;	/* a step of cont is running */
 	uint32_t		 next_idx;	/* LIST, UIDL */
 	int			 msg_fd;	/* RETR, TOP */
 	uint64_t		 msg_left;	/* stored octets still to read */
@@ -151,6 +152,9 @@ void	session_close(struct session *s, const char *reason);
 void	session_free(struct session *s);
 /* Processes buffered input as far as the session allows. */
 void	session_input(struct session *s);
+/* Starts a multi-line reply whose status line is queued: runs fn now
+ * and later, from the write callback, as session_run_cont says. */
+void	session_start_cont(struct session *s, session_cont_fn *fn);
 /* What an auth worker said of a login that succeeded. */
 struct auth_result {
 	const char	*user;		/* the user logged in */

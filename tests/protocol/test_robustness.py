@@ -4,6 +4,7 @@ limits, NUL octets, bare LF, the idle timer, many concurrent sessions and
 the per-IP connection limit.
 """
 
+import os
 import random
 import re
 import socket
@@ -455,6 +456,32 @@ def test_paused_reader_gets_every_octet(make_server, form):
             assert c.read_multiline(timeout=60) == want
         assert_glob(c.status(), "+OK*")
         c.quit()
+
+
+def test_message_cut_short_mid_retr(make_server):
+    """A message file cut short while its RETR streams, once the client
+    has read all that was sent: the session ends without the terminator,
+    so the client cannot take the part for the whole, and the worker
+    goes on serving its other sessions."""
+    s = make_server(config={"workers": 1})
+    body = SLOW_BODIES["lf"] * 4
+    name = s.add_message("alice", body)
+    s.add_message("bob", msg(1))
+    pids = s.wait_workers("pop3")
+    c = s.login("alice", timeout=30)
+    c.sendline("RETR 1")
+    time.sleep(0.5)
+    os.truncate(s.message_files("alice")[name], 1 << 20)
+    assert c.status(30) == "+OK %d octets" % wire_size(body)
+    data = c.wait_closed(30)
+    c.close()
+    assert 0 < len(data) < wire_size(body)
+    assert not data.endswith(b"\r\n.\r\n")
+    with s.login("bob") as b:
+        assert b.retr(1) == msg(1).replace(b"\n", b"\r\n")
+        b.quit()
+    assert s.worker_pids("pop3") == pids
+    assert "read of message 1 failed" in s.log_text()
 
 
 def test_auth_delay_does_not_block_others(make_server):
