@@ -58,6 +58,10 @@
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
+
 #define MAX_THREADS	16
 #define MAX_ERR_LOG	10
 #define LAT_MAX		(4u * 1024 * 1024)	/* samples kept per thread */
@@ -635,6 +639,40 @@ list_line(struct conn *c, struct expect e, const char *line, size_t len)
 	return 0;
 }
 
+#if defined(__SSE2__)
+/*
+ * Checks whole lines from p on sixteen octets at a time: every LF must
+ * follow a CR (the octet before p is c->last).  Stops just after an LF
+ * whose next line starts with '.' (the caller checks the stuffing), at a
+ * bare LF (*bad), or at a block edge when fewer than 17 octets are left
+ * (the next octet after an LF must be readable).  Needs end - p >= 17.
+ */
+static char *
+retr_lines(const struct conn *c, char *p, char *end, bool *bad)
+{
+	const __m128i nl = _mm_set1_epi8('\n');
+	char *q = p;
+
+	for (; end - q >= 17; q += 16) {
+		unsigned int m = (unsigned int)_mm_movemask_epi8(_mm_cmpeq_epi8(
+		    _mm_loadu_si128((const __m128i *)(const void *)q), nl));
+
+		while (m != 0) {
+			char *lf = q + __builtin_ctz(m);
+
+			m &= m - 1;
+			if ((lf > p ? lf[-1] : c->last) != '\r') {
+				*bad = true;
+				return lf;
+			}
+			if (lf[1] == '.')
+				return lf + 1;
+		}
+	}
+	return q;
+}
+#endif
+
 /*
  * Consumes a RETR body from in[in_off..in_len): counts un-stuffed octets
  * line by line, any line length.  1 at the terminator, 0 for more input,
@@ -672,6 +710,22 @@ retr_body(struct conn *c, struct expect e)
 			}
 			c->bol = false;
 		}
+#if defined(__SSE2__)
+		if (end - p >= 17) {
+			bool bad = false;
+			char *q = retr_lines(c, p, end, &bad);
+
+			if (bad) {
+				conn_error(c, "RETR %u: bare LF", e.arg);
+				return -1;
+			}
+			c->octets += (uint64_t)(q - p);
+			c->last = q[-1];
+			c->bol = q[-1] == '\n';
+			p = q;
+			continue;
+		}
+#endif
 		lf = memchr(p, '\n', (size_t)(end - p));
 		if (lf == NULL) {
 			c->octets += (uint64_t)(end - p);
