@@ -225,6 +225,8 @@ static const struct key keys[] = {
 	    1, HARD_MAX_PIPELINED_COMMANDS, 0 },
 	{ "session_memory_limit", set_size, FIELD(session_memory_limit),
 	    SESSION_MEMORY_LIMIT_MIN, SESSION_MEMORY_LIMIT_MAX, 0 },
+	{ "index_cache_size", set_size, FIELD(index_cache_size), 0,
+	    INDEX_CACHE_SIZE_MAX, 0 },
 	{ "max_bad_commands", set_uint, FIELD(max_bad_commands), 1,
 	    COUNT_MAX, 0 },
 	{ "max_auth_failures", set_uint, FIELD(max_auth_failures), 1,
@@ -2165,6 +2167,7 @@ defaults(struct config *c)
 	c->max_line_length = DEFAULT_MAX_LINE_LENGTH;
 	c->max_pipelined_commands = DEFAULT_MAX_PIPELINED_COMMANDS;
 	c->session_memory_limit = DEFAULT_SESSION_MEMORY_LIMIT;
+	c->index_cache_size = DEFAULT_INDEX_CACHE_SIZE;
 	c->deliver_max_size = DEFAULT_DELIVER_MAX_SIZE;
 	c->max_bad_commands = DEFAULT_MAX_BAD_COMMANDS;
 	c->max_auth_failures = DEFAULT_MAX_AUTH_FAILURES;

@@ -141,6 +141,8 @@ struct config {
 	unsigned int		 max_line_length;
 	unsigned int		 max_pipelined_commands;
 	uint64_t		 session_memory_limit;	/* octets */
+	uint64_t		 index_cache_size;	/* octets, per pop3
+							 * worker; 0: off */
 	unsigned int		 max_bad_commands;
 	unsigned int		 max_auth_failures;
 	uint64_t		 auth_fail_delay_ms;

@@ -76,6 +76,21 @@
 #define MAX_MESSAGES_PER_MAILBOX	10000000u
 #define MAX_PATH_LEN			4096
 
+/*
+ * index_cache_size: what a pop3 worker keeps of parsed index files of
+ * big Maildirs for later sessions (store/index_cache.c).  A Maildir of
+ * 100,000 messages takes about 15 MiB there and opens in a few
+ * milliseconds instead of about 150; one of fewer than
+ * INDEX_CACHE_MIN_MESSAGES messages is never kept (it parses in under a
+ * millisecond), so many small mailboxes cost nothing.  At most
+ * INDEX_CACHE_MAX_ENTRIES mailboxes are kept, the one used longest ago
+ * going first.
+ */
+#define DEFAULT_INDEX_CACHE_SIZE	(64ull * 1024 * 1024)
+#define INDEX_CACHE_SIZE_MAX		(64ull * 1024 * 1024 * 1024)
+#define INDEX_CACHE_MIN_MESSAGES	1000
+#define INDEX_CACHE_MAX_ENTRIES		64
+
 /* The UIDL guard (uidl_guard_share, uidl_guard_min): when more than this
  * share of a mailbox's messages, and at least this many, would change
  * their UIDL in one reconciliation of the index (a lost or damaged
@@ -135,6 +150,8 @@
 
 /* RETR streaming: the stored octets read and encoded in one step. */
 #define RETR_CHUNK			(64 * 1024)
+/* LIST and UIDL: the output one step of the listing writes at most. */
+#define LISTING_STEP			(64 * 1024)
 /* A message stored in wire form goes out by sendfile in runs between the
  * lines that start with '.' (pop3/wire.h wire_dot_lines); one with more
  * such lines than this goes through the encoder instead. */

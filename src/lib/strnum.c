@@ -116,3 +116,18 @@ parse_size(const char *s, uint64_t max, uint64_t *v_r)
 
 	return parse_with_unit(s, max, v_r, units, mult, 4, 1);
 }
+
+size_t
+fmt_u64(char *out, uint64_t v)
+{
+	char tmp[20];
+	size_t n = 0, i;
+
+	do {
+		tmp[n++] = (char)('0' + v % 10);
+		v /= 10;
+	} while (v > 0);
+	for (i = 0; i < n; i++)
+		out[i] = tmp[n - 1 - i];
+	return n;
+}

@@ -5,6 +5,7 @@
 #ifndef POSTERN_STRNUM_H
 #define POSTERN_STRNUM_H
 
+#include <stddef.h>
 #include <stdint.h>
 #include "attrs.h"
 
@@ -23,5 +24,9 @@ enum parse_rc parse_duration_ms(const char *s, uint64_t max_ms, uint64_t *ms_r) 
 
 /* A size: digits with an optional unit k, M or G (powers of 1024). */
 enum parse_rc parse_size(const char *s, uint64_t max, uint64_t *v_r) ATTR_WARN_UNUSED;
+
+/* Writes v in decimal, without a NUL, to out (room for 20 octets);
+ * returns the number of digits. */
+size_t	fmt_u64(char *out, uint64_t v);
 
 #endif

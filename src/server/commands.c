@@ -634,42 +634,69 @@ cmd_stat(struct session *s, char **argv, int argc)
 	    s->live_octets);
 }
 
+/*
+ * One step of a LIST or UIDL listing: "N SIZE" or "N UIDL" lines for the
+ * messages not deleted, written straight into LISTING_STEP octets
+ * reserved in the output, and the terminator after the last.  1 when
+ * done.
+ */
+static int
+listing_cont(struct session *s, bool uidl)
+{
+	/* A line: a message number, a space, a UIDL (longer than a size),
+	 * CRLF; then room for the terminator. */
+	enum { LINE_MAX = 10 + 1 + UIDL_MAX_LEN + 2, END = 3 };
+	struct evbuffer *out = bufferevent_get_output(s->bev);
+	struct evbuffer_iovec v;
+	char *p, *end;
+
+	if (evbuffer_reserve_space(out, LISTING_STEP, &v, 1) < 1 ||
+	    v.iov_len < LINE_MAX + END) {
+		session_close(s, "no-memory");
+		return 0;
+	}
+	p = v.iov_base;
+	end = p + v.iov_len - END;
+	for (; s->next_idx < s->count && end - p >= LINE_MAX; s->next_idx++) {
+		const struct msg_info *mi;
+
+		if (s->deleted[s->next_idx])
+			continue;
+		mi = mailbox_msg(s->mb, s->next_idx);
+		p += fmt_u64(p, s->next_idx + 1);
+		*p++ = ' ';
+		if (uidl) {
+			size_t n = strlen(mi->uidl);
+
+			memcpy(p, mi->uidl, n);
+			p += n;
+		} else
+			p += fmt_u64(p, mi->size);
+		*p++ = '\r';
+		*p++ = '\n';
+	}
+	if (s->next_idx == s->count) {
+		memcpy(p, ".\r\n", END);
+		p += END;
+	}
+	v.iov_len = (size_t)(p - (char *)v.iov_base);
+	if (evbuffer_commit_space(out, &v, 1) == -1) {
+		session_close(s, "no-memory");
+		return 0;
+	}
+	return s->next_idx == s->count;
+}
+
 static int
 list_cont(struct session *s)
 {
-	struct evbuffer *out = bufferevent_get_output(s->bev);
-	unsigned int n;
-
-	for (n = 0; n < 1024 && s->next_idx < s->count; s->next_idx++) {
-		if (s->deleted[s->next_idx])
-			continue;
-		evbuffer_add_printf(out, "%" PRIu32 " %" PRIu64 "\r\n",
-		    s->next_idx + 1, mailbox_msg(s->mb, s->next_idx)->size);
-		n++;
-	}
-	if (s->next_idx < s->count)
-		return 0;
-	evbuffer_add(out, ".\r\n", 3);
-	return 1;
+	return listing_cont(s, false);
 }
 
 static int
 uidl_cont(struct session *s)
 {
-	struct evbuffer *out = bufferevent_get_output(s->bev);
-	unsigned int n;
-
-	for (n = 0; n < 1024 && s->next_idx < s->count; s->next_idx++) {
-		if (s->deleted[s->next_idx])
-			continue;
-		evbuffer_add_printf(out, "%" PRIu32 " %s\r\n",
-		    s->next_idx + 1, mailbox_msg(s->mb, s->next_idx)->uidl);
-		n++;
-	}
-	if (s->next_idx < s->count)
-		return 0;
-	evbuffer_add(out, ".\r\n", 3);
-	return 1;
+	return listing_cont(s, true);
 }
 
 static void

@@ -19,6 +19,7 @@
 #include "lib/ipc.h"
 #include "lib/log.h"
 #include "session.h"
+#include "store/store.h"
 
 struct auth_link {
 	struct ipc_chan	*chan;
@@ -545,6 +546,7 @@ pop3_worker_main(int master_fd)
 
 	log_set_ident("posternd/pop3");
 	privsep_drop(cfg, "pop3");
+	store_set_index_cache(cfg->index_cache_size);
 	signal(SIGPIPE, SIG_IGN);
 	if ((pop3_base = event_base_new()) == NULL)
 		fatalx("pop3: cannot create the event loop");

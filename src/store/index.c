@@ -112,11 +112,27 @@ index_init(struct index *idx)
 	idx->next_seq = 1;
 }
 
-static void
-entry_free(struct index_entry *e)
+/* Whether s lies in idx's block of strings (it is not freed alone). */
+static bool
+in_block(const struct index *idx, const char *s)
 {
-	free(e->uidl);
-	free(e->name);
+	uintptr_t p = (uintptr_t)s, b = (uintptr_t)idx->strings;
+
+	return idx->strings != NULL && p >= b && p - b < idx->strings_len;
+}
+
+static void
+str_free(const struct index *idx, char *s)
+{
+	if (!in_block(idx, s))
+		free(s);
+}
+
+static void
+entry_free(const struct index *idx, struct index_entry *e)
+{
+	str_free(idx, e->uidl);
+	str_free(idx, e->name);
 	e->uidl = NULL;
 	e->name = NULL;
 }
@@ -127,9 +143,88 @@ index_free(struct index *idx)
 	size_t i;
 
 	for (i = 0; i < idx->n; i++)
-		entry_free(&idx->v[i]);
+		entry_free(idx, &idx->v[i]);
 	free(idx->v);
+	free(idx->strings);
 	index_init(idx);
+}
+
+void
+index_set_name(struct index *idx, size_t i, char *name)
+{
+	str_free(idx, idx->v[i].name);
+	idx->v[i].name = name;
+}
+
+void
+index_set_uidl(struct index *idx, size_t i, char *uidl)
+{
+	str_free(idx, idx->v[i].uidl);
+	idx->v[i].uidl = uidl;
+}
+
+size_t
+index_bytes(const struct index *idx)
+{
+	size_t i, n = idx->cap * sizeof(*idx->v) + idx->strings_len;
+
+	for (i = 0; i < idx->n; i++) {
+		const struct index_entry *e = &idx->v[i];
+
+		if (e->uidl != NULL && !in_block(idx, e->uidl))
+			n += strlen(e->uidl) + 1;
+		if (e->name != NULL && !in_block(idx, e->name))
+			n += strlen(e->name) + 1;
+	}
+	return n;
+}
+
+/* Copies s (may be NULL) to *at in the block; advances *at. */
+static char *
+block_put(char **at, const char *s)
+{
+	char *p = *at;
+	size_t len;
+
+	if (s == NULL)
+		return NULL;
+	len = strlen(s) + 1;
+	memcpy(p, s, len);
+	*at += len;
+	return p;
+}
+
+int
+index_copy(struct index *dst, const struct index *src)
+{
+	size_t i, len = 0;
+	char *at;
+
+	index_init(dst);
+	for (i = 0; i < src->n; i++) {
+		const struct index_entry *e = &src->v[i];
+
+		len += (e->uidl != NULL ? strlen(e->uidl) + 1 : 0) +
+		    (e->name != NULL ? strlen(e->name) + 1 : 0);
+	}
+	if (src->n > 0 && ((dst->v = calloc(src->n, sizeof(*dst->v))) ==
+	    NULL || (dst->strings = malloc(len + 1)) == NULL)) {
+		free(dst->v);
+		index_init(dst);
+		return -1;
+	}
+	dst->cap = dst->n = src->n;
+	dst->strings_len = len;
+	dst->next_seq = src->next_seq;
+	dst->cur_mtime = src->cur_mtime;
+	dst->scanned = src->scanned;
+	at = dst->strings;
+	for (i = 0; i < src->n; i++) {
+		dst->v[i] = src->v[i];
+		dst->v[i].uidl = block_put(&at, src->v[i].uidl);
+		dst->v[i].name = block_put(&at, src->v[i].name);
+	}
+	return 0;
 }
 
 static int
@@ -186,7 +281,7 @@ index_compact(struct index *idx, const bool *drop)
 
 	for (i = 0; i < idx->n; i++) {
 		if (drop[i]) {
-			entry_free(&idx->v[i]);
+			entry_free(idx, &idx->v[i]);
 			continue;
 		}
 		idx->v[o++] = idx->v[i];
@@ -632,41 +727,44 @@ hexval(char c)
 	return -1;
 }
 
-/* Decodes a name field; only the canonical form is accepted. */
-static char *
-name_decode(const struct field *f)
+/*
+ * Decodes a name field into out (which has room for f->len + 1 octets;
+ * the decoded name is never longer); only the canonical form is
+ * accepted.  The length, or -1.
+ */
+static ssize_t
+name_decode(const struct field *f, char *out)
 {
-	char out[INDEX_NAME_MAX + 1];
 	size_t i, o = 0;
 
 	if (f->len > FIELD_MAX)
-		return NULL;
+		return -1;
 	for (i = 0; i < f->len; i++) {
 		unsigned char c = (unsigned char)f->p[i];
 
 		if (o == INDEX_NAME_MAX)
-			return NULL;
+			return -1;
 		if (c == '%') {
 			int hi, lo;
 
 			if (i + 2 >= f->len)
-				return NULL;
+				return -1;
 			hi = hexval(f->p[i + 1]);
 			lo = hexval(f->p[i + 2]);
 			if (hi < 0 || lo < 0)
-				return NULL;
+				return -1;
 			c = (unsigned char)(hi << 4 | lo);
 			if (!needs_escape(c))
-				return NULL;
+				return -1;
 			i += 2;
 		} else if (needs_escape(c))
-			return NULL;
+			return -1;
 		out[o++] = (char)c;
 	}
 	if (!index_name_valid(out, o))
-		return NULL;
+		return -1;
 	out[o] = '\0';
-	return strdup(out);
+	return (ssize_t)o;
 }
 
 static void
@@ -702,14 +800,20 @@ parse_state(const char *line, size_t len, struct index *idx)
 	return 0;
 }
 
-/* One message line; checks it against the previous ones through maps. */
+/*
+ * One message line; checks it against the previous ones through maps.
+ * Its UIDL and name go to *at in idx's block of strings, which has room
+ * for the line and its LF.
+ */
 static const char *
 parse_entry(const char *line, size_t len, struct index *idx,
-    uint64_t next_seq, struct index_map *uidls, struct index_map *names)
+    uint64_t next_seq, struct index_map *uidls, struct index_map *names,
+    char **at)
 {
 	struct field f[7];
 	uint64_t seq, size, stored, rt, flags;
-	char *uidl, *name;
+	char *uidl = *at, *name;
+	ssize_t nlen;
 	uint32_t v;
 
 	if (split_fields(line, len, f, 7) == -1)
@@ -730,8 +834,8 @@ parse_entry(const char *line, size_t len, struct index *idx,
 	    ((flags & MSG_WIRE_CLEAN) && size != stored))
 		return "bad flags";
 	/* The maps' keys: the UIDL in the file's text, which outlives
-	 * them, and the decoded name, which the entry keeps (on a failure
-	 * the parse ends and the maps are freed unread). */
+	 * them, and the decoded name in the block (on a failure the parse
+	 * ends and the maps are freed unread). */
 	v = (uint32_t)idx->n;
 	switch (index_map_add_unique(uidls, f[1].p, f[1].len, v)) {
 	case 0:
@@ -739,26 +843,22 @@ parse_entry(const char *line, size_t len, struct index *idx,
 	case -1:
 		return "out of memory";
 	}
-	if ((name = name_decode(&f[6])) == NULL)
+	memcpy(uidl, f[1].p, f[1].len);
+	uidl[f[1].len] = '\0';
+	name = uidl + f[1].len + 1;
+	if ((nlen = name_decode(&f[6], name)) == -1)
 		return "bad file name";
-	switch (index_map_add_unique(names, name, strlen(name), v)) {
+	switch (index_map_add_unique(names, name, (size_t)nlen, v)) {
 	case 0:
-		free(name);
 		return "duplicate file name";
 	case -1:
-		free(name);
 		return "out of memory";
 	}
-	if ((uidl = strndup(f[1].p, f[1].len)) == NULL) {
-		free(name);
-		return "out of memory";
-	}
+	/* The capacity was reserved for the count. */
 	if (index_append(idx, seq, size, stored, (int64_t)rt,
-	    (unsigned int)flags, uidl, name) == -1) {
-		free(uidl);
-		free(name);
+	    (unsigned int)flags, uidl, name) == -1)
 		return "out of memory";
-	}
+	*at = name + nlen + 1;
 	return NULL;
 }
 
@@ -769,9 +869,9 @@ index_parse(const char *data, size_t len, struct index *idx, char *err,
 	struct index_map uidls = { 0 }, names = { 0 };
 	struct field f[3];
 	const char *why = NULL, *trailer, *p, *end, *nl;
-	size_t body_len, i, lineno;
+	size_t body_len, i, lineno, used;
 	uint64_t count, sum, next_seq;
-	char want[17];
+	char want[17], *at, *block;
 
 	index_init(idx);
 	if (len == 0 || len > INDEX_MAX_BYTES || data[len - 1] != '\n') {
@@ -807,13 +907,18 @@ index_parse(const char *data, size_t len, struct index *idx, char *err,
 		set_err(err, errsize, "count does not fit the file", 0);
 		return -1;
 	}
+	/* Each entry's UIDL and name, with their NULs, take no more octets
+	 * than its line with the separators and LF. */
 	if (index_map_init(&uidls, (size_t)count) == -1 ||
 	    index_map_init(&names, (size_t)count) == -1 ||
-	    index_reserve(idx, (size_t)count) == -1) {
+	    index_reserve(idx, (size_t)count) == -1 ||
+	    (idx->strings = malloc(body_len + 1)) == NULL) {
 		why = "out of memory";
 		lineno = 0;
 		goto fail;
 	}
+	idx->strings_len = body_len + 1;
+	at = idx->strings;
 
 	p = data;
 	end = data + body_len;
@@ -837,7 +942,8 @@ index_parse(const char *data, size_t len, struct index *idx, char *err,
 		} else if (idx->n >= count) {
 			why = "more message lines than the count";
 		} else
-			why = parse_entry(p, ll, idx, next_seq, &uidls, &names);
+			why = parse_entry(p, ll, idx, next_seq, &uidls, &names,
+			    &at);
 		if (why != NULL)
 			goto fail;
 		p = nl + 1;
@@ -852,6 +958,21 @@ index_parse(const char *data, size_t len, struct index *idx, char *err,
 	idx->next_seq = next_seq;
 	index_map_free(&uidls);
 	index_map_free(&names);
+	/* The strings move to a block of their size: the one sized for
+	 * the whole file is a third larger. */
+	used = (size_t)(at - idx->strings);
+	if ((block = malloc(used + 1)) != NULL) {
+		memcpy(block, idx->strings, used);
+		for (i = 0; i < idx->n; i++) {
+			idx->v[i].uidl = block + (idx->v[i].uidl -
+			    idx->strings);
+			idx->v[i].name = block + (idx->v[i].name -
+			    idx->strings);
+		}
+		free(idx->strings);
+		idx->strings = block;
+		idx->strings_len = used + 1;
+	}
 	return 0;
 fail:
 	set_err(err, errsize, why, lineno);
@@ -862,21 +983,6 @@ fail:
 }
 
 /* ---- serializing ---- */
-
-static size_t
-fmt_u64(char *out, uint64_t v)
-{
-	char tmp[24];
-	size_t n = 0, i;
-
-	do {
-		tmp[n++] = (char)('0' + v % 10);
-		v /= 10;
-	} while (v > 0);
-	for (i = 0; i < n; i++)
-		out[i] = tmp[n - 1 - i];
-	return n;
-}
 
 static size_t
 name_encode(char *out, const char *name)
@@ -1141,9 +1247,9 @@ uidl_map_parse(const char *data, size_t len, struct uidl_map *m, char *err,
 	p = data;
 	end = data + body_len;
 	for (lineno = 1; p < end; lineno++) {
+		char base[FIELD_MAX + 1], u[UIDL_MAX_LEN + 1];
+		ssize_t blen;
 		size_t ll;
-		char *base;
-		int r;
 
 		nl = memchr(p, '\n', (size_t)(end - p));
 		ll = (size_t)(nl - p);
@@ -1167,19 +1273,13 @@ uidl_map_parse(const char *data, size_t len, struct uidl_map *m, char *err,
 			why = "bad UIDL";
 			goto fail;
 		}
-		if ((base = name_decode(&f[1])) == NULL) {
+		if ((blen = name_decode(&f[1], base)) == -1) {
 			why = "bad base name";
 			goto fail;
 		}
-		{
-			char u[UIDL_MAX_LEN + 1];
-
-			memcpy(u, f[0].p, f[0].len);
-			u[f[0].len] = '\0';
-			r = uidl_map_put(m, base, strlen(base), u);
-		}
-		free(base);
-		if (r == -1) {
+		memcpy(u, f[0].p, f[0].len);
+		u[f[0].len] = '\0';
+		if (uidl_map_put(m, base, (size_t)blen, u) == -1) {
 			why = errno == EEXIST ? "duplicate base name or UIDL" :
 			    errno == EINVAL ? "bad base name" : "out of memory";
 			goto fail;
@@ -1211,8 +1311,7 @@ index_salvage(const char *data, size_t len, struct uidl_map *out)
 {
 	struct field f[7];
 	const char *p = data, *end = data + len, *nl;
-	char u[UIDL_MAX_LEN + 1], *name;
-	int r;
+	char u[UIDL_MAX_LEN + 1], name[FIELD_MAX + 1];
 
 	if (len > INDEX_MAX_BYTES)
 		return 0;
@@ -1222,13 +1321,12 @@ index_salvage(const char *data, size_t len, struct uidl_map *out)
 		if (split_fields(p, (size_t)(nl - p), f, 7) == -1 ||
 		    !index_uidl_valid(f[1].p, f[1].len))
 			continue;
-		if ((name = name_decode(&f[6])) == NULL)
+		if (name_decode(&f[6], name) == -1)
 			continue;
 		memcpy(u, f[1].p, f[1].len);
 		u[f[1].len] = '\0';
-		r = uidl_map_put(out, name, index_base_len(name), u);
-		free(name);
-		if (r == -1 && errno != EEXIST && errno != EINVAL)
+		if (uidl_map_put(out, name, index_base_len(name), u) == -1 &&
+		    errno != EEXIST && errno != EINVAL)
 			return -1;
 	}
 	return 0;

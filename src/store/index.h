@@ -54,6 +54,11 @@ struct index {
 	 * just before that (see the readdir shortcut in maildir.c). */
 	struct index_time cur_mtime;
 	struct index_time scanned;
+	/* The strings of the entries that index_parse or index_copy made,
+	 * in one block; a uidl or name outside it is an allocation of its
+	 * own. */
+	char		*strings;
+	size_t		 strings_len;
 };
 
 void	index_init(struct index *);
@@ -71,6 +76,19 @@ int	index_append(struct index *, uint64_t seq, uint64_t size,
 
 /* Removes the entries with drop[i] set (frees them), keeping the order. */
 void	index_compact(struct index *, const bool *drop);
+
+/* Give entry i the name name or the UIDL uidl (malloc'd, taken over),
+ * freeing the old one. */
+void	index_set_name(struct index *, size_t i, char *name);
+void	index_set_uidl(struct index *, size_t i, char *uidl);
+
+/* dst (initialised here) becomes a copy of src, its strings in one
+ * block.  0, or -1 (ENOMEM; dst is empty). */
+int	index_copy(struct index *dst, const struct index *src)
+	    ATTR_WARN_UNUSED;
+
+/* The octets idx holds: its entry array and strings. */
+size_t	index_bytes(const struct index *);
 
 /*
  * Parses the bytes of an index file into idx (which it initialises).
@@ -133,6 +151,33 @@ int	index_uidl_for(const char *base, size_t len, unsigned int attempt,
  * hash failed).
  */
 int	index_assign_uidls(struct index *) ATTR_WARN_UNUSED;
+
+/*
+ * Parsed index files of big Maildirs, kept by the process for later
+ * sessions (index_cache.c).  A file is known by its path and by what
+ * changes with every new version of it.
+ */
+struct index_file_id {
+	uint64_t	 dev;
+	uint64_t	 ino;
+	uint64_t	 size;
+	int64_t		 mtime_sec;
+	long		 mtime_nsec;
+	int64_t		 ctime_sec;
+	long		 ctime_nsec;
+};
+
+/* Octets the cache may hold; 0 (the start) turns it off and empties it. */
+void	index_cache_budget(size_t bytes);
+/* A copy of the index parsed from the Maildir's index file when it was
+ * id, into out (initialised here): true, else false and out untouched. */
+bool	index_cache_get(const char *maildir, const struct index_file_id *id,
+	    struct index *out);
+/* Keeps a copy of idx as the index file of maildir, which is id now
+ * (what the cache had for maildir goes); only a big enough index is
+ * kept, and nothing when out of budget or memory. */
+void	index_cache_put(const char *maildir, const struct index_file_id *id,
+	    const struct index *idx);
 
 /*
  * A multimap from strings to uint32_t values, open addressing.  Keys are

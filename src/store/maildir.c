@@ -86,6 +86,9 @@ struct maildir {
 	struct index	 idx;		/* the snapshot, by seq */
 	struct msg_info	*info;		/* one per entry of idx */
 	char		**relpath;	/* "cur/<name>" per entry */
+	char		*relpaths;	/* their block (a renamed one's path
+					 * is an allocation of its own) */
+	size_t		 relpaths_len;
 	uint32_t	 count;
 	unsigned int	 guard_share;	/* uidl_guard_share, percent */
 	unsigned int	 guard_min;	/* uidl_guard_min */
@@ -348,18 +351,18 @@ clean_tmp(struct maildir *mb, time_t now)
 /* ---- the index file ---- */
 
 /*
- * Reads the file name of the Maildir root into b (bounded by max).  1:
- * read; 0: missing, or not a regular file or too large (logged); -1: I/O
+ * Opens the file name of the Maildir root: *fd_r and *st_r.  1: open;
+ * 0: missing, or not a regular file or larger than max (logged); -1: I/O
  * error (err set).
  */
 static int
-read_root_file(struct maildir *mb, const char *name, size_t max,
-    struct buf *b, char *err, size_t errsize)
+open_root_file(struct maildir *mb, const char *name, size_t max,
+    int *fd_r, struct stat *st_r, char *err, size_t errsize)
 {
 	struct stat st;
 	int fd, saved;
 
-	buf_init(b, max);
+	*fd_r = -1;
 	fd = openat(mb->dirfd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW |
 	    O_NOCTTY | O_NONBLOCK);
 	if (fd == -1) {
@@ -389,6 +392,20 @@ read_root_file(struct maildir *mb, const char *name, size_t max,
 		    " ignored", mb->path, name);
 		return 0;
 	}
+	*fd_r = fd;
+	*st_r = st;
+	return 1;
+}
+
+/* Reads fd (open_root_file's) into b, bounded by max, and closes it.
+ * 1: read; 0: over max after all (logged, ignored); -1: I/O error. */
+static int
+read_root_fd(struct maildir *mb, const char *name, int fd, size_t max,
+    struct buf *b, char *err, size_t errsize)
+{
+	int saved;
+
+	buf_init(b, max);
 	for (;;) {
 		char chunk[65536];
 		ssize_t n = read(fd, chunk, sizeof(chunk));
@@ -422,6 +439,38 @@ ioerr:
 }
 
 /*
+ * Reads the regular file name of the Maildir root into b, bounded by
+ * max.  1: read; 0: missing, not a regular file or too large (logged,
+ * ignored); -1: I/O error, with a reason in err.
+ */
+static int
+read_root_file(struct maildir *mb, const char *name, size_t max,
+    struct buf *b, char *err, size_t errsize)
+{
+	struct stat st;
+	int fd, r;
+
+	buf_init(b, max);
+	if ((r = open_root_file(mb, name, max, &fd, &st, err, errsize)) != 1)
+		return r;
+	return read_root_fd(mb, name, fd, max, b, err, errsize);
+}
+
+/* What tells one version of a file from another (index_cache.c). */
+static void
+file_id(const struct stat *st, struct index_file_id *id)
+{
+	memset(id, 0, sizeof(*id));
+	id->dev = (uint64_t)st->st_dev;
+	id->ino = (uint64_t)st->st_ino;
+	id->size = (uint64_t)st->st_size;
+	id->mtime_sec = (int64_t)st->st_mtim.tv_sec;
+	id->mtime_nsec = st->st_mtim.tv_nsec;
+	id->ctime_sec = (int64_t)st->st_ctim.tv_sec;
+	id->ctime_nsec = st->st_ctim.tv_nsec;
+}
+
+/*
  * Reads and parses postern.index into idx.  1: loaded; 0: missing or
  * corrupt (logged; idx is empty and must be rebuilt; salvage, if not
  * NULL, gets what can be read of a corrupt one: index_salvage); -1: I/O
@@ -431,12 +480,24 @@ static int
 load_index(struct maildir *mb, struct index *idx, struct uidl_map *salvage,
     char *err, size_t errsize)
 {
+	struct index_file_id id;
+	struct stat st;
 	char why[256];
 	struct buf b;
-	int r;
+	int fd, r;
 
 	index_init(idx);
-	if ((r = read_root_file(mb, INDEX_FILE, INDEX_MAX_BYTES, &b, err,
+	if ((r = open_root_file(mb, INDEX_FILE, INDEX_MAX_BYTES, &fd, &st, err,
+	    errsize)) != 1)
+		return r;
+	file_id(&st, &id);
+	if (index_cache_get(mb->path, &id, idx)) {
+		(void)close(fd);
+		log_debug("mailbox %s: index from the cache, %zu messages",
+		    mb->path, idx->n);
+		return 1;
+	}
+	if ((r = read_root_fd(mb, INDEX_FILE, fd, INDEX_MAX_BYTES, &b, err,
 	    errsize)) != 1)
 		return r;
 	if (index_parse(b.data != NULL ? b.data : "", b.len, idx, why,
@@ -453,6 +514,7 @@ load_index(struct maildir *mb, struct index *idx, struct uidl_map *salvage,
 		return 0;
 	}
 	buf_clear(&b);
+	index_cache_put(mb->path, &id, idx);
 	return 1;
 }
 
@@ -490,6 +552,8 @@ write_index(struct maildir *mb, const struct index *idx, char *err,
     size_t errsize)
 {
 	char path[MAX_PATH_LEN], tmp[MAX_PATH_LEN];
+	struct index_file_id id;
+	struct stat st;
 	struct buf b;
 	int saved;
 
@@ -509,6 +573,11 @@ write_index(struct maildir *mb, const struct index *idx, char *err,
 		return errno_rc(saved);
 	}
 	buf_clear(&b);
+	/* Still under LOCK_FILE: the file is the one just written. */
+	if (fstatat(mb->dirfd, INDEX_FILE, &st, AT_SYMLINK_NOFOLLOW) == 0) {
+		file_id(&st, &id);
+		index_cache_put(mb->path, &id, idx);
+	}
 	return STORE_OK;
 }
 
@@ -883,8 +952,7 @@ reconcile(struct maildir *mb, struct index *idx, bool *changed_r,
 	for (i = 0; i < nold; i++) {
 		if (rename_to[i] == 0)
 			continue;
-		free(idx->v[i].name);
-		idx->v[i].name = names[rename_to[i] - 1];
+		index_set_name(idx, i, names[rename_to[i] - 1]);
 		names[rename_to[i] - 1] = NULL;
 		changed = true;
 	}
@@ -1013,22 +1081,38 @@ sync_index(struct maildir *mb, struct index *idx, bool moved_any,
 
 /* ---- the snapshot ---- */
 
+static void
+relpath_free(const struct maildir *mb, char *p)
+{
+	uintptr_t a = (uintptr_t)p, b = (uintptr_t)mb->relpaths;
+
+	if (mb->relpaths == NULL || a < b || a - b >= mb->relpaths_len)
+		free(p);
+}
+
 static enum store_rc
 build_snapshot(struct maildir *mb, char *err, size_t errsize)
 {
-	size_t i, n = mb->idx.n;
+	size_t i, len = 0, n = mb->idx.n;
+	char *at;
 
+	for (i = 0; i < n; i++)
+		len += sizeof("cur/") + strlen(mb->idx.v[i].name);
 	mb->info = calloc(n + 1, sizeof(*mb->info));
 	mb->relpath = calloc(n + 1, sizeof(*mb->relpath));
-	if (mb->info == NULL || mb->relpath == NULL)
+	mb->relpaths = malloc(len + 1);
+	if (mb->info == NULL || mb->relpath == NULL || mb->relpaths == NULL)
 		goto nomem;
+	mb->relpaths_len = len + 1;
+	at = mb->relpaths;
 	for (i = 0; i < n; i++) {
 		const struct index_entry *e = &mb->idx.v[i];
+		size_t nl = strlen(e->name) + 1;
 
-		if (asprintf(&mb->relpath[i], "cur/%s", e->name) == -1) {
-			mb->relpath[i] = NULL;
-			goto nomem;
-		}
+		mb->relpath[i] = at;
+		memcpy(at, "cur/", 4);
+		memcpy(at + 4, e->name, nl);
+		at += 4 + nl;
 		mb->info[i].uidl = e->uidl;
 		mb->info[i].name = mb->relpath[i];
 		mb->info[i].size = e->size;
@@ -1050,8 +1134,9 @@ mailbox_free(struct maildir *mb)
 
 	if (mb->relpath != NULL)
 		for (i = 0; i < mb->idx.n; i++)
-			free(mb->relpath[i]);
+			relpath_free(mb, mb->relpath[i]);
 	free(mb->relpath);
+	free(mb->relpaths);
 	free(mb->info);
 	index_free(&mb->idx);
 	close_fd(&mb->curfd);
@@ -1309,9 +1394,8 @@ maildir_msg_open(struct maildir *mb, uint32_t idx, int *fd_r)
 			return STORE_TEMP;
 		}
 		/* Later opens and the commit use the new name. */
-		free(e->name);
-		e->name = other;
-		free(mb->relpath[idx]);
+		index_set_name(&mb->idx, idx, other);
+		relpath_free(mb, mb->relpath[idx]);
 		mb->relpath[idx] = rel;
 		mb->info[idx].name = rel;
 		fd = openat(mb->curfd, e->name, O_RDONLY | O_CLOEXEC |
@@ -1999,8 +2083,7 @@ import_force(struct maildir *mb, struct index *idx,
 			continue;
 		log_warnx("mailbox %s: message UIDL %s replaced by the"
 		    " imported %s", mb->path, idx->v[x].uidl, u);
-		free(idx->v[x].uidl);
-		idx->v[x].uidl = u;
+		index_set_uidl(idx, x, u);
 		*dirty = true;
 	}
 out:

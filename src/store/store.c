@@ -49,6 +49,12 @@ struct delivery {
 	char			*sender;
 };
 
+void
+store_set_index_cache(uint64_t bytes)
+{
+	index_cache_budget(bytes > SIZE_MAX ? SIZE_MAX : (size_t)bytes);
+}
+
 enum store_rc
 store_errno_rc(int e)
 {

@@ -69,6 +69,14 @@ void	store_set_mbox_limits(uint64_t lock_timeout_ms,
 	    uint64_t dotlock_stale_s);
 
 /*
+ * Lets this process keep parsed index files of big Maildirs for later
+ * opens, within bytes octets (index_cache_size in postern.conf); 0, the
+ * default, keeps none.  A kept index is used only while its file is
+ * unchanged, so what an open returns is the same either way.
+ */
+void	store_set_index_cache(uint64_t bytes);
+
+/*
  * Opens the Maildir at path: takes mail from new/ into cur/, removes
  * stale tmp/ files, reconciles the index with the files (rebuilding it
  * if missing or corrupt, never changing a UIDL it already holds, giving

@@ -208,6 +208,7 @@ check_defaults(const struct config *c)
 	assert_int_equal(c->max_line_length, 512);
 	assert_int_equal(c->max_pipelined_commands, 64);
 	assert_true(c->session_memory_limit == 1024ull * 1024 * 1024);
+	assert_true(c->index_cache_size == 64ull * 1024 * 1024);
 	assert_true(c->deliver_max_size == 64ull * 1024 * 1024);
 	assert_int_equal(c->max_bad_commands, 10);
 	assert_int_equal(c->max_auth_failures, 3);
@@ -396,6 +397,7 @@ test_all_keys(void **state)
 	    "max_line_length = 1024\n"
 	    "max_pipelined_commands = 16\n"
 	    "session_memory_limit = 512M\n"
+	    "index_cache_size = 0\n"
 	    "deliver_max_size = 10k\n"
 	    "max_bad_commands = 5\n"
 	    "max_auth_failures = 2\n"
@@ -427,6 +429,7 @@ test_all_keys(void **state)
 	assert_int_equal(c.max_line_length, 1024);
 	assert_int_equal(c.max_pipelined_commands, 16);
 	assert_true(c.session_memory_limit == 512ull * 1024 * 1024);
+	assert_true(c.index_cache_size == 0);
 	assert_true(c.deliver_max_size == 10240);
 	assert_int_equal(c.max_bad_commands, 5);
 	assert_int_equal(c.max_auth_failures, 2);

@@ -9,6 +9,7 @@
 #include <setjmp.h>
 #include <cmocka.h>
 
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -148,6 +149,196 @@ test_roundtrip(void **state)
 	index_free(&b);
 	buf_clear(&s1);
 	buf_clear(&s2);
+}
+
+/* Entry by entry, field by field. */
+static void
+assert_same(const struct index *a, const struct index *b)
+{
+	size_t i;
+
+	assert_int_equal(b->n, a->n);
+	assert_int_equal(b->next_seq, a->next_seq);
+	assert_int_equal(b->cur_mtime.sec, a->cur_mtime.sec);
+	assert_int_equal(b->cur_mtime.nsec, a->cur_mtime.nsec);
+	assert_int_equal(b->scanned.sec, a->scanned.sec);
+	assert_int_equal(b->scanned.nsec, a->scanned.nsec);
+	for (i = 0; i < a->n; i++) {
+		assert_int_equal(b->v[i].seq, a->v[i].seq);
+		assert_string_equal(b->v[i].uidl, a->v[i].uidl);
+		assert_string_equal(b->v[i].name, a->v[i].name);
+		assert_int_equal(b->v[i].size, a->v[i].size);
+		assert_int_equal(b->v[i].stored_size, a->v[i].stored_size);
+		assert_int_equal(b->v[i].retr_time, a->v[i].retr_time);
+		assert_int_equal(b->v[i].flags, a->v[i].flags);
+	}
+}
+
+/* Whether p lies in idx's block of strings. */
+static bool
+in_strings(const struct index *idx, const char *p)
+{
+	uintptr_t a = (uintptr_t)p, b = (uintptr_t)idx->strings;
+
+	return idx->strings != NULL && a >= b && a - b < idx->strings_len;
+}
+
+/*
+ * A parsed index keeps its strings in one block; a copy has a block of
+ * its own and owes nothing to the original; a name or UIDL given later
+ * is its own allocation, and freeing any of them frees each string once
+ * (the sanitizer build would see a double or a stray free).
+ */
+static void
+test_copy_and_block(void **state)
+{
+	struct index a, b, c;
+	struct buf s;
+	char err[256], *nm;
+	size_t i;
+
+	(void)state;
+	make_sample(&a);
+	buf_init(&s, 1 << 20);
+	assert_int_equal(index_serialize(&a, &s), 0);
+	assert_int_equal(index_parse(s.data, s.len, &b, err, sizeof(err)),
+	    0);
+	for (i = 0; i < b.n; i++) {
+		assert_true(in_strings(&b, b.v[i].uidl));
+		assert_true(in_strings(&b, b.v[i].name));
+	}
+	assert_int_equal(index_copy(&c, &a), 0);	/* from malloc'd ones */
+	assert_same(&a, &c);
+	index_free(&a);
+	assert_int_equal(index_copy(&a, &b), 0);	/* from a block */
+	assert_same(&b, &a);
+	for (i = 0; i < a.n; i++) {
+		assert_true(in_strings(&a, a.v[i].uidl));
+		assert_false(in_strings(&b, a.v[i].uidl));
+	}
+	nm = strdup("renamed:2,S");
+	assert_non_null(nm);
+	index_set_name(&b, 1, nm);
+	assert_string_equal(b.v[1].name, "renamed:2,S");
+	assert_true(index_bytes(&b) >= b.strings_len + 12);
+	nm = strdup("again:2,");
+	assert_non_null(nm);
+	index_set_name(&b, 1, nm);
+	assert_string_equal(b.v[1].name, "again:2,");
+	nm = strdup("imported-uidl");
+	assert_non_null(nm);
+	index_set_uidl(&b, 0, nm);
+	assert_string_equal(b.v[0].uidl, "imported-uidl");
+	index_free(&b);
+	assert_same(&c, &a);
+	index_free(&a);
+	index_free(&c);
+	buf_clear(&s);
+}
+
+/* An index of n entries with names and UIDLs that tell which. */
+static void
+make_big(struct index *idx, size_t n, const char *tag)
+{
+	char u[64], nm[64];
+	size_t i;
+
+	index_init(idx);
+	for (i = 0; i < n; i++) {
+		snprintf(u, sizeof(u), "%s-%zu", tag, i);
+		snprintf(nm, sizeof(nm), "%zu.M%zu.%s:2,", 1700000000 + i, i,
+		    tag);
+		add(idx, i + 1, u, nm, 100 + i, 99 + i, 0, 0);
+	}
+}
+
+static struct index_file_id
+file_id_of(uint64_t ino, int64_t ctime_nsec)
+{
+	struct index_file_id id;
+
+	memset(&id, 0, sizeof(id));
+	id.dev = 8;
+	id.ino = ino;
+	id.size = 4096;
+	id.mtime_sec = id.ctime_sec = 1700000000;
+	id.ctime_nsec = ctime_nsec;
+	return id;
+}
+
+/*
+ * The cache hands out a copy only for the same path and the same file
+ * (any field of the id differing drops the entry), keeps nothing below
+ * INDEX_CACHE_MIN_MESSAGES or over its budget, lets the entry used
+ * longest ago go first, and nothing at all with a budget of 0.
+ */
+static void
+test_index_cache(void **state)
+{
+	struct index big, other, small, got;
+	struct index_file_id id = file_id_of(1, 0), id2 = file_id_of(2, 0);
+	size_t one;
+
+	(void)state;
+	make_big(&big, INDEX_CACHE_MIN_MESSAGES, "a");
+	make_big(&other, INDEX_CACHE_MIN_MESSAGES + 5, "b");
+	make_big(&small, INDEX_CACHE_MIN_MESSAGES - 1, "c");
+
+	/* Off until given a budget. */
+	index_cache_put("/m/a", &id, &big);
+	assert_false(index_cache_get("/m/a", &id, &got));
+
+	index_cache_budget(64u << 20);
+	index_cache_put("/m/a", &id, &big);
+	assert_true(index_cache_get("/m/a", &id, &got));
+	assert_same(&big, &got);
+	index_free(&got);
+	assert_false(index_cache_get("/m/b", &id, &got));
+	index_cache_put("/m/c", &id2, &small);
+	assert_false(index_cache_get("/m/c", &id2, &got));
+
+	/* Another version of the file: the entry is dropped. */
+	id2 = file_id_of(1, 1);
+	assert_false(index_cache_get("/m/a", &id2, &got));
+	assert_false(index_cache_get("/m/a", &id, &got));
+
+	/* A put replaces what the path had; a get for another version of
+	 * the file drops it. */
+	index_cache_put("/m/a", &id, &big);
+	index_cache_put("/m/a", &id2, &other);
+	assert_true(index_cache_get("/m/a", &id2, &got));
+	assert_same(&other, &got);
+	index_free(&got);
+	assert_false(index_cache_get("/m/a", &id, &got));
+	assert_false(index_cache_get("/m/a", &id2, &got));
+
+	/* Room for two: the one used longest ago goes. */
+	index_cache_budget(0);
+	assert_int_equal(index_copy(&got, &other), 0);
+	one = index_bytes(&got) + 64 + 200;
+	index_free(&got);
+	index_cache_budget(2 * one + one / 2);
+	index_cache_put("/m/1", &id, &big);
+	index_cache_put("/m/2", &id, &big);
+	assert_true(index_cache_get("/m/1", &id, &got));
+	index_free(&got);
+	index_cache_put("/m/3", &id, &big);
+	assert_true(index_cache_get("/m/1", &id, &got));
+	index_free(&got);
+	assert_false(index_cache_get("/m/2", &id, &got));
+	assert_true(index_cache_get("/m/3", &id, &got));
+	index_free(&got);
+
+	/* Too big for the budget: not kept. */
+	index_cache_budget(one / 2);
+	assert_false(index_cache_get("/m/1", &id, &got));
+	index_cache_put("/m/1", &id, &big);
+	assert_false(index_cache_get("/m/1", &id, &got));
+
+	index_cache_budget(0);
+	index_free(&big);
+	index_free(&other);
+	index_free(&small);
 }
 
 static void
@@ -620,6 +811,8 @@ main(void)
 		cmocka_unit_test(test_map),
 		cmocka_unit_test(test_map_unique),
 		cmocka_unit_test(test_index_name_sizes),
+		cmocka_unit_test(test_copy_and_block),
+		cmocka_unit_test(test_index_cache),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
