@@ -152,6 +152,11 @@
 #define RETR_CHUNK			(64 * 1024)
 /* LIST and UIDL: the output one step of the listing writes at most. */
 #define LISTING_STEP			(64 * 1024)
+/* The messages (by wire size) read and encoded ahead of their RETR
+ * while the client reads the one before (commands_prefetch); a smaller
+ * one is read in a few microseconds anyway. */
+#define RETR_PREFETCH_MIN		(16 * 1024)
+#define RETR_PREFETCH_MAX		(128 * 1024)
 /* A message stored in wire form goes out by sendfile in runs between the
  * lines that start with '.' (pop3/wire.h wire_dot_lines); one with more
  * such lines than this goes through the encoder instead. */
@@ -208,8 +213,10 @@
  * SESSION_MEM_FIXED is the most a session holds apart from its mailbox:
  * input up to INPUT_HIGH_WATERMARK, output up to OUTPUT_HIGH_WATERMARK
  * plus the largest step of a reply (a RETR chunk, at most doubled by CRLF
- * and byte-stuffing), the line buffer (the longest line), and 128 KiB for
- * the session itself and the TLS layer's records and state.  The I/O
+ * and byte-stuffing), a prefetched message (RETR_PREFETCH_MAX and half
+ * as much again: byte-stuffing adds at most one octet to every three,
+ * and the buffer its overhead), the line buffer (the longest line), and
+ * 128 KiB for the session itself and the TLS layer's records and state.  The I/O
  * part is a constant, not derived from the limit: it is smaller than the
  * smallest limit allowed (checked at compile time in commands.c), so
  * every limit leaves room for it.
@@ -234,7 +241,8 @@
 #define SESSION_MEMORY_LIMIT_MAX	(4096ull * 1024 * 1024)
 #define SESSION_MEM_FIXED						\
 	(1ull * INPUT_HIGH_WATERMARK + OUTPUT_HIGH_WATERMARK +		\
-	2 * RETR_CHUNK + HARD_MAX_SASL_LINE_LENGTH + 128 * 1024)
+	2 * RETR_CHUNK + RETR_PREFETCH_MAX + RETR_PREFETCH_MAX / 2 +	\
+	HARD_MAX_SASL_LINE_LENGTH + 128 * 1024)
 #define SESSION_MEM_PER_MESSAGE		256
 
 /* Config and user-database files are read whole, bounded. */

@@ -146,6 +146,7 @@ session_new(int fd, uint64_t conn_id, uint64_t id, const char *peer_ip,
 	s->conn_id = conn_id;
 	s->id = id;
 	s->msg_fd = -1;
+	s->retr_next = NO_MSG;
 	s->auth_slot = -1;
 	s->ip_failures = ip_failures;
 	s->peer_port = peer_port;
@@ -475,6 +476,12 @@ on_write(struct bufferevent *bev, void *arg)
 	if (!session_run_cont(s) || s->closing)
 		return;
 	session_input(s);
+	/* All sent, nothing more asked: a client that reads one message at
+	 * a time is busy with it now, and most ask for the next one. */
+	if (s->retr_next != NO_MSG && !s->closing && s->cont == NULL &&
+	    session_output_len(s) == 0 &&
+	    evbuffer_get_length(bufferevent_get_input(s->bev)) == 0)
+		commands_prefetch(s);
 }
 
 /* The TLS layer's reason for a failure, in one line. */

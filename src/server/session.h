@@ -17,6 +17,7 @@
 
 struct bufferevent;
 struct event;
+struct evbuffer;
 struct event_base;
 struct ipc_chan;
 struct ipc_msg;
@@ -30,6 +31,9 @@ enum session_state {
 };
 
 struct session;
+
+/* No message: retr_next when there is nothing to prefetch. */
+#define NO_MSG	UINT32_MAX
 
 /* A long reply in progress: called whenever output has drained;
  * returns 1 when the reply is complete, 0 to be called again. */
@@ -99,6 +103,11 @@ struct session {
 	int			 msg_fd;	/* RETR, TOP */
 	uint64_t		 msg_left;	/* stored octets still to read */
 	struct wire_enc		 enc;
+	/* The message after the last RETR, read and encoded while the
+	 * client was busy with that one (commands_prefetch). */
+	uint32_t		 retr_next;	/* its index, or NO_MSG */
+	uint32_t		 prefetch_idx;
+	struct evbuffer		*prefetch;	/* its body, or empty */
 
 	/* XTND XMIT: a message being received, or sent and awaiting the
 	 * master's answer. */
@@ -187,6 +196,9 @@ void	commands_sasl_line(struct session *s, char *line);
 void	commands_sasl_challenge(struct session *s, const char *b64);
 void	commands_login_ok(struct session *s);
 void	commands_release_mailbox(struct session *s);
+/* While the session waits for its next command: reads and encodes the
+ * message after the one it last sent by RETR (commands.c). */
+void	commands_prefetch(struct session *s);
 /* "-ERR ..." for a command the client should not have sent. */
 void	commands_bad(struct session *s, const char *reply);
 

@@ -16,7 +16,7 @@ import pytest
 from harness import assert_glob, expected_uidl, multiline_body, wire_size
 
 # limits.h: SESSION_MEM_FIXED and SESSION_MEM_PER_MESSAGE.
-SESSION_MEM_FIXED = (64 + 256 + 2 * 64 + 32 + 128) * 1024
+SESSION_MEM_FIXED = (64 + 256 + 2 * 64 + 128 + 64 + 32 + 128) * 1024
 SESSION_MEM_PER_MESSAGE = 256
 DEFAULT_SESSION_MEMORY_LIMIT = 1 << 30
 
