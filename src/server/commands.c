@@ -987,10 +987,11 @@ closed:
  * Reads and encodes the message after the last one sent by RETR into
  * s->prefetch, while the client reads that one: a client that fetches
  * one message at a time asks for it next, and its RETR is then answered
- * at once.  Only a message of RETR_PREFETCH_MIN to RETR_PREFETCH_MAX
- * octets that would go through the encoder (sendfile costs the server
- * next to nothing); anything unusual (a file gone or changed, a short read)
- * leaves nothing, and the RETR, if it comes, takes the usual path.  The
+ * at once.  Only for a client that waits for each reply (one that
+ * pipelines keeps the server busy anyway), and only a message of
+ * RETR_PREFETCH_MIN to RETR_PREFETCH_MAX octets, in wire form or not;
+ * anything unusual (a file gone or changed, a short read) leaves
+ * nothing, and the RETR, if it comes, takes the usual path.  The
  * octets are the ones RETR would send: the file does not change in
  * between (Maildir files are written once; an mbox append goes after
  * the snapshot's messages).
@@ -1007,14 +1008,12 @@ commands_prefetch(struct session *s)
 	int fd;
 
 	s->retr_next = NO_MSG;
-	if (s->state != STATE_TRANSACTION || idx >= s->count ||
-	    s->deleted[idx] || (s->prefetch != NULL &&
+	if (s->pipelines || s->state != STATE_TRANSACTION ||
+	    idx >= s->count || s->deleted[idx] || (s->prefetch != NULL &&
 	    evbuffer_get_length(s->prefetch) > 0))
 		return;
 	mi = mailbox_msg(s->mb, idx);
-	if (mi->size < RETR_PREFETCH_MIN || mi->size > RETR_PREFETCH_MAX ||
-	    (!s->tls && mi->size == mi->stored_size &&
-	    !(mi->flags & MSG_MBOXRD)))
+	if (mi->size < RETR_PREFETCH_MIN || mi->size > RETR_PREFETCH_MAX)
 		return;
 	if (s->prefetch == NULL && (s->prefetch = evbuffer_new()) == NULL)
 		return;

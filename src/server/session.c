@@ -390,6 +390,8 @@ session_input(struct session *s)
 			continue;
 		}
 		s->pipelined++;
+		if (evbuffer_get_length(in) > 0)
+			s->pipelines = true;	/* sent more without waiting */
 		if (rc == LINE_OK && !s->sasl && len > cfg->max_line_length &&
 		    strncasecmp(line, "AUTH ", 5) != 0) {
 			explicit_bzero(line, len);
@@ -412,6 +414,12 @@ session_input(struct session *s)
 		commands_dispatch(s, line);
 		explicit_bzero(line, len);
 	}
+	/* All sent (by the write callback, or straight to the socket),
+	 * nothing more asked: a client that reads one message at a time is
+	 * busy with it now, and most ask for the next one. */
+	if (s->retr_next != NO_MSG && !s->closing && s->cont == NULL &&
+	    session_output_len(s) == 0 && evbuffer_get_length(in) == 0)
+		commands_prefetch(s);
 }
 
 /*
@@ -476,12 +484,6 @@ on_write(struct bufferevent *bev, void *arg)
 	if (!session_run_cont(s) || s->closing)
 		return;
 	session_input(s);
-	/* All sent, nothing more asked: a client that reads one message at
-	 * a time is busy with it now, and most ask for the next one. */
-	if (s->retr_next != NO_MSG && !s->closing && s->cont == NULL &&
-	    session_output_len(s) == 0 &&
-	    evbuffer_get_length(bufferevent_get_input(s->bev)) == 0)
-		commands_prefetch(s);
 }
 
 /* The TLS layer's reason for a failure, in one line. */

@@ -106,6 +106,8 @@ struct session {
 	/* The message after the last RETR, read and encoded while the
 	 * client was busy with that one (commands_prefetch). */
 	uint32_t		 retr_next;	/* its index, or NO_MSG */
+	bool			 pipelines;	/* the client sends commands
+						 * without waiting: no prefetch */
 	uint32_t		 prefetch_idx;
 	struct evbuffer		*prefetch;	/* its body, or empty */
 

@@ -1,9 +1,9 @@
 """
-RETR read-ahead: once a RETR has gone out and nothing more is asked, a
-pop3 worker reads and encodes the next message (16 KiB to 128 KiB, one
-that goes through the encoder: LF mail, mbox mail, or any mail over TLS)
-so that its RETR is answered at once.  Whatever the client asks next, it
-must get exactly what RETR sends without the read-ahead.
+RETR read-ahead: once a RETR has gone out and a client that waits for
+each reply asks nothing more, a pop3 worker reads and encodes the next
+message (16 KiB to 128 KiB) so that its RETR is answered at once.
+Whatever the client asks next, it must get exactly what RETR sends
+without the read-ahead.
 """
 
 import os
@@ -32,8 +32,8 @@ def body(i, size):
     return b"".join(lines)
 
 
-# Sizes around both bounds of the read-ahead, and a CRLF message (sent
-# by sendfile on a plain connection, through the encoder over TLS).
+# Sizes around both bounds of the read-ahead, and a message stored in
+# wire form (CRLF), which RETR otherwise sends by sendfile.
 SIZES = [10 * KIB, 20 * KIB, 100 * KIB, 127 * KIB, 140 * KIB, 64 * KIB,
          17 * KIB, 90 * KIB]
 
@@ -110,9 +110,9 @@ def test_other_orders(srv, tls):
 def test_read_ahead_is_what_was_read(srv):
     """After RETR 2 the worker reads message 3 (100 KiB) while the client
     is busy: removed from the Maildir before its RETR, it is still sent
-    whole, as it was when read.  Message 5 (140 KiB) is too big to be
-    read ahead and message 6 (in wire form) goes by sendfile: once their
-    files are gone, their RETR says so."""
+    whole, as it was when read; so is message 6 (64 KiB, in wire form).
+    Message 5 (140 KiB) is too big to be read ahead: once its file is
+    gone, its RETR says so."""
     with srv.login("alice") as c:
         files = srv.message_files("alice")      # in cur/ now
         msgs = numbered(c, srv)
@@ -125,11 +125,29 @@ def test_read_ahead_is_what_was_read(srv):
         assert c.retr(4) == wire_form(msgs[4])
         time.sleep(0.3)
         os.unlink(files[srv.names[4]])
+        assert_glob(c.command("RETR 5"),
+                    "-ERR [SYS/TEMP] Message was removed.")
+        time.sleep(0.3)
         os.unlink(files[srv.names[5]])
-        for n in (5, 6):
-            assert_glob(c.command("RETR %d" % n),
-                        "-ERR [SYS/TEMP] Message was removed.")
-            time.sleep(0.3)
+        assert c.retr(6) == wire_form(msgs[6])
+        assert_glob(c.quit(), "+OK*")
+
+
+def test_no_read_ahead_for_a_pipelining_client(srv):
+    """A client that sends commands without waiting keeps the server
+    busy by itself: nothing is read ahead for it."""
+    with srv.login("alice") as c:
+        files = srv.message_files("alice")
+        msgs = numbered(c, srv)
+        c.send("NOOP\r\nRETR 2\r\n")
+        assert_glob(c.status(), "+OK*")
+        assert_glob(c.status(), "+OK*")
+        assert c.read_multiline() == wire_form(msgs[2], stuff=True) + \
+            b".\r\n"
+        time.sleep(0.3)
+        os.unlink(files[srv.names[2]])
+        assert_glob(c.command("RETR 3"),
+                    "-ERR [SYS/TEMP] Message was removed.")
         assert_glob(c.quit(), "+OK*")
 
 
