@@ -741,11 +741,14 @@ msg_finish(struct session *s)
 	return 1;
 }
 
+/* Message octets on their way to the wire encoder (retr_cont,
+ * commands_prefetch); the process serves one call at a time. */
+static uint8_t chunk[RETR_CHUNK];
+
 /* Streams the message through the wire encoder, one chunk a call. */
 static int
 retr_cont(struct session *s)
 {
-	static uint8_t chunk[RETR_CHUNK];
 	struct evbuffer *out = bufferevent_get_output(s->bev);
 	uint64_t before = s->enc.octets;
 	ssize_t n;
@@ -999,7 +1002,6 @@ closed:
 void
 commands_prefetch(struct session *s)
 {
-	static uint8_t chunk[RETR_CHUNK];
 	const struct msg_info *mi;
 	struct wire_enc enc;
 	uint32_t idx = s->retr_next;
