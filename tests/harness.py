@@ -946,10 +946,23 @@ def cert_names(cert):
 
 # ------------------------------------------------------------------ server
 
+def free_ports(n, host="127.0.0.1"):
+    """n distinct free ports: all are held at once while they are picked
+    (one port picked, released and picked again could come back)."""
+    socks = []
+    try:
+        for _ in range(n):
+            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            socks.append(s)
+            s.bind((host, 0))
+        return [s.getsockname()[1] for s in socks]
+    finally:
+        for s in socks:
+            s.close()
+
+
 def free_port(host="127.0.0.1"):
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind((host, 0))
-        return s.getsockname()[1]
+    return free_ports(1, host)[0]
 
 
 def _proc_stat(pid):
@@ -1026,11 +1039,13 @@ class Server:
         self.conf_path = os.path.join(self.dir, "postern.conf")
         self.log_path = os.path.join(self.dir, "posternd.log")
         self.host = "127.0.0.1"
-        self.port = free_port()
+        self.port, self.tls_port, self.lmtp_port = free_ports(3)
         self.tls = bool(tls)
         self.pki = (pki or tls_pki()) if tls else pki
-        self.tls_port = free_port() if tls else None
-        self.lmtp_port = free_port() if lmtp else None
+        if not tls:
+            self.tls_port = None
+        if not lmtp:
+            self.lmtp_port = None
         self.lmtp_socket = os.path.join(self.dir, "lmtp.sock") \
             if lmtp_socket else None
         self.ca_file = self.pki.ca_cert if self.pki else None
@@ -1229,9 +1244,11 @@ class Server:
             tail = self.log_text()[log_start:]
             if not self.running() and "in use" in tail and attempt < 2 \
                     and "listen" not in self.overrides:
-                self.port = free_port()
+                self.port, tls_port, lmtp_port = free_ports(3)
                 if self.tls:
-                    self.tls_port = free_port()
+                    self.tls_port = tls_port
+                if self.lmtp_port is not None:
+                    self.lmtp_port = lmtp_port
                 continue
             if self.running():
                 self._kill_all()

@@ -88,8 +88,7 @@ class Dovecot:
         os.chmod(self.dir, 0o755)
         for sub in ("run", "state"):
             os.makedirs(os.path.join(self.dir, sub))
-        self.port = harness.free_port()
-        self.tls_port = harness.free_port()
+        self.port, self.tls_port = harness.free_ports(2)
         self.logf = os.path.join(self.dir, "dovecot.log")
         mail_user = pwd.getpwnam("nobody")
         internal = pwd.getpwnam("dovecot")
